@@ -1,0 +1,40 @@
+"""Settings read from the environment, in one place for the CLI, the client and the executors."""
+
+import os
+from pathlib import Path
+
+DEFAULT_MODEL = "openai/clip-vit-base-patch32"
+DEFAULT_GRPC_PORT = 51000
+DEFAULT_HTTP_PORT = 51001
+
+
+def model_name(configured: str | None = None) -> str:
+    """MEMEFLOW_MODEL overrides the executor's `model` parameter, which defaults to ViT-B/32."""
+    return os.environ.get("MEMEFLOW_MODEL") or configured or DEFAULT_MODEL
+
+
+def allow_random_weights() -> bool:
+    """Opt-in for a model folder without weights: fine for tests and timing, useless for search."""
+    return os.environ.get("MEMEFLOW_ALLOW_RANDOM_WEIGHTS", "").lower() in {"1", "true", "yes"}
+
+
+def workspace(configured: str | None = None) -> Path:
+    """Where the index lives: MEMEFLOW_WORKSPACE, the executor's parameter, or a per-user folder."""
+    chosen = os.environ.get("MEMEFLOW_WORKSPACE") or configured
+    if chosen:
+        return Path(chosen).expanduser().resolve()
+    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data_home) / "memeflow" / "index"
+
+
+def grpc_port() -> int:
+    return int(os.environ.get("MEMEFLOW_GRPC_PORT") or DEFAULT_GRPC_PORT)
+
+
+def http_port() -> int:
+    return int(os.environ.get("MEMEFLOW_HTTP_PORT") or DEFAULT_HTTP_PORT)
+
+
+def host() -> str:
+    """Where clients find the Flow: MEMEFLOW_HOST (host, host:port or grpc://host:port)."""
+    return os.environ.get("MEMEFLOW_HOST") or f"grpc://localhost:{grpc_port()}"

@@ -1,0 +1,61 @@
+"""DocArray v2 document types shared by the gateway, the executors and the clients.
+
+One request document type travels the whole Flow: the client fills `uri`, `blob` or
+`text` (or brings its own `embedding`), the encoder adds the embedding, and the indexer
+stores it or answers with `matches`. Before a reply leaves the Flow the executors drop
+`blob` and, unless asked for, `embedding`, so clients never get image bytes back.
+"""
+
+import hashlib
+from typing import Any
+
+from docarray import BaseDoc, DocList
+from docarray.typing import ID, NdArray
+
+
+class MatchDoc(BaseDoc):
+    """One search hit: what the user needs to show or open the meme, and how close it is."""
+
+    id: ID | None = None
+    uri: str | None = None
+    score: float = 0.0
+    # Plain defaults, which pydantic copies per instance: Jina's HTTP schema turns a
+    # default_factory into a required field and rejects documents without it.
+    tags: dict[str, Any] = {}  # noqa: RUF012
+    embedding: NdArray | None = None
+
+
+class MemeDoc(BaseDoc):
+    """A meme to index or a query to search with.
+
+    `uri` may be a path, a `file://` URL, a `data:image/...;base64,` URI or an
+    `http(s)://` URL; `blob` holds raw image bytes (gRPC only: JSON cannot carry bytes,
+    so HTTP clients send a `data:` URI). A document without an `id` gets one derived
+    from its content (see `content_id`). `error` is set, and the document skipped,
+    when it cannot be read.
+    """
+
+    id: ID | None = None
+    uri: str | None = None
+    blob: bytes | None = None
+    text: str | None = None
+    tags: dict[str, Any] = {}  # noqa: RUF012 (see MatchDoc)
+    embedding: NdArray | None = None
+    error: str | None = None
+    matches: DocList[MatchDoc] = DocList[MatchDoc]()
+
+
+def content_id(*, uri: str | None = None, data: bytes | None = None) -> str:
+    """A stable id for a document that came without one.
+
+    A document with a location (a path or URL) is named by that location, so indexing
+    the same file twice updates one entry even after the file changed; a document
+    without one (bytes, a `data:` URI, a text) is named by its bytes.
+    """
+    if uri and not uri.startswith("data:"):
+        key = b"uri\0" + uri.encode()
+    elif data is not None:
+        key = b"data\0" + data
+    else:
+        raise ValueError("content_id needs a uri or the document's bytes")
+    return hashlib.sha256(key).hexdigest()[:32]
