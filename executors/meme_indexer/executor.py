@@ -1,0 +1,128 @@
+"""In-memory meme index: upsert, exact cosine search, delete; durable in a workspace folder."""
+
+import numpy as np
+from docarray import DocList
+from jina import Executor, requests
+
+from memeflow import config
+from memeflow.docs import MatchDoc, MemeDoc
+from memeflow.store import Record, VectorStore
+
+DEFAULT_TOP_K = 10
+
+
+def _flag(parameters: dict, name: str) -> bool:
+    value = parameters.get(name, False)
+    return value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes"}
+
+
+def _top_k(parameters: dict) -> int:
+    """HTTP sends numbers as floats (2 -> 2.0): accept whole numbers, refuse the rest."""
+    raw = parameters.get("top_k", DEFAULT_TOP_K)
+    try:
+        top_k = float(raw)
+    except (TypeError, ValueError):
+        top_k = float("nan")
+    if not top_k.is_integer() or top_k < 1:
+        raise ValueError(f"top_k must be a whole number >= 1, got {raw!r}")
+    return int(top_k)
+
+
+class MemeIndexer(Executor):
+    """Keeps every vector in one matrix; a search is one matrix product (see `VectorStore`)."""
+
+    def __init__(self, workspace: str | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        path = config.workspace(workspace)
+        self.store = VectorStore(path)
+        self.logger.info(f"index at {path}: {len(self.store)} documents")
+
+    def _storable(self, doc: MemeDoc, dim: int | None) -> bool:
+        """Only documents with a usable vector are stored; the others say why in `error`."""
+        if doc.error:
+            return False
+        if doc.embedding is None:
+            doc.error = "document has no embedding: send it through the encoder or bring one"
+            return False
+        shape = np.shape(doc.embedding)
+        if dim is not None and shape != (dim,):
+            doc.error = (
+                f"embedding has shape {shape} but the index holds {dim}-d vectors: "
+                "use the index's model, or /clear the index first"
+            )
+            return False
+        return True
+
+    @requests(on="/index")
+    def index(self, docs: DocList[MemeDoc], parameters: dict, **kwargs) -> DocList[MemeDoc]:
+        dim, valid = self.store.dim, []
+        for doc in docs:
+            if self._storable(doc, dim):
+                valid.append(doc)
+                dim = dim or np.shape(doc.embedding)[0]  # an empty index takes the first one's
+        if valid:
+            with self.monitor("index_seconds", "Time to store a request's vectors"):
+                self.store.upsert(
+                    [doc.id for doc in valid],
+                    np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in valid]),
+                    [Record(uri=doc.uri, tags=doc.tags) for doc in valid],
+                )
+        if not _flag(parameters, "return_embeddings"):
+            for doc in docs:
+                doc.embedding = None
+        return docs
+
+    @requests(on="/search")
+    def search(self, docs: DocList[MemeDoc], parameters: dict, **kwargs) -> DocList[MemeDoc]:
+        top_k = _top_k(parameters)
+        with_vectors = _flag(parameters, "return_embeddings")
+        queries = [doc for doc in docs if not doc.error and doc.embedding is not None]
+        if queries and self.store.dim is not None:
+            matrix = np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in queries])
+            if matrix.shape[1] != self.store.dim:
+                raise ValueError(
+                    f"query embeddings are {matrix.shape[1]}-d but the index holds "
+                    f"{self.store.dim}-d vectors"
+                )
+            with self.monitor("search_seconds", "Time to search the index"):
+                results = self.store.search(matrix, top_k)
+            for doc, hits in zip(queries, results, strict=True):
+                doc.matches = DocList[MatchDoc]([MatchDoc(**hit) for hit in hits])
+                if with_vectors and hits:
+                    vectors = self.store.vectors([hit["id"] for hit in hits])
+                    for match, vector in zip(doc.matches, vectors, strict=True):
+                        match.embedding = vector
+        if not with_vectors:
+            for doc in docs:
+                doc.embedding = None
+        return docs
+
+    @requests(on="/delete")
+    def delete(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+        removed = self.store.delete([doc.id for doc in docs if doc.id])
+        return DocList[MemeDoc]([MemeDoc(tags={"deleted": removed, "count": len(self.store)})])
+
+    @requests(on="/get")
+    def get(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+        """The stored uri and tags of the given ids; ids not in the index are left out."""
+        ids = [doc.id for doc in docs if doc.id]
+        return DocList[MemeDoc](
+            [
+                MemeDoc(id=doc_id, uri=record["uri"], tags=record["tags"])
+                for doc_id, record in zip(ids, self.store.get(ids), strict=True)
+                if record is not None
+            ]
+        )
+
+    @requests(on="/count")
+    def count(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+        return DocList[MemeDoc]([MemeDoc(tags={"count": len(self.store), "dim": self.store.dim})])
+
+    @requests(on="/clear")
+    def clear(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+        self.store.clear()
+        return DocList[MemeDoc]([MemeDoc(tags={"count": 0})])
+
+    def close(self) -> None:
+        self.store.close()
+        super().close()

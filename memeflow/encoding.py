@@ -1,0 +1,123 @@
+"""Turn a request's documents into embeddings, one bad document never failing the rest.
+
+Images are read, decoded and preprocessed in worker threads while the model embeds the
+previous batch; texts are embedded in batches; documents that bring their own vector
+are checked and passed through.
+"""
+
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+from memeflow.docs import MemeDoc, content_id
+from memeflow.images import (
+    ImageLoadError,
+    decode_image,
+    describe_source,
+    normalise_uri,
+    read_source,
+)
+from memeflow.model import ClipModel
+
+NO_INPUT = "document has neither text nor image: set `text`, `uri` or `blob` (or `embedding`)"
+
+
+def _has_image(doc: MemeDoc) -> bool:
+    return doc.blob is not None or bool(doc.uri)
+
+
+def _prepare_image(model: ClipModel, doc: MemeDoc) -> torch.Tensor:
+    """Read and preprocess one document's image; names the document's source on failure."""
+    if doc.uri and not doc.uri.startswith("data:"):
+        doc.uri = normalise_uri(doc.uri)
+    data = read_source(doc.uri, doc.blob)
+    if doc.id is None:
+        doc.id = content_id(uri=doc.uri, data=data)
+    image = decode_image(data, source=describe_source(doc.uri, doc.blob))
+    return model.preprocess(image)
+
+
+def _batches(items: Sequence[MemeDoc], size: int) -> Iterator[Sequence[MemeDoc]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _check_own_vector(doc: MemeDoc, dim: int) -> None:
+    vector = np.asarray(doc.embedding, dtype=np.float32)
+    if vector.ndim != 1 or vector.shape[0] != dim:
+        doc.error = (
+            f"embedding has shape {tuple(vector.shape)} but the model makes {dim}-d vectors: "
+            f"send a {dim}-d vector or leave `embedding` empty"
+        )
+    elif not np.isfinite(vector).all() or not np.any(vector):
+        doc.error = "embedding is zero or holds NaN/inf: send a finite, non-zero vector"
+
+
+def embed_images(
+    model: ClipModel, docs: Sequence[MemeDoc], pool: ThreadPoolExecutor, batch_size: int
+) -> None:
+    """Embed the images of `docs`, preparing batch i+1 in `pool` while the model runs batch i."""
+    batches = list(_batches(docs, batch_size))
+    pending: list[list[Future[torch.Tensor]]] = []
+
+    def submit(batch: Sequence[MemeDoc]) -> None:
+        pending.append([pool.submit(_prepare_image, model, doc) for doc in batch])
+
+    if batches:
+        submit(batches[0])
+    for index, batch in enumerate(batches):
+        futures = pending[index]
+        if index + 1 < len(batches):
+            submit(batches[index + 1])
+        ready: list[MemeDoc] = []
+        pixels: list[torch.Tensor] = []
+        for doc, future in zip(batch, futures, strict=True):
+            try:
+                pixels.append(future.result())
+                ready.append(doc)
+            except ImageLoadError as exc:
+                doc.error = str(exc)
+            except Exception as exc:  # a decoder bug must not cost the rest of the request
+                doc.error = f"{describe_source(doc.uri, doc.blob)}: could not read image ({exc!r})"
+        if ready:
+            for doc, vector in zip(ready, model.encode_pixels(torch.stack(pixels)), strict=True):
+                doc.embedding = vector
+
+
+def embed_texts(model: ClipModel, docs: Sequence[MemeDoc], batch_size: int) -> None:
+    for batch in _batches(docs, batch_size):
+        for doc, vector in zip(batch, model.encode_texts([d.text for d in batch]), strict=True):
+            doc.embedding = vector
+            if doc.id is None:
+                doc.id = content_id(data=doc.text.encode())
+
+
+def embed_documents(
+    model: ClipModel, docs: Sequence[MemeDoc], pool: ThreadPoolExecutor, batch_size: int = 16
+) -> None:
+    """Give every readable document an embedding and every unreadable one an `error`.
+
+    An image wins over a text when a document has both (the text is then a caption).
+    """
+    images, texts = [], []
+    for doc in docs:
+        if doc.error:
+            continue
+        if doc.embedding is not None:
+            _check_own_vector(doc, model.dim)
+            if doc.id is None and not doc.error:
+                doc.id = content_id(data=np.asarray(doc.embedding, dtype=np.float32).tobytes())
+        elif _has_image(doc):
+            images.append(doc)
+        elif doc.text and doc.text.strip():
+            texts.append(doc)
+        else:
+            doc.error = NO_INPUT
+    embed_images(model, images, pool, batch_size)
+    embed_texts(model, texts, batch_size)
+    for doc in docs:
+        doc.blob = None  # never carried further: the indexer and the client need no bytes
+        if doc.uri and doc.uri.startswith("data:"):
+            doc.uri = None

@@ -1,0 +1,118 @@
+"""Shared test set-up: the no-weights CLIP model, real memes from ../shared, free ports."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+NO_WEIGHTS_MODEL = SHARED / "models" / "clip-vit-base-patch32-noweights"
+MEMES = SHARED / "data" / "memes" / "templates"
+
+# Nothing in the tests may reach a model hub, and Jina must not phone home.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["JINA_OPTOUT_TELEMETRY"] = "1"
+os.environ["MEMEFLOW_MODEL"] = str(NO_WEIGHTS_MODEL)
+os.environ["MEMEFLOW_ALLOW_RANDOM_WEIGHTS"] = "1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def meme_files() -> list[Path]:
+    files = sorted(p for p in MEMES.rglob("*") if p.suffix in {".jpg", ".png", ".gif"})
+    assert len(files) == 260, f"expected the 260 shared meme images in {MEMES}"
+    return files
+
+
+@pytest.fixture(scope="session")
+def clip_model():
+    from memeflow.model import ClipModel
+
+    return ClipModel(str(NO_WEIGHTS_MODEL), allow_random=True)
+
+
+def processes_with(marker: str) -> list[int]:
+    """Pids of live processes whose environment holds `marker` (inherited by every child)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if marker.encode() in (proc / "environ").read_bytes():
+                status = (proc / "status").read_text()
+                if "\nState:\tZ" not in status:  # zombies hold no resources
+                    found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+class Service:
+    """`memeflow serve` in the background, as a user runs it, on free ports."""
+
+    def __init__(self, workspace: Path, log: Path) -> None:
+        self.grpc_port, self.http_port = free_port(), free_port()
+        self.marker = f"MEMEFLOW_TEST_RUN={uuid.uuid4().hex}"
+        self.env = dict(
+            os.environ,
+            MEMEFLOW_WORKSPACE=str(workspace),
+            MEMEFLOW_GRPC_PORT=str(self.grpc_port),
+            MEMEFLOW_HTTP_PORT=str(self.http_port),
+            MEMEFLOW_HOST=f"grpc://127.0.0.1:{self.grpc_port}",
+        )
+        key, value = self.marker.split("=")
+        self.env[key] = value
+        self.log_path = log
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self, timeout: float = 240) -> "Service":
+        log = self.log_path.open("a")
+        earlier = log.tell()  # a restart appends: only a new ready line counts
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "memeflow"), "serve"],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+        )
+        deadline = time.monotonic() + timeout
+        while "memeflow is ready" not in self.log_path.read_text()[earlier:]:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"memeflow serve did not start:\n{self.log_path.read_text()}")
+            time.sleep(0.5)
+        return self
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM, as a service manager sends it; returns the exit code."""
+        assert self.process
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(Path(sys.executable).parent / "memeflow"), *args],
+            env=self.env, capture_output=True, text=True, timeout=timeout, check=False,
+        )
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    root = tmp_path_factory.mktemp("service")
+    running = Service(root / "workspace", root / "serve.log").start()
+    yield running
+    if running.process and running.process.poll() is None:
+        running.stop()
