@@ -1,0 +1,27 @@
+# The two commands of the README: `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MEMES ?= data/memes/templates
+
+.PHONY: install demo test lint
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[test,notebook]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	test -d $(MEMES) || $(PY) data/fetch_memes.py
+	$(PY) -m memeflow.demo $(MEMES)
+
+# pytest exits 5 when it collected no test: said plainly rather than failing as a crash.
+test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest || { status=$$?; [ $$status -eq 5 ] && echo "pytest collected no tests"; \
+		[ $$status -eq 5 ] || exit $$status; }
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
