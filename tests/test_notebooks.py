@@ -20,7 +20,6 @@ def test_quickstart_runs(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("MEMEFLOW_WORKSPACE", str(tmp_path / "workspace"))
     monkeypatch.setenv("MEMEFLOW_GRPC_PORT", str(free_port()))
     monkeypatch.setenv("MEMEFLOW_HTTP_PORT", str(free_port()))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
     notebook = nbformat.read(REPO / "notebooks" / "quickstart.ipynb", as_version=4)
     workdir = tmp_path / "run"
     workdir.mkdir()
