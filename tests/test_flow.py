@@ -169,8 +169,26 @@ def test_delete_removes_for_good(client, meme_files) -> None:
     assert client.delete([file_id(victim)]) == 0
 
 
+def test_cli_index_names_each_bad_file_and_indexes_the_good(service, meme_files, tmp_path) -> None:
+    from PIL import Image
+
+    (tmp_path / "truncated.jpg").write_bytes(meme_files[0].read_bytes()[:3000])
+    (tmp_path / "notes.jpg").write_text("a text file with an image name")
+    Image.new("1", (10000, 9000)).save(tmp_path / "huge.png")  # over Pillow's pixel limit
+    (tmp_path / "good.jpg").write_bytes(meme_files[1].read_bytes())
+    run = service.cli("index", "-q", str(tmp_path))
+    lines = run.stdout.strip().splitlines()
+    assert lines[-1] == "1 indexed, 0 unchanged, 3 failed"
+    failures = {line.split(": ")[1]: line for line in lines[:-1]}
+    assert "truncated" in failures[str(tmp_path / "truncated.jpg")]
+    assert "not an image" in failures[str(tmp_path / "notes.jpg")]
+    assert "decompression-bomb limit" in failures[str(tmp_path / "huge.png")]
+    assert service.cli("count").stdout == "260\n"
+
+
 def test_restart_keeps_count_and_results(service, client, meme_files) -> None:
     probe = meme_files[42]
+    count = client.count()
     before = client.search_image(probe, top_k=5)
     text_before = client.search_text("success kid", top_k=5)
     marker = service.marker.split("=")[1]
@@ -182,7 +200,7 @@ def test_restart_keeps_count_and_results(service, client, meme_files) -> None:
 
     service.start()
     again = MemeClient(service.env["MEMEFLOW_HOST"])
-    assert again.count() == 259
+    assert again.count() == count
     after = again.search_image(probe, top_k=5)
     assert [h["id"] for h in after] == [h["id"] for h in before]
     assert [h["score"] for h in after] == pytest.approx([h["score"] for h in before], abs=1e-5)
