@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from memeflow import config
 from memeflow.client import Hit, MemeClient
 from memeflow.files import find_images
 from memeflow.service import FlowProcess
@@ -34,6 +35,9 @@ def main(argv: list[str]) -> int:
             report = client.index_paths([folder], on_progress=bar.update)
         print(f"{len(report.indexed)} indexed, {len(report.unchanged)} unchanged, "
               f"{len(report.failed)} failed; {client.count()} memes in the index")
+        if config.allow_random_weights():
+            print("\nMEMEFLOW_ALLOW_RANDOM_WEIGHTS is set: with a model folder without weights "
+                  "the rankings below carry no meaning (a search by example still finds itself).")
         for query in QUERIES:
             show(f'search "{query}":', client.search_text(query, top_k=5))
         example = next((p for p in files if p.parent.name == "drake"), files[0])
