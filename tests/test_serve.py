@@ -1,6 +1,7 @@
 """`memeflow serve` when the Flow cannot start: a clear message and a non-zero exit, fast."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -51,3 +52,28 @@ def test_executor_that_fails_to_start_does_not_hang_the_flow(tmp_path) -> None:
     assert seconds < 30
     time.sleep(1)
     assert processes_with("MEMEFLOW_TEST_RUN=broken-model-run") == []
+
+
+@pytest.mark.flow
+def test_plain_jina_flow_serves_the_same_flow(tmp_path) -> None:
+    """`jina flow --uses flow.yml` works too (on flow.yml's own ports, 51000 and 51001)."""
+    from memeflow.client import MemeClient
+    from tests.conftest import REPO
+
+    env = dict(os.environ, MEMEFLOW_WORKSPACE=str(tmp_path / "ws"), MEMEFLOW_TEST_RUN="jina-flow")
+    log = tmp_path / "flow.log"
+    with log.open("w") as out:
+        flow = subprocess.Popen([str(Path(sys.executable).parent / "jina"), "flow", "--uses",
+                                 "flow.yml"], cwd=REPO, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while "Flow is ready to serve" not in log.read_text():
+            assert flow.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+        client = MemeClient("grpc://127.0.0.1:51000")
+        assert client.count() == 0
+        assert len(client.search_text("anything")) == 0
+    finally:
+        os.killpg(flow.pid, signal.SIGINT)
+        flow.wait(30)
