@@ -4,28 +4,10 @@ import numpy as np
 from docarray import DocList
 from jina import Executor, requests
 
-from memeflow import config
+from memeflow import config, params
 from memeflow.docs import MatchDoc, MemeDoc
+from memeflow.shards import shard_of
 from memeflow.store import Record, VectorStore
-
-DEFAULT_TOP_K = 10
-
-
-def _flag(parameters: dict, name: str) -> bool:
-    value = parameters.get(name, False)
-    return value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes"}
-
-
-def _top_k(parameters: dict) -> int:
-    """HTTP sends numbers as floats (2 -> 2.0): accept whole numbers, refuse the rest."""
-    raw = parameters.get("top_k", DEFAULT_TOP_K)
-    try:
-        top_k = float(raw)
-    except (TypeError, ValueError):
-        top_k = float("nan")
-    if not top_k.is_integer() or top_k < 1:
-        raise ValueError(f"top_k must be a whole number >= 1, got {raw!r}")
-    return int(top_k)
 
 
 class MemeIndexer(Executor):
@@ -33,9 +15,17 @@ class MemeIndexer(Executor):
 
     def __init__(self, workspace: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
+        # With `shards: N` every shard sees every request and keeps the ids it owns.
+        self.shard_id = getattr(self.runtime_args, "shard_id", 0) or 0
+        self.shards = getattr(self.runtime_args, "shards", 1) or 1
         path = config.workspace(workspace)
+        if self.shards > 1:
+            path = path / f"shard-{self.shard_id}-of-{self.shards}"
         self.store = VectorStore(path)
         self.logger.info(f"index at {path}: {len(self.store)} documents")
+
+    def _owns(self, doc: MemeDoc) -> bool:
+        return self.shards == 1 or shard_of(doc.id, self.shards) == self.shard_id
 
     def _storable(self, doc: MemeDoc, dim: int | None) -> bool:
         """Only documents with a usable vector are stored; the others say why in `error`."""
@@ -57,7 +47,7 @@ class MemeIndexer(Executor):
     def index(self, docs: DocList[MemeDoc], parameters: dict, **kwargs) -> DocList[MemeDoc]:
         dim, valid = self.store.dim, []
         for doc in docs:
-            if self._storable(doc, dim):
+            if self._owns(doc) and self._storable(doc, dim):
                 valid.append(doc)
                 dim = dim or np.shape(doc.embedding)[0]  # an empty index takes the first one's
         if valid:
@@ -67,15 +57,15 @@ class MemeIndexer(Executor):
                     np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in valid]),
                     [Record(uri=doc.uri, tags=doc.tags) for doc in valid],
                 )
-        if not _flag(parameters, "return_embeddings"):
+        if not params.flag(parameters, "return_embeddings"):
             for doc in docs:
                 doc.embedding = None
         return docs
 
     @requests(on="/search")
     def search(self, docs: DocList[MemeDoc], parameters: dict, **kwargs) -> DocList[MemeDoc]:
-        top_k = _top_k(parameters)
-        with_vectors = _flag(parameters, "return_embeddings")
+        top_k = params.top_k(parameters)
+        with_vectors = params.flag(parameters, "return_embeddings")
         queries = [doc for doc in docs if not doc.error and doc.embedding is not None]
         if queries and self.store.dim is not None:
             matrix = np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in queries])
@@ -99,7 +89,7 @@ class MemeIndexer(Executor):
 
     @requests(on="/delete")
     def delete(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
-        removed = self.store.delete([doc.id for doc in docs if doc.id])
+        removed = self.store.delete([doc.id for doc in docs if doc.id and self._owns(doc)])
         return DocList[MemeDoc]([MemeDoc(tags={"deleted": removed, "count": len(self.store)})])
 
     @requests(on="/get")

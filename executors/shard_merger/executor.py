@@ -1,0 +1,46 @@
+"""Merges the replies of a sharded indexer (`uses_after`) into what one shard would say.
+
+`docs` declares the document type; the shards' replies arrive in `docs_matrix`.
+"""
+
+from docarray import DocList
+from jina import Executor, requests
+
+from memeflow import params
+from memeflow.docs import MemeDoc
+from memeflow.shards import merge_matches
+
+Replies = list[DocList[MemeDoc]]
+
+
+class ShardMerger(Executor):
+    """Jina's default reduce would concatenate the shards' match lists, unsorted."""
+
+    @requests(on="/search")
+    def search(self, docs: DocList[MemeDoc], docs_matrix: Replies, parameters: dict, **kwargs
+               ) -> DocList[MemeDoc]:
+        top_k = params.top_k(parameters)
+        merged = docs_matrix[0]
+        for position, doc in enumerate(merged):
+            doc.matches = merge_matches([shard[position].matches for shard in docs_matrix], top_k)
+        return merged
+
+    @requests(on="/index")
+    def index(self, docs: DocList[MemeDoc], docs_matrix: Replies, **kwargs) -> DocList[MemeDoc]:
+        """Each document's error comes from its own shard; the others left it untouched."""
+        merged = docs_matrix[0]
+        for position, doc in enumerate(merged):
+            doc.error = next((s[position].error for s in docs_matrix if s[position].error), None)
+        return merged
+
+    @requests(on=["/count", "/delete", "/clear"])
+    def totals(self, docs: DocList[MemeDoc], docs_matrix: Replies, **kwargs) -> DocList[MemeDoc]:
+        tags = [shard[0].tags for shard in docs_matrix]
+        summed = {key: sum(t.get(key) or 0 for t in tags) for key in ("count", "deleted")}
+        dims = {t.get("dim") for t in tags} - {None}
+        summed["dim"] = dims.pop() if dims else None
+        return DocList[MemeDoc]([MemeDoc(tags=summed)])
+
+    @requests(on="/get")
+    def get(self, docs: DocList[MemeDoc], docs_matrix: Replies, **kwargs) -> DocList[MemeDoc]:
+        return DocList[MemeDoc]([doc for shard in docs_matrix for doc in shard])

@@ -1,0 +1,27 @@
+"""Splitting the index over shards and merging their answers into one.
+
+Every shard sees every request (polling ALL). A document belongs to the shard its id
+hashes to, so re-indexing an id always lands on the same shard and never duplicates it.
+Each shard answers a search with its own exact top-k; the best k of their union, in the
+store's order (score descending, then id), is exactly what one shard holding
+everything would return.
+"""
+
+import hashlib
+from collections.abc import Sequence
+
+from docarray import DocList
+
+from memeflow.docs import MatchDoc
+
+
+def shard_of(doc_id: str, shards: int) -> int:
+    """Stable across processes and Python versions (unlike the built-in hash)."""
+    digest = hashlib.blake2b(doc_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % shards
+
+
+def merge_matches(per_shard: Sequence[DocList[MatchDoc]], top_k: int) -> DocList[MatchDoc]:
+    merged = [match for matches in per_shard for match in matches]
+    merged.sort(key=lambda match: (-match.score, match.id or ""))
+    return DocList[MatchDoc](merged[:top_k])
