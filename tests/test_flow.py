@@ -156,6 +156,7 @@ def test_bad_documents_fail_alone(client) -> None:
     assert results["not-image"].error
     assert "512" in results["short-vector"].error
     assert results["good-text"].error is None
+    assert all(d.embedding is None and d.blob is None for d in results.values())  # /index replies
     assert set(client.stored(list(results))) == {"good-text"}
     client.delete(["good-text"])
 
