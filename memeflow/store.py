@@ -5,6 +5,11 @@ Both files are sequences of frames, `MAGIC | payload length (u64 LE) | crc32 (u3
 where a payload is one JSON header line followed by raw little-endian float32 vectors.
 Log records carry increasing sequence numbers and the snapshot holds the last one it includes,
 so a log left behind by a crash mid-compaction is skipped on replay instead of re-applied.
+
+Beyond `exact_max` documents a search asks an HNSW graph (`memeflow.ann`) for candidates
+instead of scanning every row, then ranks them exactly as before. The graph is saved next to
+the snapshot (at compaction and on close) with the sequence number it covers, so a restart
+replays only the log records after it; a missing, stale or damaged graph is rebuilt.
 """
 
 import contextlib
@@ -20,13 +25,17 @@ from typing import Any, TypedDict
 
 import numpy as np
 
+from memeflow.ann import HnswIndex, HnswParams
+
 logger = logging.getLogger(__name__)
 
 MAGIC = b"MFv1"
 FRAME = struct.Struct("<4sQI")  # magic, payload length, crc32 of the payload
-SNAPSHOT, LOG = "snapshot.bin", "log.bin"
+SNAPSHOT, LOG, GRAPH = "snapshot.bin", "log.bin", "hnsw.bin"
 MIN_COMPACT_BYTES = 64 << 20
 EPS32 = float(np.finfo(np.float32).eps)
+EXACT_MAX = 200_000  # exact search scans 200k 512-d rows in about 20 ms on 2 cores
+MAX_ANN_K = 1_000  # a larger top_k is searched exactly: a graph search that wide gains little
 
 
 class Hit(TypedDict):
@@ -129,11 +138,17 @@ class VectorStore:
     """Documents by id: a float32 matrix with spare rows, its row ids, and their records."""
 
     def __init__(
-        self, workspace: str | os.PathLike | None = None, *, compact_bytes: int | None = None
+        self,
+        workspace: str | os.PathLike | None = None,
+        *,
+        compact_bytes: int | None = None,
+        exact_max: int = EXACT_MAX,
+        hnsw: HnswParams | None = None,
     ) -> None:
         """workspace=None: memory only. Otherwise a folder (created if missing) holding the
         snapshot and the log; loads them. compact_bytes: log size that triggers compaction
-        (default: max(64 MiB, snapshot size))."""
+        (default: max(64 MiB, snapshot size)). exact_max: the most documents searched
+        exactly; beyond, an HNSW graph with `hnsw` settings finds the candidates."""
         self.dim: int | None = None
         self._ids: list[str] = []
         self._rows: dict[str, int] = {}
@@ -141,6 +156,10 @@ class VectorStore:
         self._matrix = np.empty((0, 0), np.float32)
         self._seq = self._log_size = self._snapshot_size = 0
         self._compact_bytes = compact_bytes
+        self._exact_max, self._hnsw = exact_max, hnsw or HnswParams()
+        self._ann: HnswIndex | None = None
+        self._ann_seq = -1  # the seq the saved graph covers
+        self._saved_ann: tuple[HnswIndex, int] | None = None  # read at load, awaiting its seq
         self._closed = False
         self._dir: Path | None = None
         self._fd: int | None = None
@@ -154,6 +173,7 @@ class VectorStore:
                     _fsync_dir(self._dir)
                 self._load()
             except BaseException:
+                self._ann = None  # half loaded: leave the saved graph as it is
                 self.close()
                 raise
 
@@ -185,6 +205,7 @@ class VectorStore:
             {"op": "upsert", "dim": dim, "count": len(ids), "ids": ids, "records": records}, matrix
         )
         self._apply_upsert(ids, matrix, records, dim)
+        self._maintain_ann()
         self._maybe_compact()
 
     def delete(self, ids: Sequence[str]) -> int:
@@ -194,6 +215,7 @@ class VectorStore:
         if present:
             self._log({"op": "delete", "ids": present})
             self._apply_delete(present)
+            self._maintain_ann()
             self._maybe_compact()
         return len(present)
 
@@ -222,7 +244,10 @@ class VectorStore:
         One float32 matrix product ranks everything. BLAS does not round identical rows
         identically, so every document within its error bound of the k-th score is scored
         again in float64, row by row (the same rounding for equal vectors), and those exact
-        scores decide the order: equal vectors are true ties, broken by id."""
+        scores decide the order: equal vectors are true ties, broken by id.
+
+        Beyond exact_max documents the HNSW graph proposes candidates instead (approximate:
+        a true top-k document can be missed), ranked by the same float64 scores."""
         self._check_open()
         if top_k <= 0:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
@@ -233,28 +258,38 @@ class VectorStore:
         if n == 0:
             return [[] for _ in queries]
         k, matrix = min(top_k, n), self._matrix[:n]
+        if self._ann is not None and n > self._exact_max and top_k <= MAX_ANN_K:
+            candidates = self._ann.search(queries, 2 * k + 10)  # the margin absorbs quantisation
+            return [
+                self._ranked(matrix, query, rows, k)
+                for query, rows in zip(queries, candidates, strict=True)
+            ]
         scores = queries @ matrix.T
         kth = np.partition(scores, n - k, axis=1)[:, n - k]
         # A float32 dot product of unit vectors errs by at most dim * eps / 2; a document can
         # belong in the top k if its score is within twice that of the k-th: double it again.
         slack = 2 * queries.shape[1] * EPS32
-        results = []
-        for query, row, threshold in zip(queries, scores, kth, strict=True):
-            rows = np.flatnonzero(row >= threshold - slack)
-            exact = _exact_scores(matrix, rows, query)
-            ids = np.array([self._ids[r] for r in rows], dtype=object)  # Python str order
-            order = np.lexsort((ids, -exact))[:k]
-            results.append(
-                [self._hit(r, s) for r, s in zip(rows[order], exact[order].tolist(), strict=True)]
-            )
-        return results
+        return [
+            self._ranked(matrix, query, np.flatnonzero(row >= threshold - slack), k)
+            for query, row, threshold in zip(queries, scores, kth, strict=True)
+        ]
 
     def close(self) -> None:
-        """Closes the log; the store refuses further use. Safe to call twice."""
+        """Saves the HNSW graph if it changed, closes the log; the store refuses further use.
+        Safe to call twice."""
         if self._fd is not None:
+            if self._ann is not None:
+                self._save_ann()
             os.close(self._fd)
             self._fd = None
         self._closed = True
+
+    def _ranked(self, matrix: np.ndarray, query: np.ndarray, rows: np.ndarray, k: int) -> list[Hit]:
+        """The best k of `rows` by float64 score, then by id."""
+        exact = _exact_scores(matrix, rows, query)
+        ids = np.array([self._ids[r] for r in rows], dtype=object)  # Python str order
+        order = np.lexsort((ids, -exact))[:k]
+        return [self._hit(r, s) for r, s in zip(rows[order], exact[order].tolist(), strict=True)]
 
     def _hit(self, row: int, score: float) -> Hit:
         record = self._records[self._ids[row]]
@@ -287,6 +322,12 @@ class VectorStore:
             self._records[doc_id] = record
             rows.append(row)
         self._matrix[rows] = vectors
+        if self._ann is not None:
+            try:
+                self._ann.add(np.array(rows), vectors)
+            except (MemoryError, RuntimeError):  # the store has the change: rebuild later
+                logger.exception("adding to the HNSW graph failed; dropping it")
+                self._ann = None
 
     def _apply_delete(self, ids: list[str]) -> None:
         """Moves the last row into each hole: O(1) per id, rows stay contiguous."""
@@ -295,6 +336,8 @@ class VectorStore:
             if row is None:
                 continue
             last = self._ids.pop()
+            if self._ann is not None:
+                self._ann.delete(row, len(self._ids))
             if last != doc_id:
                 self._matrix[row] = self._matrix[len(self._ids)]
                 self._ids[row], self._rows[last] = last, row
@@ -303,6 +346,7 @@ class VectorStore:
     def _apply_clear(self) -> None:
         self.dim, self._ids, self._rows, self._records = None, [], {}, {}
         self._matrix = np.empty((0, 0), np.float32)
+        self._ann = None
 
     def _log(self, header: dict[str, Any], vectors: np.ndarray | None = None) -> None:
         """Appends one record and fsyncs it: when this returns, the change survives a crash."""
@@ -350,11 +394,51 @@ class VectorStore:
         os.ftruncate(self._fd, 0)  # a crash before this: the old log's seqs are all skipped
         os.fsync(self._fd)
         self._log_size = 0
+        self._save_ann()
+
+    def _maintain_ann(self, why: str = "the store outgrew exact search") -> None:
+        """Builds the graph once the store passes exact_max, rebuilds it when tombstones pile
+        up, drops it below exact_max / 2 (not at exact_max: no rebuilding back and forth).
+        The change is already durable, so a failed build only logs; searches stay exact."""
+        n = len(self._ids)
+        if n <= self._exact_max // 2:
+            self._ann = None
+            return
+        if self._ann is not None and self._ann.needs_rebuild():
+            why = f"{self._ann.tombstones} deleted or replaced vectors in it"
+        elif self._ann is not None or n <= self._exact_max:
+            return
+        started, self._ann = time.perf_counter(), None
+        try:
+            self._ann = HnswIndex.build(self._matrix[:n], self._hnsw)
+        except (MemoryError, RuntimeError):
+            logger.exception("building the HNSW graph over %d vectors failed", n)
+            return
+        took = time.perf_counter() - started
+        logger.info("built the HNSW graph over %d vectors in %.1f s (%s)", n, took, why)
+
+    def _save_ann(self) -> None:
+        """Writes the graph next to the snapshot unless it is saved already, or removes a
+        graph that is no longer kept. It only saves time at the next start, so failing to
+        write it warns instead of raising."""
+        if self._dir is None:
+            return
+        path = self._dir / GRAPH
+        try:
+            if self._ann is None:
+                path.unlink(missing_ok=True)
+            elif self._ann_seq != self._seq:
+                self._ann.save(path, self._seq)
+                self._ann_seq = self._seq
+        except (OSError, RuntimeError):
+            logger.warning("saving the HNSW graph to %s failed", path, exc_info=True)
 
     def _load(self) -> None:
         assert self._dir is not None and self._fd is not None
         started = time.perf_counter()
         (self._dir / f"{SNAPSHOT}.tmp").unlink(missing_ok=True)  # from an unfinished compaction
+        (self._dir / f"{GRAPH}.tmp").unlink(missing_ok=True)
+        why = self._read_ann()
         snapshot = self._dir / SNAPSHOT
         if snapshot.exists():
             data = snapshot.read_bytes()
@@ -377,8 +461,34 @@ class VectorStore:
             os.fsync(self._fd)
         self._replay(data, spans, log, {"upsert", "delete", "clear"})
         self._log_size = end
+        if self._saved_ann is not None:
+            why = f"the saved graph (record {self._saved_ann[1]}) does not match the store"
+            self._saved_ann = None
         took = time.perf_counter() - started
-        logger.info("loaded %d documents from %s in %.2f s", len(self), self._dir, took)
+        graph = "" if self._ann is None else " and its HNSW graph"
+        logger.info("loaded %d documents%s from %s in %.2f s", len(self), graph, self._dir, took)
+        self._maintain_ann(why or "no saved graph")
+
+    def _read_ann(self) -> str:
+        """Reads the saved graph, to attach when the replay reaches the record it covers.
+        Returns why there is none, for the log line of a rebuild."""
+        assert self._dir is not None
+        path = self._dir / GRAPH
+        if not path.exists():
+            return "no saved graph"
+        try:
+            self._saved_ann = HnswIndex.load(path, self._hnsw)
+        except (OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
+            return f"the saved graph is unusable: {exc}"
+        return ""
+
+    def _attach_ann(self) -> None:
+        """The replay reached the record the saved graph covers: use it if it matches (else
+        it stays pending, and the end of the load reports it as stale)."""
+        assert self._saved_ann is not None
+        ann, seq = self._saved_ann
+        if ann.matches(self._matrix[: len(self._ids)]):
+            self._ann, self._ann_seq, self._saved_ann = ann, seq, None
 
     def _replay(self, data: bytes, spans: list[tuple[int, int]], path: Path, ops: set[str]) -> None:
         for start, end in spans:
@@ -392,6 +502,8 @@ class VectorStore:
                 if op == "snapshot" or seq > self._seq:  # else: the snapshot has it already
                     self._apply(header, vectors)
                     self._seq = seq
+                    if self._saved_ann is not None and self._saved_ann[1] == seq:
+                        self._attach_ann()
             except (ValueError, KeyError, TypeError) as exc:
                 raise CorruptStoreError(f"{path}: bad record at byte {start}: {exc}") from exc
 

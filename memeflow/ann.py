@@ -1,0 +1,246 @@
+"""Approximate nearest neighbours for large stores: a faiss HNSW graph kept in step with the
+store's rows, and saved to a single checksummed file so a restart does not rebuild it.
+
+The graph holds 8-bit scalar-quantised copies of the vectors (a quarter of float32): the
+store keeps the float32 matrix anyway and re-scores every candidate exactly, so quantised
+navigation costs no recall, and a second float32 copy would double the memory per vector.
+faiss cannot remove a vector from an HNSW graph: a replaced or deleted row's label becomes a
+tombstone, filtered out during the search, and the store rebuilds the graph when tombstones
+pile up.
+
+File layout: `faiss index bytes | meta payload | FOOTER`, where the meta payload is one JSON
+line followed by the label -> row table (int64 LE) and FOOTER is
+`magic | faiss length (u64) | meta length (u64) | crc32 of everything before it (u32)`.
+"""
+
+import contextlib
+import json
+import os
+import struct
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+MAGIC = b"MFh1"
+FOOTER = struct.Struct("<4sQQI")
+TOMBSTONE = -1
+CHUNK = 16 << 20
+
+
+@dataclass(frozen=True)
+class HnswParams:
+    """Measured on 512-d vectors (BENCHMARKS.md): recall@10 >= 0.98 against exact search.
+    m and ef_construction shape the graph (a saved graph built with others is rebuilt);
+    ef_search is how many candidates a search keeps: more is slower and finds more."""
+
+    m: int = 32
+    ef_construction: int = 40
+    ef_search: int = 128
+    rebuild_fraction: float = 0.3  # rebuild when tombstones exceed this share of the labels
+
+
+class DamagedGraphError(RuntimeError):
+    """A saved graph that cannot be trusted: the caller rebuilds it."""
+
+
+class HnswIndex:
+    """A faiss HNSW graph over store rows. Rows are what the store calls them (0..n-1,
+    the last one moved into a deleted row's place); labels are faiss's, append-only."""
+
+    def __init__(self, dim: int, params: HnswParams) -> None:
+        self.dim, self.params = dim, params
+        self.index = faiss.IndexHNSWSQ(
+            dim, faiss.ScalarQuantizer.QT_8bit, params.m, faiss.METRIC_INNER_PRODUCT
+        )
+        self.index.hnsw.efConstruction = params.ef_construction
+        self._label_row = np.empty(0, np.int64)  # per label: its row, or TOMBSTONE
+        self._row_label = np.empty(0, np.int64)  # per row: its label
+        self._rows = 0
+        self._live_bits: np.ndarray | None = None  # bitmap of live labels, while searching
+        self.loaded_from: Path | None = None  # where it was read from, None if built here
+
+    @classmethod
+    def build(cls, matrix: np.ndarray, params: HnswParams) -> "HnswIndex":
+        """A graph over every row of `matrix` (label i = row i). The quantiser learns each
+        dimension's range from a sample; later vectors outside it are clipped, which only
+        blurs navigation: results are re-scored exactly."""
+        ann = cls(matrix.shape[1], params)
+        sample = matrix[:: max(1, len(matrix) // 100_000)]
+        ann.index.train(np.ascontiguousarray(sample))
+        ann.add(np.arange(len(matrix)), matrix)
+        return ann
+
+    def __len__(self) -> int:
+        """Live rows."""
+        return self._rows
+
+    @property
+    def tombstones(self) -> int:
+        return self.index.ntotal - self._rows
+
+    def needs_rebuild(self) -> bool:
+        return self.tombstones > self.params.rebuild_fraction * max(self.index.ntotal, 1)
+
+    def add(self, rows: np.ndarray, vectors: np.ndarray) -> None:
+        """Vectors for `rows` (distinct): rows beyond the last are new, the others replaced."""
+        rows = np.asarray(rows, np.int64)
+        if not len(rows):
+            return
+        replaced = rows[rows < self._rows]
+        self._label_row[self._row_label[replaced]] = TOMBSTONE
+        start = self.index.ntotal
+        self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        labels = np.arange(start, self.index.ntotal, dtype=np.int64)
+        self._rows = max(self._rows, int(rows.max()) + 1)
+        self._label_row = _grown(self._label_row, self.index.ntotal)
+        self._row_label = _grown(self._row_label, self._rows)
+        self._label_row[labels], self._row_label[rows] = rows, labels
+        self._live_bits = None
+
+    def delete(self, row: int, last: int) -> None:
+        """Mirrors the store: `row` is deleted, and row `last` (the last one) moves into it."""
+        self._label_row[self._row_label[row]] = TOMBSTONE
+        if last != row:
+            label = self._row_label[last]
+            self._row_label[row], self._label_row[label] = label, row
+        self._rows -= 1
+        self._live_bits = None
+
+    def search(self, queries: np.ndarray, k: int) -> list[np.ndarray]:
+        """Candidate rows per query, at most k, best first by the quantised score. Tombstones
+        are skipped inside faiss (a bitmap of live labels); if a query still finds fewer than
+        k live rows, it is searched again with a doubled ef."""
+        k = min(k, self._rows)
+        if k <= 0:
+            return [np.empty(0, np.int64) for _ in queries]
+        results: list[np.ndarray] = [np.empty(0, np.int64)] * len(queries)
+        todo, ef = np.arange(len(queries)), max(self.params.ef_search, k)
+        while len(todo):
+            params = faiss.SearchParametersHNSW(efSearch=ef)
+            if self.tombstones:
+                if self._live_bits is None:
+                    live = self._label_row[: self.index.ntotal] != TOMBSTONE
+                    self._live_bits = np.packbits(live, bitorder="little")
+                bits = faiss.swig_ptr(self._live_bits)
+                selector = faiss.IDSelectorBitmap(self.index.ntotal, bits)
+                params.sel = selector  # params hold a raw pointer: `selector` must stay alive
+            _, labels = self.index.search(np.ascontiguousarray(queries[todo]), k, params=params)
+            short = []
+            for i, found in zip(todo, labels, strict=True):
+                rows = self._label_row[found[found >= 0]]
+                results[i] = rows[rows != TOMBSTONE]
+                if len(results[i]) < k and ef < self.index.ntotal:
+                    short.append(i)
+            todo, ef = np.array(short, np.int64), ef * 2
+        return results
+
+    def matches(self, matrix: np.ndarray, samples: int = 64) -> bool:
+        """Whether the graph's vectors are the store's rows: a sample of rows, quantised, must
+        give exactly the codes stored for their labels. Catches a graph file that belongs to
+        another state of the workspace."""
+        if self._rows != len(matrix) or matrix.shape[1] != self.dim:
+            return False
+        if not self._rows:
+            return True
+        rows = np.linspace(0, self._rows - 1, min(samples, self._rows)).astype(np.int64)
+        storage = faiss.downcast_index(self.index.storage)
+        expected = storage.sa_decode(storage.sa_encode(np.ascontiguousarray(matrix[rows])))
+        stored = np.stack([self.index.reconstruct(int(label)) for label in self._row_label[rows]])
+        return bool(np.array_equal(expected, stored))
+
+    def save(self, path: Path, seq: int) -> None:
+        """Writes a tmp file, fsyncs it and renames it over `path`: a crash leaves the old
+        file or the new one, never half of one. `seq` is the store's last applied record."""
+        meta: dict[str, Any] = {
+            "seq": seq,
+            "dim": self.dim,
+            "rows": self._rows,
+            "ntotal": self.index.ntotal,
+            "params": asdict(self.params),
+        }
+        table = np.ascontiguousarray(self._label_row[: self.index.ntotal], dtype="<i8")
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            with open(tmp, "wb") as fh:
+                crc, faiss_len = 0, 0
+
+                def write(data: bytes) -> int:
+                    nonlocal crc, faiss_len
+                    crc, faiss_len = zlib.crc32(data, crc), faiss_len + len(data)
+                    return fh.write(data)
+
+                faiss.write_index(self.index, faiss.PyCallbackIOWriter(write))
+                payload = json.dumps(meta, separators=(",", ":")).encode() + b"\n"
+                for part in (payload, table.data.cast("B")):
+                    crc = zlib.crc32(part, crc)
+                    fh.write(part)
+                fh.write(FOOTER.pack(MAGIC, faiss_len, len(payload) + table.nbytes, crc))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    @classmethod
+    def load(cls, path: Path, params: HnswParams) -> tuple["HnswIndex", int]:
+        """The saved graph and the store seq it covers. DamagedGraphError if the file is
+        damaged or was built with other m / ef_construction (it would not be what the
+        settings ask for); OSError if it cannot be read."""
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size < FOOTER.size:
+                raise DamagedGraphError(f"{path} is too short")
+            fh.seek(size - FOOTER.size)
+            magic, faiss_len, meta_len, crc = FOOTER.unpack(fh.read(FOOTER.size))
+            if magic != MAGIC or faiss_len + meta_len + FOOTER.size != size:
+                raise DamagedGraphError(f"{path} has a bad footer")
+            fh.seek(0)
+            actual, left = 0, size - FOOTER.size
+            while left:
+                chunk = fh.read(min(CHUNK, left))
+                actual, left = zlib.crc32(chunk, actual), left - len(chunk)
+            if actual != crc:
+                raise DamagedGraphError(f"{path} fails its checksum")
+            fh.seek(0)
+            index = faiss.read_index(faiss.PyCallbackIOReader(fh.read))
+            fh.seek(faiss_len)
+            meta_bytes = fh.read(meta_len)
+        newline = meta_bytes.index(b"\n")
+        meta = json.loads(meta_bytes[:newline])
+        table = np.frombuffer(meta_bytes, "<i8", offset=newline + 1).astype(np.int64)
+        saved = HnswParams(**meta["params"])
+        if (saved.m, saved.ef_construction) != (params.m, params.ef_construction):
+            raise DamagedGraphError(f"{path} was built with {saved}, not {params}")
+        if index.ntotal != meta["ntotal"] or len(table) != index.ntotal or index.d != meta["dim"]:
+            raise DamagedGraphError(f"{path}: the graph and its table disagree")
+        ann = cls.__new__(cls)
+        ann.dim, ann.params, ann.index = meta["dim"], params, index
+        ann.index.hnsw.efConstruction = params.ef_construction
+        ann._label_row, ann._rows = table, meta["rows"]
+        live = np.flatnonzero(table != TOMBSTONE)
+        ann._row_label = np.empty(ann._rows, np.int64)
+        if len(live) != ann._rows or not np.array_equal(np.sort(table[live]), np.arange(ann._rows)):
+            raise DamagedGraphError(f"{path}: the label table is not a permutation of the rows")
+        ann._row_label[table[live]] = live
+        ann._live_bits, ann.loaded_from = None, path
+        return ann, meta["seq"]
+
+
+def _grown(array: np.ndarray, size: int) -> np.ndarray:
+    """At least `size` entries, growing by doubling so appends cost O(1) amortised."""
+    if len(array) >= size:
+        return array
+    grown = np.full(max(size, 2 * len(array), 1024), TOMBSTONE, np.int64)
+    grown[: len(array)] = array
+    return grown

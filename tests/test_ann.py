@@ -1,0 +1,340 @@
+"""The HNSW path of VectorStore: recall against exact search, the graph kept in step with
+upserts and deletes, and the saved graph used, replayed onto, or rebuilt when stale.
+
+faiss builds graphs on several threads, so a graph is not the same from run to run: these
+tests assert what holds for any graph (ids, scores, files), and recall with a margin."""
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memeflow import store as store_module
+from memeflow.ann import HnswIndex, HnswParams
+from memeflow.store import GRAPH, LOG, SNAPSHOT, Hit, Record, VectorStore
+
+BUILT = "built the HNSW graph"
+
+
+def clip_like(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    """Vectors with structure, as embeddings have: a shared direction, most variance in a
+    few dozen dimensions, some noise. Isotropic random vectors have no near neighbours at
+    all, the worst case for any graph (see BENCHMARKS.md); the benchmark uses both."""
+    basis = np.linalg.qr(rng.standard_normal((dim, 48)))[0].T
+    spread = np.arange(1, 49) ** -0.5 / np.linalg.norm(np.arange(1, 49) ** -0.5)
+    mean = np.ones(dim) / np.sqrt(dim)
+    noise = rng.standard_normal((n, dim)) * 0.3 / np.sqrt(dim)
+    return (0.8 * mean + (rng.standard_normal((n, 48)) * spread) @ basis + noise).astype(
+        np.float32
+    )
+
+
+def rand_iso(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    return rng.standard_normal((n, dim)).astype(np.float32)
+
+
+def upsert(store: VectorStore, ids: list[str], vectors: np.ndarray) -> None:
+    store.upsert(ids, vectors, [Record(uri=None, tags={"n": i}) for i in range(len(ids))])
+
+
+def unit64(docs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {doc_id: v.astype(np.float64) / np.linalg.norm(v) for doc_id, v in docs.items()}
+
+
+def assert_consistent(hits: list[Hit], unit: dict[str, np.ndarray], query: np.ndarray) -> None:
+    """Only present ids, each once, with the float64 cosine of its current vector, best
+    first. `unit`: the present documents' vectors, normalised in float64."""
+    query = query.astype(np.float64) / np.linalg.norm(query)
+    assert len({hit["id"] for hit in hits}) == len(hits)
+    for hit in hits:
+        assert hit["score"] == pytest.approx(float(unit[hit["id"]] @ query), abs=1e-5)
+    scores = [hit["score"] for hit in hits]
+    assert scores == sorted(scores, reverse=True)
+
+
+def recall(approx: list[list[Hit]], exact: list[list[Hit]]) -> float:
+    pairs = zip(approx, exact, strict=True)
+    found = sum(len({h["id"] for h in a} & {h["id"] for h in e}) for a, e in pairs)
+    return found / sum(len(e) for e in exact)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(99)
+
+
+# --- search --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dim", "params"),
+    [
+        (512, HnswParams()),  # the defaults, on vectors with structure
+        (64, HnswParams(ef_search=256)),  # isotropic: no structure, needs a wider search
+    ],
+    ids=["clip-like-512d-defaults", "isotropic-64d-ef256"],
+)
+def test_recall_against_exact(rng: np.random.Generator, dim: int, params: HnswParams) -> None:
+    n = 20_000
+    vectors = clip_like(rng, n + 200, dim) if dim == 512 else rand_iso(rng, n + 200, dim)
+    ids = [f"d{i:05d}" for i in range(n)]
+    ann, exact = VectorStore(exact_max=1_000, hnsw=params), VectorStore()
+    for start in range(0, n, 5_000):  # the graph is built at 5k, then added to
+        sl = slice(start, start + 5_000)
+        upsert(ann, ids[sl], vectors[sl])
+        upsert(exact, ids[sl], vectors[sl])
+    assert ann._ann is not None and exact._ann is None
+    queries = vectors[n:]
+    approx, truth = ann.search(queries, 10), exact.search(queries, 10)
+    assert recall(approx, truth) >= 0.98
+    for a, e in zip(approx, truth, strict=True):
+        assert len(a) == 10
+        scores = {hit["id"]: hit["score"] for hit in e}
+        for hit in a:  # the very same float64 scores as exact search, not quantised ones
+            assert hit["score"] == scores.get(hit["id"], hit["score"])
+        assert [h["score"] for h in a] == sorted((h["score"] for h in a), reverse=True)
+
+
+def test_top_k_beyond_the_graph_limit_is_exact(
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vectors, ids = rand_iso(rng, 3_000, 16), [f"d{i}" for i in range(3_000)]
+    ann, exact = VectorStore(exact_max=100), VectorStore()
+    upsert(ann, ids, vectors)
+    upsert(exact, ids, vectors)
+    monkeypatch.setattr(store_module, "MAX_ANN_K", 5)
+    queries = rand_iso(rng, 5, 16)
+    assert ann.search(queries, 6) == exact.search(queries, 6)
+    assert [len(hits) for hits in ann.search(queries, 5_000)] == [3_000] * 5
+
+
+# --- kept in step with upserts and deletes ------------------------------------------------
+
+
+def test_upserts_and_deletes_kept_in_step(rng: np.random.Generator) -> None:
+    store, dim = VectorStore(exact_max=500), 32
+    ids = [f"d{i:04d}" for i in range(3_000)]
+    docs = dict(zip(ids, rand_iso(rng, 3_000, dim), strict=True))
+    upsert(store, ids, np.stack(list(docs.values())))
+    original = dict(docs)
+    replaced = [str(doc_id) for doc_id in rng.choice(ids, 300, replace=False)]
+    new_vectors = rand_iso(rng, 300, dim)
+    old_vectors = np.stack([docs[doc_id] for doc_id in replaced])
+    upsert(store, replaced, new_vectors)
+    docs.update(zip(replaced, new_vectors, strict=True))
+    others = [doc_id for doc_id in ids if doc_id not in replaced]
+    deleted = [ids[0], ids[-1], *(str(i) for i in rng.choice(others, 400, replace=False))]
+    deleted += replaced[:50]
+    assert store.delete(deleted) == len(set(deleted))
+    for doc_id in deleted:
+        docs.pop(doc_id, None)
+    added = [f"n{i}" for i in range(200)]
+    added_vectors = rand_iso(rng, 200, dim)
+    upsert(store, added, added_vectors)
+    docs.update(zip(added, added_vectors, strict=True))
+    assert store._ann is not None and store._ann.tombstones == 300 + len(set(deleted))
+    assert len(store) == len(docs) == len(store._ann)
+
+    gone = set(deleted)
+    queries = np.concatenate([new_vectors[50:], old_vectors[50:], rand_iso(rng, 50, dim)])
+    tops, unit = [], unit64(docs)
+    for query, hits in zip(queries, store.search(queries, 10), strict=True):
+        assert len(hits) == 10
+        assert not {hit["id"] for hit in hits} & gone
+        assert_consistent(hits, unit, query)
+        tops.append(hits[0]["id"])
+    # a replaced vector is found by its new value, with score 1, and not by its old one
+    found = sum(top == doc_id for top, doc_id in zip(tops[:250], replaced[50:], strict=True))
+    assert found >= 0.95 * 250
+    assert store.search(new_vectors[60:61], 1)[0][0]["score"] == pytest.approx(1.0, abs=1e-6)
+    old_hits = store.search(old_vectors[50:], 1)
+    assert sum(hits[0]["score"] > 0.999 for hits in old_hits) == 0
+    own = np.stack([original[doc_id] for doc_id in deleted[:100]])
+    for hits in store.search(own, 10):  # a deleted vector's own query does not bring it back
+        assert not {hit["id"] for hit in hits} & gone
+
+
+def test_tombstones_trigger_a_rebuild(
+    rng: np.random.Generator, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = VectorStore(exact_max=500, hnsw=HnswParams(rebuild_fraction=0.3))
+    ids = [f"d{i}" for i in range(2_000)]
+    upsert(store, ids, rand_iso(rng, 2_000, 16))
+    upsert(store, ids[:700], rand_iso(rng, 700, 16))  # 700 tombstones of 2700 labels: 26%
+    assert store._ann is not None and store._ann.tombstones == 700
+    with caplog.at_level(logging.INFO, logger="memeflow.store"):
+        store.delete(ids[700:900])  # 900 of 2700: 33%
+    assert store._ann.tombstones == 0 and len(store._ann) == 1_800
+    assert "deleted or replaced" in caplog.text
+
+
+def test_a_shrunk_store_drops_the_graph_and_searches_exactly(rng: np.random.Generator) -> None:
+    store, exact = VectorStore(exact_max=1_000), VectorStore()
+    ids, vectors = [f"d{i}" for i in range(1_500)], rand_iso(rng, 1_500, 16)
+    upsert(store, ids, vectors)
+    upsert(exact, ids, vectors)
+    store.delete(ids[:700])  # 800 left: still kept, but searched exactly
+    exact.delete(ids[:700])
+    queries = rand_iso(rng, 5, 16)
+    assert store._ann is not None and store.search(queries, 10) == exact.search(queries, 10)
+    store.delete(ids[700:1_000])  # 500 = exact_max / 2
+    assert store._ann is None
+    upsert(store, ids[:400], vectors[:400])  # 900: no graph until beyond exact_max
+    assert store._ann is None
+
+
+# --- persistence ---------------------------------------------------------------------------
+
+
+def filled(path: Path, rng: np.random.Generator, **kwargs: object) -> tuple[VectorStore, list[str]]:
+    store = VectorStore(path, exact_max=500, **kwargs)  # type: ignore[arg-type]
+    ids = [f"d{i:04d}" for i in range(2_000)]
+    upsert(store, ids, rand_iso(rng, 2_000, 16))
+    upsert(store, ids[:100], rand_iso(rng, 100, 16))
+    store.delete(ids[100:200])
+    return store, ids
+
+
+def reopen(path: Path, caplog: pytest.LogCaptureFixture, **kwargs: object) -> VectorStore:
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="memeflow.store"):
+        return VectorStore(path, exact_max=500, **kwargs)  # type: ignore[arg-type]
+
+
+def test_reopen_uses_the_saved_graph(
+    rng: np.random.Generator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store, _ = filled(tmp_path, rng)
+    queries = rand_iso(rng, 20, 16)
+    before = store.search(queries, 10)
+    store.close()
+    assert (tmp_path / GRAPH).exists()
+    store = reopen(tmp_path, caplog)
+    assert store._ann is not None and store._ann.loaded_from == tmp_path / GRAPH
+    assert BUILT not in caplog.text and "and its HNSW graph" in caplog.text
+    assert store._ann.tombstones == 200  # the very graph, tombstones and all
+    assert store.search(queries, 10) == before
+    mtime = (tmp_path / GRAPH).stat().st_mtime_ns
+    store.close()  # unchanged: not written again
+    assert (tmp_path / GRAPH).stat().st_mtime_ns == mtime
+
+
+def test_log_records_after_the_saved_graph_are_replayed_onto_it(
+    rng: np.random.Generator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store, ids = filled(tmp_path, rng)
+    store.close()
+    store = VectorStore(tmp_path, exact_max=500)
+    late = rand_iso(rng, 30, 16)
+    upsert(store, [f"late{i}" for i in range(30)], late)
+    store.delete(ids[300:400])
+    del store  # a crash: close() never saves the graph again
+    store = reopen(tmp_path, caplog)
+    assert store._ann is not None and store._ann.loaded_from is not None
+    assert BUILT not in caplog.text
+    assert len(store) == len(store._ann) == 2_000 - 200 + 30
+    hits = store.search(late, 1)
+    assert sum(h[0]["id"] == f"late{i}" for i, h in enumerate(hits)) >= 28
+    gone = set(ids[100:200] + ids[300:400])
+    found = {hit["id"] for hits in store.search(rand_iso(rng, 50, 16), 20) for hit in hits}
+    assert found and not found & gone
+
+
+def test_compaction_saves_the_graph(
+    rng: np.random.Generator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store, _ = filled(tmp_path, rng, compact_bytes=50_000)
+    assert (tmp_path / SNAPSHOT).exists() and (tmp_path / GRAPH).exists()
+    upsert(store, ["tail"], rand_iso(rng, 1, 16))  # in the log, after the graph's record
+    del store
+    store = reopen(tmp_path, caplog)
+    assert store._ann is not None and store._ann.loaded_from is not None
+    assert "tail" in store and BUILT not in caplog.text
+
+
+def test_stale_graph_is_rebuilt(
+    rng: np.random.Generator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The saved graph covers a record that the snapshot has since swallowed."""
+    store, ids = filled(tmp_path, rng)
+    store.close()
+    shutil.copy(tmp_path / GRAPH, tmp_path / "old")
+    store = VectorStore(tmp_path, exact_max=500, compact_bytes=0)  # compacts at every change
+    store.delete(ids[500:510])
+    store.close()
+    shutil.copy(tmp_path / "old", tmp_path / GRAPH)
+    store = reopen(tmp_path, caplog)
+    assert store._ann is not None and store._ann.loaded_from is None
+    assert len(store._ann) == len(store) == 1_890
+    assert BUILT in caplog.text and "does not match" in caplog.text
+    store.close()
+    assert reopen(tmp_path, caplog)._ann.loaded_from is not None  # type: ignore[union-attr]
+
+
+def test_graph_of_another_workspace_is_rebuilt(
+    rng: np.random.Generator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Same history, other vectors: the seq and the counts agree, the vectors do not."""
+    for name in ("a", "b"):
+        store, _ = filled(tmp_path / name, rng)
+        store.close()
+    shutil.copy(tmp_path / "a" / GRAPH, tmp_path / "b" / GRAPH)
+    store = reopen(tmp_path / "b", caplog)
+    assert store._ann is not None and store._ann.loaded_from is None
+    assert "does not match" in caplog.text
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "params"])
+def test_unusable_graph_is_rebuilt(
+    rng: np.random.Generator, tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
+    store, _ = filled(tmp_path, rng)
+    queries = rand_iso(rng, 10, 16)
+    store.close()
+    path, kwargs = tmp_path / GRAPH, {}
+    if damage == "flip":
+        data = bytearray(path.read_bytes())
+        data[len(data) // 3] ^= 0x10
+        path.write_bytes(bytes(data))
+    elif damage == "truncate":
+        path.write_bytes(path.read_bytes()[:-7])
+    else:
+        kwargs = {"hnsw": HnswParams(m=16)}
+    store = reopen(tmp_path, caplog, **kwargs)
+    assert store._ann is not None and store._ann.loaded_from is None
+    assert BUILT in caplog.text and "unusable" in caplog.text
+    assert all(len(hits) == 10 for hits in store.search(queries, 10))
+
+
+def test_failed_graph_save_only_warns(
+    rng: np.random.Generator,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, _ = filled(tmp_path, rng)
+
+    def disk_full(self: HnswIndex, path: Path, seq: int) -> None:
+        path.with_name(path.name + ".tmp").write_bytes(b"half a gra")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(HnswIndex, "save", disk_full)
+    with caplog.at_level(logging.WARNING, logger="memeflow.store"):
+        store.close()
+    assert "saving the HNSW graph" in caplog.text and not (tmp_path / GRAPH).exists()
+    monkeypatch.undo()
+    store = reopen(tmp_path, caplog)
+    assert len(store) == 1_900 and BUILT in caplog.text and "no saved graph" in caplog.text
+    assert not (tmp_path / f"{GRAPH}.tmp").exists()
+
+
+def test_clear_removes_the_graph(rng: np.random.Generator, tmp_path: Path) -> None:
+    store, _ = filled(tmp_path, rng)
+    store.close()
+    store = VectorStore(tmp_path, exact_max=500)
+    store.clear()
+    assert store._ann is None and not (tmp_path / GRAPH).exists()
+    store.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LOG, SNAPSHOT]
