@@ -6,6 +6,10 @@ benchmarks and the notebooks only see numpy arrays.
 
 import logging
 import re
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +28,8 @@ WEIGHT_FILES = (
 # A Hugging Face id is "name" or "org/name"; anything else that names no folder is a bad path.
 HF_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 RANDOM_SEED = 0
+RUNTIMES = ("torch", "int8")
+DEFAULT_TEXT_CACHE_SIZE = 1024
 
 
 class ModelLoadError(RuntimeError):
@@ -63,12 +69,104 @@ def check_model_source(name: str, allow_random: bool) -> Path | None:
     return None
 
 
-class ClipModel:
-    """A CLIP checkpoint loaded once; encodes batches into L2-normalised float32 vectors."""
+def set_torch_threads(threads: int | None, interop_threads: int | None = None) -> None:
+    """Size torch's thread pools (process-wide); None leaves a pool as torch chose it.
 
-    def __init__(self, name: str, *, allow_random: bool = False, device: str = "cpu") -> None:
+    The inter-op pool can only be sized before torch first uses it; later attempts are
+    ignored with a debug message rather than failing a model load.
+    """
+    if threads is not None:
+        torch.set_num_threads(max(1, threads))
+    if interop_threads is not None and torch.get_num_interop_threads() != interop_threads:
+        try:
+            torch.set_num_interop_threads(max(1, interop_threads))
+        except RuntimeError as exc:
+            logger.debug("inter-op threads stay at %d: %s", torch.get_num_interop_threads(), exc)
+
+
+def _quantize_int8(model: CLIPModel) -> CLIPModel:
+    """Dynamic int8 Linear layers (weights int8, activations quantized per call).
+
+    On AVX2 without VNNI this roughly doubles image throughput at a small numerical cost.
+    """
+    with warnings.catch_warnings():
+        # torch points eager quantization users to torchao; the API still works and is
+        # the one that needs no extra dependency.
+        warnings.filterwarnings("ignore", message=".*quantiz", category=UserWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        return torch.ao.quantization.quantize_dynamic(
+            model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
+        )
+
+
+class TextVectorCache:
+    """A bounded LRU map from query text to its vector: users repeat queries.
+
+    Thread-safe, since the executor may serve requests from more than one thread.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = max(0, size)
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def get(self, text: str) -> np.ndarray | None:
+        with self._lock:
+            vector = self._vectors.get(text)
+            if vector is not None:
+                self._vectors.move_to_end(text)
+            return vector
+
+    def put(self, text: str, vector: np.ndarray) -> None:
+        if not self.size:
+            return
+        frozen = vector.copy()
+        frozen.flags.writeable = False  # callers get copies; the cached one never changes
+        with self._lock:
+            self._vectors[text] = frozen
+            self._vectors.move_to_end(text)
+            while len(self._vectors) > self.size:
+                self._vectors.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._vectors.clear()
+
+
+class ClipModel:
+    """A CLIP checkpoint loaded once; encodes batches into L2-normalised float32 vectors.
+
+    `runtime` picks how it runs: "torch" (float32, the reference) or "int8" (dynamic
+    int8 Linear layers, about twice as fast on CPU, vectors agree closely but not exactly).
+    `torch_threads` / `interop_threads` size torch's pools (process-wide; None keeps
+    torch's choice of one thread per core). `text_cache_size` bounds the LRU cache of
+    query texts (0 turns it off).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        allow_random: bool = False,
+        device: str = "cpu",
+        runtime: str = "torch",
+        torch_threads: int | None = None,
+        interop_threads: int | None = 1,
+        text_cache_size: int = DEFAULT_TEXT_CACHE_SIZE,
+    ) -> None:
+        if runtime not in RUNTIMES:
+            raise ModelLoadError(
+                f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}"
+            )
+        if runtime == "int8" and device != "cpu":
+            raise ModelLoadError("runtime 'int8' runs on the CPU only: set device to 'cpu'")
         folder = check_model_source(name, allow_random)
+        set_torch_threads(torch_threads, interop_threads)
         self.name = name
+        self.runtime = runtime
         self.device = torch.device(device)
         self.random_weights = folder is not None and not any(
             (folder / f).is_file() for f in WEIGHT_FILES
@@ -90,9 +188,11 @@ class ClipModel:
                 f"could not load CLIP model {name!r}: {exc}. Check the name and the network, "
                 "or download it once and set MEMEFLOW_MODEL to its folder"
             ) from exc
-        self.model = model.to(self.device).eval()
+        model = model.to(self.device).eval()
+        self.model = _quantize_int8(model) if runtime == "int8" else model
         self.dim: int = self.model.config.projection_dim
         self.max_text_tokens: int = self.model.config.text_config.max_position_embeddings
+        self.text_cache = TextVectorCache(text_cache_size)
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """Resize, crop and normalise one RGB image; thread-safe, so callers run it in a pool."""
@@ -108,11 +208,35 @@ class ClipModel:
         """Embed RGB images (convenience for notebooks; the executor pipelines preprocess)."""
         return self.encode_pixels(torch.stack([self.preprocess(im) for im in images]))
 
-    def encode_texts(self, texts: list[str]) -> np.ndarray:
-        """Embed texts; longer ones are cut at the model's token limit, not rejected."""
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed texts; repeated ones come from the LRU cache, the rest run as one batch.
+
+        Longer texts are cut at the model's token limit, not rejected.
+        """
+        vectors = np.empty((len(texts), self.dim), dtype=np.float32)
+        missing: dict[str, list[int]] = {}
+        for row, text in enumerate(texts):
+            cached = self.text_cache.get(text)
+            if cached is None:
+                missing.setdefault(text, []).append(row)
+            else:
+                vectors[row] = cached
+        if missing:
+            fresh = self._run_texts(list(missing))
+            for (text, rows), vector in zip(missing.items(), fresh, strict=True):
+                vectors[rows] = vector
+                self.text_cache.put(text, vector)
+        return vectors
+
+    def _run_texts(self, texts: list[str]) -> np.ndarray:
+        """The model on texts, padded only to the longest in the batch (never to 77 tokens).
+
+        Causal attention plus the attention mask keep each vector independent of the
+        padding, so a text gets the same vector alone or in any batch.
+        """
         tokens = self.processor.tokenizer(
             texts,
-            padding=True,
+            padding="longest",
             truncation=True,
             max_length=self.max_text_tokens,
             return_tensors="pt",

@@ -53,3 +53,98 @@ def test_long_text_is_truncated_not_rejected(clip_model) -> None:
     assert vectors.shape == (2, clip_model.dim)
     # The first 77 tokens decide the vector: a prefix longer than that gives the same one.
     np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-5)
+
+
+# Speed-ups must not change the vectors: batching, padding, the cache, the int8 runtime.
+
+SHORT_AND_LONG = [
+    "drake",
+    "a cat sitting at a dinner table refusing to eat a salad",
+    "distracted boyfriend",
+]
+FOUR_MEMES = [MEMES / name / "default.jpg" for name in ("drake", "aag", "ackbar", "afraid")]
+
+
+def _images(paths) -> list[Image.Image]:
+    return [Image.open(p).convert("RGB") for p in paths]
+
+
+@pytest.fixture(scope="module")
+def int8_model() -> ClipModel:
+    return ClipModel(str(NO_WEIGHTS_MODEL), allow_random=True, runtime="int8")
+
+
+def test_a_batch_gives_each_image_its_single_image_vector(clip_model) -> None:
+    images = _images(FOUR_MEMES)
+    batch = clip_model.encode_images(images)
+    alone = np.vstack([clip_model.encode_images([im]) for im in images])
+    np.testing.assert_allclose(batch, alone, atol=2e-5)
+
+
+def test_texts_pad_to_the_longest_in_the_batch_not_to_77(clip_model, monkeypatch) -> None:
+    lengths = []
+    run = clip_model.model.get_text_features
+
+    def spy(**inputs):
+        lengths.append(inputs["input_ids"].shape[1])
+        return run(**inputs)
+
+    monkeypatch.setattr(clip_model.model, "get_text_features", spy)
+    clip_model.text_cache.clear()
+    clip_model.encode_texts(SHORT_AND_LONG)
+    longest = len(clip_model.processor.tokenizer(SHORT_AND_LONG[1])["input_ids"])
+    assert lengths == [longest] and longest < clip_model.max_text_tokens
+
+
+def test_texts_of_different_lengths_get_their_own_vector_in_a_batch(clip_model) -> None:
+    clip_model.text_cache.clear()
+    batch = clip_model._run_texts(SHORT_AND_LONG)
+    alone = np.vstack([clip_model._run_texts([t]) for t in SHORT_AND_LONG])
+    np.testing.assert_allclose(batch, alone, atol=2e-5)
+    assert not np.allclose(batch[0], batch[2], atol=1e-3)  # the padding did not win
+
+
+def test_cache_gives_identical_vectors_and_never_runs_the_model_twice(monkeypatch) -> None:
+    model = ClipModel(str(NO_WEIGHTS_MODEL), allow_random=True, text_cache_size=2)
+    calls = []
+    run = model._run_texts
+    monkeypatch.setattr(model, "_run_texts", lambda texts: calls.append(texts) or run(texts))
+    first = model.encode_texts(["drake", "drake", "doge"])  # a repeat inside one batch
+    again = model.encode_texts(["doge", "drake"])
+    assert calls == [["drake", "doge"]]
+    np.testing.assert_array_equal(first[0], first[1])
+    np.testing.assert_array_equal(again, first[[2, 0]])
+    again[:] = 0  # callers own what they get; the cache keeps its copy
+    np.testing.assert_array_equal(model.encode_texts(["drake"])[0], first[0])
+
+
+def test_cache_is_bounded_and_drops_the_least_recently_used(clip_model) -> None:
+    from memeflow.model import TextVectorCache
+
+    cache = TextVectorCache(2)
+    for text in ("a", "b"):
+        cache.put(text, np.full(3, ord(text), dtype=np.float32))
+    assert cache.get("a") is not None  # "b" is now the least recently used
+    cache.put("c", np.zeros(3, dtype=np.float32))
+    assert len(cache) == 2 and cache.get("b") is None and cache.get("a") is not None
+    off = TextVectorCache(0)
+    off.put("a", np.zeros(3, dtype=np.float32))
+    assert len(off) == 0
+
+
+def test_int8_runtime_agrees_with_float32_on_real_images(clip_model, int8_model) -> None:
+    # Random weights: this bounds the numerical error of int8, not a real checkpoint's.
+    images = _images(FOUR_MEMES)
+    image_cos = np.sum(clip_model.encode_images(images) * int8_model.encode_images(images), 1)
+    text_cos = np.sum(
+        clip_model._run_texts(SHORT_AND_LONG) * int8_model._run_texts(SHORT_AND_LONG), 1
+    )
+    assert image_cos.min() > 0.98 and text_cos.min() > 0.98
+    vectors = int8_model.encode_images(images)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_unknown_runtime_is_refused_by_name() -> None:
+    with pytest.raises(ModelLoadError, match=r"unknown runtime 'onnx'.*torch, int8"):
+        ClipModel(str(NO_WEIGHTS_MODEL), allow_random=True, runtime="onnx")
