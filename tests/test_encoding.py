@@ -2,6 +2,7 @@
 
 import base64
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from memeflow.docs import MemeDoc, content_id
 from memeflow.encoding import embed_documents
 from memeflow.images import decode_image
-from tests.conftest import MEMES
+from tests.conftest import MEMES, REPO
 
 DRAKE = MEMES / "drake" / "default.jpg"
 FIVE = [MEMES / name / "default.jpg" for name in ("drake", "aag", "ackbar", "afraid", "agnes")]
@@ -96,3 +97,23 @@ def test_file_urls_become_paths(clip_model, pool, tmp_path) -> None:
     doc = MemeDoc(uri=(tmp_path / "drake.jpg").as_uri())  # file:// URL
     embed_documents(clip_model, [doc], pool)
     assert doc.error is None and doc.uri == str(tmp_path / "drake.jpg")
+
+
+def test_encoder_runtime_is_chosen_in_its_config(monkeypatch) -> None:
+    from jina import Executor
+
+    config_file = REPO / "executors" / "clip_encoder" / "config.yml"
+    monkeypatch.delenv("MEMEFLOW_RUNTIME", raising=False)
+    encoder = Executor.load_config(str(config_file), uses_with={"runtime": "int8"})
+    try:
+        assert encoder.model.runtime == "int8"
+        docs = [MemeDoc(uri=str(DRAKE)), MemeDoc(text="drake")]
+        embed_documents(encoder.model, docs, encoder.pool, encoder.batch_size)
+        assert all(d.error is None and d.embedding.shape == (512,) for d in docs)
+    finally:
+        encoder.close()
+    # MEMEFLOW_RUNTIME overrides the config, as MEMEFLOW_MODEL does the model.
+    runtime = sys.modules[type(encoder).__module__]._runtime
+    assert runtime("torch") == "torch"
+    monkeypatch.setenv("MEMEFLOW_RUNTIME", "int8")
+    assert runtime("torch") == "int8"
