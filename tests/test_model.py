@@ -146,5 +146,22 @@ def test_int8_runtime_agrees_with_float32_on_real_images(clip_model, int8_model)
 
 
 def test_unknown_runtime_is_refused_by_name() -> None:
-    with pytest.raises(ModelLoadError, match=r"unknown runtime 'onnx'.*torch, int8"):
-        ClipModel(str(NO_WEIGHTS_MODEL), allow_random=True, runtime="onnx")
+    with pytest.raises(ModelLoadError, match=r"unknown runtime 'tensorrt'.*torch, int8, onnx"):
+        ClipModel(str(NO_WEIGHTS_MODEL), allow_random=True, runtime="tensorrt")
+
+
+def test_onnx_runtime_gives_the_float32_vectors(clip_model) -> None:
+    pytest.importorskip("onnxruntime", reason="the optional `onnx` extra is not installed")
+    onnx_model = ClipModel(str(NO_WEIGHTS_MODEL), allow_random=True, runtime="onnx")
+    images = _images(FOUR_MEMES)
+    np.testing.assert_allclose(
+        onnx_model.encode_images(images), clip_model.encode_images(images), atol=1e-4
+    )
+    np.testing.assert_allclose(  # one image: the batch axis is not fixed at export
+        onnx_model.encode_images(images[:1]), clip_model.encode_images(images[:1]), atol=1e-4
+    )
+    texts = [*SHORT_AND_LONG, "a meme about something " * 40]  # the last is cut at 77
+    np.testing.assert_allclose(
+        onnx_model._run_texts(texts), clip_model._run_texts(texts), atol=1e-4
+    )
+    assert onnx_model.model is None  # the sessions hold the weights, torch's are freed
