@@ -7,13 +7,13 @@ from jina import Executor, requests
 from memeflow import config, params
 from memeflow.docs import MatchDoc, MemeDoc
 from memeflow.shards import shard_of
-from memeflow.store import Record, VectorStore
+from memeflow.store import EXACT_MAX, Record, VectorStore
 
 
 class MemeIndexer(Executor):
     """Keeps every vector in one matrix; a search is one matrix product (see `VectorStore`)."""
 
-    def __init__(self, workspace: str | None = None, **kwargs) -> None:
+    def __init__(self, workspace: str | None = None, exact_max: int = EXACT_MAX, **kwargs) -> None:
         super().__init__(**kwargs)
         # With `shards: N` every shard sees every request and keeps the ids it owns.
         self.shard_id = getattr(self.runtime_args, "shard_id", 0) or 0
@@ -21,7 +21,7 @@ class MemeIndexer(Executor):
         path = config.workspace(workspace)
         if self.shards > 1:
             path = path / f"shard-{self.shard_id}-of-{self.shards}"
-        self.store = VectorStore(path)
+        self.store = VectorStore(path, exact_max=int(exact_max))  # beyond it: HNSW
         self.logger.info(f"index at {path}: {len(self.store)} documents")
 
     def _owns(self, doc: MemeDoc) -> bool:
