@@ -13,7 +13,7 @@ from memeflow.model import DEFAULT_TEXT_CACHE_SIZE, ClipModel
 
 # The defaults below were chosen by measurement on 2 cores (BENCHMARKS.md, "Encoding").
 DEFAULT_BATCH_SIZE = 16
-DEFAULT_PREPROCESS_THREADS = 1
+DEFAULT_PREPROCESS_THREADS = 2
 
 
 def _runtime(configured: str) -> str:
