@@ -80,6 +80,7 @@ class MemeClient:
             inputs=DocList[MemeDoc](docs),
             parameters=parameters,
             return_type=DocList[MemeDoc],
+            results_in_order=True,  # a long list is sent as several requests
         )
 
     def _image_doc(self, data: bytes, **fields: Any) -> MemeDoc:
