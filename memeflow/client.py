@@ -80,7 +80,9 @@ class MemeClient:
             inputs=DocList[MemeDoc](docs),
             parameters=parameters,
             return_type=DocList[MemeDoc],
-            results_in_order=True,  # a long list is sent as several requests
+            # A long list goes as several requests, answered as they finish; with no
+            # documents at all (count, clear) Jina's ordering would wait forever.
+            results_in_order=len(docs) > 0,
         )
 
     def _image_doc(self, data: bytes, **fields: Any) -> MemeDoc:
