@@ -77,3 +77,12 @@ def test_plain_jina_flow_serves_the_same_flow(tmp_path) -> None:
     finally:
         os.killpg(flow.pid, signal.SIGINT)
         flow.wait(30)
+
+
+def test_flow_threads_wait_passively_unless_the_user_chose(monkeypatch) -> None:
+    from memeflow.service import _child_env
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert _child_env()["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert _child_env()["OMP_WAIT_POLICY"] == "ACTIVE"
