@@ -77,8 +77,6 @@ def _child_env() -> dict[str, str]:
         # pydantic's notes about Jina's v1-style models are for Jina's developers.
         PYTHONWARNINGS="ignore::UserWarning:pydantic._internal._config",
     )
-    # Spinning OpenMP threads stall when another process holds a core (860 ms vs 50 ms a query).
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     model = env.get("MEMEFLOW_MODEL")
     if model and Path(model).expanduser().exists():
         env["MEMEFLOW_MODEL"] = str(Path(model).expanduser().resolve())
