@@ -12,6 +12,10 @@ from typing import Any
 from docarray import BaseDoc, DocList
 from docarray.typing import ID, NdArray
 
+from memeflow import docarray_speedups
+
+docarray_speedups.install()
+
 
 class MatchDoc(BaseDoc):
     """One search hit: what the user needs to show or open the meme, and how close it is."""
