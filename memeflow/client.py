@@ -175,6 +175,15 @@ class MemeClient:
                 report.indexed.append(doc.uri or doc.id)
 
     # housekeeping ----------------------------------------------------------------------
+    def upsert(self, docs: Sequence[MemeDoc], request_size: int = 1000) -> DocList[MemeDoc]:
+        """Store documents that bring their own `embedding`, straight into the indexer (the
+        encoder is skipped). Returns the documents without embeddings; a refused one has
+        `error` set, and the others are stored."""
+        return self._client.post(
+            "/upsert", inputs=DocList[MemeDoc](docs), request_size=request_size,
+            return_type=DocList[MemeDoc], results_in_order=len(docs) > 0,
+        )
+
     def count(self) -> int:
         return int(self._post("/count", [])[0].tags["count"])
 

@@ -8,7 +8,6 @@ are checked and passed through.
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
-import numpy as np
 import torch
 
 from memeflow.docs import MemeDoc, content_id
@@ -20,6 +19,7 @@ from memeflow.images import (
     read_source,
 )
 from memeflow.model import ClipModel
+from memeflow.vectors import check_own_vector
 
 NO_INPUT = "document has neither text nor image: set `text`, `uri` or `blob` (or `embedding`)"
 
@@ -42,17 +42,6 @@ def _prepare_image(model: ClipModel, doc: MemeDoc) -> torch.Tensor:
 def _batches(items: Sequence[MemeDoc], size: int) -> Iterator[Sequence[MemeDoc]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _check_own_vector(doc: MemeDoc, dim: int) -> None:
-    vector = np.asarray(doc.embedding, dtype=np.float32)
-    if vector.ndim != 1 or vector.shape[0] != dim:
-        doc.error = (
-            f"embedding has shape {tuple(vector.shape)} but the model makes {dim}-d vectors: "
-            f"send a {dim}-d vector or leave `embedding` empty"
-        )
-    elif not np.isfinite(vector).all() or not np.any(vector):
-        doc.error = "embedding is zero or holds NaN/inf: send a finite, non-zero vector"
 
 
 def embed_images(
@@ -106,9 +95,7 @@ def embed_documents(
         if doc.error:
             continue
         if doc.embedding is not None:
-            _check_own_vector(doc, model.dim)
-            if doc.id is None and not doc.error:
-                doc.id = content_id(data=np.asarray(doc.embedding, dtype=np.float32).tobytes())
+            check_own_vector(doc, model.dim, holder="the model makes")
         elif _has_image(doc):
             images.append(doc)
         elif doc.text and doc.text.strip():

@@ -13,6 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 from docarray import DocList
 
@@ -159,6 +160,28 @@ def test_bad_documents_fail_alone(client) -> None:
     assert all(d.embedding is None and d.blob is None for d in results.values())  # /index replies
     assert set(client.stored(list(results))) == {"good-text"}
     client.delete(["good-text"])
+
+
+def test_upsert_stores_own_vectors_and_refuses_bad_ones_alone(client) -> None:
+    rng = np.random.default_rng(7)
+    good = rng.standard_normal((3, 512)).astype(np.float32)
+    docs = [MemeDoc(id=f"own-{i}", uri=f"memes/own-{i}.png", embedding=v)
+            for i, v in enumerate(good)]
+    docs += [
+        MemeDoc(id="own-nan", embedding=np.full(512, np.nan, np.float32)),
+        MemeDoc(id="own-short", embedding=good[0][:100]),
+        MemeDoc(id="own-none", text="a text is not encoded on this path"),
+    ]
+    results = {d.id: d for d in client.upsert(docs)}
+    assert [results[f"own-{i}"].error for i in range(3)] == [None] * 3
+    assert "NaN" in results["own-nan"].error
+    assert "512" in results["own-short"].error
+    assert "/index" in results["own-none"].error
+    assert all(d.embedding is None for d in results.values())
+    assert set(client.stored(list(results))) == {"own-0", "own-1", "own-2"}
+    (hit,) = client.search(MemeDoc(embedding=good[1]), top_k=1)
+    assert hit["id"] == "own-1" and hit["uri"] == "memes/own-1.png" and hit["score"] > 0.999
+    client.delete(["own-0", "own-1", "own-2"])
 
 
 def test_delete_removes_for_good(client, meme_files) -> None:

@@ -8,6 +8,7 @@ from memeflow import config, params
 from memeflow.docs import MatchDoc, MemeDoc
 from memeflow.shards import shard_of
 from memeflow.store import EXACT_MAX, Record, VectorStore
+from memeflow.vectors import check_own_vector
 
 
 class MemeIndexer(Executor):
@@ -32,22 +33,20 @@ class MemeIndexer(Executor):
         if doc.error:
             return False
         if doc.embedding is None:
-            doc.error = "document has no embedding: send it through the encoder or bring one"
-            return False
-        shape = np.shape(doc.embedding)
-        if dim is not None and shape != (dim,):
             doc.error = (
-                f"embedding has shape {shape} but the index holds {dim}-d vectors: "
-                "use the index's model, or /clear the index first"
+                "document has no embedding: send it to /index to have one made, or bring one"
             )
             return False
-        return True
+        check_own_vector(doc, dim)
+        return doc.error is None
 
-    @requests(on="/index")
+    @requests(on=["/index", "/upsert"])
     def index(self, docs: DocList[MemeDoc], parameters: dict, **kwargs) -> DocList[MemeDoc]:
+        """Store documents by id. `/upsert` reaches only this executor (the encoder does not
+        bind it): the fast path for documents that bring their own embedding."""
         dim, valid = self.store.dim, []
         for doc in docs:
-            if self._owns(doc) and self._storable(doc, dim):
+            if self._storable(doc, dim) and self._owns(doc):
                 valid.append(doc)
                 dim = dim or np.shape(doc.embedding)[0]  # an empty index takes the first one's
         if valid:
