@@ -11,15 +11,13 @@ names a real checkpoint: speeds are real, int8 agreement only shows numerical er
 """
 
 import argparse
-import contextlib
 import csv
 import os
-import socket
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,14 +29,12 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from flowrun import MODEL, SHARED, load, running_flow  # noqa: E402
+
 from memeflow.docs import MemeDoc  # noqa: E402
 from memeflow.encoding import embed_documents  # noqa: E402
 from memeflow.model import ClipModel  # noqa: E402
 
-SHARED = REPO.parent / "shared"
-MODEL = os.environ.get("MEMEFLOW_MODEL") or str(
-    SHARED / "models" / "clip-vit-base-patch32-noweights"
-)
 MEMES = SHARED / "data" / "memes" / "templates"
 FLICKR = SHARED / "data" / "flickr8k-1k"
 
@@ -124,10 +120,6 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a * b, axis=1)
 
 
-def load() -> str:
-    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def bench_images(models: dict[str, ClipModel], size: Size, pipelines: list[Pipeline]) -> None:
     paths = images(size.images)
     pools = {n: ThreadPoolExecutor(n) for n in {p.preprocess_threads for p in pipelines}}
@@ -211,37 +203,6 @@ def bench_texts(models: dict[str, ClipModel], size: Size) -> None:
         print(f"{name + ': cached (repeated query)':40} p50 {p50:6.3f} ms  p99 {p99:6.3f} ms")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def running_flow(runtime: str, log: Path) -> Iterator[str]:
-    """The real Flow (gateway -> encoder -> indexer) on free ports, in a temp workspace."""
-    from memeflow.service import FlowProcess
-
-    grpc_port = free_port()
-    with tempfile.TemporaryDirectory() as workspace, log.open("a") as log_file:
-        saved = dict(os.environ)
-        os.environ.update(
-            MEMEFLOW_MODEL=MODEL,
-            MEMEFLOW_ALLOW_RANDOM_WEIGHTS="1",
-            MEMEFLOW_WORKSPACE=workspace,
-            MEMEFLOW_GRPC_PORT=str(grpc_port),
-            MEMEFLOW_HTTP_PORT=str(free_port()),
-            MEMEFLOW_RUNTIME=runtime,
-            JINA_OPTOUT_TELEMETRY="1",
-        )
-        try:
-            with FlowProcess(log=log_file):
-                yield f"grpc://127.0.0.1:{grpc_port}"
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-
-
 def bench_flow(size: Size, runtimes: list[str]) -> None:
     from memeflow.client import MemeClient
 
@@ -251,8 +212,8 @@ def bench_flow(size: Size, runtimes: list[str]) -> None:
     log = Path(tempfile.gettempdir()) / "bench_encode_flow.log"
     print(f"\nEnd to end through the Flow (gRPC, client batches of 32; log {log}):")
     for runtime in runtimes:
-        with running_flow(runtime, log) as host:
-            client = MemeClient(host)
+        with running_flow(log, MEMEFLOW_RUNTIME=runtime) as ports:
+            client = MemeClient(f"grpc://127.0.0.1:{ports.grpc}")
             client.index_paths(warm)
             start = time.perf_counter()
             report = client.index_paths(memes)
