@@ -5,11 +5,14 @@ previous batch; texts are embedded in batches; documents that bring their own ve
 are checked and passed through.
 """
 
-from collections.abc import Iterator, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 
 import torch
 
+from memeflow.access import AccessPolicy
 from memeflow.docs import MemeDoc, content_id
 from memeflow.images import (
     ImageLoadError,
@@ -21,6 +24,20 @@ from memeflow.images import (
 from memeflow.model import ClipModel
 from memeflow.vectors import check_own_vector
 
+# A timer per phase, e.g. an executor's `self.monitor` (Prometheus); no timing by default.
+Timer = Callable[[str], AbstractContextManager[object]]
+PHASES: dict[str, str] = {
+    "read_seconds": "Time to read one image's bytes (blob, file, data: URI or URL)",
+    "decode_seconds": "Time to decode and preprocess one image",
+    "embed_images_seconds": "Time to embed one batch of images",
+    "embed_texts_seconds": "Time to embed one batch of texts",
+}
+
+
+def _untimed(name: str) -> AbstractContextManager[object]:
+    return contextlib.nullcontext()
+
+
 NO_INPUT = "document has neither text nor image: set `text`, `uri` or `blob` (or `embedding`)"
 
 
@@ -28,15 +45,24 @@ def _has_image(doc: MemeDoc) -> bool:
     return doc.blob is not None or bool(doc.uri)
 
 
-def _prepare_image(model: ClipModel, doc: MemeDoc) -> torch.Tensor:
-    """Read and preprocess one document's image; names the document's source on failure."""
+def _prepare_image(
+    model: ClipModel, doc: MemeDoc, policy: AccessPolicy | None, timer: Timer
+) -> torch.Tensor:
+    """Read and preprocess one document's image; names the document's source on failure.
+
+    With a `policy` the read obeys its roots, hosts and size limits (the service); without
+    one any path or URL is read (a library caller reading its own files).
+    """
     if doc.uri and not doc.uri.startswith("data:"):
         doc.uri = normalise_uri(doc.uri)
-    data = read_source(doc.uri, doc.blob)
+    with timer("read_seconds"):
+        data = policy.read(doc.uri, doc.blob) if policy else read_source(doc.uri, doc.blob)
     if doc.id is None:
         doc.id = content_id(uri=doc.uri, data=data)
-    image = decode_image(data, source=describe_source(doc.uri, doc.blob))
-    return model.preprocess(image)
+    with timer("decode_seconds"):
+        source = describe_source(doc.uri, doc.blob)
+        max_pixels = policy.pixel_limit if policy else None
+        return model.preprocess(decode_image(data, source=source, max_pixels=max_pixels))
 
 
 def _batches(items: Sequence[MemeDoc], size: int) -> Iterator[Sequence[MemeDoc]]:
@@ -45,14 +71,19 @@ def _batches(items: Sequence[MemeDoc], size: int) -> Iterator[Sequence[MemeDoc]]
 
 
 def embed_images(
-    model: ClipModel, docs: Sequence[MemeDoc], pool: ThreadPoolExecutor, batch_size: int
+    model: ClipModel,
+    docs: Sequence[MemeDoc],
+    pool: ThreadPoolExecutor,
+    batch_size: int,
+    policy: AccessPolicy | None = None,
+    timer: Timer = _untimed,
 ) -> None:
     """Embed the images of `docs`, preparing batch i+1 in `pool` while the model runs batch i."""
     batches = list(_batches(docs, batch_size))
     pending: list[list[Future[torch.Tensor]]] = []
 
     def submit(batch: Sequence[MemeDoc]) -> None:
-        pending.append([pool.submit(_prepare_image, model, doc) for doc in batch])
+        pending.append([pool.submit(_prepare_image, model, doc, policy, timer) for doc in batch])
 
     if batches:
         submit(batches[0])
@@ -71,24 +102,36 @@ def embed_images(
             except Exception as exc:  # a decoder bug must not cost the rest of the request
                 doc.error = f"{describe_source(doc.uri, doc.blob)}: could not read image ({exc!r})"
         if ready:
-            for doc, vector in zip(ready, model.encode_pixels(torch.stack(pixels)), strict=True):
+            with timer("embed_images_seconds"):
+                vectors = model.encode_pixels(torch.stack(pixels))
+            for doc, vector in zip(ready, vectors, strict=True):
                 doc.embedding = vector
 
 
-def embed_texts(model: ClipModel, docs: Sequence[MemeDoc], batch_size: int) -> None:
+def embed_texts(
+    model: ClipModel, docs: Sequence[MemeDoc], batch_size: int, timer: Timer = _untimed
+) -> None:
     for batch in _batches(docs, batch_size):
-        for doc, vector in zip(batch, model.encode_texts([d.text for d in batch]), strict=True):
+        with timer("embed_texts_seconds"):
+            vectors = model.encode_texts([d.text for d in batch])
+        for doc, vector in zip(batch, vectors, strict=True):
             doc.embedding = vector
             if doc.id is None:
                 doc.id = content_id(data=doc.text.encode())
 
 
 def embed_documents(
-    model: ClipModel, docs: Sequence[MemeDoc], pool: ThreadPoolExecutor, batch_size: int = 16
+    model: ClipModel,
+    docs: Sequence[MemeDoc],
+    pool: ThreadPoolExecutor,
+    batch_size: int = 16,
+    policy: AccessPolicy | None = None,
+    timer: Timer = _untimed,
 ) -> None:
     """Give every readable document an embedding and every unreadable one an `error`.
 
     An image wins over a text when a document has both (the text is then a caption).
+    `policy` limits what may be read (see `_prepare_image`); `timer` times each phase.
     """
     images, texts = [], []
     for doc in docs:
@@ -102,8 +145,8 @@ def embed_documents(
             texts.append(doc)
         else:
             doc.error = NO_INPUT
-    embed_images(model, images, pool, batch_size)
-    embed_texts(model, texts, batch_size)
+    embed_images(model, images, pool, batch_size, policy, timer)
+    embed_texts(model, texts, batch_size, timer)
     for doc in docs:
         doc.blob = None  # never carried further: the indexer and the client need no bytes
         if doc.uri and doc.uri.startswith("data:"):

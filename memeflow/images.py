@@ -16,9 +16,11 @@ import os
 import re
 import stat
 import struct
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
@@ -158,7 +160,27 @@ def _read_file(path: str, max_bytes: int) -> bytes:
     return data
 
 
-def _opener() -> urllib.request.OpenerDirector:
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """Asks `check` about every redirect target before following it."""
+
+    def __init__(self, check: Callable[[str], None] | None) -> None:
+        self.check = check
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: object,
+        code: int,
+        msg: str,
+        headers: object,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        if self.check is not None:
+            self.check(urllib.parse.urljoin(req.full_url, newurl))
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _opener(redirect_check: Callable[[str], None] | None = None) -> urllib.request.OpenerDirector:
     """HTTP(S) only: a redirect must not lead the service to ftp: or file: URLs."""
     opener = urllib.request.OpenerDirector()
     for handler in (
@@ -166,20 +188,24 @@ def _opener() -> urllib.request.OpenerDirector:
         urllib.request.HTTPHandler(),
         urllib.request.HTTPSHandler(),
         urllib.request.HTTPDefaultErrorHandler(),
-        urllib.request.HTTPRedirectHandler(),
+        _CheckedRedirects(redirect_check),
         urllib.request.HTTPErrorProcessor(),
     ):
         opener.add_handler(handler)
     return opener
 
 
-def _fetch(url: str, max_bytes: int, timeout: float) -> bytes:
-    """Download at most `max_bytes`; `timeout` bounds connecting and each read."""
+def _fetch(
+    url: str, max_bytes: int, timeout: float, redirect_check: Callable[[str], None] | None = None
+) -> bytes:
+    """Download at most `max_bytes`; `timeout` bounds connecting, each read and, four times
+    over, the whole download (a server trickling bytes cannot hold a worker forever)."""
     request = urllib.request.Request(
         url, headers={"User-Agent": _USER_AGENT, "Accept": "image/*,*/*;q=0.5"}
     )
+    deadline = time.monotonic() + 4 * timeout
     try:
-        with _opener().open(request, timeout=timeout) as response:
+        with _opener(redirect_check).open(request, timeout=timeout) as response:
             length = response.headers.get("Content-Length", "")
             if length.isdigit() and int(length) > max_bytes:
                 raise _too_large(url, int(length), max_bytes)
@@ -192,6 +218,8 @@ def _fetch(url: str, max_bytes: int, timeout: float) -> bytes:
                         f"{url}: more than {max_bytes} bytes, over the limit for one image"
                     )
                 chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise ImageLoadError(f"{url}: download took over {4 * timeout:g} s")
     except urllib.error.HTTPError as exc:
         exc.close()
         raise ImageLoadError(f"{url}: HTTP {exc.code} {exc.reason}") from None
@@ -212,8 +240,12 @@ def read_source(
     *,
     max_bytes: int = 50 * 2**20,
     timeout: float = 10.0,
+    redirect_check: Callable[[str], None] | None = None,
 ) -> bytes:
-    """The raw bytes of an image: `blob` if given, else what `uri` points at."""
+    """The raw bytes of an image: `blob` if given, else what `uri` points at.
+
+    `redirect_check(target)` may raise ImageLoadError to refuse an HTTP redirect.
+    """
     if blob is not None:
         if not blob:
             raise ImageLoadError("blob (0 bytes): empty image data")
@@ -226,7 +258,7 @@ def read_source(
     if scheme == "data":
         return _read_data_uri(uri, max_bytes)
     if scheme in ("http", "https"):
-        return _fetch(uri, max_bytes, timeout)
+        return _fetch(uri, max_bytes, timeout, redirect_check)
     if scheme in ("", "file"):
         return _read_file(normalise_uri(uri), max_bytes)
     raise ImageLoadError(
@@ -322,21 +354,24 @@ def _orient(img: Image.Image) -> Image.Image:
         return img.copy()
 
 
-def decode_image(data: bytes, *, source: str = "image", min_side: int = 224) -> Image.Image:
+def decode_image(
+    data: bytes, *, source: str = "image", min_side: int = 224, max_pixels: int | None = None
+) -> Image.Image:
     """Decode bytes into an RGB PIL image ready for CLIP preprocessing.
 
     The first frame of an animation is used; a JPEG is decoded at a reduced scale when
-    that keeps its shorter side >= `min_side` (CLIP shrinks it to 224 anyway).
+    that keeps its shorter side >= `min_side` (CLIP shrinks it to 224 anyway). Images of
+    more than `max_pixels` (default: Pillow's decompression-bomb limit) are refused.
     """
     if not data:
         raise ImageLoadError(f"{source}: empty image data (0 bytes)")
-    limit = Image.MAX_IMAGE_PIXELS
+    limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     try:
         with Image.open(io.BytesIO(data), formats=_formats()) as img:
             pixels = img.width * img.height
             if limit is not None and pixels > limit:
                 raise ImageLoadError(
-                    f"{source}: {img.width}x{img.height} = {pixels} pixels is over Pillow's "
+                    f"{source}: {img.width}x{img.height} = {pixels} pixels is over the "
                     f"decompression-bomb limit of {limit} pixels; scale the image down"
                 )
             if min_side > 0:

@@ -1,14 +1,18 @@
 """CLIP encoder: gives every document of /index and /search a unit-length embedding."""
 
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 
 from docarray import DocList
 from jina import Executor, requests
+from PIL import Image
 
 from memeflow import config
+from memeflow.access import AccessPolicy
 from memeflow.docs import MemeDoc
-from memeflow.encoding import embed_documents
+from memeflow.encoding import PHASES, embed_documents
 from memeflow.model import DEFAULT_TEXT_CACHE_SIZE, ClipModel
 
 # The defaults below were chosen by measurement on 2 cores (BENCHMARKS.md, "Encoding").
@@ -45,14 +49,24 @@ class ClipEncoder(Executor):
             text_cache_size=text_cache_size,
         )
         self.batch_size = batch_size
+        self.policy = AccessPolicy.from_env()  # roots, fetch hosts, size limits
+        # decode_image refuses images over the pixel limit with an error on their document;
+        # Pillow's warning about the same image would only add debris to the log.
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
         self.pool = ThreadPoolExecutor(preprocess_threads, thread_name_prefix="preprocess")
         self.logger.info(f"loaded {self.model.name} ({self.model.dim}-d, {self.model.runtime})")
 
     @requests(on=["/index", "/search"])
     def encode(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+        self.policy.check_request(len(docs))
         with self.monitor("encode_seconds", "Time to read, decode and embed a request"):
-            embed_documents(self.model, docs, self.pool, self.batch_size)
+            embed_documents(
+                self.model, docs, self.pool, self.batch_size, self.policy, self._phase_timer
+            )
         return docs
+
+    def _phase_timer(self, name: str) -> AbstractContextManager[object]:
+        return self.monitor(name, PHASES[name])
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
