@@ -36,7 +36,8 @@ class MemeDoc(BaseDoc):
     `http(s)://` URL; `blob` holds raw image bytes (gRPC only: JSON cannot carry bytes,
     so HTTP clients send a `data:` URI). A document without an `id` gets one derived
     from its content (see `content_id`). `error` is set, and the document skipped,
-    when it cannot be read.
+    when it cannot be read. On /search, a document with only an `id` asks for the
+    documents most like that indexed one ("more like this").
     """
 
     id: ID | None = None
@@ -47,6 +48,9 @@ class MemeDoc(BaseDoc):
     embedding: NdArray | None = None
     error: str | None = None
     matches: DocList[MatchDoc] = DocList[MatchDoc]()
+    # A small JPEG preview made by the encoder on /index, kept by the indexer (never in a
+    # reply) and served by the gateway at /thumbnails/{id}.
+    thumbnail: bytes | None = None
 
 
 def content_id(*, uri: str | None = None, data: bytes | None = None) -> str:

@@ -22,6 +22,7 @@ from memeflow.images import (
     read_source,
 )
 from memeflow.model import ClipModel
+from memeflow.thumbnails import make_thumbnail
 from memeflow.vectors import check_own_vector
 
 # A timer per phase, e.g. an executor's `self.monitor` (Prometheus); no timing by default.
@@ -46,12 +47,17 @@ def _has_image(doc: MemeDoc) -> bool:
 
 
 def _prepare_image(
-    model: ClipModel, doc: MemeDoc, policy: AccessPolicy | None, timer: Timer
+    model: ClipModel,
+    doc: MemeDoc,
+    policy: AccessPolicy | None,
+    timer: Timer,
+    thumbnail: bool = False,
 ) -> torch.Tensor:
     """Read and preprocess one document's image; names the document's source on failure.
 
     With a `policy` the read obeys its roots, hosts and size limits (the service); without
-    one any path or URL is read (a library caller reading its own files).
+    one any path or URL is read (a library caller reading its own files). With
+    `thumbnail`, also keeps a small preview of the decoded image on the document.
     """
     if doc.uri and not doc.uri.startswith("data:"):
         doc.uri = normalise_uri(doc.uri)
@@ -62,7 +68,10 @@ def _prepare_image(
     with timer("decode_seconds"):
         source = describe_source(doc.uri, doc.blob)
         max_pixels = policy.pixel_limit if policy else None
-        return model.preprocess(decode_image(data, source=source, max_pixels=max_pixels))
+        image = decode_image(data, source=source, max_pixels=max_pixels)
+        if thumbnail:
+            doc.thumbnail = make_thumbnail(image)
+        return model.preprocess(image)
 
 
 def _batches(items: Sequence[MemeDoc], size: int) -> Iterator[Sequence[MemeDoc]]:
@@ -77,13 +86,16 @@ def embed_images(
     batch_size: int,
     policy: AccessPolicy | None = None,
     timer: Timer = _untimed,
+    thumbnails: bool = False,
 ) -> None:
     """Embed the images of `docs`, preparing batch i+1 in `pool` while the model runs batch i."""
     batches = list(_batches(docs, batch_size))
     pending: list[list[Future[torch.Tensor]]] = []
 
     def submit(batch: Sequence[MemeDoc]) -> None:
-        pending.append([pool.submit(_prepare_image, model, doc, policy, timer) for doc in batch])
+        pending.append(
+            [pool.submit(_prepare_image, model, doc, policy, timer, thumbnails) for doc in batch]
+        )
 
     if batches:
         submit(batches[0])
@@ -120,6 +132,10 @@ def embed_texts(
                 doc.id = content_id(data=doc.text.encode())
 
 
+def _id_only(doc: MemeDoc) -> bool:
+    return bool(doc.id) and not doc.text and not _has_image(doc) and doc.embedding is None
+
+
 def embed_documents(
     model: ClipModel,
     docs: Sequence[MemeDoc],
@@ -127,11 +143,16 @@ def embed_documents(
     batch_size: int = 16,
     policy: AccessPolicy | None = None,
     timer: Timer = _untimed,
+    *,
+    thumbnails: bool = False,
+    by_id: bool = False,
 ) -> None:
     """Give every readable document an embedding and every unreadable one an `error`.
 
     An image wins over a text when a document has both (the text is then a caption).
     `policy` limits what may be read (see `_prepare_image`); `timer` times each phase.
+    `thumbnails` keeps a preview of each image (for /index); `by_id` lets a document
+    with only an id through for the indexer to search with its stored vector (/search).
     """
     images, texts = [], []
     for doc in docs:
@@ -143,9 +164,11 @@ def embed_documents(
             images.append(doc)
         elif doc.text and doc.text.strip():
             texts.append(doc)
+        elif by_id and _id_only(doc):
+            continue
         else:
             doc.error = NO_INPUT
-    embed_images(model, images, pool, batch_size, policy, timer)
+    embed_images(model, images, pool, batch_size, policy, timer, thumbnails)
     embed_texts(model, texts, batch_size, timer)
     for doc in docs:
         doc.blob = None  # never carried further: the indexer and the client need no bytes

@@ -56,12 +56,21 @@ class ClipEncoder(Executor):
         self.pool = ThreadPoolExecutor(preprocess_threads, thread_name_prefix="preprocess")
         self.logger.info(f"loaded {self.model.name} ({self.model.dim}-d, {self.model.runtime})")
 
-    @requests(on=["/index", "/search"])
+    @requests(on="/index")
     def encode(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+        return self._encode(docs, thumbnails=True)
+
+    @requests(on="/search")
+    def encode_queries(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+        """Queries need no thumbnail; one with only an id is searched by its stored vector."""
+        return self._encode(docs, by_id=True)
+
+    def _encode(self, docs: DocList[MemeDoc], **options: bool) -> DocList[MemeDoc]:
         self.policy.check_request(len(docs))
         with self.monitor("encode_seconds", "Time to read, decode and embed a request"):
             embed_documents(
-                self.model, docs, self.pool, self.batch_size, self.policy, self._phase_timer
+                self.model, docs, self.pool, self.batch_size, self.policy, self._phase_timer,
+                **options,
             )
         return docs
 

@@ -8,6 +8,7 @@ from memeflow import config, params
 from memeflow.docs import MatchDoc, MemeDoc
 from memeflow.shards import shard_of
 from memeflow.store import EXACT_MAX, Record, VectorStore
+from memeflow.thumbnails import ThumbnailStore
 from memeflow.vectors import check_own_vector
 
 
@@ -23,6 +24,7 @@ class MemeIndexer(Executor):
         if self.shards > 1:
             path = path / f"shard-{self.shard_id}-of-{self.shards}"
         self.store = VectorStore(path, exact_max=int(exact_max))  # beyond it: HNSW
+        self.thumbnails = ThumbnailStore(path / "thumbnails")
         self.logger.info(f"index at {path}: {len(self.store)} documents")
 
     def _owns(self, doc: MemeDoc) -> bool:
@@ -56,15 +58,35 @@ class MemeIndexer(Executor):
                     np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in valid]),
                     [Record(uri=doc.uri, tags=doc.tags) for doc in valid],
                 )
-        if not params.flag(parameters, "return_embeddings"):
-            for doc in docs:
+            for doc in valid:  # a document re-indexed from a bare vector loses its old preview
+                if doc.thumbnail:
+                    self.thumbnails.put(doc.id, doc.thumbnail)
+                else:
+                    self.thumbnails.delete([doc.id])
+        keep_vectors = params.flag(parameters, "return_embeddings")
+        for doc in docs:
+            doc.thumbnail = None
+            if not keep_vectors:
                 doc.embedding = None
         return docs
+
+    def _use_stored_vector(self, doc: MemeDoc) -> None:
+        """A query with only an id searches with that indexed document's vector."""
+        if doc.id in self.store:
+            doc.embedding = self.store.vectors([doc.id])[0]
+        elif self._owns(doc):
+            doc.error = (
+                f"no indexed document has id {doc.id!r}: search by text or image, "
+                "or index the document first"
+            )
 
     @requests(on="/search")
     def search(self, docs: DocList[MemeDoc], parameters: dict, **kwargs) -> DocList[MemeDoc]:
         top_k = params.top_k(parameters)
         with_vectors = params.flag(parameters, "return_embeddings")
+        for doc in docs:
+            if not doc.error and doc.embedding is None and doc.id:
+                self._use_stored_vector(doc)
         queries = [doc for doc in docs if not doc.error and doc.embedding is not None]
         if queries and self.store.dim is not None:
             matrix = np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in queries])
@@ -88,7 +110,9 @@ class MemeIndexer(Executor):
 
     @requests(on="/delete")
     def delete(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
-        removed = self.store.delete([doc.id for doc in docs if doc.id and self._owns(doc)])
+        ids = [doc.id for doc in docs if doc.id and self._owns(doc)]
+        removed = self.store.delete(ids)
+        self.thumbnails.delete(ids)
         return DocList[MemeDoc]([MemeDoc(tags={"deleted": removed, "count": len(self.store)})])
 
     @requests(on="/get")
@@ -103,6 +127,15 @@ class MemeIndexer(Executor):
             ]
         )
 
+    @requests(on="/thumbnail")
+    def thumbnail(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+        """The preview of each given id that is indexed and has one (for the gateway)."""
+        found = []
+        for doc in docs:
+            if doc.id and doc.id in self.store and (data := self.thumbnails.get(doc.id)):
+                found.append(MemeDoc(id=doc.id, thumbnail=data))
+        return DocList[MemeDoc](found)
+
     @requests(on="/count")
     def count(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
         return DocList[MemeDoc]([MemeDoc(tags={"count": len(self.store), "dim": self.store.dim})])
@@ -110,6 +143,7 @@ class MemeIndexer(Executor):
     @requests(on="/clear")
     def clear(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
         self.store.clear()
+        self.thumbnails.clear()
         return DocList[MemeDoc]([MemeDoc(tags={"count": 0})])
 
     def close(self) -> None:

@@ -41,6 +41,6 @@ class ShardMerger(Executor):
         summed["dim"] = dims.pop() if dims else None
         return DocList[MemeDoc]([MemeDoc(tags=summed)])
 
-    @requests(on="/get")
+    @requests(on=["/get", "/thumbnail"])
     def get(self, docs: DocList[MemeDoc], docs_matrix: Replies, **kwargs) -> DocList[MemeDoc]:
         return DocList[MemeDoc]([doc for shard in docs_matrix for doc in shard])
