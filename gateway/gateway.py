@@ -5,12 +5,13 @@ With `protocol: [grpc, http]` Jina would build a `CompositeGateway` of its stock
 exactly as before: gRPC on the first, the Jina HTTP API (POST /index, /search, ...,
 /docs) on the second. The HTTP app also serves the search page (`memeflow.web`) at `/`.
 
-Access-check hook: set `AUTH` below to an object with the two methods of `GatewayAuth`.
-`protect_http(app)` gets the finished FastAPI app (API and page) to add middleware to;
-`grpc_interceptors()` returns `grpc.aio.ServerInterceptor`s for the gRPC port, run
-before Jina's own. For a check in `auth.py` beside this file, list it before
-`gateway.py` under `py_modules` in config.yml (Jina then imports it as `auth`) and make
-the one change `AUTH = auth.ACCESS_CHECK` after an `import auth`.
+Access-check hook: `AUTH` below is None (no check) or an object with the two methods of
+`GatewayAuth`: `protect_http(app)` gets the finished FastAPI app (API and page) to add
+middleware to; `grpc_interceptors()` returns `grpc.aio.ServerInterceptor`s for the gRPC
+port, run before Jina's own. For a check in `auth.py` beside this file, list `auth.py`
+before `gateway.py` under `py_modules` in config.yml (Jina imports it as `auth`) and
+replace the `AUTH: ...` line below with `from auth import ACCESS_CHECK as AUTH`. The page's
+API calls take their headers from `apiHeaders()` in static/app.js.
 """
 
 from pathlib import Path
@@ -39,7 +40,7 @@ class GatewayAuth(Protocol):
     def grpc_interceptors(self) -> list[grpc.aio.ServerInterceptor]: ...
 
 
-AUTH: GatewayAuth | None = None
+AUTH: GatewayAuth | None = None  # the access-check hook (see the module docstring)
 
 
 class MemeflowGRPCGateway(GRPCGateway):

@@ -28,7 +28,7 @@ ASSET_TYPES = {
 }
 # Document ids are free text, but one that looks like a path is never a thumbnail's.
 DOC_ID = re.compile(r"^[A-Za-z0-9_.:@+=-]{1,200}$")
-THUMBNAIL_MAX_AGE = 300  # seconds; a re-indexed meme shows its new preview after this
+THUMBNAIL_MAX_AGE = 60  # seconds a preview is cached, here and in browsers, after a change
 CACHE_ENTRIES = 1024  # about 15 MB of previews
 
 FetchThumbnail = Callable[[str], Awaitable[bytes | None]]

@@ -11,7 +11,7 @@ from tests.conftest import REPO
 
 JINA = str(Path(sys.executable).parent / "jina")
 IMAGES = {"memeflow/clip-encoder:0.1.0", "memeflow/meme-indexer:0.1.0",
-          "memeflow/shard-merger:0.1.0"}
+          "memeflow/shard-merger:0.1.0", "memeflow/gateway:0.1.0"}
 GATEWAY_IMAGE = "jinaai/jina:3.34.0-py311-standard"
 
 
@@ -59,3 +59,10 @@ def test_each_executor_has_a_dockerfile_running_its_config() -> None:
         dockerfile = (REPO / "executors" / folder / "Dockerfile").read_text()
         assert f"executors/{folder}/config.yml" in dockerfile
         assert f"memeflow/{folder.replace('_', '-')}:0.1.0" in dockerfile
+
+
+def test_the_gateway_image_runs_its_config() -> None:
+    dockerfile = (REPO / "gateway" / "Dockerfile").read_text()
+    assert "memeflow/gateway:0.1.0" in dockerfile
+    assert "WORKDIR /app/gateway" in dockerfile  # exporters pass `--uses config.yml`
+    assert (REPO / "gateway" / "config.yml").is_file()

@@ -98,7 +98,9 @@ async function run(query) {
   } catch (error) {
     if (ticket !== latest) return;
     results.replaceChildren();
-    setStatus(`Search failed: ${error.message}`, "error");
+    // The server names an uploaded image by its data: URI; the user knows it by file name.
+    const reason = error.message.replace(/^data:\S*… \(\d+ bytes\): /, "");
+    setStatus(`Search for ${describe(query)} failed: ${reason}`, "error");
   } finally {
     if (ticket === latest) results.removeAttribute("aria-busy");
   }

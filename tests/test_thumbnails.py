@@ -1,0 +1,62 @@
+"""Previews: made from the decoded image on /index, stored by a hash of the id, never on
+queries; and a /search query with only an id passes the encoder for the indexer."""
+
+import io
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from PIL import Image
+
+from memeflow.docs import MemeDoc
+from memeflow.encoding import NO_INPUT, embed_documents
+from memeflow.thumbnails import THUMBNAIL_SIDE, ThumbnailStore, make_thumbnail
+from tests.conftest import MEMES
+
+DRAKE = MEMES / "drake" / "default.jpg"
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with ThreadPoolExecutor(2) as workers:
+        yield workers
+
+
+def test_thumbnail_is_a_small_jpeg_keeping_the_aspect_ratio() -> None:
+    wide = Image.new("RGB", (1200, 600), "orange")
+    preview = Image.open(io.BytesIO(make_thumbnail(wide)))
+    assert preview.format == "JPEG"
+    assert preview.size == (THUMBNAIL_SIDE, THUMBNAIL_SIDE // 2)
+    small = Image.new("RGB", (100, 80), "blue")
+    assert Image.open(io.BytesIO(make_thumbnail(small))).size == (100, 80)  # never enlarged
+
+
+def test_store_names_files_by_id_hash_inside_its_folder(tmp_path) -> None:
+    store = ThumbnailStore(tmp_path / "thumbnails")
+    for doc_id in ("../../etc/passwd", "/abs/path", "plain"):
+        store.put(doc_id, b"jpeg of " + doc_id.encode())
+        assert store.path(doc_id).parent == tmp_path / "thumbnails"
+        assert store.get(doc_id) == b"jpeg of " + doc_id.encode()
+    assert not (tmp_path / "etc").exists()
+    store.delete(["plain", "never-stored"])
+    assert store.get("plain") is None and store.get("/abs/path")
+    store.clear()
+    assert store.get("/abs/path") is None and list((tmp_path / "thumbnails").iterdir()) == []
+
+
+def test_indexed_images_get_a_thumbnail_and_queries_do_not(clip_model, pool) -> None:
+    indexed = MemeDoc(blob=DRAKE.read_bytes())
+    embed_documents(clip_model, [indexed], pool, thumbnails=True)
+    preview = Image.open(io.BytesIO(indexed.thumbnail))
+    assert max(preview.size) == THUMBNAIL_SIDE and indexed.blob is None
+    query = MemeDoc(blob=DRAKE.read_bytes())
+    embed_documents(clip_model, [query], pool)
+    assert query.thumbnail is None and query.embedding is not None
+
+
+def test_an_id_only_query_passes_the_encoder_on_search_only(clip_model, pool) -> None:
+    query = MemeDoc(id="some-indexed-id")
+    embed_documents(clip_model, [query], pool, by_id=True)
+    assert query.error is None and query.embedding is None
+    to_index = MemeDoc(id="some-indexed-id")
+    embed_documents(clip_model, [to_index], pool)
+    assert to_index.error == NO_INPUT
