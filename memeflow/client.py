@@ -4,20 +4,24 @@ import base64
 import io
 import logging
 import mimetypes
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
 from urllib.parse import urlparse
 
+import numpy as np
 from docarray import DocList
 from PIL import Image
 
 from memeflow import config
 from memeflow.docs import MemeDoc
 from memeflow.files import file_id, file_tags, find_images, sha256_file
+from memeflow.moves import Reuse, StoredDoc, plan_reuse
 
 ImageInput = str | Path | bytes | Image.Image
+ORDERED_ENDPOINTS = ("/index", "/search")
 
 
 class Hit(TypedDict):
@@ -30,11 +34,27 @@ class Hit(TypedDict):
 
 @dataclass
 class IndexReport:
-    """What `index_paths` did with each file."""
+    """What `index_paths` did with each file (and `prune` with each gone one)."""
 
-    indexed: list[str] = field(default_factory=list)
+    encoded: list[str] = field(default_factory=list)
+    moved: list[tuple[str, str]] = field(default_factory=list)  # (old path, new path)
+    copied: list[str] = field(default_factory=list)  # same bytes as a document still indexed
     unchanged: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    pruned: list[str] = field(default_factory=list)
+
+    @property
+    def indexed(self) -> list[str]:
+        """Every file newly in the index, encoded or not."""
+        return self.encoded + [new for _, new in self.moved] + self.copied
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "encoded": len(self.encoded), "moved": len(self.moved), "copied": len(self.copied),
+            "unchanged": len(self.unchanged), "pruned": len(self.pruned),
+            "failed": [{"file": f, "reason": r} for f, r in self.failed],
+            "moves": [{"from": old, "to": new} for old, new in self.moved],
+        }
 
 
 def parse_host(host: str) -> tuple[str, str, int]:
@@ -80,9 +100,10 @@ class MemeClient:
             inputs=DocList[MemeDoc](docs),
             parameters=parameters,
             return_type=DocList[MemeDoc],
-            # A long list goes as several requests, answered as they finish; with no
-            # documents at all (count, clear) Jina's ordering would wait forever.
-            results_in_order=len(docs) > 0,
+            # A long list goes as several requests, answered as they finish. Only /index and
+            # /search answer one document per document sent; for the others (count, get,
+            # find...) Jina's ordering can wait forever for replies that never come.
+            results_in_order=len(docs) > 0 and endpoint in ORDERED_ENDPOINTS,
         )
 
     def _image_doc(self, data: bytes, **fields: Any) -> MemeDoc:
@@ -121,15 +142,33 @@ class MemeClient:
             found.update({doc.id: dict(doc.tags) for doc in self._post("/get", batch)})
         return found
 
+    def find_by_hash(self, digests: Sequence[str]) -> dict[str, list[StoredDoc]]:
+        """Indexed documents whose `sha256` tag is one of `digests`, with their vectors."""
+        found: dict[str, list[StoredDoc]] = {}
+        for start in range(0, len(digests), 1000):
+            batch = [MemeDoc(tags={"sha256": d}) for d in digests[start : start + 1000]]
+            for doc in self._post("/find", batch, tag="sha256", return_embeddings=True):
+                stored = StoredDoc(doc.id, doc.uri, np.asarray(doc.embedding, dtype=np.float32))
+                found.setdefault(doc.tags["sha256"], []).append(stored)
+        return found
+
+    def documents_under(self, folder: str | Path) -> list[tuple[str, str]]:
+        """(id, uri) of the documents indexed from `folder` or below it (or that very file)."""
+        root = str(Path(folder).expanduser().resolve())
+        under = root.rstrip(os.sep) + os.sep
+        docs = self._post("/find", [], uri_prefix=root)
+        return [(d.id, d.uri) for d in docs if d.uri and (d.uri == root or d.uri.startswith(under))]
+
     def index_paths(
         self,
         paths: Iterable[str | Path],
         batch_size: int = 32,
         on_progress: Callable[[int], None] | None = None,
     ) -> IndexReport:
-        """Index image files and folders; files already indexed with the same bytes are skipped.
+        """Index image files and folders. Files already indexed with the same bytes are
+        skipped; moved, renamed and copied files reuse their stored vector (`memeflow.moves`).
 
-        `on_progress(n)` is called after each batch with the number of files it settled.
+        `on_progress(n)` is called after each step with the number of files it settled.
         """
         report = IndexReport()
         files = list(find_images(paths))
@@ -140,20 +179,50 @@ class MemeClient:
             except OSError as exc:
                 report.failed.append((str(path), f"cannot read file: {exc.strerror or exc}"))
         stored = self.stored([file_id(p) for p in hashes])
-        todo = []
+        unknown = []
         for path, digest in hashes.items():
             if stored.get(file_id(path), {}).get("sha256") == digest:
                 report.unchanged.append(str(path))
             else:
-                todo.append(path)
+                unknown.append(path)
         if on_progress and (report.unchanged or report.failed):
             on_progress(len(report.unchanged) + len(report.failed))
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start : start + batch_size]
+        by_hash = self.find_by_hash(sorted({hashes[p] for p in unknown})) if unknown else {}
+        reuses, to_encode = plan_reuse(unknown, hashes, by_hash)
+        for start in range(0, len(reuses), 1000):
+            batch = reuses[start : start + 1000]
+            self._reuse_batch(batch, hashes, report)
+            if on_progress:
+                on_progress(len(batch))
+        for start in range(0, len(to_encode), batch_size):
+            batch = to_encode[start : start + batch_size]
             self._index_batch(batch, hashes, report)
             if on_progress:
                 on_progress(len(batch))
         return report
+
+    def _reuse_batch(self, batch: list[Reuse], hashes: dict[Path, str], report: IndexReport
+                     ) -> None:
+        """Index moved and copied files with their stored vectors, then drop moved ones' old
+        documents (in that order: a failure in between leaves a duplicate, never a loss)."""
+        docs = [
+            MemeDoc(id=file_id(r.path), uri=str(r.path), embedding=r.source.embedding,
+                    tags={**file_tags(r.path), "sha256": hashes[r.path]})
+            for r in batch
+        ]
+        replies = {doc.id: doc for doc in self._post("/index", docs)}
+        moved_away = []
+        for reuse, sent in zip(batch, docs, strict=True):
+            error = replies[sent.id].error if sent.id in replies else "no reply from the index"
+            if error:
+                report.failed.append((str(reuse.path), error))
+            elif reuse.moved:
+                report.moved.append((reuse.source.uri or reuse.source.id, str(reuse.path)))
+                moved_away.append(reuse.source.id)
+            else:
+                report.copied.append(str(reuse.path))
+        if moved_away:
+            self.delete(moved_away)
 
     def _index_batch(self, batch: list[Path], hashes: dict[Path, str], report: IndexReport) -> None:
         docs = []
@@ -172,7 +241,15 @@ class MemeClient:
                 file = doc.uri or doc.tags.get("file", doc.id)
                 report.failed.append((file, doc.error.removeprefix(f"{file}: ")))
             else:
-                report.indexed.append(doc.uri or doc.id)
+                report.encoded.append(doc.uri or doc.id)
+
+    def prune(self, folders: Iterable[str | Path]) -> list[str]:
+        """Remove the documents under `folders` whose files no longer exist; their paths."""
+        gone = [(doc_id, uri) for folder in folders for doc_id, uri in self.documents_under(folder)
+                if not Path(uri).exists()]
+        if gone:
+            self.delete([doc_id for doc_id, _ in gone])
+        return [uri for _, uri in gone]
 
     # housekeeping ----------------------------------------------------------------------
     def upsert(self, docs: Sequence[MemeDoc], request_size: int = 1000) -> DocList[MemeDoc]:
@@ -192,3 +269,7 @@ class MemeClient:
 
     def clear(self) -> None:
         self._post("/clear", [])
+
+    def status(self) -> dict[str, Any]:
+        """What the service runs: model, runtime, count, dimension, workspace, shards."""
+        return dict(self._post("/status", [])[0].tags)

@@ -19,7 +19,7 @@ import os
 import struct
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -231,6 +231,12 @@ class VectorStore:
         self._check_open()
         found = (self._records.get(doc_id) for doc_id in _id_list(ids))
         return [None if r is None else Record(uri=r["uri"], tags=dict(r["tags"])) for r in found]
+
+    def select(self, keep: Callable[[Record], bool]) -> list[str]:
+        """Ids of the documents whose record passes `keep`, in row order: a full scan, for
+        look-ups that are rare next to searches (moved files, pruning)."""
+        self._check_open()
+        return [doc_id for doc_id in self._ids if keep(self._records[doc_id])]
 
     def vectors(self, ids: Sequence[str]) -> np.ndarray:
         """The stored (normalised) vectors, (n, dim); KeyError for an absent id."""

@@ -59,11 +59,13 @@ def test_cli_index_reports_every_file_then_nothing_changed(service, meme_files) 
     folder = meme_files[0].parents[1]
     first = service.cli("index", str(folder))
     assert first.returncode == 0, first.stderr
-    assert first.stdout.strip().splitlines()[-1] == "260 indexed, 0 unchanged, 0 failed"
+    last_line = first.stdout.strip().splitlines()[-1]
+    assert last_line == "260 encoded, 0 moved, 0 copied, 0 unchanged, 0 failed"
     assert "260/260" in first.stderr and "img/s" in first.stderr  # the progress bar
 
     second = service.cli("index", str(folder))
-    assert second.stdout.strip().splitlines()[-1] == "0 indexed, 260 unchanged, 0 failed"
+    last_line = second.stdout.strip().splitlines()[-1]
+    assert last_line == "0 encoded, 0 moved, 0 copied, 260 unchanged, 0 failed"
     count = service.cli("count")
     assert count.stdout == "260\n"
 
@@ -202,7 +204,8 @@ def test_cli_index_names_each_bad_file_and_indexes_the_good(service, meme_files,
     (tmp_path / "good.jpg").write_bytes(meme_files[1].read_bytes())
     run = service.cli("index", "-q", str(tmp_path))
     lines = run.stdout.strip().splitlines()
-    assert lines[-1] == "1 indexed, 0 unchanged, 3 failed"
+    # good.jpg has the bytes of an indexed meme: its stored vector is reused, not re-encoded
+    assert lines[-1] == "0 encoded, 0 moved, 1 copied, 0 unchanged, 3 failed"
     failures = {line.split(": ")[1]: line for line in lines[:-1]}
     assert "truncated" in failures[str(tmp_path / "truncated.jpg")]
     assert "not an image" in failures[str(tmp_path / "notes.jpg")]

@@ -35,7 +35,12 @@ def run(flow: Flow, port: int, corpus: np.ndarray, queries: np.ndarray) -> dict:
                               parameters={"top_k": 10}, request_size=100,
                               return_type=DocList[MemeDoc])
         count = client.post("/count", DocList[MemeDoc](), return_type=DocList[MemeDoc])
+        found = client.post("/find", DocList[MemeDoc](), parameters={"uri_prefix": "/12"},
+                            return_type=DocList[MemeDoc])
+        status = client.post("/status", DocList[MemeDoc](), return_type=DocList[MemeDoc])
         return {
+            "found": sorted(doc.id for doc in found),
+            "status": status[0].tags["count"],
             "deleted": deleted[0].tags["deleted"],
             "count": count[0].tags["count"],
             "ids": [[m.id for m in r.matches] for r in results],
@@ -54,6 +59,8 @@ def test_two_shards_return_the_same_top_k_as_one(tmp_path, monkeypatch) -> None:
                                   shards=2, polling=SHARD_POLLING, uses_after=MERGER)
     single, sharded = run(one, one_port, corpus, queries), run(two, two_port, corpus, queries)
     assert single["count"] == sharded["count"] == 2998
+    assert single["status"] == sharded["status"] == 2998  # one status, summed over shards
+    assert len(single["found"]) == 111 and sharded["found"] == single["found"]  # /12, /12x...
     assert single["deleted"] == sharded["deleted"] == 2
     assert sharded["ids"] == single["ids"]
     np.testing.assert_array_equal(sharded["scores"], single["scores"])

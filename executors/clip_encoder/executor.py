@@ -77,6 +77,14 @@ class ClipEncoder(Executor):
     def _phase_timer(self, name: str) -> AbstractContextManager[object]:
         return self.monitor(name, PHASES[name])
 
+    @requests(on="/status")
+    def status(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+        """The model half of `memeflow status`; the indexer adds the index half."""
+        status = MemeDoc(tags={"model": self.model.name, "runtime": self.model.runtime,
+                               "model_dim": self.model.dim,
+                               "random_weights": self.model.random_weights})
+        return DocList[MemeDoc]([status])
+
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
         super().close()

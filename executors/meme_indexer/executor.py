@@ -6,6 +6,7 @@ from jina import Executor, requests
 
 from memeflow import config, params
 from memeflow.docs import MatchDoc, MemeDoc
+from memeflow.lookup import record_filter
 from memeflow.shards import shard_of
 from memeflow.store import EXACT_MAX, Record, VectorStore
 from memeflow.thumbnails import ThumbnailStore
@@ -23,6 +24,7 @@ class MemeIndexer(Executor):
         path = config.workspace(workspace)
         if self.shards > 1:
             path = path / f"shard-{self.shard_id}-of-{self.shards}"
+        self.path = path
         self.store = VectorStore(path, exact_max=int(exact_max))  # beyond it: HNSW
         self.thumbnails = ThumbnailStore(path / "thumbnails")
         self.logger.info(f"index at {path}: {len(self.store)} documents")
@@ -135,6 +137,32 @@ class MemeIndexer(Executor):
             if doc.id and doc.id in self.store and (data := self.thumbnails.get(doc.id)):
                 found.append(MemeDoc(id=doc.id, thumbnail=data))
         return DocList[MemeDoc](found)
+
+    @requests(on="/find")
+    def find(self, docs: DocList[MemeDoc], parameters: dict, **kwargs) -> DocList[MemeDoc]:
+        """Stored documents by content instead of id: with `tag`, those whose tag equals that
+        tag of one of the given documents (e.g. `sha256`); with `uri_prefix`, those whose uri
+        starts with it. Embeddings only with `return_embeddings`."""
+        tag = parameters.get("tag")
+        keep = record_filter(tag, [doc.tags.get(tag) for doc in docs] if tag else (),
+                             parameters.get("uri_prefix"))
+        ids = self.store.select(keep)
+        found = DocList[MemeDoc](
+            [MemeDoc(id=i, uri=r["uri"], tags=r["tags"]) for i, r in zip(ids, self.store.get(ids),
+                                                                          strict=True)]
+        )
+        if ids and params.flag(parameters, "return_embeddings"):
+            for doc, vector in zip(found, self.store.vectors(ids), strict=True):
+                doc.embedding = vector
+        return found
+
+    @requests(on="/status")
+    def status(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+        """Adds what the index knows to the encoder's status document."""
+        status = docs[0] if docs else MemeDoc()
+        status.tags.update(count=len(self.store), dim=self.store.dim, workspace=str(self.path),
+                           shards=self.shards)
+        return DocList[MemeDoc]([status])
 
     @requests(on="/count")
     def count(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:

@@ -41,6 +41,14 @@ class ShardMerger(Executor):
         summed["dim"] = dims.pop() if dims else None
         return DocList[MemeDoc]([MemeDoc(tags=summed)])
 
-    @requests(on=["/get", "/thumbnail"])
+    @requests(on="/status")
+    def status(self, docs: DocList[MemeDoc], docs_matrix: Replies, **kwargs) -> DocList[MemeDoc]:
+        """One status: the first shard's, with the count of all and each shard's workspace."""
+        tags = dict(docs_matrix[0][0].tags)
+        tags["count"] = sum(shard[0].tags.get("count") or 0 for shard in docs_matrix)
+        tags["workspace"] = [shard[0].tags.get("workspace") for shard in docs_matrix]
+        return DocList[MemeDoc]([MemeDoc(tags=tags)])
+
+    @requests(on=["/get", "/thumbnail", "/find"])
     def get(self, docs: DocList[MemeDoc], docs_matrix: Replies, **kwargs) -> DocList[MemeDoc]:
         return DocList[MemeDoc]([doc for shard in docs_matrix for doc in shard])

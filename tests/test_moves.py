@@ -1,0 +1,51 @@
+"""Which files the index knows by content: moves, copies, and what must be encoded."""
+
+from pathlib import Path
+
+import numpy as np
+
+from memeflow.lookup import record_filter
+from memeflow.moves import StoredDoc, plan_reuse
+from memeflow.store import Record, VectorStore
+
+
+def stored(doc_id: str, uri: str) -> StoredDoc:
+    return StoredDoc(doc_id, uri, np.ones(4, np.float32))
+
+
+def test_a_file_whose_old_copy_is_gone_is_a_move_and_a_second_one_a_copy() -> None:
+    new, twin, fresh = Path("/new/a.jpg"), Path("/new/a-again.jpg"), Path("/new/b.jpg")
+    hashes = {new: "h1", twin: "h1", fresh: "h2"}
+    by_hash = {"h1": [stored("old", "/old/a.jpg")]}
+    reuses, to_encode = plan_reuse([new, twin, fresh], hashes, by_hash, file_gone=lambda u: True)
+    assert [(r.path, r.source.id, r.moved) for r in reuses] == [
+        (new, "old", True), (twin, "old", False)]
+    assert to_encode == [fresh]
+
+
+def test_a_file_whose_original_is_still_there_is_a_copy() -> None:
+    copy = Path("/elsewhere/a.jpg")
+    reuses, to_encode = plan_reuse([copy], {copy: "h1"}, {"h1": [stored("old", "/old/a.jpg")]},
+                                   file_gone=lambda uri: False)
+    assert [(r.source.id, r.moved) for r in reuses] == [("old", False)] and to_encode == []
+
+
+def test_the_gone_candidate_is_moved_even_when_a_kept_one_comes_first() -> None:
+    path = Path("/new/a.jpg")
+    by_hash = {"h1": [stored("kept", "/kept/a.jpg"), stored("gone", "/gone/a.jpg")]}
+    reuses, _ = plan_reuse([path], {path: "h1"}, by_hash,
+                           file_gone=lambda uri: uri.startswith("/gone"))
+    assert (reuses[0].source.id, reuses[0].moved) == ("gone", True)
+
+
+def test_store_select_finds_records_by_tag_value_and_uri_prefix() -> None:
+    store = VectorStore()
+    records = [Record(uri="/m/a/1.jpg", tags={"sha256": "x"}),
+               Record(uri="/m/ab/2.jpg", tags={"sha256": "y"}),
+               Record(uri="/n/3.jpg", tags={"sha256": "x"}),
+               Record(uri=None, tags={"sha256": ["x"]})]
+    store.upsert(["1", "2", "3", "4"], np.eye(4, dtype=np.float32), records)
+    assert store.select(record_filter("sha256", ["x", "z"])) == ["1", "3"]
+    assert store.select(record_filter(uri_prefix="/m/")) == ["1", "2"]
+    assert store.select(record_filter("sha256", ["y"], uri_prefix="/n")) == []
+    assert store.select(record_filter()) == ["1", "2", "3", "4"]
