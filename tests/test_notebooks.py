@@ -7,7 +7,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tests.conftest import MEMES, REPO, free_port
+from tests.conftest import MEMES, REPO, SHARED, free_port
 
 pytestmark = pytest.mark.flow
 
@@ -34,3 +34,37 @@ def test_quickstart_runs(tmp_path, monkeypatch) -> None:
               if "image/png" in out.get("data", {})]
     assert len(images) == 2  # the text-search grid and the image-search grid
     assert os.path.exists(workdir / "flow.log")
+
+
+def run_notebook(name: str, workdir) -> nbformat.NotebookNode:
+    notebook = nbformat.read(REPO / "notebooks" / name, as_version=4)
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(workdir)}}).execute()
+    return notebook
+
+
+def outputs_of(notebook: nbformat.NotebookNode) -> tuple[str, int]:
+    """The printed text of every cell, and how many pictures the cells drew."""
+    outputs = [out for cell in notebook.cells for out in cell.get("outputs", [])]
+    text = "".join(out.get("text", "") for out in outputs)
+    return text, sum("image/png" in out.get("data", {}) for out in outputs)
+
+
+@pytest.mark.parametrize(("name", "printed", "pictures"), [
+    ("clip_experiments.ipynb", "top-1 accuracy on 30 images", 2),  # bars per image, heat map
+    ("hubs.ipynb", "query-bank softmax", 2),  # wins per meme, the biggest hubs
+])
+def test_experiment_notebook_runs(name, printed, pictures, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("MEMEFLOW_NOTEBOOK_DATA", str(SHARED / "data"))
+    text, drawn = outputs_of(run_notebook(name, tmp_path))
+    assert printed in text and "random weights: True" in text
+    assert drawn == pictures
+
+
+def test_notebooks_are_kept_without_outputs() -> None:
+    """Outputs stay out of git: they would be random-weight pictures and noisy diffs."""
+    for path in sorted((REPO / "notebooks").glob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                assert cell.outputs == [] and cell.execution_count is None, path.name
