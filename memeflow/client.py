@@ -21,7 +21,7 @@ from memeflow.files import file_id, file_tags, find_images, sha256_file
 from memeflow.moves import Reuse, StoredDoc, plan_reuse
 
 ImageInput = str | Path | bytes | Image.Image
-ORDERED_ENDPOINTS = ("/index", "/search")
+ORDERED_ENDPOINTS = ("/index", "/upsert", "/search")
 
 
 class Hit(TypedDict):
@@ -203,14 +203,17 @@ class MemeClient:
 
     def _reuse_batch(self, batch: list[Reuse], hashes: dict[Path, str], report: IndexReport
                      ) -> None:
-        """Index moved and copied files with their stored vectors, then drop moved ones' old
-        documents (in that order: a failure in between leaves a duplicate, never a loss)."""
+        """Store moved and copied files with their stored vectors and previews, straight in
+        the indexer, then drop moved ones' old documents (in that order: a failure in
+        between leaves a duplicate, never a loss)."""
+        previews = self._thumbnails([r.source.id for r in batch])
         docs = [
             MemeDoc(id=file_id(r.path), uri=str(r.path), embedding=r.source.embedding,
+                    thumbnail=previews.get(r.source.id),
                     tags={**file_tags(r.path), "sha256": hashes[r.path]})
             for r in batch
         ]
-        replies = {doc.id: doc for doc in self._post("/index", docs)}
+        replies = {doc.id: doc for doc in self._post("/upsert", docs)}
         moved_away = []
         for reuse, sent in zip(batch, docs, strict=True):
             error = replies[sent.id].error if sent.id in replies else "no reply from the index"
@@ -223,6 +226,11 @@ class MemeClient:
                 report.copied.append(str(reuse.path))
         if moved_away:
             self.delete(moved_away)
+
+    def _thumbnails(self, ids: Sequence[str]) -> dict[str, bytes]:
+        """The stored previews of `ids` (gRPC only: bytes do not survive HTTP)."""
+        docs = self._post("/thumbnail", [MemeDoc(id=i) for i in dict.fromkeys(ids)])
+        return {doc.id: doc.thumbnail for doc in docs if doc.thumbnail}
 
     def _index_batch(self, batch: list[Path], hashes: dict[Path, str], report: IndexReport) -> None:
         docs = []
