@@ -15,7 +15,7 @@ import numpy as np
 from docarray import DocList
 from PIL import Image
 
-from memeflow import config
+from memeflow import auth, config
 from memeflow.docs import MemeDoc
 from memeflow.files import file_id, file_tags, find_images, sha256_file
 from memeflow.moves import Reuse, StoredDoc, plan_reuse
@@ -93,6 +93,13 @@ class MemeClient:
         self._client = Client(host=self.hostname, port=self.port, protocol=self.protocol,
                               log_config="quiet")
         logging.getLogger(type(self._client).__name__).addHandler(logging.NullHandler())
+        # MEMEFLOW_API_KEY, when set, goes with every call: gRPC metadata or HTTP headers.
+        headers = auth.client_headers()
+        self._auth: dict[str, Any] = {}
+        if headers and self.protocol == "grpc":
+            self._auth = {"metadata": tuple(headers.items())}
+        elif headers:
+            self._auth = {"headers": headers}
 
     def _post(self, endpoint: str, docs: Sequence[MemeDoc], **parameters: Any) -> DocList[MemeDoc]:
         return self._client.post(
@@ -104,6 +111,7 @@ class MemeClient:
             # /search answer one document per document sent; for the others (count, get,
             # find...) Jina's ordering can wait forever for replies that never come.
             results_in_order=len(docs) > 0 and endpoint in ORDERED_ENDPOINTS,
+            **self._auth,
         )
 
     def _image_doc(self, data: bytes, **fields: Any) -> MemeDoc:

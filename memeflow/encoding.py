@@ -16,6 +16,7 @@ from memeflow.access import AccessPolicy
 from memeflow.docs import MemeDoc, content_id
 from memeflow.images import (
     ImageLoadError,
+    central_crop,
     decode_image,
     describe_source,
     normalise_uri,
@@ -71,7 +72,7 @@ def _prepare_image(
         image = decode_image(data, source=source, max_pixels=max_pixels)
         if thumbnail:
             doc.thumbnail = make_thumbnail(image)
-        return model.preprocess(image)
+        return model.preprocess(central_crop(image))
 
 
 def _batches(items: Sequence[MemeDoc], size: int) -> Iterator[Sequence[MemeDoc]]:

@@ -392,3 +392,20 @@ def decode_image(
         raise ImageLoadError(
             f"{source}: cannot convert a {oriented.mode} image to RGB ({exc})"
         ) from None
+
+
+def central_crop(img: Image.Image, max_ratio: float = 4.0) -> Image.Image:
+    """The centre of a very long or tall image, at most `max_ratio` times its short side.
+
+    CLIP scales the short side to 224 and keeps the central square; on a 10000x1 strip that
+    first scaling makes a 2,240,000x224 image (about a minute and 6 GB). Cropping the long
+    side beforehand keeps that central square and costs nothing.
+    """
+    width, height = img.size
+    short, long_side = min(width, height), max(width, height)
+    keep = max(1, round(short * max_ratio))
+    if long_side <= keep:
+        return img
+    start = (long_side - keep) // 2
+    box = (start, 0, start + keep, height) if width > height else (0, start, width, start + keep)
+    return img.crop(box)

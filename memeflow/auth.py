@@ -1,0 +1,144 @@
+"""An optional API key for the gateway, checked on HTTP and on gRPC.
+
+With `MEMEFLOW_API_KEY` set, every call must carry the key, as `Authorization: Bearer KEY`
+or `x-api-key: KEY` (HTTP headers or gRPC metadata); without it, calls are open, which is
+right for a service bound to localhost. Health checks stay open either way, so `jina ping`,
+the gRPC health check and load balancers keep working: they reveal nothing indexed.
+"""
+
+import hmac
+import json
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+import grpc
+
+API_KEY_ENV = "MEMEFLOW_API_KEY"
+KEY_HEADER = "x-api-key"
+OPEN_HTTP_PATHS = frozenset({"/", "/dry_run"})  # what `jina ping` and health probes ask
+OPEN_GRPC_METHODS = frozenset(
+    {
+        "/grpc.health.v1.Health/Check",
+        "/grpc.health.v1.Health/Watch",
+        "/jina.JinaGatewayDryRunRPC/dry_run",  # `jina ping` over gRPC
+    }
+)
+REFUSAL = (
+    f"missing or wrong API key: send it as 'Authorization: Bearer KEY' or '{KEY_HEADER}: KEY' "
+    f"(the key the server has in {API_KEY_ENV})"
+)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def api_key() -> str | None:
+    """The configured key, or None when calls are open."""
+    return os.environ.get(API_KEY_ENV) or None
+
+
+def client_headers(key: str | None = None) -> dict[str, str]:
+    """What a client sends: the key from MEMEFLOW_API_KEY unless given, else nothing."""
+    key = key if key is not None else api_key()
+    return {"authorization": f"Bearer {key}"} if key else {}
+
+
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The key a call carries; header names are lower-case (HTTP/2, ASGI and gRPC agree)."""
+    if headers.get(KEY_HEADER):
+        return headers[KEY_HEADER]
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def key_matches(presented: str | None, expected: str) -> bool:
+    """Constant-time comparison, so response times do not spell out the key."""
+    return presented is not None and hmac.compare_digest(presented.encode(), expected.encode())
+
+
+class HttpApiKey:
+    """ASGI middleware: 401 for a call without the right key, except on open paths."""
+
+    def __init__(self, app: ASGIApp, key: str | None) -> None:
+        self.app, self.key = app, key
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.key is None or scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        if scope["type"] == "http" and scope["path"] in OPEN_HTTP_PATHS:
+            return await self.app(scope, receive, send)
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in scope.get("headers", [])
+        }
+        if key_matches(presented_key(headers), self.key):
+            return await self.app(scope, receive, send)
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008, "reason": REFUSAL[:120]})
+            return None
+        body = json.dumps({"detail": REFUSAL}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", b"Bearer"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        return None
+
+
+def _metadata(details: grpc.HandlerCallDetails) -> dict[str, str]:
+    pairs: Iterable[tuple[str, str | bytes]] = details.invocation_metadata or ()
+    return {name.lower(): value for name, value in pairs if isinstance(value, str)}
+
+
+async def _deny(request: object, context: grpc.aio.ServicerContext) -> None:
+    await context.abort(grpc.StatusCode.UNAUTHENTICATED, REFUSAL)
+
+
+async def _deny_stream(request: object, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    """grpc.aio runs a streaming reply only from an async generator; this one yields nothing."""
+    await context.abort(grpc.StatusCode.UNAUTHENTICATED, REFUSAL)
+    yield None  # never reached: abort raises
+
+
+def _denying(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """A handler of the same shape as `handler` that refuses the call."""
+    codec = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(_deny_stream, **codec)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(_deny, **codec)
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(_deny_stream, **codec)
+    return grpc.unary_unary_rpc_method_handler(_deny, **codec)
+
+
+class GrpcApiKey(grpc.aio.ServerInterceptor):
+    """gRPC server interceptor: UNAUTHENTICATED without the right key, except health checks."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler_call_details.method in OPEN_GRPC_METHODS:
+            return handler
+        if key_matches(presented_key(_metadata(handler_call_details)), self.key):
+            return handler
+        return _denying(handler)

@@ -1,0 +1,289 @@
+"""Hostile and awkward inputs sent to a running service, over gRPC and HTTP.
+
+Each input gets a valid result or a clear error on its own document while the rest of its
+request is served, and the service goes on answering. One Flow serves the module, with a
+root folder it may read and one local web server it may fetch from; every image is made
+here with Pillow.
+"""
+
+import json
+import re
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from memeflow.client import MemeClient
+from memeflow.docs import MemeDoc
+from tests.conftest import Service
+from tests.test_images import BLUE, RED, cmyk_profile, encode, noise
+
+pytestmark = pytest.mark.flow
+
+PAGE = b"<!doctype html><html><body>a page, not a picture</body></html>"
+SVG = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"/>'
+
+
+def png(colour: tuple[int, int, int] = RED) -> bytes:
+    return encode(Image.new("RGB", (64, 64), colour), "PNG")
+
+
+def animation(fmt: str, **params: object) -> bytes:
+    frames = [Image.new("RGB", (32, 32), colour) for colour in (RED, BLUE, (0, 255, 0))]
+    return encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100, **params)
+
+
+def upright_and_rotated() -> tuple[bytes, bytes]:
+    """A photo as it should look, and the same photo stored sideways with an EXIF tag."""
+    upright = noise((96, 64))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # display rotated 90 degrees clockwise
+    sideways = upright.transpose(Image.Transpose.ROTATE_90)
+    return encode(upright, "PNG"), encode(sideways, "JPEG", quality=98, exif=exif.tobytes())
+
+
+def hostile_images() -> dict[str, tuple[bytes, str | None]]:
+    """name -> (bytes, None if it must be indexed, else a pattern its error must match)."""
+    jpeg, full_png = encode(noise((256, 256)), "JPEG", quality=90), encode(noise((256, 256)), "PNG")
+    deep = Image.fromarray(np.linspace(0, 65535, 64 * 64, dtype=np.uint16).reshape(64, 64))
+    alpha = Image.new("RGBA", (64, 64), (255, 0, 0, 0))
+    alpha.paste((0, 0, 255, 255), (0, 0, 32, 64))
+    cmyk = Image.new("CMYK", (64, 64), (0, 255, 255, 0))
+    upright, rotated = upright_and_rotated()
+    return {
+        "truncated.jpg": (jpeg[: len(jpeg) // 2], "truncated or corrupt"),
+        "truncated.png": (full_png[: len(full_png) // 2], "truncated or corrupt"),
+        "zero-bytes.jpg": (b"", "empty|neither text nor image"),  # gRPC sends b"" as no blob
+        "page.jpg": (PAGE, "HTML page"),
+        "notes.jpg": (b"shopping list: milk, eggs\n", "not an image"),
+        "drawing.svg": (SVG, "SVG"),
+        "bomb.png": (encode(Image.new("1", (10000, 9000), 1), "PNG"), "decompression-bomb"),
+        "pixel.png": (encode(Image.new("RGB", (1, 1), RED), "PNG"), None),
+        "strip.png": (encode(Image.new("RGB", (10000, 1), RED), "PNG"), None),
+        "tower.png": (encode(Image.new("RGB", (1, 10000), BLUE), "PNG"), None),
+        "anim.gif": (animation("GIF"), None),
+        "anim.webp": (animation("WEBP", lossless=True), None),
+        "anim.apng": (animation("PNG"), None),
+        "cmyk.jpg": (encode(cmyk, "JPEG"), None),
+        "cmyk-icc.jpg": (encode(cmyk, "JPEG", icc_profile=cmyk_profile((50, 20, -30))), None),
+        "deep.png": (encode(deep, "PNG"), None),
+        "alpha.png": (encode(alpha, "PNG"), None),
+        "grey.jpg": (encode(Image.new("L", (64, 64), 90), "JPEG"), None),
+        "upright.png": (upright, None),
+        "rotated.jpg": (rotated, None),
+    }
+
+
+class _Images(BaseHTTPRequestHandler):
+    """A web server the service may fetch from (127.0.0.1) that also tries to send it away."""
+
+    def do_GET(self) -> None:
+        if self.path == "/meme.png":
+            body = png(BLUE)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:  # any other path: off to the same machine under a name that is not allowed
+            self.send_response(302)
+            self.send_header("Location", f"http://localhost:{self.server.server_address[1]}/meme.png")
+            self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def web() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Images)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("files")
+    (base / "memes").mkdir()
+    (base / "memes" / "ok.png").write_bytes(png())
+    (base / "secret.png").write_bytes(png(BLUE))
+    (base / "memes" / "link-out.png").symlink_to(base / "secret.png")
+    return base / "memes"
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, web: str, root: Path) -> Iterator[Service]:
+    folder = tmp_path_factory.mktemp("hostile")
+    running = Service(folder / "workspace", folder / "serve.log")
+    running.env.update(MEMEFLOW_ROOTS=str(root), MEMEFLOW_FETCH_HOSTS=web,
+                       no_proxy="127.0.0.1,localhost", NO_PROXY="127.0.0.1,localhost")
+    running.start()
+    yield running
+    if running.process and running.process.poll() is None:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def client(service: Service) -> MemeClient:
+    return MemeClient(service.env["MEMEFLOW_HOST"])
+
+
+def http(service: Service, method: str, path: str, body: bytes | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(f"{service.http}{path}", data=body, method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=300) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def post(service: Service, endpoint: str, docs: list[dict], **parameters: object) -> list[dict]:
+    status, text = http(service, "POST", endpoint,
+                        json.dumps({"data": docs, "parameters": parameters}).encode())
+    assert status == 200, text
+    return json.loads(text)["data"]
+
+
+def test_hostile_images_fail_alone_in_one_request(client: MemeClient, service: Service) -> None:
+    cases = hostile_images()
+    docs = [MemeDoc(id=name, blob=data) for name, (data, _) in cases.items()]
+    replies = {doc.id: doc for doc in client._post("/index", docs)}
+    assert set(replies) == set(cases)
+    for name, (_, expected) in cases.items():
+        reply = replies[name]
+        if expected is None:
+            assert reply.error is None, f"{name}: {reply.error}"
+        else:
+            assert reply.error and re.search(expected, reply.error), (name, reply.error)
+            assert "\n" not in reply.error
+        assert reply.blob is None and reply.embedding is None
+    good = {name for name, (_, expected) in cases.items() if expected is None}
+    assert set(client.stored(list(cases))) == good
+    # The EXIF tag was applied: the sideways photo finds its upright original.
+    hits = client.search_image(cases["rotated.jpg"][0], top_k=2)
+    assert {hits[0]["id"], hits[1]["id"]} == {"rotated.jpg", "upright.png"}
+    log = service.log_path.read_text()
+    assert "DecompressionBombWarning" not in log and "Traceback" not in log
+    client.delete(list(good))
+
+
+def test_awkward_texts_over_grpc_and_http(client: MemeClient, service: Service) -> None:
+    texts = {
+        "long": "drake " * 2000 + "the end",  # 10,007 characters, cut at 77 tokens
+        "emoji": "😂🔥💯 when the tests pass on the first try 🎉",
+        "arabic": "عندما ينجح الكود من أول مرة",
+        "hebrew": "כשהקוד עובד בפעם הראשונה",
+        "nul": "nul\x00in\x00the\x00middle",
+    }
+    refused = {"empty": "", "blank": " \t\n\u3000 "}
+    docs = [MemeDoc(id=k, text=v) for k, v in {**texts, **refused}.items()]
+    replies = {doc.id: doc for doc in client._post("/index", docs)}
+    assert all(replies[k].error is None for k in texts), {k: replies[k].error for k in texts}
+    assert all("neither text nor image" in replies[k].error for k in refused)
+    for name, text in texts.items():
+        assert client.search_text(text, top_k=1)[0]["id"] == name  # gRPC
+        (result,) = post(service, "/search", [{"text": text}], top_k=1)  # HTTP, as JSON
+        assert result["matches"][0]["id"] == name
+    client.delete(list(texts))
+
+
+def test_bad_embeddings_fail_alone(client: MemeClient) -> None:
+    good = np.random.default_rng(3).standard_normal(512).astype(np.float32)
+    nan, inf = good.copy(), good.copy()
+    nan[7], inf[9] = np.nan, np.inf
+    docs = [
+        MemeDoc(id="short", embedding=good[:3]),
+        MemeDoc(id="long", embedding=np.concatenate([good, good[:1]])),
+        MemeDoc(id="matrix", embedding=np.stack([good, good])),
+        MemeDoc(id="nan", embedding=nan),
+        MemeDoc(id="inf", embedding=inf),
+        MemeDoc(id="zero", embedding=np.zeros(512, np.float32)),
+        MemeDoc(id="good", embedding=good),
+    ]
+    replies = {doc.id: doc for doc in client._post("/index", docs)}
+    for name in ("short", "long", "matrix"):
+        assert "512" in replies[name].error, replies[name].error
+    for name in ("nan", "inf", "zero"):
+        assert "NaN/inf" in replies[name].error
+    assert replies["good"].error is None
+    assert set(client.stored([d.id for d in docs])) == {"good"}
+    hits = client.search(MemeDoc(embedding=good), top_k=1)
+    assert hits[0]["id"] == "good" and hits[0]["score"] == pytest.approx(1.0, abs=1e-5)
+    client.delete(["good"])
+
+
+def test_no_file_outside_the_roots_over_grpc_and_http(
+    client: MemeClient, service: Service, root: Path
+) -> None:
+    escapes = [
+        "file:///etc/passwd",
+        "/etc/passwd",
+        "../../../../../../etc/passwd",
+        f"{root}/../secret.png",
+        f"file://{root}/../secret.png",
+        str(root / "link-out.png"),
+    ]
+    for endpoint in ("/index", "/search"):
+        over_grpc = client._post(endpoint, [MemeDoc(uri=uri) for uri in escapes])
+        over_http = post(service, endpoint, [{"uri": uri} for uri in escapes])
+        for uri, by_grpc, by_http in zip(escapes, over_grpc, over_http, strict=True):
+            for error in (by_grpc.error, by_http["error"]):
+                assert error.startswith(f"{uri}: outside the folders"), error
+                assert "MEMEFLOW_ROOTS" in error and "root:" not in error
+            assert not by_grpc.matches and not by_http["matches"]
+    inside = post(service, "/index", [{"uri": str(root / "ok.png")}])
+    assert inside[0]["error"] is None
+    assert client.stored([inside[0]["id"]])[inside[0]["id"]] == {}
+    assert client.count() == 1
+    client.delete([inside[0]["id"]])
+
+
+def test_urls_only_from_allowed_hosts(client: MemeClient, service: Service, web: str) -> None:
+    port = web.split(":")[1]
+    allowed, other = f"http://{web}/meme.png", f"http://localhost:{port}/meme.png"
+    replies = post(service, "/index", [{"uri": allowed}, {"uri": other},
+                                       {"uri": f"http://{web}/elsewhere"}])
+    assert replies[0]["error"] is None
+    assert replies[1]["error"] == (
+        f"{other}: host 'localhost' is not one the service may fetch from (MEMEFLOW_FETCH_HOSTS)")
+    assert "redirects to" in replies[2]["error"] and "another host" in replies[2]["error"]
+    assert set(client.stored([r["id"] for r in replies if r["id"]])) == {replies[0]["id"]}
+    client.delete([replies[0]["id"]])
+
+
+def test_malformed_http_and_unknown_endpoints(client: MemeClient, service: Service) -> None:
+    for body in (b"{not json", b'{"data": "nope"}', b'{"data": [{"text": 5}], "parameters": 3}'):
+        status, text = http(service, "POST", "/search", body)
+        assert status == 422, (body, status, text)
+    assert http(service, "POST", "/no-such-endpoint", b'{"data": []}')[0] == 404
+    assert http(service, "GET", "/../../etc/passwd")[0] == 404
+    status, text = http(service, "POST", "/search", json.dumps(
+        {"data": [{"text": "ok"}], "parameters": {"top_k": "all"}}).encode())
+    assert status >= 400 and "top_k must be a whole number" in text
+    assert client.count() == 0  # and the service still answers
+
+
+def test_ten_thousand_documents(client: MemeClient, service: Service) -> None:
+    vectors = np.random.default_rng(4).standard_normal((10_000, 512)).astype(np.float32)
+    docs = [MemeDoc(id=f"bulk-{i}", embedding=v) for i, v in enumerate(vectors)]
+    # The client sends them as 100 requests of 100; all are indexed.
+    replies = client._post("/index", docs)
+    assert len(replies) == 10_000 and not [d.error for d in replies if d.error]
+    assert client.count() == 10_000
+    # One HTTP request of 10,000 is over the per-request limit: refused whole, with the fix.
+    status, text = http(service, "POST", "/index", json.dumps({"data": [
+        {"id": f"one-request-{i}", "text": "x"} for i in range(10_000)]}).encode())
+    assert status >= 400
+    assert "10000 documents, over the limit of 1000 (MEMEFLOW_MAX_DOCS)" in text
+    assert client.count() == 10_000
+    hits = client.search(MemeDoc(embedding=vectors[1234]), top_k=1)
+    assert hits[0]["id"] == "bulk-1234"
+    client.clear()
