@@ -60,10 +60,10 @@ def _prepare_image(
     one any path or URL is read (a library caller reading its own files). With
     `thumbnail`, also keeps a small preview of the decoded image on the document.
     """
+    with timer("read_seconds"):  # errors name the uri as sent, not as normalised
+        data = policy.read(doc.uri, doc.blob) if policy else read_source(doc.uri, doc.blob)
     if doc.uri and not doc.uri.startswith("data:"):
         doc.uri = normalise_uri(doc.uri)
-    with timer("read_seconds"):
-        data = policy.read(doc.uri, doc.blob) if policy else read_source(doc.uri, doc.blob)
     if doc.id is None:
         doc.id = content_id(uri=doc.uri, data=data)
     with timer("decode_seconds"):

@@ -52,6 +52,10 @@ class Record(TypedDict):
     tags: dict[str, Any]
 
 
+class StoreWriteError(OSError):
+    """The log could not be written (a full disk, a file-size limit): nothing was changed."""
+
+
 class CorruptStoreError(RuntimeError):
     """A workspace file damaged in a way no crash can cause: refuse to guess what it held."""
 
@@ -364,9 +368,15 @@ class VectorStore:
             while view:
                 view = view[os.write(self._fd, view) :]
             os.fsync(self._fd)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(OSError):  # leave no torn record for the next one to follow
                 os.ftruncate(self._fd, self._log_size)
+            if isinstance(exc, OSError):
+                raise StoreWriteError(
+                    exc.errno,
+                    f"cannot write to {self._dir / LOG} ({exc.strerror or exc}): nothing from "
+                    "this request was stored; free disk space, then send it again",
+                ) from exc
             raise
         self._seq += 1
         self._log_size += len(frame)
