@@ -24,6 +24,7 @@ OPEN_GRPC_METHODS = frozenset(
         "/jina.JinaGatewayDryRunRPC/dry_run",  # `jina ping` over gRPC
     }
 )
+MAX_DRAINED = 100  # requests read from a refused stream before it is closed
 REFUSAL = (
     f"missing or wrong API key: send it as 'Authorization: Bearer KEY' or '{KEY_HEADER}: KEY' "
     f"(the key the server has in {API_KEY_ENV})"
@@ -104,8 +105,24 @@ async def _deny(request: object, context: grpc.aio.ServicerContext) -> None:
     await context.abort(grpc.StatusCode.UNAUTHENTICATED, REFUSAL)
 
 
+async def _deny_streaming(
+    requests: AsyncIterator[object], context: grpc.aio.ServicerContext
+) -> None:
+    """Reads what the client is still sending, then refuses: refusing mid-stream lets the
+    client see INTERNAL ("Internal error from Core") instead of UNAUTHENTICATED. Bounded,
+    so a client without the key cannot keep the handler reading forever."""
+    count = 0
+    async for _ in requests:
+        count += 1
+        if count >= MAX_DRAINED:
+            break
+    await context.abort(grpc.StatusCode.UNAUTHENTICATED, REFUSAL)
+
+
 async def _deny_stream(request: object, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
     """grpc.aio runs a streaming reply only from an async generator; this one yields nothing."""
+    if hasattr(request, "__aiter__"):
+        await _deny_streaming(request, context)
     await context.abort(grpc.StatusCode.UNAUTHENTICATED, REFUSAL)
     yield None  # never reached: abort raises
 
@@ -119,7 +136,7 @@ def _denying(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     if handler.request_streaming and handler.response_streaming:
         return grpc.stream_stream_rpc_method_handler(_deny_stream, **codec)
     if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(_deny, **codec)
+        return grpc.stream_unary_rpc_method_handler(_deny_streaming, **codec)
     if handler.response_streaming:
         return grpc.unary_stream_rpc_method_handler(_deny_stream, **codec)
     return grpc.unary_unary_rpc_method_handler(_deny, **codec)
@@ -142,3 +159,18 @@ class GrpcApiKey(grpc.aio.ServerInterceptor):
         if key_matches(presented_key(_metadata(handler_call_details)), self.key):
             return handler
         return _denying(handler)
+
+
+class ApiKeyCheck:
+    """The gateway's access check on both ports: the key from MEMEFLOW_API_KEY, or none."""
+
+    def __init__(self, key: str | None = None) -> None:
+        self.key = key if key is not None else api_key()
+
+    def protect_http(self, app: Any) -> None:
+        """Adds the key check to a FastAPI/Starlette app before it starts serving."""
+        if self.key:
+            app.add_middleware(HttpApiKey, key=self.key)
+
+    def grpc_interceptors(self) -> list[grpc.aio.ServerInterceptor]:
+        return [GrpcApiKey(self.key)] if self.key else []

@@ -274,7 +274,7 @@ class MemeClient:
         `error` set, and the others are stored."""
         return self._client.post(
             "/upsert", inputs=DocList[MemeDoc](docs), request_size=request_size,
-            return_type=DocList[MemeDoc], results_in_order=len(docs) > 0,
+            return_type=DocList[MemeDoc], results_in_order=len(docs) > 0, **self._auth,
         )
 
     def count(self) -> int:

@@ -38,3 +38,17 @@ def http_port() -> int:
 def host() -> str:
     """Where clients find the Flow: MEMEFLOW_HOST (host, host:port or grpc://host:port)."""
     return os.environ.get("MEMEFLOW_HOST") or f"grpc://localhost:{grpc_port()}"
+
+
+DEFAULT_BIND = "127.0.0.1"
+DEFAULT_METRICS_PORT = 51002
+
+
+def bind_host() -> str:
+    """Where the gateway listens: MEMEFLOW_BIND (e.g. 0.0.0.0 to serve other machines)."""
+    return os.environ.get("MEMEFLOW_BIND") or DEFAULT_BIND
+
+
+def metrics_port() -> int:
+    """The gateway's Prometheus port; the executors' follow it in flow.yml order."""
+    return int(os.environ.get("MEMEFLOW_METRICS_PORT") or DEFAULT_METRICS_PORT)

@@ -19,7 +19,7 @@ from typing import IO
 
 import yaml
 
-from memeflow import config
+from memeflow import config, exposure
 from memeflow.model import ModelLoadError, check_model_source
 
 READY_LINE = "memeflow is ready"
@@ -42,7 +42,7 @@ def _flow_config(flow_file: Path) -> dict:
     """The Flow YAML with the ports from the environment (YAML has no defaulting syntax)."""
     flow = yaml.safe_load(flow_file.read_text())
     flow.setdefault("with", {})["port"] = [config.grpc_port(), config.http_port()]
-    return flow
+    return exposure.expose(flow)
 
 
 def run_flow(flow_file: Path) -> None:
@@ -52,6 +52,7 @@ def run_flow(flow_file: Path) -> None:
 
     # The ready banner looks up the public IP on three web services; never ask them.
     orchestrator.get_public_ip = lambda *args, **kwargs: None
+    exposure.metrics_on_loopback()
     os.chdir(flow_file.parent)  # executor paths in flow.yml are relative to it
     with Flow.load_config(_flow_config(flow_file)) as flow:
         print(
@@ -85,6 +86,7 @@ def _child_env() -> dict[str, str]:
     # a few cores that spinning starves the others (a text query went from ~50 ms to
     # ~860 ms on 2 busy cores). Passive waiting costs nothing measurable when idle.
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    env.update(exposure.child_env())
     return env
 
 

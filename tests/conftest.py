@@ -1,6 +1,8 @@
 """Shared test set-up: the no-weights CLIP model, real memes from ../shared, free ports."""
 
+import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -60,6 +62,20 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
+def free_port_run(count: int) -> int:
+    """The first of `count` consecutive free ports (the Flow's metrics ports)."""
+    for _ in range(100):
+        base = random.randint(20000, 60000 - count)
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(base, base + count):
+                    stack.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
 class Service:
     """`memeflow serve` in the background, as a user runs it, on free ports."""
 
@@ -71,6 +87,7 @@ class Service:
             MEMEFLOW_WORKSPACE=str(workspace),
             MEMEFLOW_GRPC_PORT=str(self.grpc_port),
             MEMEFLOW_HTTP_PORT=str(self.http_port),
+            MEMEFLOW_METRICS_PORT=str(free_port_run(3)),  # gateway, encoder, indexer
             MEMEFLOW_HOST=f"grpc://127.0.0.1:{self.grpc_port}",
         )
         key, value = self.marker.split("=")

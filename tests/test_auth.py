@@ -8,7 +8,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from memeflow.auth import GrpcApiKey, HttpApiKey, client_headers, presented_key
+from memeflow.auth import ApiKeyCheck, GrpcApiKey, HttpApiKey, client_headers, presented_key
 
 KEY = "s3cret-key"
 
@@ -134,3 +134,51 @@ def test_grpc_needs_the_key_but_health_checks_do_not() -> None:
         assert results[f"stream-{name}"] == [b"stream:a", b"stream:b"]
     assert results["health"] == health_pb2.HealthCheckResponse.SERVING
     assert results["missing"] == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_the_gateway_check_protects_a_fastapi_app() -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    def build(check: ApiKeyCheck) -> TestClient:
+        app = FastAPI()
+        app.post("/search")(lambda: {"data": []})
+        app.get("/")(lambda: {})
+        check.protect_http(app)
+        return TestClient(app)
+
+    guarded = build(ApiKeyCheck(KEY))
+    assert guarded.post("/search").status_code == 401
+    assert guarded.post("/search", headers={"x-api-key": "nope"}).status_code == 401
+    assert guarded.post("/search", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+    assert guarded.get("/").status_code == 200
+    assert build(ApiKeyCheck("")).post("/search").status_code == 200  # no key: open
+    assert ApiKeyCheck("").grpc_interceptors() == []
+    assert isinstance(ApiKeyCheck(KEY).grpc_interceptors()[0], GrpcApiKey)
+
+
+def test_http_requests_the_gateway_would_answer_in_part_are_refused() -> None:
+    from fastapi import FastAPI, Request
+    from fastapi.testclient import TestClient
+
+    from memeflow.gateway_checks import GatewayChecks
+    from memeflow.http_limits import HttpRequestLimit
+
+    app = FastAPI()
+
+    @app.post("/index")
+    async def index(request: Request) -> dict:
+        return {"got": len((await request.json())["data"])}
+
+    GatewayChecks(KEY).protect_http(app)
+    client = TestClient(app)
+    key = {"x-api-key": KEY}
+    assert client.post("/index", json={"data": [{}] * 100}, headers=key).json() == {"got": 100}
+    refused = client.post("/index", json={"data": [{}] * 101}, headers=key)
+    assert refused.status_code == 413 and "101 documents" in refused.json()["detail"]
+    assert client.post("/index", json={"data": [{}] * 101}).status_code == 401  # key first
+    small = FastAPI()
+    small.post("/index")(lambda: {})
+    small.add_middleware(HttpRequestLimit, max_bytes=1000)
+    too_big = TestClient(small).post("/index", content=b"x" * 1001)
+    assert too_big.status_code == 413 and "MEMEFLOW_MAX_REQUEST_BYTES" in too_big.text

@@ -100,6 +100,7 @@ def verify(client: MemeClient, run: str, acked: list[int]) -> int:
         vector = batch_vectors(run, batch)[7]
         (hit,) = client.search(MemeDoc(embedding=vector), top_k=1)
         assert hit["id"] == f"{run}-{batch}-7" and hit["score"] == pytest.approx(1.0, abs=1e-5)
+    print(f"{run}: {len(acked)} batches acknowledged, {len(present)} present, whole")  # -s
     return len(present)
 
 

@@ -5,6 +5,7 @@ from docarray import DocList
 from jina import Executor, requests
 
 from memeflow import config, params
+from memeflow.access import AccessPolicy
 from memeflow.docs import MatchDoc, MemeDoc
 from memeflow.lookup import record_filter
 from memeflow.shards import shard_of
@@ -27,6 +28,7 @@ class MemeIndexer(Executor):
         self.path = path
         self.store = VectorStore(path, exact_max=int(exact_max))  # beyond it: HNSW
         self.thumbnails = ThumbnailStore(path / "thumbnails")
+        self.limits = AccessPolicy.from_env()  # /upsert skips the encoder and its limits
         self.logger.info(f"index at {path}: {len(self.store)} documents")
 
     def _owns(self, doc: MemeDoc) -> bool:
@@ -48,6 +50,7 @@ class MemeIndexer(Executor):
     def index(self, docs: DocList[MemeDoc], parameters: dict, **kwargs) -> DocList[MemeDoc]:
         """Store documents by id. `/upsert` reaches only this executor (the encoder does not
         bind it): the fast path for documents that bring their own embedding."""
+        self.limits.check_request(len(docs))
         dim, valid = self.store.dim, []
         for doc in docs:
             if self._storable(doc, dim) and self._owns(doc):
