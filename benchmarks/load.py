@@ -1,15 +1,17 @@
 """Load test: concurrent clients mixing text searches, image searches and /index calls.
 
 Starts its own Flow on free loopback ports with a throw-away workspace (or uses one already
-running on this machine with --host), seeds it, then runs N client threads for a fixed time
-and stops by itself. Reports requests/s, p50/p99 latency per endpoint, errors, and the
-resident memory of the Flow's processes after warm-up and at the end.
+running on this machine with --host), seeds it, then runs N concurrent clients (coroutines
+on one event loop) for a fixed time and stops by itself. Reports requests/s, p50/p99
+latency per endpoint, errors, and the resident memory of the Flow's processes after
+warm-up and at the end.
 
     python benchmarks/load.py            # 32 clients, 60 s after a 15 s warm-up
     python benchmarks/load.py --quick    # 4 clients, 10 s: a smoke run
 """
 
 import argparse
+import asyncio
 import io
 import json
 import os
@@ -22,13 +24,17 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
+from docarray import DocList
 from PIL import Image
 
-from memeflow.client import MemeClient
+from memeflow.auth import client_headers
+from memeflow.client import MemeClient, parse_host
 from memeflow.docs import MemeDoc
+from memeflow.exposure import free_port_run
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 WORDS = [
@@ -93,25 +99,34 @@ def flow_rss(pgid: int) -> dict[int, int]:
     return found
 
 
-def client_loop(host: str, number: int, images: list[bytes], stop: threading.Event,
-                tally: list[Tally]) -> None:
+async def call(client: Any, endpoint: str, doc: MemeDoc, **parameters: Any) -> str | None:
+    """One request of one document; the error it came back with, if any."""
+    key = tuple(client_headers().items())  # MEMEFLOW_API_KEY, if the Flow wants one
+    async for docs in client.post(endpoint, inputs=DocList[MemeDoc]([doc]), metadata=key,
+                                  parameters=parameters, return_type=DocList[MemeDoc]):
+        return docs[0].error
+    return "no reply"
+
+
+async def client_loop(client: Any, number: int, images: list[bytes], stop: asyncio.Event,
+                      tally: list[Tally]) -> None:
     """One client: picks a call by MIX, times it, until `stop`; `tally[0]` is the phase."""
-    client, rng, sent = MemeClient(host), random.Random(number), 0
+    rng, sent = random.Random(number), 0
     kinds, weights = zip(*MIX, strict=True)
     while not stop.is_set():
         kind = rng.choices(kinds, weights)[0]
-        started, error = time.perf_counter(), None
+        started = time.perf_counter()
         try:
             if kind == "text":
-                client.search_text(" ".join(rng.sample(WORDS, 4)), top_k=10)
+                query = MemeDoc(text=" ".join(rng.sample(WORDS, 4)))
+                error = await call(client, "/search", query, top_k=10)
             elif kind == "image":
-                client.search_image(rng.choice(images), top_k=10)
+                error = await call(client, "/search", MemeDoc(blob=rng.choice(images)), top_k=10)
             else:
                 sent += 1
                 doc = MemeDoc(id=f"load-{number}-{sent}", blob=rng.choice(images),
                               tags={"client": number})
-                (reply,) = client._post("/index", [doc])
-                error = reply.error
+                error = await call(client, "/index", doc)
         except Exception as exc:
             error = repr(exc)[:200]
         tally[0].add(kind, time.perf_counter() - started, error)
@@ -130,30 +145,39 @@ def summary(tally: Tally, seconds: float) -> dict[str, object]:
             "first_errors": tally.errors[:5], "endpoints": endpoints}
 
 
-def run(host: str, pgid: int | None, clients: int, seconds: float, warmup: float) -> dict:
+async def clients(host: str, pgid: int | None, count: int, seconds: float,
+                  warmup: float) -> tuple[Tally, float, dict[int, int], dict[int, int], Tally]:
+    """`count` concurrent clients on one event loop (Jina's client is not thread-safe)."""
+    from jina import Client
+
+    protocol, hostname, port = parse_host(host)
+    client = Client(host=hostname, port=port, protocol=protocol, asyncio=True)
     images = make_images(64)
-    seeder = MemeClient(host)
-    vectors = np.random.default_rng(1).standard_normal((5000, 512)).astype(np.float32)
-    seeder._post("/index", [MemeDoc(id=f"seed-{i}", embedding=v) for i, v in enumerate(vectors)])
-    seeder._post("/index", [MemeDoc(id=f"seed-image-{i}", blob=b) for i, b in enumerate(images)])
-    stop, warm, measured = threading.Event(), Tally(), Tally()
+    stop, warm, measured = asyncio.Event(), Tally(), Tally()
     phase = [warm]
-    threads = [threading.Thread(target=client_loop, args=(host, n, images, stop, phase),
-                                daemon=True) for n in range(clients)]
-    for thread in threads:
-        thread.start()
-    time.sleep(warmup)
+    tasks = [asyncio.create_task(client_loop(client, n, images, stop, phase))
+             for n in range(count)]
+    await asyncio.sleep(warmup)
     rss_warm = flow_rss(pgid) if pgid else {}
     phase[0] = measured
     started = time.perf_counter()
-    time.sleep(seconds)
+    await asyncio.sleep(seconds)
     stop.set()
-    for thread in threads:
-        thread.join(120)
+    await asyncio.wait(tasks, timeout=120)
     elapsed = time.perf_counter() - started
-    rss_end = flow_rss(pgid) if pgid else {}
+    return measured, elapsed, rss_warm, flow_rss(pgid) if pgid else {}, warm
+
+
+def run(host: str, pgid: int | None, count: int, seconds: float, warmup: float) -> dict:
+    seeder = MemeClient(host)
+    vectors = np.random.default_rng(1).standard_normal((5000, 512)).astype(np.float32)
+    seeder._post("/index", [MemeDoc(id=f"seed-{i}", embedding=v) for i, v in enumerate(vectors)])
+    images = make_images(64)
+    seeder._post("/index", [MemeDoc(id=f"seed-image-{i}", blob=b) for i, b in enumerate(images)])
+    measured, elapsed, rss_warm, rss_end, warm = asyncio.run(
+        clients(host, pgid, count, seconds, warmup))
     report = summary(measured, elapsed)
-    report.update(clients=clients, warmup_s=warmup, warmup_errors=len(warm.errors),
+    report.update(clients=count, warmup_s=warmup, warmup_errors=len(warm.errors),
                   count_after=seeder.count(), load_average=os.getloadavg())
     if rss_warm:
         before, after = sum(rss_warm.values()), sum(rss_end.values())
@@ -184,7 +208,8 @@ def main() -> int:
         from memeflow.service import FlowProcess
 
         grpc_port = free_port()
-        os.environ.update(MEMEFLOW_GRPC_PORT=str(grpc_port), MEMEFLOW_HTTP_PORT=str(free_port()))
+        os.environ.update(MEMEFLOW_GRPC_PORT=str(grpc_port), MEMEFLOW_HTTP_PORT=str(free_port()),
+                          MEMEFLOW_METRICS_PORT=str(free_port_run(3)))
         with tempfile.TemporaryDirectory() as workspace:
             os.environ["MEMEFLOW_WORKSPACE"] = workspace
             log = Path(workspace).with_suffix(".log")

@@ -17,6 +17,7 @@ import grpc
 API_KEY_ENV = "MEMEFLOW_API_KEY"
 KEY_HEADER = "x-api-key"
 OPEN_HTTP_PATHS = frozenset({"/", "/dry_run"})  # what `jina ping` and health probes ask
+OPEN_HTTP_PREFIX = "/static/"  # the search page's scripts and styles
 OPEN_GRPC_METHODS = frozenset(
     {
         "/grpc.health.v1.Health/Check",
@@ -34,6 +35,13 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def _open_path(method: str, path: str) -> bool:
+    """Health checks, and the search page's own files (no data in them), need no key."""
+    if path in OPEN_HTTP_PATHS:
+        return True
+    return method == "GET" and path.startswith(OPEN_HTTP_PREFIX) and ".." not in path
 
 
 def api_key() -> str | None:
@@ -69,7 +77,7 @@ class HttpApiKey:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.key is None or scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
-        if scope["type"] == "http" and scope["path"] in OPEN_HTTP_PATHS:
+        if scope["type"] == "http" and _open_path(scope["method"], scope["path"]):
             return await self.app(scope, receive, send)
         headers = {
             name.decode("latin-1").lower(): value.decode("latin-1")

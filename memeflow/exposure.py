@@ -6,6 +6,9 @@ laptop should not be reachable from the café's network, and nobody but the gate
 to reach an executor.
 """
 
+import contextlib
+import random
+import socket
 from typing import Any
 
 from memeflow import config
@@ -43,3 +46,35 @@ def metrics_on_loopback() -> None:
         return original(port, addr=LOOPBACK if addr == "0.0.0.0" else addr, **kwargs)
 
     prometheus_client.start_http_server = loopback_only
+
+
+def metrics_collect_fix() -> None:
+    """Jina 3.34's request-size summary unpacks metric samples as 5-tuples; prometheus_client
+    0.26 has 6 fields, so every /metrics scrape of an executor failed with a 500. Read the
+    first five fields instead (the sixth, native histograms, is unused)."""
+    from jina.serve.monitoring import _SummaryDeprecated
+
+    def collect(self: _SummaryDeprecated) -> list[Any]:
+        metric = self._get_metric()
+        for suffix, labels, value, timestamp, exemplar, *_ in self._samples():
+            metric.add_sample(self._name + suffix, labels, value, timestamp, exemplar)
+            if self._old_name:
+                metric.add_sample(self._old_name + suffix, labels, value, timestamp, exemplar)
+        return [metric]
+
+    _SummaryDeprecated.collect = collect
+
+
+def free_port_run(count: int) -> int:
+    """The first of `count` consecutive free loopback ports (a Flow's metrics ports), for
+    tests and benchmarks that start a Flow beside others."""
+    for _ in range(100):
+        base = random.randint(20000, 60000 - count)
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(base, base + count):
+                    stack.enter_context(socket.socket()).bind((LOOPBACK, port))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError(f"no {count} consecutive free ports")

@@ -53,6 +53,7 @@ def run_flow(flow_file: Path) -> None:
     # The ready banner looks up the public IP on three web services; never ask them.
     orchestrator.get_public_ip = lambda *args, **kwargs: None
     exposure.metrics_on_loopback()
+    exposure.metrics_collect_fix()
     os.chdir(flow_file.parent)  # executor paths in flow.yml are relative to it
     with Flow.load_config(_flow_config(flow_file)) as flow:
         print(

@@ -1,8 +1,6 @@
 """Shared test set-up: the no-weights CLIP model, real memes from ../shared, free ports."""
 
-import contextlib
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -12,6 +10,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+from memeflow.exposure import free_port_run
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -60,20 +60,6 @@ def processes_with(marker: str) -> list[int]:
         except OSError:
             continue
     return found
-
-
-def free_port_run(count: int) -> int:
-    """The first of `count` consecutive free ports (the Flow's metrics ports)."""
-    for _ in range(100):
-        base = random.randint(20000, 60000 - count)
-        try:
-            with contextlib.ExitStack() as stack:
-                for port in range(base, base + count):
-                    stack.enter_context(socket.socket()).bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 class Service:

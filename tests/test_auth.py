@@ -18,7 +18,9 @@ async def echo_app(scope: dict, receive, send) -> None:
     await send({"type": "http.response.body", "body": b"served"})
 
 
-def call_http(path: str, headers: dict[str, str], key: str | None = KEY) -> tuple[int, bytes]:
+def call_http(
+    path: str, headers: dict[str, str], key: str | None = KEY, method: str = "POST"
+) -> tuple[int, bytes]:
     sent: list[dict] = []
 
     async def send(message: dict) -> None:
@@ -27,7 +29,7 @@ def call_http(path: str, headers: dict[str, str], key: str | None = KEY) -> tupl
     async def receive() -> dict:
         return {"type": "http.request", "body": b""}
 
-    scope = {"type": "http", "path": path, "method": "POST",
+    scope = {"type": "http", "path": path, "method": method,
              "headers": [(k.encode(), v.encode()) for k, v in headers.items()]}
     asyncio.run(HttpApiKey(echo_app, key)(scope, receive, send))
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
@@ -58,8 +60,12 @@ def test_http_with_the_key_is_served() -> None:
 def test_http_health_paths_stay_open_and_nothing_else() -> None:
     assert call_http("/", {})[0] == 200
     assert call_http("/dry_run", {})[0] == 200
-    for path in ("/dry_run/../search", "//search", "/docs", "/openapi.json", "/dry_run/x"):
+    assert call_http("/static/app.js", {}, method="GET")[0] == 200
+    for path in ("/dry_run/../search", "//search", "/docs", "/openapi.json", "/dry_run/x",
+                 "/static/../search", "/thumbnails/abc"):
         assert call_http(path, {})[0] == 401, path
+        assert call_http(path, {}, method="GET")[0] == 401, path
+    assert call_http("/static/app.js", {}, method="POST")[0] == 401
 
 
 def test_client_headers_come_from_the_env(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,9 +8,12 @@ so the run is quick and each one can be checked exactly.
 """
 
 import errno
+import json
 import os
 import resource
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -21,7 +24,7 @@ import pytest
 from memeflow.client import MemeClient
 from memeflow.docs import MemeDoc
 from memeflow.store import FRAME, LOG, MAGIC, Record, StoreWriteError, VectorStore
-from tests.conftest import Service, processes_with
+from tests.conftest import REPO, Service, processes_with
 
 BATCH, BATCHES, DIM = 100, 100, 512  # 10,000 documents in 100 /index calls
 
@@ -35,37 +38,50 @@ def batch_ids(run: str, batch: int) -> list[str]:
     return [f"{run}-{batch}-{i}" for i in range(BATCH)]
 
 
-class IndexRun(threading.Thread):
-    """Indexes 100 batches one call at a time; remembers the batches the service acknowledged."""
+def drive(host: str, run: str) -> None:
+    """The client side, in its own process (Jina's client hangs when called from a second
+    thread): index 100 batches one call at a time, print each acknowledged batch."""
+    client = MemeClient(host)
+    for batch in range(BATCHES):
+        ids, vectors = batch_ids(run, batch), batch_vectors(run, batch)
+        docs = [MemeDoc(id=i, embedding=v) for i, v in zip(ids, vectors, strict=True)]
+        replies = client._post("/index", docs)
+        if len(replies) != BATCH or any(reply.error for reply in replies):
+            sys.exit(f"batch {batch} came back with errors")
+        print(batch, flush=True)
 
-    def __init__(self, host: str, run: str) -> None:
-        super().__init__(daemon=True)
-        self.host, self.run_name = host, run
+
+class IndexRun:
+    """`drive` in a child process; `acked` fills as the service acknowledges batches."""
+
+    def __init__(self, service: Service, run: str) -> None:
         self.acked: list[int] = []
-        self.failure: str | None = None
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", f"from tests.test_crash import drive; "
+             f"drive({service.env['MEMEFLOW_HOST']!r}, {run!r})"],
+            cwd=REPO, env=service.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
-    def run(self) -> None:
-        client = MemeClient(self.host)
-        for batch in range(BATCHES):
-            vectors = batch_vectors(self.run_name, batch)
-            docs = [MemeDoc(id=i, embedding=v) for i, v in zip(batch_ids(self.run_name, batch),
-                                                                vectors, strict=True)]
-            try:
-                replies = client._post("/index", docs)
-            except Exception as exc:  # the service was killed: the run ends here
-                self.failure = repr(exc)
-                return
-            if len(replies) != BATCH or any(reply.error for reply in replies):
-                self.failure = f"batch {batch} came back with errors"
-                return
-            self.acked.append(batch)
+    def _read(self) -> None:
+        assert self.process.stdout
+        for line in self.process.stdout:
+            self.acked.append(int(line))
 
     def wait_for(self, batches: int, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout
         while len(self.acked) < batches:
-            assert self.failure is None, self.failure
+            assert self.process.poll() is None, "the index run stopped early"
             assert time.monotonic() < deadline, f"only {len(self.acked)} batches in {timeout} s"
             time.sleep(0.02)
+
+    def end(self, timeout: float = 300) -> int:
+        """Waits for the client to give up (the service is gone); returns its exit code."""
+        code = self.process.wait(timeout)
+        self.reader.join(10)
+        return code
 
 
 def indexer_pid(service: Service, workspace: Path) -> int:
@@ -80,16 +96,17 @@ def indexer_pid(service: Service, workspace: Path) -> int:
     raise AssertionError("no process has the index log open")
 
 
-def wait_gone(service: Service, timeout: float = 60) -> None:
+def wait_gone(service: Service, timeout: float = 60, ignore: int | None = None) -> None:
     deadline = time.monotonic() + timeout
-    while processes_with(service.marker):
+    while set(processes_with(service.marker)) - {ignore}:
         assert time.monotonic() < deadline, "Flow processes still alive"
         time.sleep(0.2)
 
 
-def verify(client: MemeClient, run: str, acked: list[int]) -> int:
+def verify(host: str, run: str, acked: list[int]) -> dict[str, int]:
     """Every acknowledged batch is whole; any other batch is whole or absent, with its
-    exact vectors. Returns how many batches of the run are stored."""
+    exact vectors. Returns how many batches of the run are stored, and the count."""
+    client = MemeClient(host)
     stored = client.stored([i for b in range(BATCHES) for i in batch_ids(run, b)])
     present = {int(doc_id.split("-")[1]) for doc_id in stored}
     assert set(acked) <= present, f"acknowledged batches lost: {sorted(set(acked) - present)}"
@@ -99,9 +116,36 @@ def verify(client: MemeClient, run: str, acked: list[int]) -> int:
     for batch in sorted(present)[:: max(1, len(present) // 5)]:
         vector = batch_vectors(run, batch)[7]
         (hit,) = client.search(MemeDoc(embedding=vector), top_k=1)
-        assert hit["id"] == f"{run}-{batch}-7" and hit["score"] == pytest.approx(1.0, abs=1e-5)
-    print(f"{run}: {len(acked)} batches acknowledged, {len(present)} present, whole")  # -s
-    return len(present)
+        assert hit["id"] == f"{run}-{batch}-7" and abs(hit["score"] - 1.0) < 1e-5
+    return {"present": len(present), "count": client.count()}
+
+
+def index_batch(host: str, run: str, batch: int) -> str | None:
+    """Index one batch; the error the call raised, if any."""
+    docs = [MemeDoc(id=i, embedding=v)
+            for i, v in zip(batch_ids(run, batch), batch_vectors(run, batch), strict=True)]
+    try:
+        replies = MemeClient(host)._post("/index", docs)
+    except Exception as exc:
+        return str(exc)
+    return next((reply.error for reply in replies if reply.error), None)
+
+
+def stored_count(host: str, ids: list[str]) -> dict[str, int]:
+    client = MemeClient(host)
+    return {"count": client.count(), "stored": len(client.stored(ids))}
+
+
+def in_child(service: Service, function: str, *args: object) -> object:
+    """`function(*args)` from this module in a fresh process, its result read as JSON: a
+    Jina client in a long-lived process can wait forever on a call after the service it
+    talked to was killed and restarted, which is not what these tests are about."""
+    code = (f"import json; from tests.test_crash import {function} as f; "
+            f"print(json.dumps(f(*{args!r})))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=service.env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
@@ -126,38 +170,37 @@ def runs() -> dict[str, list[int]]:
 
 @pytest.mark.flow
 def test_kill_9_the_whole_flow_during_indexing(flow: Service, runs) -> None:
-    run = IndexRun(flow.env["MEMEFLOW_HOST"], "whole")
-    run.start()
+    run = IndexRun(flow, "whole")
     run.wait_for(20)
     for pid in processes_with(flow.marker):  # `memeflow serve`, gateway, encoder, indexer
-        os.kill(pid, signal.SIGKILL)
-    run.join(120)
+        if pid != run.process.pid:
+            os.kill(pid, signal.SIGKILL)
+    assert run.end() != 0 and len(run.acked) < BATCHES, "the run finished before the kill"
     flow.process.wait(10)
-    wait_gone(flow)
-    assert run.failure and len(run.acked) < BATCHES, "the run finished before the kill"
+    wait_gone(flow, ignore=run.process.pid)
     runs["whole"] = run.acked
     flow.start()
-    client = MemeClient(flow.env["MEMEFLOW_HOST"])
-    present = verify(client, "whole", run.acked)
-    assert client.count() == BATCH * present
+    result = in_child(flow, "verify", flow.env["MEMEFLOW_HOST"], "whole", run.acked)
+    print(f"whole Flow killed: {len(run.acked)} batches acknowledged, {result['present']} "
+          "present and whole after the restart")
+    assert result["count"] == BATCH * result["present"]
 
 
 @pytest.mark.flow
 def test_kill_9_only_the_indexer_during_indexing(flow: Service, workspace: Path, runs) -> None:
-    run = IndexRun(flow.env["MEMEFLOW_HOST"], "indexer")
-    run.start()
+    run = IndexRun(flow, "indexer")
     run.wait_for(20)
     os.kill(indexer_pid(flow, workspace), signal.SIGKILL)
-    run.join(300)
-    assert not run.is_alive(), "the client hung after the indexer died"
-    assert run.failure and len(run.acked) < BATCHES
+    assert run.end() != 0 and len(run.acked) < BATCHES  # an error, not a hang
     runs["indexer"] = run.acked
     flow.stop()
     wait_gone(flow)
     flow.start()
-    client = MemeClient(flow.env["MEMEFLOW_HOST"])
-    present = {name: verify(client, name, acked) for name, acked in runs.items()}
-    assert client.count() == BATCH * sum(present.values())
+    host = flow.env["MEMEFLOW_HOST"]
+    results = {name: in_child(flow, "verify", host, name, acked) for name, acked in runs.items()}
+    print(f"indexer killed: {len(run.acked)} batches acknowledged, "
+          f"{results['indexer']['present']} present and whole after the restart")
+    assert results["indexer"]["count"] == BATCH * sum(r["present"] for r in results.values())
 
 
 @pytest.mark.flow
@@ -166,43 +209,39 @@ def test_a_write_the_disk_refuses_is_a_clear_error_and_changes_nothing(
 ) -> None:
     """RLIMIT_FSIZE on the live indexer: its next log write fails with EFBIG, as the same
     write fails with ENOSPC on a full disk (both an OSError from write(2) mid-record)."""
-    client = MemeClient(flow.env["MEMEFLOW_HOST"])
-    count, size = client.count(), (workspace / LOG).stat().st_size
+    host, ids = flow.env["MEMEFLOW_HOST"], batch_ids("full", 0)
+    before = in_child(flow, "stored_count", host, ids)
+    size = (workspace / LOG).stat().st_size
     pid = indexer_pid(flow, workspace)
     soft, hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)
-    vectors = batch_vectors("full", 0)
-    docs = [MemeDoc(id=i, embedding=v) for i, v in zip(batch_ids("full", 0), vectors, strict=True)]
     resource.prlimit(pid, resource.RLIMIT_FSIZE, (size + 4096, hard))  # room for a torn piece
     try:
-        with pytest.raises(Exception, match="nothing from this request was stored") as info:
-            client._post("/index", docs)
-        assert "File too large" in str(info.value)
+        error = in_child(flow, "index_batch", host, "full", 0)
     finally:
         resource.prlimit(pid, resource.RLIMIT_FSIZE, (soft, hard))
+    assert "File too large" in error and "nothing from this request was stored" in error
     assert (workspace / LOG).stat().st_size == size  # the torn piece was cut off again
-    assert client.count() == count
-    assert not client.stored(batch_ids("full", 0))
-    assert not [d.error for d in client._post("/index", docs) if d.error]  # disk back: works
+    assert in_child(flow, "stored_count", host, ids) == before  # nothing of it stored
+    assert in_child(flow, "index_batch", host, "full", 0) is None  # disk back: it works
     runs["full"] = [0]
-    assert client.count() == count + BATCH
+    assert in_child(flow, "stored_count", host, ids) == {"count": before["count"] + BATCH,
+                                                         "stored": BATCH}
 
 
 @pytest.mark.flow
 def test_a_torn_last_write_is_dropped_at_restart(flow: Service, workspace: Path, runs) -> None:
-    client = MemeClient(flow.env["MEMEFLOW_HOST"])
-    count = client.count()
+    host = flow.env["MEMEFLOW_HOST"]
+    count = in_child(flow, "stored_count", host, [])["count"]
     flow.stop()
     wait_gone(flow)
     with (workspace / LOG).open("ab") as log:  # a record cut short by a power loss
         log.write(FRAME.pack(MAGIC, 300_000, 12345) + b'{"seq": 999999, "op": "upsert"')
     flow.start()
-    client = MemeClient(flow.env["MEMEFLOW_HOST"])
-    assert client.count() == count
-    for name, acked in runs.items():
-        verify(client, name, acked)
     assert "dropping a torn record" in flow.log_path.read_text()
-    client._post("/index", [MemeDoc(id="after", embedding=batch_vectors("after", 0)[0])])
-    assert client.count() == count + 1
+    for name, acked in runs.items():
+        assert in_child(flow, "verify", host, name, acked)["count"] == count
+    assert in_child(flow, "index_batch", host, "after", 0) is None
+    assert in_child(flow, "stored_count", host, [])["count"] == count + BATCH
 
 
 def test_a_full_disk_mid_record_leaves_the_log_as_it_was(

@@ -343,6 +343,7 @@ def observed(text: str, metric: str) -> float:
 def test_metrics_time_each_phase_and_health_checks_answer(
     client: MemeClient, service: Service
 ) -> None:
+    client._post("/index", [MemeDoc(id="measured", text="a cat in a box")])
     client.search_text("a cat in a box", top_k=3)
     client.search_image(png(), top_k=3)
     base = int(service.env["MEMEFLOW_METRICS_PORT"])
@@ -351,8 +352,10 @@ def test_metrics_time_each_phase_and_health_checks_answer(
                    "jina_embed_images_seconds", "jina_embed_texts_seconds"):
         assert observed(encoder, metric) >= 1, metric
     assert observed(indexer, "jina_search_seconds") >= 2
+    assert observed(indexer, "jina_index_seconds") >= 1
     assert "jina_receiving_request_seconds" in gateway
     with grpc.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=30)
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    client.delete(["measured"])
