@@ -27,6 +27,7 @@ from jina.serve.runtimes.gateway.http import HTTPGateway
 from jina.serve.runtimes.servers.composite import CompositeBaseServer
 
 from memeflow.docs import MemeDoc
+from memeflow.gateway_checks import ACCESS_CHECK
 from memeflow.web import ThumbnailCache, load_assets, search_page
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -40,7 +41,7 @@ class GatewayAuth(Protocol):
     def grpc_interceptors(self) -> list[grpc.aio.ServerInterceptor]: ...
 
 
-AUTH: GatewayAuth | None = None  # the access-check hook (see the module docstring)
+AUTH: GatewayAuth | None = ACCESS_CHECK  # MEMEFLOW_API_KEY on both ports, HTTP size limits
 
 
 class MemeflowGRPCGateway(GRPCGateway):

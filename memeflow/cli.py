@@ -22,6 +22,7 @@ EPILOG = """environment:
   MEMEFLOW_HTTP_PORT      HTTP port of `serve` (default 51001)
   MEMEFLOW_HOST           Flow the other commands talk to (default grpc://localhost:51000)
   MEMEFLOW_ALLOW_RANDOM_WEIGHTS=1  accept a model folder without weights (tests only)
+  MEMEFLOW_API_KEY        key sent to a Flow that requires one (and required by `serve`)
 
 exit codes: 0 done, 1 some input failed, 2 bad command line, 3 service not answering
 """

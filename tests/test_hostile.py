@@ -9,6 +9,8 @@ here with Pillow.
 import json
 import os
 import re
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -122,16 +124,23 @@ def root(tmp_path_factory) -> Path:
     return base / "memes"
 
 
+API_KEY = "hostile-module-key"
+
+
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, web: str, root: Path) -> Iterator[Service]:
+    """A Flow with roots, one fetch host and an API key; this process's clients send it."""
     folder = tmp_path_factory.mktemp("hostile")
     running = Service(folder / "workspace", folder / "serve.log")
     running.env.update(MEMEFLOW_ROOTS=str(root), MEMEFLOW_FETCH_HOSTS=web,
+                       MEMEFLOW_API_KEY=API_KEY,
                        no_proxy="127.0.0.1,localhost", NO_PROXY="127.0.0.1,localhost")
-    running.start()
-    yield running
-    if running.process and running.process.poll() is None:
-        running.stop()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MEMEFLOW_API_KEY", API_KEY)
+        running.start()
+        yield running
+        if running.process and running.process.poll() is None:
+            running.stop()
 
 
 @pytest.fixture(scope="module")
@@ -139,9 +148,11 @@ def client(service: Service) -> MemeClient:
     return MemeClient(service.env["MEMEFLOW_HOST"])
 
 
-def http(service: Service, method: str, path: str, body: bytes | None = None) -> tuple[int, str]:
+def http(service: Service, method: str, path: str, body: bytes | None = None,
+         key: str | None = API_KEY) -> tuple[int, str]:
+    headers = {"Content-Type": "application/json"} | ({"x-api-key": key} if key else {})
     request = urllib.request.Request(f"{service.http}{path}", data=body, method=method,
-                                     headers={"Content-Type": "application/json"})
+                                     headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=300) as reply:
             return reply.status, reply.read().decode()
@@ -287,7 +298,11 @@ def test_ten_thousand_documents(client: MemeClient, service: Service) -> None:
         with pytest.raises(Exception, match=r"10000 documents, over the limit of 1000"):
             client._client.post(endpoint, inputs=DocList[MemeDoc](docs[:10_000]),
                                 request_size=10_000, return_type=DocList[MemeDoc])
-    # Over HTTP, 100 documents (the gateway's request size) get an answer each.
+    # Over HTTP, more than 100 documents are refused (Jina's gateway would answer 100 and
+    # drop the rest without a word); 100 get an answer each.
+    status, text = http(service, "POST", "/index", json.dumps(
+        {"data": [{"id": f"empty-{i}"} for i in range(10_000)]}).encode())
+    assert status == 413 and "request holds 10000 documents" in text, text[:300]
     status, text = http(service, "POST", "/index", json.dumps(
         {"data": [{"id": f"empty-{i}"} for i in range(100)]}).encode())
     assert status == 200
@@ -359,3 +374,27 @@ def test_metrics_time_each_phase_and_health_checks_answer(
         reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=30)
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
     client.delete(["measured"])
+
+
+def test_the_api_key_guards_both_protocols(service: Service, monkeypatch) -> None:
+    query = json.dumps({"data": [{"text": "a cat"}], "parameters": {"top_k": 1}}).encode()
+    for key in (None, "wrong", API_KEY[:-1]):
+        status, text = http(service, "POST", "/search", query, key=key)
+        assert status == 401 and "MEMEFLOW_API_KEY" in text
+        if key is None:
+            monkeypatch.delenv("MEMEFLOW_API_KEY")
+        else:
+            monkeypatch.setenv("MEMEFLOW_API_KEY", key)
+        with pytest.raises(Exception, match="UNAUTHENTICATED"):
+            MemeClient(service.env["MEMEFLOW_HOST"]).count()
+        with pytest.raises(Exception, match="UNAUTHENTICATED"):
+            MemeClient(service.env["MEMEFLOW_HOST"]).search_text("a cat")
+    assert http(service, "POST", "/search", query)[0] == 200
+    monkeypatch.setenv("MEMEFLOW_API_KEY", API_KEY)
+    assert MemeClient(service.env["MEMEFLOW_HOST"]).count() >= 0
+    jina = Path(sys.executable).parent / "jina"  # health checks need no key
+    for address in (f"grpc://127.0.0.1:{service.grpc_port}", service.http):
+        env = {k: v for k, v in service.env.items() if k != "MEMEFLOW_API_KEY"}
+        ping = subprocess.run([str(jina), "ping", "flow", address], capture_output=True,
+                              timeout=120, env=env, check=False)
+        assert ping.returncode == 0, ping.stdout
