@@ -34,7 +34,6 @@ from PIL import Image
 from memeflow.auth import client_headers
 from memeflow.client import MemeClient, parse_host
 from memeflow.docs import MemeDoc
-from memeflow.exposure import free_port_run
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 WORDS = [
@@ -208,8 +207,7 @@ def main() -> int:
         from memeflow.service import FlowProcess
 
         grpc_port = free_port()
-        os.environ.update(MEMEFLOW_GRPC_PORT=str(grpc_port), MEMEFLOW_HTTP_PORT=str(free_port()),
-                          MEMEFLOW_METRICS_PORT=str(free_port_run(3)))
+        os.environ.update(MEMEFLOW_GRPC_PORT=str(grpc_port), MEMEFLOW_HTTP_PORT=str(free_port()))
         with tempfile.TemporaryDirectory() as workspace:
             os.environ["MEMEFLOW_WORKSPACE"] = workspace
             log = Path(workspace).with_suffix(".log")

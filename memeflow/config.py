@@ -41,7 +41,6 @@ def host() -> str:
 
 
 DEFAULT_BIND = "127.0.0.1"
-DEFAULT_METRICS_PORT = 51002
 
 
 def bind_host() -> str:
@@ -49,6 +48,8 @@ def bind_host() -> str:
     return os.environ.get("MEMEFLOW_BIND") or DEFAULT_BIND
 
 
-def metrics_port() -> int:
-    """The gateway's Prometheus port; the executors' follow it in flow.yml order."""
-    return int(os.environ.get("MEMEFLOW_METRICS_PORT") or DEFAULT_METRICS_PORT)
+def metrics_port() -> int | None:
+    """MEMEFLOW_METRICS_PORT turns Prometheus metrics on: the gateway's port; the executors'
+    follow it in flow.yml order. Unset: no metrics."""
+    value = os.environ.get("MEMEFLOW_METRICS_PORT")
+    return int(value) if value else None

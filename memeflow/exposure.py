@@ -17,16 +17,15 @@ LOOPBACK = "127.0.0.1"
 
 
 def expose(flow: dict[str, Any]) -> dict[str, Any]:
-    """The Flow config with the gateway's host and, when monitoring is on, metrics ports:
-    the gateway's at MEMEFLOW_METRICS_PORT, each executor's at the next ones."""
+    """The Flow config with the gateway's host and, when MEMEFLOW_METRICS_PORT is set,
+    Prometheus monitoring: the gateway's metrics on that port, each executor's on the next."""
     gateway = flow.setdefault("with", {})
     gateway["host"] = config.bind_host()
-    if gateway.get("monitoring"):
-        base = config.metrics_port()
-        gateway["port_monitoring"] = base
+    base = config.metrics_port()
+    if base is not None:
+        gateway.update(monitoring=True, port_monitoring=base)
         for offset, executor in enumerate(flow.get("executors") or [], start=1):
-            executor.setdefault("monitoring", True)
-            executor["port_monitoring"] = base + offset
+            executor.update(monitoring=True, port_monitoring=base + offset)
     return flow
 
 

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from memeflow.exposure import free_port_run
-
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 NO_WEIGHTS_MODEL = SHARED / "models" / "clip-vit-base-patch32-noweights"
@@ -73,7 +71,6 @@ class Service:
             MEMEFLOW_WORKSPACE=str(workspace),
             MEMEFLOW_GRPC_PORT=str(self.grpc_port),
             MEMEFLOW_HTTP_PORT=str(self.http_port),
-            MEMEFLOW_METRICS_PORT=str(free_port_run(3)),  # gateway, encoder, indexer
             MEMEFLOW_HOST=f"grpc://127.0.0.1:{self.grpc_port}",
         )
         key, value = self.marker.split("=")

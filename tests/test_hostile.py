@@ -7,7 +7,6 @@ here with Pillow.
 """
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -18,16 +17,14 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import grpc
 import numpy as np
 import pytest
 from docarray import DocList
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
 
 from memeflow.client import MemeClient
 from memeflow.docs import MemeDoc
-from tests.conftest import Service, processes_with
+from tests.conftest import Service
 from tests.test_images import BLUE, RED, cmyk_profile, encode, noise
 
 pytestmark = pytest.mark.flow
@@ -313,67 +310,6 @@ def test_ten_thousand_documents(client: MemeClient, service: Service) -> None:
     hits = client.search(MemeDoc(embedding=vectors[1234]), top_k=1)
     assert hits[0]["id"] == "bulk-1234"
     client.clear()
-
-
-def listening(marker: str) -> set[tuple[str, int]]:
-    """(address, port) of every TCP socket the Flow's processes listen on."""
-    inodes = set()
-    for pid in processes_with(marker):
-        try:
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
-                target = os.readlink(fd)
-                if target.startswith("socket:["):
-                    inodes.add(target[8:-1])
-        except OSError:
-            continue
-    found = set()
-    loopback = {"0100007F", "0" * 24 + "01000000", "0" * 16 + "FFFF0000" + "0100007F"}  # ::ffff:
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
-                host, port = fields[1].split(":")
-                found.add(("loopback" if host in loopback else host, int(port, 16)))
-    return found
-
-
-def test_the_flow_listens_on_loopback_only(service: Service) -> None:
-    sockets = listening(service.marker)
-    metrics = int(service.env["MEMEFLOW_METRICS_PORT"])
-    expected = {service.grpc_port, service.http_port, metrics, metrics + 1, metrics + 2}
-    assert expected <= {port for _, port in sockets}
-    assert {host for host, _ in sockets} == {"loopback"}, sockets  # executors included
-
-
-def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as reply:
-        return reply.read().decode()
-
-
-def observed(text: str, metric: str) -> float:
-    counts = re.findall(rf"^{metric}_count{{[^}}]*}} (\S+)$", text, re.MULTILINE)
-    return sum(float(count) for count in counts)
-
-
-def test_metrics_time_each_phase_and_health_checks_answer(
-    client: MemeClient, service: Service
-) -> None:
-    client._post("/index", [MemeDoc(id="measured", text="a cat in a box")])
-    client.search_text("a cat in a box", top_k=3)
-    client.search_image(png(), top_k=3)
-    base = int(service.env["MEMEFLOW_METRICS_PORT"])
-    gateway, encoder, indexer = scrape(base), scrape(base + 1), scrape(base + 2)
-    for metric in ("jina_encode_seconds", "jina_read_seconds", "jina_decode_seconds",
-                   "jina_embed_images_seconds", "jina_embed_texts_seconds"):
-        assert observed(encoder, metric) >= 1, metric
-    assert observed(indexer, "jina_search_seconds") >= 2
-    assert observed(indexer, "jina_index_seconds") >= 1
-    assert "jina_receiving_request_seconds" in gateway
-    with grpc.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=30)
-    assert reply.status == health_pb2.HealthCheckResponse.SERVING
-    client.delete(["measured"])
 
 
 def test_the_api_key_guards_both_protocols(service: Service, monkeypatch) -> None:
