@@ -17,6 +17,12 @@ indexer's search (VectorStore on the same workspace), both in this process, and 
 gateway's round trip for `/count`. Every figure is a median (or p99) over repeats.
 """
 
+import os
+
+# The in-process encode baseline waits for work as the Flow's encoder does (memeflow.service
+# sets the same): spinning OpenMP threads collapse under load. Read when torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import csv
 import http.client
