@@ -161,6 +161,8 @@ def test_a_bad_upload_shows_an_error_and_the_page_still_works(page, tmp_path) ->
     status.wait_for()
     assert "not-a-meme.jpg" in status.inner_text() and "not an image" in status.inner_text()
     assert page.locator("#results li").count() == 0
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "test_a_bad_upload_error_message.png"))
     page.locator("#query").fill("success kid")
     page.keyboard.press("Enter")
     wait_for_results(page, "results for “success kid”")
