@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from memeflow import config
+from memeflow.search_flags import add_search_flags, search_parameters
 
 EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 PREVIEW_COUNT = 3
@@ -113,12 +114,16 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.image and not Path(args.image).expanduser().is_file():
         _error(f"no such image file: {args.image} (check the path)")
         return EXIT_FAILED
+    try:
+        options = search_parameters(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     client = _client(args)
     try:
         if args.image:
-            hits = client.search_image(Path(args.image), top_k=args.k)
+            hits = client.search_image(Path(args.image), top_k=args.k, **options)
         else:
-            hits = client.search_text(args.text, top_k=args.k)
+            hits = client.search_query(args.text, top_k=args.k, **options)
     except (OSError, ValueError) as exc:
         if isinstance(exc, ConnectionError):
             raise
@@ -140,6 +145,22 @@ def cmd_search(args: argparse.Namespace) -> int:
         except OSError as exc:
             _error(str(exc))
             return EXIT_FAILED
+    return 0
+
+
+def cmd_rank(args: argparse.Namespace) -> int:
+    is_file = Path(args.image).expanduser().is_file()
+    try:
+        ranked = _client(args).rank(args.texts, image=Path(args.image) if is_file else None,
+                                    doc_id=None if is_file else args.image)
+    except (OSError, ValueError) as exc:
+        print(f"memeflow: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(ranked))
+    else:
+        for item in ranked:
+            print(f"{item['probability']:.4f}  {item['cosine']:+.4f}  {item['text']}")
     return 0
 
 
@@ -221,7 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = command("search", cmd_search, "find memes by a description or an example image",
                      "print [{rank, id, uri, score}]")
-    search.add_argument("text", nargs="?", help="what the meme shows")
+    search.add_argument("text", nargs="?", help="what the meme shows; combine terms as "
+                        "\"cat + 2:hat - dog\" (N: weighs a term, a file path is an image)")
     search.add_argument("--image", metavar="FILE", help="search by this example image")
     search.add_argument("-k", type=_positive_int, default=10, help="number of results (default 10)")
     search.add_argument("--preview", choices=("auto", "always", "never"), default="auto",
@@ -229,6 +251,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "(auto: when stdout is one)")
     search.add_argument("--open", type=_positive_int, nargs="?", const=1, default=0, metavar="N",
                         help="open the best N results (default 1) in the desktop's viewer")
+    add_search_flags(search)
+
+    rank = command("rank", cmd_rank, "order texts by how well they describe an image "
+                   "(CLIP zero-shot: softmax over 100 x cosine)",
+                   "print [{text, probability, cosine}], best first")
+    rank.add_argument("image", metavar="IMAGE", help="an image file, or the id of an indexed meme")
+    rank.add_argument("texts", nargs="+", metavar="TEXT", help="candidate descriptions")
 
     command("count", cmd_count, "print the number of indexed documents", 'print {"count": N}')
     delete = command("delete", cmd_delete, "remove documents by id", 'print {"deleted": N}')

@@ -16,9 +16,10 @@ from docarray import DocList
 from PIL import Image
 
 from memeflow import auth, config
-from memeflow.docs import MemeDoc
+from memeflow.docs import MatchDoc, MemeDoc, TermDoc
 from memeflow.files import file_id, file_tags, find_images, sha256_file
 from memeflow.moves import Reuse, StoredDoc, plan_reuse
+from memeflow.query import Term, is_plain_text, parse_query
 
 ImageInput = str | Path | bytes | Image.Image
 ORDERED_ENDPOINTS = ("/index", "/upsert", "/search")
@@ -114,32 +115,81 @@ class MemeClient:
             **self._auth,
         )
 
-    def _image_doc(self, data: bytes, **fields: Any) -> MemeDoc:
+    def _image_fields(self, data: bytes, uri: str | None = None) -> dict[str, Any]:
+        """The bytes as `blob` over gRPC, as a `data:` URI over HTTP (JSON has no bytes)."""
         if self.protocol == "grpc":
-            return MemeDoc(blob=data, **fields)
-        mime = mimetypes.guess_type(fields.get("uri") or "")[0] or "image/png"
-        return MemeDoc(uri=data_uri(data, mime), **{k: v for k, v in fields.items() if k != "uri"})
+            return {"blob": data, "uri": uri}
+        return {"uri": data_uri(data, mimetypes.guess_type(uri or "")[0] or "image/png")}
+
+    def _image_doc(self, data: bytes, **fields: Any) -> MemeDoc:
+        image = self._image_fields(data, fields.pop("uri", None))
+        return MemeDoc(**fields, **image)
+
+    def _image_or_id(self, image: ImageInput | None, doc_id: str | None) -> dict[str, Any]:
+        if image is None:
+            return {"id": doc_id}
+        name = str(image) if isinstance(image, str | Path) else None
+        return self._image_fields(_image_bytes(image), name)
 
     def is_ready(self) -> bool:
         return self._client.is_flow_ready()
 
     # searching -------------------------------------------------------------------------
-    def search(self, query: MemeDoc, top_k: int = 10) -> list[Hit]:
-        (result,) = self._post("/search", [query], top_k=top_k)
+    def search(self, query: MemeDoc, top_k: int = 10, **options: Any) -> list[Hit]:
+        """`options`: the /search parameters (where, min_score, offset, dedup, group_by,
+        hub_correction; see README, "Search options")."""
+        (result,) = self._post("/search", [query], top_k=top_k, **options)
         if result.error:
             raise ValueError(result.error)
+        first = int(options.get("offset") or 0) + 1
         return [
             Hit(rank=rank, id=m.id, uri=m.uri, score=m.score, tags=dict(m.tags))
-            for rank, m in enumerate(result.matches, start=1)
+            for rank, m in enumerate(result.matches, start=first)
         ]
 
-    def search_text(self, text: str, top_k: int = 10) -> list[Hit]:
-        return self.search(MemeDoc(text=text), top_k)
+    def search_text(self, text: str, top_k: int = 10, **options: Any) -> list[Hit]:
+        return self.search(MemeDoc(text=text), top_k, **options)
 
-    def search_image(self, image: ImageInput, top_k: int = 10) -> list[Hit]:
+    def search_image(self, image: ImageInput, top_k: int = 10, **options: Any) -> list[Hit]:
         """Search by example: a file path, raw bytes or a PIL image."""
         name = {"uri": str(image)} if isinstance(image, str | Path) else {}
-        return self.search(self._image_doc(_image_bytes(image), **name), top_k)
+        return self.search(self._image_doc(_image_bytes(image), **name), top_k, **options)
+
+    def search_terms(self, terms: Sequence[Term], top_k: int = 10, **options: Any) -> list[Hit]:
+        """A combined query (memeflow.query): weighted text and image terms, negatives
+        subtract. An image term is a file path, raw bytes or a PIL image."""
+        docs = DocList[TermDoc]([
+            TermDoc(text=term.text, weight=term.weight) if term.image is None
+            else TermDoc(weight=term.weight, **self._term_image(term.image))
+            for term in terms
+        ])
+        return self.search(MemeDoc(terms=docs), top_k, **options)
+
+    def _term_image(self, image: ImageInput) -> dict[str, Any]:
+        if isinstance(image, str) and image.lower().startswith(("http://", "https://", "data:")):
+            return {"uri": image}  # the service fetches or decodes it
+        return self._image_or_id(image, None)
+
+    def search_query(self, query: str, top_k: int = 10, **options: Any) -> list[Hit]:
+        """A query in the command line's syntax: "cat + 2:hat - dog", "drake.jpg - text"."""
+        terms = parse_query(query)
+        if is_plain_text(terms):
+            return self.search_text(terms[0].text, top_k, **options)
+        return self.search_terms(terms, top_k, **options)
+
+    def rank(self, texts: Sequence[str], image: ImageInput | None = None,
+             doc_id: str | None = None) -> list[dict[str, Any]]:
+        """`texts` best first for an image (a path, bytes, a PIL image) or an indexed id:
+        [{"text", "probability", "cosine"}], probabilities from softmax(100 * cosine)."""
+        if (image is None) == (doc_id is None):
+            raise ValueError("rank needs an image or the id of an indexed meme (one of them)")
+        candidates = DocList[MatchDoc]([MatchDoc(text=text) for text in texts])
+        (result,) = self._post("/rank", [MemeDoc(matches=candidates,
+                                                 **self._image_or_id(image, doc_id))])
+        if result.error:
+            raise ValueError(result.error)
+        return [{"text": m.text, "probability": m.score, "cosine": m.tags["cosine"]}
+                for m in result.matches]
 
     # indexing --------------------------------------------------------------------------
     def stored(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:

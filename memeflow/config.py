@@ -13,6 +13,12 @@ def model_name(configured: str | None = None) -> str:
     return os.environ.get("MEMEFLOW_MODEL") or configured or DEFAULT_MODEL
 
 
+def text_model(configured: str | None = None) -> str | None:
+    """MEMEFLOW_TEXT_MODEL overrides the encoder's `text_model`: a separate query text
+    encoder (a sentence-transformers-style folder); None embeds texts with CLIP."""
+    return os.environ.get("MEMEFLOW_TEXT_MODEL") or configured or None
+
+
 def allow_random_weights() -> bool:
     """Opt-in for a model folder without weights: fine for tests and timing, useless for search."""
     return os.environ.get("MEMEFLOW_ALLOW_RANDOM_WEIGHTS", "").lower() in {"1", "true", "yes"}

@@ -22,10 +22,23 @@ class MatchDoc(BaseDoc):
 
     id: ID | None = None
     uri: str | None = None
+    text: str | None = None  # /rank: a candidate text
     score: float = 0.0
     # Plain defaults, which pydantic copies per instance: Jina's HTTP schema turns a
     # default_factory into a required field and rejects documents without it.
     tags: dict[str, Any] = {}  # noqa: RUF012
+    embedding: NdArray | None = None
+
+
+class TermDoc(BaseDoc):
+    """One term of a combined query: a text, an image (`uri` or `blob`) or the `id` of an
+    indexed meme, with a `weight` (negative: the query moves away from it)."""
+
+    id: ID | None = None
+    text: str | None = None
+    uri: str | None = None
+    blob: bytes | None = None
+    weight: float = 1.0
     embedding: NdArray | None = None
 
 
@@ -37,7 +50,8 @@ class MemeDoc(BaseDoc):
     so HTTP clients send a `data:` URI). A document without an `id` gets one derived
     from its content (see `content_id`). `error` is set, and the document skipped,
     when it cannot be read. On /search, a document with only an `id` asks for the
-    documents most like that indexed one ("more like this").
+    documents most like that indexed one ("more like this"). `terms` makes a query of several
+    weighted terms, and on /rank `matches` carries the candidate texts.
     """
 
     id: ID | None = None
@@ -51,6 +65,14 @@ class MemeDoc(BaseDoc):
     # A small JPEG preview made by the encoder on /index, kept by the indexer (never in a
     # reply) and served by the gateway at /thumbnails/{id}.
     thumbnail: bytes | None = None
+    terms: DocList[TermDoc] = DocList[TermDoc]()  # /search: a combined query (memeflow.query)
+
+
+def is_id_only(doc: "MemeDoc | TermDoc") -> bool:
+    """A document that names an indexed meme by `id` and brings nothing to embed: its
+    vector is the stored one, which only the indexer has."""
+    return (doc.embedding is None and doc.blob is None and not doc.uri and not doc.text
+            and bool(doc.id))
 
 
 def content_id(*, uri: str | None = None, data: bytes | None = None) -> str:

@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager
 import torch
 
 from memeflow.access import AccessPolicy
+from memeflow.dedup import HASH_TAG, perceptual_hash
 from memeflow.docs import MemeDoc, content_id
 from memeflow.images import (
     ImageLoadError,
@@ -72,6 +73,7 @@ def _prepare_image(
         image = decode_image(data, source=source, max_pixels=max_pixels)
         if thumbnail:
             doc.thumbnail = make_thumbnail(image)
+        doc.tags = {**doc.tags, HASH_TAG: perceptual_hash(image)}  # for collapsing duplicates
         return model.preprocess(central_crop(image))
 
 

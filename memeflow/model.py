@@ -9,7 +9,7 @@ import re
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -153,6 +153,25 @@ class TextVectorCache:
         with self._lock:
             self._vectors.clear()
 
+    def encode(self, texts: Sequence[str], run: Callable[[list[str]], np.ndarray], dim: int
+               ) -> np.ndarray:
+        """Vectors for `texts`: cached ones from here, the rest from one `run` call on the
+        distinct missing texts (which are then cached)."""
+        vectors = np.empty((len(texts), dim), dtype=np.float32)
+        missing: dict[str, list[int]] = {}
+        for row, text in enumerate(texts):
+            cached = self.get(text)
+            if cached is None:
+                missing.setdefault(text, []).append(row)
+            else:
+                vectors[row] = cached
+        if missing:
+            fresh = run(list(missing))
+            for (text, rows), vector in zip(missing.items(), fresh, strict=True):
+                vectors[rows] = vector
+                self.put(text, vector)
+        return vectors
+
 
 class ClipModel:
     """A CLIP checkpoint loaded once; encodes batches into L2-normalised float32 vectors.
@@ -241,20 +260,7 @@ class ClipModel:
 
         Longer texts are cut at the model's token limit, not rejected.
         """
-        vectors = np.empty((len(texts), self.dim), dtype=np.float32)
-        missing: dict[str, list[int]] = {}
-        for row, text in enumerate(texts):
-            cached = self.text_cache.get(text)
-            if cached is None:
-                missing.setdefault(text, []).append(row)
-            else:
-                vectors[row] = cached
-        if missing:
-            fresh = self._run_texts(list(missing))
-            for (text, rows), vector in zip(missing.items(), fresh, strict=True):
-                vectors[rows] = vector
-                self.text_cache.put(text, vector)
-        return vectors
+        return self.text_cache.encode(texts, self._run_texts, self.dim)
 
     def _run_texts(self, texts: list[str]) -> np.ndarray:
         """The model on texts, padded only to the longest in the batch (never to 77 tokens).

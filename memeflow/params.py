@@ -12,11 +12,28 @@ def flag(parameters: dict[str, Any], name: str) -> bool:
 
 def top_k(parameters: dict[str, Any]) -> int:
     """A whole number >= 1 (HTTP turns 2 into 2.0); anything else is refused by name."""
-    raw = parameters.get("top_k", DEFAULT_TOP_K)
+    return whole(parameters, "top_k", DEFAULT_TOP_K, minimum=1)
+
+def whole(parameters: dict[str, Any], name: str, default: int, minimum: int = 0) -> int:
+    """A whole-number parameter (HTTP sends 3 as 3.0); anything else is refused by name."""
+    raw = parameters.get(name, default)
     try:
         value = float(raw)
     except (TypeError, ValueError):
         value = float("nan")
-    if not value.is_integer() or value < 1:
-        raise ValueError(f"top_k must be a whole number >= 1, got {raw!r}")
+    if not value.is_integer() or value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {raw!r}")
     return int(value)
+
+
+def number(parameters: dict[str, Any], name: str) -> float | None:
+    """An optional number; None when absent."""
+    raw = parameters.get(name)
+    if raw is None:
+        return None
+    if isinstance(raw, bool):
+        raise ValueError(f"{name} must be a number, got {raw!r}")
+    try:
+        return float(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None

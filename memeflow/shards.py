@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from docarray import DocList
 
 from memeflow.docs import MatchDoc
+from memeflow.search import SearchOptions
 
 
 def shard_of(doc_id: str, shards: int) -> int:
@@ -21,7 +22,11 @@ def shard_of(doc_id: str, shards: int) -> int:
     return int.from_bytes(digest, "big") % shards
 
 
-def merge_matches(per_shard: Sequence[DocList[MatchDoc]], top_k: int) -> DocList[MatchDoc]:
+def merge_matches(
+    per_shard: Sequence[DocList[MatchDoc]], options: SearchOptions
+) -> DocList[MatchDoc]:
+    """The page of the union. Each shard has already filtered, re-scored and collapsed its
+    own hits; collapsing again folds duplicates that live on different shards."""
     merged = [match for matches in per_shard for match in matches]
     merged.sort(key=lambda match: (-match.score, match.id or ""))
-    return DocList[MatchDoc](merged[:top_k])
+    return DocList[MatchDoc](options.page(options.collapse(merged, lambda m: m.tags)))

@@ -19,7 +19,7 @@ import os
 import struct
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -248,8 +248,21 @@ class VectorStore:
         rows = [self._rows[doc_id] for doc_id in _id_list(ids)]
         return self._matrix[rows].reshape(len(rows), self.dim or 0)
 
-    def search(self, queries: np.ndarray, top_k: int) -> list[list[Hit]]:
+    def rows_where(self, keep: Callable[[Mapping[str, Any]], bool]) -> np.ndarray:
+        """The rows whose tags satisfy `keep`, for a search restricted to them."""
+        self._check_open()
+        return np.array(
+            [row for row, doc_id in enumerate(self._ids) if keep(self._records[doc_id]["tags"])],
+            dtype=np.int64,
+        )
+
+    def search(
+        self, queries: np.ndarray, top_k: int, rows: np.ndarray | None = None
+    ) -> list[list[Hit]]:
         """The top_k documents per query by cosine similarity, best first, ties by id.
+
+        `rows` (from `rows_where`) restricts the search to those rows, always exactly:
+        the top_k is the best of the subset however rare it is.
 
         One float32 matrix product ranks everything. BLAS does not round identical rows
         identically, so every document within its error bound of the k-th score is scored
@@ -265,24 +278,35 @@ class VectorStore:
         if self.dim is not None and queries.shape[1] != self.dim:
             raise ValueError(f"expected queries of dimension {self.dim}, got {queries.shape[1]}")
         n = len(self._ids)
-        if n == 0:
+        if n == 0 or (rows is not None and len(rows) == 0):
             return [[] for _ in queries]
         k, matrix = min(top_k, n), self._matrix[:n]
+        if rows is not None:  # a filtered search: exact over the subset, even beyond exact_max
+            return self._search_rows(queries, matrix, rows, top_k)
         if self._ann is not None and n > self._exact_max and top_k <= MAX_ANN_K:
             candidates = self._ann.search(queries, 2 * k + 10)  # the margin absorbs quantisation
             return [
-                self._ranked(matrix, query, rows, k)
-                for query, rows in zip(queries, candidates, strict=True)
+                self._ranked(matrix, query, found, k)
+                for query, found in zip(queries, candidates, strict=True)
             ]
-        scores = queries @ matrix.T
+        return self._search_rows(queries, matrix, None, top_k)
+
+    def _search_rows(
+        self, queries: np.ndarray, matrix: np.ndarray, rows: np.ndarray | None, top_k: int
+    ) -> list[list[Hit]]:
+        """Exact search over `rows` (None: all of `matrix`)."""
+        scores = queries @ (matrix if rows is None else matrix[rows]).T
+        n = scores.shape[1]
+        k = min(top_k, n)
         kth = np.partition(scores, n - k, axis=1)[:, n - k]
         # A float32 dot product of unit vectors errs by at most dim * eps / 2; a document can
         # belong in the top k if its score is within twice that of the k-th: double it again.
         slack = 2 * queries.shape[1] * EPS32
-        return [
-            self._ranked(matrix, query, np.flatnonzero(row >= threshold - slack), k)
-            for query, row, threshold in zip(queries, scores, kth, strict=True)
-        ]
+        results = []
+        for query, row, threshold in zip(queries, scores, kth, strict=True):
+            near = np.flatnonzero(row >= threshold - slack)
+            results.append(self._ranked(matrix, query, near if rows is None else rows[near], k))
+        return results
 
     def close(self) -> None:
         """Saves the HNSW graph if it changed, closes the log; the store refuses further use.

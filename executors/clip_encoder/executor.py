@@ -13,7 +13,11 @@ from memeflow import config
 from memeflow.access import AccessPolicy
 from memeflow.docs import MemeDoc
 from memeflow.encoding import PHASES, embed_documents
+from memeflow.hubs import GENERIC_PROMPTS, tag_hubness
 from memeflow.model import DEFAULT_TEXT_CACHE_SIZE, ClipModel
+from memeflow.rank import embed_for_rank
+from memeflow.terms import embed_terms
+from memeflow.text_model import with_text_model
 
 # The defaults below were chosen by measurement on 2 cores (BENCHMARKS.md, "Encoding").
 DEFAULT_BATCH_SIZE = 16
@@ -37,10 +41,11 @@ class ClipEncoder(Executor):
         torch_threads: int | None = None,
         interop_threads: int | None = 1,
         text_cache_size: int = DEFAULT_TEXT_CACHE_SIZE,
+        text_model: str | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        self.model = ClipModel(
+        clip = ClipModel(
             config.model_name(model),
             allow_random=config.allow_random_weights(),
             runtime=_runtime(runtime),
@@ -48,22 +53,40 @@ class ClipEncoder(Executor):
             interop_threads=interop_threads,
             text_cache_size=text_cache_size,
         )
+        # Texts (queries, /rank candidates, the hub bank) may go through a separate model.
+        self.model = with_text_model(clip, config.text_model(text_model))
         self.batch_size = batch_size
         self.policy = AccessPolicy.from_env()  # roots, fetch hosts, size limits
         # decode_image refuses images over the pixel limit with an error on their document;
         # Pillow's warning about the same image would only add debris to the log.
         warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
         self.pool = ThreadPoolExecutor(preprocess_threads, thread_name_prefix="preprocess")
-        self.logger.info(f"loaded {self.model.name} ({self.model.dim}-d, {self.model.runtime})")
+        self.logger.info(f"loaded {clip.name} ({clip.dim}-d, {clip.runtime})")
+        if self.model is not clip:
+            self.logger.info(f"texts go through {self.model.text.folder}")
+        # Embedded once: each indexed image's hubness is measured against it (memeflow.hubs).
+        self.hub_bank = self.model.encode_texts(list(GENERIC_PROMPTS))
 
     @requests(on="/index")
     def encode(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
-        return self._encode(docs, thumbnails=True)
+        self._encode(docs, thumbnails=True)
+        tag_hubness(docs, self.hub_bank)
+        return docs
 
     @requests(on="/search")
     def encode_queries(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
-        """Queries need no thumbnail; one with only an id is searched by its stored vector."""
-        return self._encode(docs, by_id=True)
+        """Queries need no thumbnail; one with only an id is searched by its stored vector;
+        one with `terms` is a combined query (memeflow.terms)."""
+        self._encode(DocList[MemeDoc]([doc for doc in docs if not doc.terms]), by_id=True)
+        embed_terms(self.model, [doc for doc in docs if doc.terms], self.pool, self.batch_size,
+                    self.policy)
+        return docs
+
+    @requests(on="/rank")
+    def encode_for_rank(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+        self.policy.check_request(len(docs))
+        embed_for_rank(self.model, docs, self.pool, self.batch_size, self.policy)
+        return docs
 
     def _encode(self, docs: DocList[MemeDoc], **options: bool) -> DocList[MemeDoc]:
         self.policy.check_request(len(docs))

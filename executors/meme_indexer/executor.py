@@ -6,10 +6,13 @@ from jina import Executor, requests
 
 from memeflow import config, params
 from memeflow.access import AccessPolicy
-from memeflow.docs import MatchDoc, MemeDoc
+from memeflow.docs import MatchDoc, MemeDoc, TermDoc, is_id_only
 from memeflow.lookup import record_filter
+from memeflow.rank import rank_candidates
+from memeflow.search import SearchOptions, search_store
 from memeflow.shards import shard_of
 from memeflow.store import EXACT_MAX, Record, VectorStore
+from memeflow.terms import resolve_terms
 from memeflow.thumbnails import ThumbnailStore
 from memeflow.vectors import check_own_vector
 
@@ -87,11 +90,14 @@ class MemeIndexer(Executor):
 
     @requests(on="/search")
     def search(self, docs: DocList[MemeDoc], parameters: dict, **kwargs) -> DocList[MemeDoc]:
-        top_k = params.top_k(parameters)
+        options = SearchOptions.from_parameters(parameters)
         with_vectors = params.flag(parameters, "return_embeddings")
         for doc in docs:
-            if not doc.error and doc.embedding is None and doc.id:
+            if doc.terms and not doc.error:  # a combined query with terms naming indexed ids
+                resolve_terms(doc, self._stored_vectors)
+            elif not doc.error and doc.embedding is None and doc.id:
                 self._use_stored_vector(doc)
+            doc.terms = DocList[TermDoc]()
         queries = [doc for doc in docs if not doc.error and doc.embedding is not None]
         if queries and self.store.dim is not None:
             matrix = np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in queries])
@@ -101,7 +107,8 @@ class MemeIndexer(Executor):
                     f"{self.store.dim}-d vectors"
                 )
             with self.monitor("search_seconds", "Time to search the index"):
-                results = self.store.search(matrix, top_k)
+                # A shard leaves paging to the merger, which pages the union.
+                results = search_store(self.store, matrix, options, paged=self.shards == 1)
             for doc, hits in zip(queries, results, strict=True):
                 doc.matches = DocList[MatchDoc]([MatchDoc(**hit) for hit in hits])
                 if with_vectors and hits:
@@ -112,6 +119,18 @@ class MemeIndexer(Executor):
             for doc in docs:
                 doc.embedding = None
         return docs
+
+    @requests(on="/rank")
+    def rank(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+        """Candidate texts by probability (memeflow.rank); an id's image is the stored one.
+        With shards, only the shard owning an id answers for it (the merger picks it)."""
+        for doc in docs:
+            if not (is_id_only(doc) and not doc.error and not self._owns(doc)):
+                rank_candidates(doc, lambda doc_id: self._stored_vectors([doc_id])[0])
+        return docs
+
+    def _stored_vectors(self, ids: list[str]) -> list[np.ndarray | None]:
+        return [self.store.vectors([i])[0] if i in self.store else None for i in ids]
 
     @requests(on="/delete")
     def delete(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:

@@ -6,9 +6,9 @@
 from docarray import DocList
 from jina import Executor, requests
 
-from memeflow import params
 from memeflow.docs import MemeDoc
-from memeflow.shards import merge_matches
+from memeflow.search import SearchOptions
+from memeflow.shards import merge_matches, shard_of
 
 Replies = list[DocList[MemeDoc]]
 
@@ -19,11 +19,19 @@ class ShardMerger(Executor):
     @requests(on="/search")
     def search(self, docs: DocList[MemeDoc], docs_matrix: Replies, parameters: dict, **kwargs
                ) -> DocList[MemeDoc]:
-        top_k = params.top_k(parameters)
+        options = SearchOptions.from_parameters(parameters)
         merged = docs_matrix[0]
         for position, doc in enumerate(merged):
-            doc.matches = merge_matches([shard[position].matches for shard in docs_matrix], top_k)
+            doc.matches = merge_matches([shard[position].matches for shard in docs_matrix], options)
         return merged
+
+    @requests(on="/rank")
+    def rank(self, docs: DocList[MemeDoc], docs_matrix: Replies, **kwargs) -> DocList[MemeDoc]:
+        """Every shard ranks what it can alike; an id's image only its owner knows."""
+        return DocList[MemeDoc]([
+            docs_matrix[shard_of(doc.id, len(docs_matrix)) if doc.id else 0][position]
+            for position, doc in enumerate(docs_matrix[0])
+        ])
 
     @requests(on="/index")
     def index(self, docs: DocList[MemeDoc], docs_matrix: Replies, **kwargs) -> DocList[MemeDoc]:

@@ -1,0 +1,74 @@
+"""Combined queries: several weighted text and image terms as one query vector.
+
+Semantics: every term is embedded on its own into a unit vector u_i; the query is the
+weighted sum sum_i(w_i * u_i), renormalised to unit length. A negative weight subtracts
+(the results move away from that term). Weights are relative: "2:hat" counts twice as
+much as "cat". Terms that cancel out exactly (e.g. "cat - cat") are refused.
+
+The command line writes them as rclip does: `"cat + 2:hat - dog"` (terms separated by
+` + ` or ` - ` with spaces around, so "t-shirt" stays one term; `N:` in front sets a
+weight); a term that names an existing file, or an http(s) or data: URL, is an image.
+Over the API a document carries them in `terms`: [{text|uri|blob|id, weight}]
+(`memeflow.terms` embeds and combines them in the Flow).
+"""
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+_SEPARATOR = re.compile(r"(?:^|\s+)([+-])\s+")
+_WEIGHT = re.compile(r"^(\d+(?:\.\d*)?|\.\d+):(.*)$")
+_IMAGE_URL = ("http://", "https://", "data:image/", "file://")
+
+
+@dataclass(frozen=True)
+class Term:
+    """A parsed term: `image` is a path or URL, otherwise `text`."""
+
+    weight: float
+    text: str | None = None
+    image: str | None = None
+
+
+def parse_query(query: str, is_file: Callable[[str], bool] | None = None) -> list[Term]:
+    """Terms of an rclip-style query; ValueError for an empty one or an empty term."""
+    is_file = is_file or (lambda text: Path(text).expanduser().is_file())
+    parts = _SEPARATOR.split(query.strip())
+    signs = ["+", *parts[1::2]]
+    bodies = parts[0::2]
+    if bodies and not bodies[0].strip() and len(bodies) > 1:  # a leading "+ x" or "- x"
+        signs, bodies = signs[1:], bodies[1:]
+    terms = []
+    for sign, body in zip(signs, bodies, strict=True):
+        body = body.strip()
+        weight = 1.0
+        if (weighted := _WEIGHT.match(body)) and not is_file(body):
+            weight, body = float(weighted[1]), weighted[2].strip()
+        if not body:
+            raise ValueError(f"query {query!r} has an empty term: write e.g. 'cat + 2:hat - dog'")
+        weight = -weight if sign == "-" else weight
+        if body.lower().startswith(_IMAGE_URL) or is_file(body):
+            terms.append(Term(weight, image=body))
+        else:
+            terms.append(Term(weight, text=body))
+    return terms
+
+
+def is_plain_text(terms: Sequence[Term]) -> bool:
+    """One text at weight 1: an ordinary text search."""
+    return len(terms) == 1 and terms[0].text is not None and terms[0].weight == 1.0
+
+
+def combine(vectors: np.ndarray, weights: Sequence[float]) -> np.ndarray:
+    """The unit-length weighted sum of unit term vectors (see the module docstring)."""
+    units = np.asarray(vectors, np.float64)
+    units = units / np.linalg.norm(units, axis=1, keepdims=True)
+    total = np.asarray(weights, np.float64) @ units
+    norm = np.linalg.norm(total)
+    if not np.isfinite(norm) or norm < 1e-6:
+        raise ValueError("the query's terms cancel out (their weighted sum is zero): "
+                         "change a weight or drop a negative term")
+    return (total / norm).astype(np.float32)

@@ -1,0 +1,43 @@
+"""The `memeflow search` flags for filters, paging, collapsing and hub correction, and
+their translation into /search parameters."""
+
+import argparse
+from typing import Any
+
+from memeflow.filters import parse_cli_where
+
+
+def add_search_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--where", action="append", default=[], metavar="COND",
+        help="only memes whose tags match: TAG=VALUE, TAG=V1|V2, TAG!=VALUE, TAG~TEXT "
+        "(contains), TAG>=N, TAG<=N, TAG>N, TAG<N; repeat to combine (AND)")
+    parser.add_argument("--min-score", type=float, default=None, metavar="S",
+                        help="leave out results scoring below S")
+    parser.add_argument("--offset", type=int, default=0, metavar="N",
+                        help="skip the first N results (paging; default 0)")
+    parser.add_argument("--dedup", action="store_true",
+                        help="collapse exact and near-duplicate pictures into the best one")
+    parser.add_argument("--group-by", metavar="TAG", default=None,
+                        help="one result per value of TAG (e.g. folder: one per template)")
+    parser.add_argument("--hub-correction", action="store_true",
+                        help="re-rank so pictures close to every query stop coming first")
+
+
+def search_parameters(args: argparse.Namespace) -> dict[str, Any]:
+    """The /search parameters the flags ask for; only those set, so defaults stay the
+    service's. Raises FilterError (a ValueError) for an unreadable --where."""
+    parameters: dict[str, Any] = {}
+    if args.where:
+        parameters["where"] = parse_cli_where(args.where)
+    if args.min_score is not None:
+        parameters["min_score"] = args.min_score
+    if args.offset:
+        parameters["offset"] = args.offset
+    if args.dedup:
+        parameters["dedup"] = True
+    if args.group_by:
+        parameters["group_by"] = args.group_by
+    if args.hub_correction:
+        parameters["hub_correction"] = True
+    return parameters

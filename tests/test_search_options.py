@@ -1,0 +1,146 @@
+"""Filters, paging, minimum score, collapsing and hub correction over a store of known
+vectors, where the right answer can be computed directly."""
+
+import numpy as np
+import pytest
+
+from memeflow import hubs
+from memeflow.dedup import collapse, hash_distance
+from memeflow.filters import FilterError, compile_where, parse_cli_where
+from memeflow.search import SearchOptions, search_store
+from memeflow.store import Record, VectorStore
+
+DIM = 32
+
+
+def unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
+    rows = rng.normal(size=(n, DIM)).astype(np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+@pytest.fixture()
+def store() -> VectorStore:
+    """600 documents; every 97th is `rare`, the others cycle over three folders."""
+    rng = np.random.default_rng(3)
+    store = VectorStore(exact_max=100)  # beyond exact_max: unfiltered searches use HNSW
+    records = [
+        Record(uri=f"/{i}.jpg", tags={
+            "folder": "rare" if i % 97 == 0 else f"f{i % 3}",
+            "year": 2000 + i % 25, "keywords": ["cat", "hat"] if i % 2 else ["dog"],
+            "name": f"Meme number {i}",
+        })
+        for i in range(600)
+    ]
+    store.upsert([f"m{i:03d}" for i in range(600)], unit_rows(rng, 600), records)
+    return store
+
+
+def exact_order(store: VectorStore, query: np.ndarray, keep) -> list[str]:
+    """Every matching id by score, computed by hand from the stored vectors."""
+    ids = [i for i in (f"m{n:03d}" for n in range(600)) if keep(store.get([i])[0]["tags"])]
+    scores = store.vectors(ids) @ query
+    return [ids[i] for i in np.lexsort((np.array(ids), -scores))]
+
+
+def test_a_rare_tag_returns_exactly_its_matches_in_score_order(store) -> None:
+    query = unit_rows(np.random.default_rng(9), 1)
+    options = SearchOptions.from_parameters({"top_k": 10, "where": {"folder": "rare"}})
+    (hits,) = search_store(store, query, options)
+    assert [h["id"] for h in hits] == exact_order(store, query[0], lambda t: t["folder"] == "rare")
+    assert len(hits) == 7  # ids 0, 97, ..., 582: all of them, though top_k is 10
+
+
+def test_operators_select_what_they_say(store) -> None:
+    query = unit_rows(np.random.default_rng(10), 1)
+    where = {"year": {"$gte": 2010.0, "$lt": 2012}, "keywords": {"$contains": "cat"},
+             "folder": {"$in": ["f0", "f1"]}, "name": {"$contains": "NUMBER 1"}}
+    options = SearchOptions.from_parameters({"top_k": 600.0, "where": where})
+    (hits,) = search_store(store, query, options)
+    expected = exact_order(store, query[0], lambda t: 2010 <= t["year"] < 2012
+                           and "cat" in t["keywords"] and t["folder"] in ("f0", "f1")
+                           and "number 1" in t["name"].lower())
+    assert expected and [h["id"] for h in hits] == expected
+
+
+@pytest.mark.parametrize(("where", "page_size", "total"), [
+    ({"year": {"$lte": 2001}}, 10, 48),  # 10, 10, 10, 10, 8, then nothing
+    ({"folder": "rare"}, 3, 7),  # pages 3, 3, 1, then nothing
+])
+def test_pages_concatenate_to_the_unpaged_list(store, where, page_size, total) -> None:
+    query = unit_rows(np.random.default_rng(11), 1)
+    (everything,) = search_store(store, query, SearchOptions.from_parameters(
+        {"top_k": total, "where": where}))
+    pages = [
+        search_store(store, query, SearchOptions.from_parameters(
+            {"top_k": page_size, "offset": float(offset), "where": where}))[0]
+        for offset in range(0, total + page_size, page_size)
+    ]
+    assert [h["id"] for page in pages for h in page] == [h["id"] for h in everything]
+    assert len(everything) == total and pages[-1] == []
+
+
+def test_min_score_cuts_and_widens(store) -> None:
+    query = unit_rows(np.random.default_rng(12), 1)
+    (all_hits,) = search_store(store, query, SearchOptions(top_k=600))
+    threshold = all_hits[80]["score"]
+    (hits,) = search_store(store, query, SearchOptions(top_k=200, min_score=threshold))
+    assert [h["id"] for h in hits] == [h["id"] for h in all_hits if h["score"] >= threshold]
+
+
+def test_bad_filters_name_the_tag_and_the_fix() -> None:
+    with pytest.raises(FilterError, match=r"where\['year'\] has unknown operator '\$gte '"):
+        compile_where({"year": {"$gte ": 1}})
+    with pytest.raises(FilterError, match=r"\$in.*must be a list"):
+        compile_where({"folder": {"$in": "rare"}})
+    with pytest.raises(ValueError, match="offset must be a whole number >= 0"):
+        SearchOptions.from_parameters({"offset": -1})
+
+
+def test_cli_where_syntax() -> None:
+    assert parse_cli_where(["folder=rare", "year>=2010", "year<2012.5", "keywords~cat",
+                            "name=a|b", "kind!=x", "url=http://a?b=c"]) == {
+        "folder": {"$eq": "rare"}, "year": {"$gte": 2010, "$lt": 2012.5},
+        "keywords": {"$contains": "cat"}, "name": {"$in": ["a", "b"]}, "kind": {"$ne": "x"},
+        "url": {"$eq": "http://a?b=c"},
+    }
+    with pytest.raises(FilterError, match="TAG=VALUE"):
+        parse_cli_where(["=x"])
+
+
+def test_collapse_keeps_the_best_of_each_duplicate_and_group() -> None:
+    hits = [
+        {"id": "a", "score": 0.9, "tags": {"phash": "ffff000000000000", "folder": "x"}},
+        {"id": "b", "score": 0.8, "tags": {"phash": "ffff000000000001", "folder": "y"}},
+        {"id": "c", "score": 0.7, "tags": {"phash": "0000ffff00000000", "folder": "x"}},
+        {"id": "d", "score": 0.6, "tags": {}},
+    ]
+    assert hash_distance("ffff000000000000", "ffff000000000001") == 1
+    assert [h["id"] for h in collapse(hits, distance=4)] == ["a", "c", "d"]
+    assert [h["id"] for h in collapse(hits, group_by="folder")] == ["a", "b", "d"]
+    assert [h["id"] for h in collapse(hits, distance=0, group_by="folder")] == ["a", "b", "d"]
+
+
+def test_hub_correction_stops_a_constructed_hub_from_dominating() -> None:
+    """A hub: an image vector near the centre of the query distribution, so it is close to
+    every query. Generic prompts come from the same distribution; it is their hub too."""
+    rng = np.random.default_rng(5)
+    centre = unit_rows(rng, 1)[0]
+
+    def queries_like(n: int) -> np.ndarray:
+        rows = unit_rows(rng, n) + 1.5 * centre
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    bank, queries = queries_like(64), queries_like(200)
+    images = unit_rows(rng, 300)
+    images[0] = centre  # the hub
+    store = VectorStore()
+    store.upsert([f"i{n:03d}" for n in range(300)], images, [
+        Record(uri=None, tags={hubs.HUB_TAG: float(h)}) for h in hubs.hubness(images, bank)
+    ])
+
+    def hub_wins(correct: bool) -> int:
+        results = search_store(store, queries, SearchOptions(top_k=1, hub_correction=correct))
+        return sum(hits[0]["id"] == "i000" for hits in results)
+
+    assert hub_wins(False) == 200
+    assert hub_wins(True) < 20
