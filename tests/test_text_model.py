@@ -34,7 +34,7 @@ def build_text_model(folder: Path, out_features: int = 512) -> Path:
         "in_features": 32, "out_features": out_features, "bias": True,
         "activation_function": "torch.nn.modules.linear.Identity"}))
     linear = torch.nn.Linear(32, out_features)
-    torch.save({"linear.weight": linear.weight, "linear.bias": linear.bias},
+    torch.save({"linear.weight": linear.weight.detach(), "linear.bias": linear.bias.detach()},
                folder / "2_Dense" / "pytorch_model.bin")
     (folder / "modules.json").write_text(json.dumps([
         {"idx": 0, "name": "0", "path": "0_Transformer",
