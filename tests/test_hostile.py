@@ -294,7 +294,8 @@ def test_ten_thousand_documents(client: MemeClient, service: Service) -> None:
     for endpoint in ("/index", "/upsert"):  # /upsert skips the encoder
         with pytest.raises(Exception, match=r"10000 documents, over the limit of 1000"):
             client._client.post(endpoint, inputs=DocList[MemeDoc](docs[:10_000]),
-                                request_size=10_000, return_type=DocList[MemeDoc])
+                                request_size=10_000, return_type=DocList[MemeDoc],
+                                **client._auth)
     # Over HTTP, more than 100 documents are refused (Jina's gateway would answer 100 and
     # drop the rest without a word); 100 get an answer each.
     status, text = http(service, "POST", "/index", json.dumps(
