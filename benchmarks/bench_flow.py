@@ -59,7 +59,7 @@ SIZES = {
     "quick": Size(20_000, (("/index", 1_000), ("/upsert", 1_000)), 3, 10_000, 60),
     "full": Size(
         100_000,
-        (("/index", 1_000), ("/upsert", 250), ("/upsert", 1_000), ("/upsert", 4_000)),
+        (("/index", 1_000), ("/upsert", 250), ("/upsert", 1_000)),  # MEMEFLOW_MAX_DOCS: 1,000
         3, 1_000_000, 300,
     ),
 }
