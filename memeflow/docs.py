@@ -28,6 +28,10 @@ class MatchDoc(BaseDoc):
     # default_factory into a required field and rejects documents without it.
     tags: dict[str, Any] = {}  # noqa: RUF012
     embedding: NdArray | None = None
+    # The words read on the meme, and the rank it had in each ranking that found it
+    # ("clip": by picture, "words": by the words on it); see memeflow/fusion.py.
+    words: str | None = None
+    signals: dict[str, int] = {}  # noqa: RUF012 (see tags)
 
 
 class TermDoc(BaseDoc):
@@ -60,6 +64,7 @@ class MemeDoc(BaseDoc):
     text: str | None = None
     tags: dict[str, Any] = {}  # noqa: RUF012 (see MatchDoc)
     embedding: NdArray | None = None
+    words: str | None = None  # the text written on the image, when OCR is on (memeflow/ocr.py)
     error: str | None = None
     matches: DocList[MatchDoc] = DocList[MatchDoc]()
     # A small JPEG preview made by the encoder on /index, kept by the indexer (never in a

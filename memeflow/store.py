@@ -19,11 +19,12 @@ import os
 import struct
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
 import numpy as np
+from typing_extensions import NotRequired
 
 from memeflow.ann import HnswIndex, HnswParams
 
@@ -43,6 +44,7 @@ class Hit(TypedDict):
     score: float  # cosine similarity: stored vectors are L2-normalised
     uri: str | None
     tags: dict[str, Any]
+    words: NotRequired[str | None]  # only for documents with words on them
 
 
 class Record(TypedDict):
@@ -50,6 +52,7 @@ class Record(TypedDict):
 
     uri: str | None
     tags: dict[str, Any]
+    words: NotRequired[str | None]  # read on the image by OCR; absent in older workspaces
 
 
 class StoreWriteError(OSError):
@@ -107,6 +110,14 @@ def _exact_scores(matrix: np.ndarray, rows: np.ndarray, query: np.ndarray) -> np
     query64 = query.astype(np.float64)
     chunks = (rows[i : i + 1024] for i in range(0, len(rows), 1024))  # fits in cache
     return np.concatenate([(matrix[c].astype(np.float64) * query64).sum(axis=1) for c in chunks])
+
+
+def _copy(record: Record) -> Record:
+    """A record with its own tags dict, and `words` only when there are some."""
+    copy = Record(uri=record.get("uri"), tags=dict(record.get("tags") or {}))
+    if record.get("words") is not None:
+        copy["words"] = record["words"]
+    return copy
 
 
 def _fsync_dir(path: Path) -> None:
@@ -201,9 +212,7 @@ class VectorStore:
             return
         keep = list({doc_id: i for i, doc_id in enumerate(ids)}.values())
         ids, matrix = [ids[i] for i in keep], matrix[keep]
-        records = [
-            Record(uri=records[i].get("uri"), tags=dict(records[i].get("tags") or {})) for i in keep
-        ]
+        records = [_copy(records[i]) for i in keep]
         self._reserve(len(self._ids) + len(ids), dim)  # a MemoryError here changes nothing
         self._log(
             {"op": "upsert", "dim": dim, "count": len(ids), "ids": ids, "records": records}, matrix
@@ -234,7 +243,14 @@ class VectorStore:
         """Copies of the stored records, None for absent ids."""
         self._check_open()
         found = (self._records.get(doc_id) for doc_id in _id_list(ids))
-        return [None if r is None else Record(uri=r["uri"], tags=dict(r["tags"])) for r in found]
+        return [None if r is None else _copy(r) for r in found]
+
+    def words(self) -> Iterator[tuple[str, str]]:
+        """(id, words) of every document that has words: what a text index is built from."""
+        self._check_open()
+        for doc_id, record in self._records.items():
+            if record.get("words"):
+                yield doc_id, record["words"]
 
     def select(self, keep: Callable[[Record], bool]) -> list[str]:
         """Ids of the documents whose record passes `keep`, in row order: a full scan, for
@@ -328,7 +344,10 @@ class VectorStore:
     def _hit(self, row: int, score: float) -> Hit:
         record = self._records[self._ids[row]]
         score = min(score, 1.0)  # unit vectors: anything above is rounding
-        return Hit(id=self._ids[row], score=score, uri=record["uri"], tags=dict(record["tags"]))
+        hit = Hit(id=self._ids[row], score=score, uri=record["uri"], tags=dict(record["tags"]))
+        if record.get("words") is not None:
+            hit["words"] = record["words"]
+        return hit
 
     def _check_open(self) -> None:
         if self._closed:
