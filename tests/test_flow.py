@@ -213,6 +213,15 @@ def test_cli_index_names_each_bad_file_and_indexes_the_good(service, meme_files,
     assert service.cli("count").stdout == "260\n"
 
 
+def test_idle_connections_stay_open(service, client) -> None:
+    """Jina's channels ping every 10 s; a server that counts those as abuse sends GOAWAY
+    "too_many_pings" after ~30 s of quiet, which left calls hanging under load."""
+    client.search_text("before a quiet spell", top_k=1)
+    time.sleep(45)
+    client.search_text("after a quiet spell", top_k=1)  # raises if the call fails
+    assert "too_many_pings" not in service.log_path.read_text()
+
+
 def test_restart_keeps_count_and_results(service, client, meme_files) -> None:
     probe = meme_files[42]
     count = client.count()
