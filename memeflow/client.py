@@ -22,7 +22,14 @@ from memeflow.moves import Reuse, StoredDoc, plan_reuse
 from memeflow.query import Term, is_plain_text, parse_query
 
 ImageInput = str | Path | bytes | Image.Image
-ORDERED_ENDPOINTS = ("/index", "/upsert", "/search")
+REQUEST_SIZE = 100  # documents per request: Jina's default, and the HTTP gateway's limit
+GRPC_REQUEST_MAX = 1000  # the service's per-request limit (MEMEFLOW_MAX_DOCS' default)
+DEFAULT_TIMEOUT = 600.0  # seconds one request may take before the call fails
+
+
+def request_timeout() -> float:
+    """MEMEFLOW_TIMEOUT: seconds a request may take; a lost answer then fails the call."""
+    return float(os.environ.get("MEMEFLOW_TIMEOUT") or DEFAULT_TIMEOUT)
 
 
 class Hit(TypedDict):
@@ -102,18 +109,36 @@ class MemeClient:
         elif headers:
             self._auth = {"headers": headers}
 
-    def _post(self, endpoint: str, docs: Sequence[MemeDoc], **parameters: Any) -> DocList[MemeDoc]:
-        return self._client.post(
-            endpoint,
-            inputs=DocList[MemeDoc](docs),
-            parameters=parameters,
-            return_type=DocList[MemeDoc],
-            # A long list goes as several requests, answered as they finish. Only /index and
-            # /search answer one document per document sent; for the others (count, get,
-            # find...) Jina's ordering can wait forever for replies that never come.
-            results_in_order=len(docs) > 0 and endpoint in ORDERED_ENDPOINTS,
-            **self._auth,
-        )
+    def _post(self, endpoint: str, docs: Sequence[MemeDoc], chunk: int = REQUEST_SIZE,
+              **parameters: Any) -> DocList[MemeDoc]:
+        """`docs` as requests of up to `chunk` documents, one after another, so the replies
+        come in the order sent. Jina's own ordering (`results_in_order`) is not used: its
+        gateway can wait forever when a reply overtakes the end of the client's stream."""
+        if self.protocol != "grpc":
+            chunk = min(chunk, REQUEST_SIZE)
+        if len(docs) <= chunk:
+            return self._request(endpoint, docs, parameters)
+        replies = DocList[MemeDoc]()
+        for start in range(0, len(docs), chunk):
+            replies.extend(self._request(endpoint, docs[start : start + chunk], parameters))
+        return replies
+
+    def _request(self, endpoint: str, docs: Sequence[MemeDoc], parameters: dict[str, Any]
+                 ) -> DocList[MemeDoc]:
+        timeout = request_timeout()
+        try:
+            return self._client.post(
+                endpoint, inputs=DocList[MemeDoc](docs), parameters=parameters,
+                return_type=DocList[MemeDoc], request_size=max(1, len(docs)), timeout=timeout,
+                **self._auth,
+            )
+        except ConnectionError as exc:
+            if "DEADLINE_EXCEEDED" not in str(exc):
+                raise
+            raise TimeoutError(
+                f"{endpoint}: no answer from {self.hostname}:{self.port} within {timeout:g} s; "
+                "check the service's log, or raise MEMEFLOW_TIMEOUT for slow requests"
+            ) from None
 
     def _image_fields(self, data: bytes, uri: str | None = None) -> dict[str, Any]:
         """The bytes as `blob` over gRPC, as a `data:` URI over HTTP (JSON has no bytes)."""
@@ -197,7 +222,8 @@ class MemeClient:
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(ids), 1000):
             batch = [MemeDoc(id=i) for i in ids[start : start + 1000]]
-            found.update({doc.id: dict(doc.tags) for doc in self._post("/get", batch)})
+            replies = self._post("/get", batch, chunk=GRPC_REQUEST_MAX)
+            found.update({doc.id: dict(doc.tags) for doc in replies})
         return found
 
     def find_by_hash(self, digests: Sequence[str]) -> dict[str, list[StoredDoc]]:
@@ -205,8 +231,11 @@ class MemeClient:
         found: dict[str, list[StoredDoc]] = {}
         for start in range(0, len(digests), 1000):
             batch = [MemeDoc(tags={"sha256": d}) for d in digests[start : start + 1000]]
-            for doc in self._post("/find", batch, tag="sha256", return_embeddings=True):
-                stored = StoredDoc(doc.id, doc.uri, np.asarray(doc.embedding, dtype=np.float32))
+            replies = self._post("/find", batch, chunk=GRPC_REQUEST_MAX, tag="sha256",
+                                 return_embeddings=True)
+            for doc in replies:
+                vector = np.asarray(doc.embedding, dtype=np.float32)
+                stored = StoredDoc(doc.id, doc.uri, vector, doc.words)
                 found.setdefault(doc.tags["sha256"], []).append(stored)
         return found
 
@@ -318,24 +347,24 @@ class MemeClient:
         return [uri for _, uri in gone]
 
     # housekeeping ----------------------------------------------------------------------
-    def upsert(self, docs: Sequence[MemeDoc], request_size: int = 1000) -> DocList[MemeDoc]:
+    def upsert(self, docs: Sequence[MemeDoc], request_size: int = GRPC_REQUEST_MAX
+               ) -> DocList[MemeDoc]:
         """Store documents that bring their own `embedding`, straight into the indexer (the
-        encoder is skipped). Returns the documents without embeddings; a refused one has
-        `error` set, and the others are stored."""
-        return self._client.post(
-            "/upsert", inputs=DocList[MemeDoc](docs), request_size=request_size,
-            return_type=DocList[MemeDoc], results_in_order=len(docs) > 0, **self._auth,
-        )
+        encoder is skipped). Returns the documents without embeddings, in the order sent; a
+        refused one has `error` set, and the others are stored."""
+        return self._post("/upsert", docs, chunk=request_size)
 
     def count(self) -> int:
         return int(self._post("/count", [])[0].tags["count"])
 
     def delete(self, ids: Sequence[str]) -> int:
-        return int(self._post("/delete", [MemeDoc(id=i) for i in ids])[0].tags["deleted"])
+        replies = self._post("/delete", [MemeDoc(id=i) for i in ids], chunk=GRPC_REQUEST_MAX)
+        return sum(int(reply.tags["deleted"]) for reply in replies)  # one reply per request
 
     def clear(self) -> None:
         self._post("/clear", [])
 
     def status(self) -> dict[str, Any]:
-        """What the service runs: model, runtime, count, dimension, workspace, shards."""
+        """What the service runs: model, runtime, OCR on or off, count, dimension,
+        workspace, shards."""
         return dict(self._post("/status", [])[0].tags)

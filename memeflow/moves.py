@@ -20,6 +20,7 @@ class StoredDoc:
     id: str
     uri: str | None
     embedding: np.ndarray
+    words: str | None = None  # read on it by OCR: a moved file keeps them too
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["JINA_OPTOUT_TELEMETRY"] = "1"
 os.environ["MEMEFLOW_MODEL"] = str(NO_WEIGHTS_MODEL)
 os.environ["MEMEFLOW_ALLOW_RANDOM_WEIGHTS"] = "1"
+# A call whose answer is lost fails with a clear error well before pytest's own timeout.
+os.environ.setdefault("MEMEFLOW_TIMEOUT", "240")
 
 
 def free_port() -> int:

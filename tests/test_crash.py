@@ -145,7 +145,7 @@ def in_child(service: Service, function: str, *args: object) -> object:
     code = (f"import json; from tests.test_crash import {function} as f; "
             f"print(json.dumps(f(*{args!r})))")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=service.env,
-                          capture_output=True, text=True, timeout=600, check=False)
+                          capture_output=True, text=True, timeout=400, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
