@@ -34,9 +34,9 @@ from memeflow.docs import MemeDoc  # noqa: E402
 from memeflow.encoding import embed_documents  # noqa: E402
 from memeflow.model import ClipModel  # noqa: E402
 from memeflow.ocr import OcrReader  # noqa: E402
+from memeflow.search import SearchOptions, search_store  # noqa: E402
 from memeflow.store import Record, VectorStore  # noqa: E402
 from memeflow.textindex import TextIndex, normalise  # noqa: E402
-from memeflow.wordsearch import search  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 MODEL = os.environ.get("MEMEFLOW_MODEL") or str(
@@ -123,12 +123,16 @@ def main() -> None:
     queries = queries_for(templates)
     texts, expected = [q for q, _ in queries], [name for _, name in queries]
     vectors = model.encode_texts(texts)
+    def search(weight: float) -> list[list[dict]]:  # the service's own /search path
+        options = SearchOptions(top_k=5, ocr_weight=weight)
+        return search_store(store, vectors, options, texts=texts, words=text_index)
+
     rows = {
-        "CLIP only (ocr_weight 0)": search(store, text_index, vectors, texts, 5, 0.0),
+        "CLIP only (ocr_weight 0)": search(0.0),
         "words only (OCR + trigram BM25)": [
             [{"id": hit.id} for hit in text_index.search(text, 5)] for text in texts
         ],
-        "fused (ocr_weight 1, RRF)": search(store, text_index, vectors, texts, 5, 1.0),
+        "fused (ocr_weight 1, RRF)": search(1.0),
     }
     read_back = sum(normalise(q) in normalise(words[name]) for q, name in queries) / len(queries)
 

@@ -22,6 +22,8 @@ EPILOG = """environment:
   MEMEFLOW_GRPC_PORT      gRPC port of `serve` (default 51000)
   MEMEFLOW_HTTP_PORT      HTTP port of `serve` (default 51001)
   MEMEFLOW_HOST           Flow the other commands talk to (default grpc://localhost:51000)
+  MEMEFLOW_OCR=1          read the words on memes at index time (`serve`; default off)
+  MEMEFLOW_OCR_WEIGHT     `serve`: say of those words in text searches (default 1; 0: off)
   MEMEFLOW_ALLOW_RANDOM_WEIGHTS=1  accept a model folder without weights (tests only)
   MEMEFLOW_API_KEY        key sent to a Flow that requires one (and required by `serve`)
 
@@ -104,8 +106,9 @@ def _show_hits(args: argparse.Namespace, hits: list[dict[str, Any]]) -> None:
         shown = hits[:PREVIEW_COUNT]
         labels = [f"{h['rank']}. {h['score']:.3f} {Path(h['uri'] or h['id']).name}" for h in shown]
         print(side_by_side([h["uri"] for h in shown], labels, mode))
-    for hit in hits:
-        print(f"{hit['rank']:>3}  {hit['score']:.4f}  {hit['uri'] or hit['id']}")
+    for hit in hits:  # "words" marks a meme found by the words written on it
+        found = "words" if "words" in hit["signals"] else ""
+        print(f"{hit['rank']:>3}  {hit['score']:.4f}  {found:<5}  {hit['uri'] or hit['id']}")
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -130,7 +133,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         _error(str(exc))
         return EXIT_FAILED
     if args.json:
-        _print_json([{k: h[k] for k in ("rank", "id", "uri", "score")} for h in hits])
+        fields = ("rank", "id", "uri", "score", "signals", "words")
+        _print_json([{k: h[k] for k in fields} for h in hits])
     else:
         _show_hits(args, hits)
     if args.open:
@@ -206,7 +210,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                                               if status.get("random_weights") else "")),
                  ("workspace", status["workspace"])]
         if status["answering"]:
-            lines += [("documents", status["count"]), ("dimension", status["dim"])]
+            lines += [("documents", status["count"]), ("dimension", status["dim"]),
+                      ("words", "read on memes at index time (OCR)" if status.get("ocr")
+                       else "not read (MEMEFLOW_OCR=1 at `serve` turns it on)")]
         for name, value in lines:
             print(f"{name + ':':<11}{value}")
     return 0 if status["answering"] else EXIT_UNREACHABLE

@@ -38,6 +38,9 @@ class Hit(TypedDict):
     uri: str | None
     score: float
     tags: dict[str, Any]
+    # Its rank by the picture ("clip") and by the words on it ("words"), and those words.
+    signals: dict[str, int]
+    words: str | None
 
 
 @dataclass
@@ -162,13 +165,14 @@ class MemeClient:
     # searching -------------------------------------------------------------------------
     def search(self, query: MemeDoc, top_k: int = 10, **options: Any) -> list[Hit]:
         """`options`: the /search parameters (where, min_score, offset, dedup, group_by,
-        hub_correction; see README, "Search options")."""
+        hub_correction, ocr_weight; see README, "Search options")."""
         (result,) = self._post("/search", [query], top_k=top_k, **options)
         if result.error:
             raise ValueError(result.error)
         first = int(options.get("offset") or 0) + 1
         return [
-            Hit(rank=rank, id=m.id, uri=m.uri, score=m.score, tags=dict(m.tags))
+            Hit(rank=rank, id=m.id, uri=m.uri, score=m.score, tags=dict(m.tags),
+                signals={name: int(at) for name, at in m.signals.items()}, words=m.words)
             for rank, m in enumerate(result.matches, start=first)
         ]
 
@@ -296,7 +300,7 @@ class MemeClient:
         previews = self._thumbnails([r.source.id for r in batch])
         docs = [
             MemeDoc(id=file_id(r.path), uri=str(r.path), embedding=r.source.embedding,
-                    thumbnail=previews.get(r.source.id),
+                    thumbnail=previews.get(r.source.id), words=r.source.words,
                     tags={**file_tags(r.path), "sha256": hashes[r.path]})
             for r in batch
         ]

@@ -19,6 +19,14 @@ def text_model(configured: str | None = None) -> str | None:
     return os.environ.get("MEMEFLOW_TEXT_MODEL") or configured or None
 
 
+def ocr_enabled(configured: bool = False) -> bool:
+    """MEMEFLOW_OCR=1/0 overrides the encoder's `ocr` parameter (off by default)."""
+    value = os.environ.get("MEMEFLOW_OCR", "").strip().lower()
+    if not value:
+        return configured
+    return value in {"1", "true", "yes", "on"}
+
+
 def allow_random_weights() -> bool:
     """Opt-in for a model folder without weights: fine for tests and timing, useless for search."""
     return os.environ.get("MEMEFLOW_ALLOW_RANDOM_WEIGHTS", "").lower() in {"1", "true", "yes"}

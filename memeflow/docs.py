@@ -28,10 +28,12 @@ class MatchDoc(BaseDoc):
     # default_factory into a required field and rejects documents without it.
     tags: dict[str, Any] = {}  # noqa: RUF012
     embedding: NdArray | None = None
-    # The words read on the meme, and the rank it had in each ranking that found it
-    # ("clip": by picture, "words": by the words on it); see memeflow/fusion.py.
+    # The words read on the meme, the rank it had in each ranking that found it ("clip":
+    # by picture, "words": by the words on it) and how well its words matched a text
+    # query (BM25, more for a whole phrase); see memeflow/wordsearch.py.
     words: str | None = None
     signals: dict[str, int] = {}  # noqa: RUF012 (see tags)
+    words_score: float | None = None
 
 
 class TermDoc(BaseDoc):

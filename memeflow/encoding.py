@@ -24,6 +24,7 @@ from memeflow.images import (
     read_source,
 )
 from memeflow.model import ClipModel
+from memeflow.ocr import OcrReader, read_words
 from memeflow.thumbnails import make_thumbnail
 from memeflow.vectors import check_own_vector
 
@@ -34,6 +35,7 @@ PHASES: dict[str, str] = {
     "decode_seconds": "Time to decode and preprocess one image",
     "embed_images_seconds": "Time to embed one batch of images",
     "embed_texts_seconds": "Time to embed one batch of texts",
+    "ocr_seconds": "Time to read the words on one image (MEMEFLOW_OCR)",
 }
 
 
@@ -54,12 +56,15 @@ def _prepare_image(
     policy: AccessPolicy | None,
     timer: Timer,
     thumbnail: bool = False,
+    ocr: OcrReader | None = None,
 ) -> torch.Tensor:
     """Read and preprocess one document's image; names the document's source on failure.
 
     With a `policy` the read obeys its roots, hosts and size limits (the service); without
     one any path or URL is read (a library caller reading its own files). With
-    `thumbnail`, also keeps a small preview of the decoded image on the document.
+    `thumbnail`, also keeps a small preview of the decoded image on the document; with
+    `ocr`, reads the words on it from the same decoded image (at a resolution fit for
+    reading, not just for CLIP's 224 pixels).
     """
     with timer("read_seconds"):  # errors name the uri as sent, not as normalised
         data = policy.read(doc.uri, doc.blob) if policy else read_source(doc.uri, doc.blob)
@@ -70,11 +75,15 @@ def _prepare_image(
     with timer("decode_seconds"):
         source = describe_source(doc.uri, doc.blob)
         max_pixels = policy.pixel_limit if policy else None
-        image = decode_image(data, source=source, max_pixels=max_pixels)
+        min_side = ocr.max_side if ocr else 224
+        image = decode_image(data, source=source, max_pixels=max_pixels, min_side=min_side)
         if thumbnail:
             doc.thumbnail = make_thumbnail(image)
         doc.tags = {**doc.tags, HASH_TAG: perceptual_hash(image)}  # for collapsing duplicates
-        return model.preprocess(central_crop(image))
+    if ocr is not None and doc.words is None:
+        with timer("ocr_seconds"):
+            doc.words = read_words(ocr, image, source)
+    return model.preprocess(central_crop(image))
 
 
 def _batches(items: Sequence[MemeDoc], size: int) -> Iterator[Sequence[MemeDoc]]:
@@ -90,14 +99,17 @@ def embed_images(
     policy: AccessPolicy | None = None,
     timer: Timer = _untimed,
     thumbnails: bool = False,
+    ocr: OcrReader | None = None,
 ) -> None:
-    """Embed the images of `docs`, preparing batch i+1 in `pool` while the model runs batch i."""
+    """Embed the images of `docs`, preparing batch i+1 in `pool` while the model runs batch i
+    (and, with `ocr`, reading their words there too)."""
     batches = list(_batches(docs, batch_size))
     pending: list[list[Future[torch.Tensor]]] = []
 
     def submit(batch: Sequence[MemeDoc]) -> None:
         pending.append(
-            [pool.submit(_prepare_image, model, doc, policy, timer, thumbnails) for doc in batch]
+            [pool.submit(_prepare_image, model, doc, policy, timer, thumbnails, ocr)
+             for doc in batch]
         )
 
     if batches:
@@ -149,13 +161,15 @@ def embed_documents(
     *,
     thumbnails: bool = False,
     by_id: bool = False,
+    ocr: OcrReader | None = None,
 ) -> None:
     """Give every readable document an embedding and every unreadable one an `error`.
 
     An image wins over a text when a document has both (the text is then a caption).
     `policy` limits what may be read (see `_prepare_image`); `timer` times each phase.
     `thumbnails` keeps a preview of each image (for /index); `by_id` lets a document
-    with only an id through for the indexer to search with its stored vector (/search).
+    with only an id through for the indexer to search with its stored vector (/search);
+    `ocr` sets `words` on each image document to the text written on it (/index).
     """
     images, texts = [], []
     for doc in docs:
@@ -171,7 +185,7 @@ def embed_documents(
             continue
         else:
             doc.error = NO_INPUT
-    embed_images(model, images, pool, batch_size, policy, timer, thumbnails)
+    embed_images(model, images, pool, batch_size, policy, timer, thumbnails, ocr)
     embed_texts(model, texts, batch_size, timer)
     for doc in docs:
         doc.blob = None  # never carried further: the indexer and the client need no bytes

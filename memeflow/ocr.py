@@ -4,19 +4,18 @@ The models ship inside the `rapidocr-onnxruntime` wheel (the `ocr` extra), so no
 downloaded. Text detection runs on the image scaled to `max_side` pixels on its longer
 side, and the direction classifier is skipped: captions on memes stand upright, and
 together the two settings roughly halve the time per meme. Reading is best effort: a
-document whose words cannot be read keeps `words` unset and is still indexed by its
-picture; unreadable images are reported by the encoding that follows.
+meme whose words cannot be read is still indexed by its picture. In the service the
+encoder reads the words from the image it decodes for CLIP (`memeflow.encoding`).
 """
 
 import logging
 import threading
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
-from memeflow.docs import MemeDoc
-from memeflow.images import ImageLoadError, decode_image, describe_source, read_source
+from memeflow.images import decode_image
 
 logger = logging.getLogger(__name__)
 
@@ -60,16 +59,12 @@ class OcrReader:
         return self.read_image(np.asarray(image))
 
 
-def read_documents(reader: OcrReader, docs: Sequence[MemeDoc]) -> None:
-    """Set `words` on every image document whose words can be read; leave the rest alone."""
-    for doc in docs:
-        if doc.error or doc.words is not None or (doc.blob is None and not doc.uri):
-            continue
-        source = describe_source(doc.uri, doc.blob)
-        try:
-            doc.words = reader.read(read_source(doc.uri, doc.blob), source)
-        except ImageLoadError:
-            continue  # the encoder reports it on the document
-        except Exception as exc:  # the picture is still worth indexing without its words
-            logger.warning("%s: could not read its words (%s); indexing the picture only",
-                           source, exc)
+def read_words(reader: OcrReader, image: Image.Image, source: str = "image") -> str | None:
+    """The words on a decoded image, or None when the engine fails on it: the picture is
+    still worth indexing without its words."""
+    try:
+        return reader.read_image(np.asarray(image.convert("RGB")))
+    except Exception as exc:
+        logger.warning("%s: could not read its words (%s); indexing the picture only",
+                       source, exc)
+        return None

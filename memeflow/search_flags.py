@@ -22,6 +22,9 @@ def add_search_flags(parser: argparse.ArgumentParser) -> None:
                         help="one result per value of TAG (e.g. folder: one per template)")
     parser.add_argument("--hub-correction", action="store_true",
                         help="re-rank so pictures close to every query stop coming first")
+    parser.add_argument("--ocr-weight", type=float, default=None, metavar="W",
+                        help="say of the words written on memes against the picture in text "
+                        "searches (0: picture only; default $MEMEFLOW_OCR_WEIGHT or 1)")
 
 
 def search_parameters(args: argparse.Namespace) -> dict[str, Any]:
@@ -40,4 +43,6 @@ def search_parameters(args: argparse.Namespace) -> dict[str, Any]:
         parameters["group_by"] = args.group_by
     if args.hub_correction:
         parameters["hub_correction"] = True
+    if args.ocr_weight is not None:
+        parameters["ocr_weight"] = args.ocr_weight
     return parameters

@@ -9,9 +9,11 @@ everything would return.
 
 import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 from docarray import DocList
 
+from memeflow import wordsearch
 from memeflow.docs import MatchDoc
 from memeflow.search import SearchOptions
 
@@ -26,7 +28,24 @@ def merge_matches(
     per_shard: Sequence[DocList[MatchDoc]], options: SearchOptions
 ) -> DocList[MatchDoc]:
     """The page of the union. Each shard has already filtered, re-scored and collapsed its
-    own hits; collapsing again folds duplicates that live on different shards."""
+    own hits; collapsing again folds duplicates that live on different shards. When the
+    words on memes took part, the union is fused again from each signal's global order
+    (the words' scores come from each shard's own statistics: close to, not exactly, what
+    one shard would rank)."""
     merged = [match for matches in per_shard for match in matches]
     merged.sort(key=lambda match: (-match.score, match.id or ""))
-    return DocList[MatchDoc](options.page(options.collapse(merged, lambda m: m.tags)))
+    if any("words" in match.signals for match in merged):
+        by_id = {match.id: match for match in merged}
+        picture = [_as_hit(m) for m in merged if "clip" in m.signals]
+        worded = sorted(((m.id, m.words_score or 0.0) for m in merged if "words" in m.signals),
+                        key=lambda pair: (-pair[1], pair[0]))
+        hits = wordsearch.fuse(picture, worded, options.ocr_weight,
+                               lambda ids: [_as_hit(by_id[i]) for i in ids])
+    else:
+        hits = wordsearch.with_clip_signals([_as_hit(m) for m in merged])
+    page = options.page(options.collapse(hits))
+    return DocList[MatchDoc]([MatchDoc(**hit) for hit in page])
+
+
+def _as_hit(match: MatchDoc) -> dict[str, Any]:
+    return {name: getattr(match, name) for name in type(match).model_fields}

@@ -342,12 +342,20 @@ class VectorStore:
         return [self._hit(r, s) for r, s in zip(rows[order], exact[order].tolist(), strict=True)]
 
     def _hit(self, row: int, score: float) -> Hit:
-        record = self._records[self._ids[row]]
+        return self.hit(self._ids[row], score)
+
+    def hit(self, doc_id: str, score: float) -> Hit:
+        """A stored document as a search hit with `score`; KeyError for an absent id."""
+        record = self._records[doc_id]
         score = min(score, 1.0)  # unit vectors: anything above is rounding
-        hit = Hit(id=self._ids[row], score=score, uri=record["uri"], tags=dict(record["tags"]))
+        hit = Hit(id=doc_id, score=score, uri=record["uri"], tags=dict(record["tags"]))
         if record.get("words") is not None:
             hit["words"] = record["words"]
         return hit
+
+    def tags(self, doc_id: str) -> dict[str, Any]:
+        """The stored tags of one document (not a copy: for reading); KeyError if absent."""
+        return self._records[doc_id]["tags"]
 
     def _check_open(self) -> None:
         if self._closed:

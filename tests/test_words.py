@@ -1,10 +1,18 @@
 """Finding memes by their words: the trigram text index and reciprocal rank fusion."""
 
-import pytest
+from concurrent.futures import ThreadPoolExecutor
 
-from memeflow.docs import MemeDoc
+import numpy as np
+import pytest
+from docarray import DocList
+
+from memeflow.docs import MatchDoc, MemeDoc
+from memeflow.encoding import embed_documents
+from memeflow.filters import compile_where
 from memeflow.fusion import reciprocal_rank_fusion
-from memeflow.ocr import read_documents
+from memeflow.search import SearchOptions, search_store
+from memeflow.shards import merge_matches
+from memeflow.store import Record, VectorStore
 from memeflow.textindex import TextIndex, normalise
 from memeflow.wordsearch import ocr_weight
 
@@ -83,14 +91,127 @@ def test_ocr_weight_parameter_and_environment(monkeypatch) -> None:
         ocr_weight({"ocr_weight": "lots"})
 
 
-class BrokenReader:
-    """An OCR engine that fails on every image."""
+class ReaderStub:
+    """An OCR engine whose answers are known: the file name's stem, or a failure."""
 
-    def read(self, data: bytes, source: str = "image") -> str:
-        raise RuntimeError("onnxruntime: bad input")
+    max_side = 640
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail, self.seen = fail, []
+
+    def read_image(self, rgb) -> str:
+        if self.fail:
+            raise RuntimeError("onnxruntime: bad input")
+        self.seen.append(rgb.shape)
+        return "WORDS ON IT"
 
 
-def test_a_meme_ocr_cannot_read_keeps_its_picture_path(meme_files) -> None:
-    docs = [MemeDoc(uri=str(meme_files[0])), MemeDoc(uri="/no/such/meme.jpg")]
-    read_documents(BrokenReader(), docs)
-    assert [(d.words, d.error) for d in docs] == [(None, None), (None, None)]
+def test_the_encoder_reads_words_from_the_image_it_decodes(clip_model, meme_files) -> None:
+    docs = [MemeDoc(uri=str(meme_files[0])), MemeDoc(text="drake"),
+            MemeDoc(uri="/no/such/meme.jpg")]
+    reader = ReaderStub()
+    with ThreadPoolExecutor(2) as pool:
+        embed_documents(clip_model, docs, pool, ocr=reader)  # type: ignore[arg-type]
+    assert docs[0].words == "WORDS ON IT" and docs[0].embedding is not None
+    assert min(reader.seen[0][:2]) >= 224 and len(reader.seen) == 1  # not the texts
+    assert docs[1].words is None and docs[2].error and docs[2].words is None
+
+
+def test_a_meme_ocr_cannot_read_keeps_its_picture(clip_model, meme_files) -> None:
+    docs = [MemeDoc(uri=str(meme_files[0])), MemeDoc(uri=str(meme_files[1]))]
+    with ThreadPoolExecutor(2) as pool:
+        embed_documents(clip_model, docs, pool, ocr=ReaderStub(fail=True))  # type: ignore[arg-type]
+    assert all(d.embedding is not None and d.words is None and not d.error for d in docs)
+
+
+DIM = 16
+
+
+@pytest.fixture
+def captioned() -> tuple[VectorStore, TextIndex, np.ndarray]:
+    """40 memes with random pictures; four carry the captions above, in two folders."""
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(40, DIM)).astype(np.float32)
+    names = list(CAPTIONS)
+    ids = [names[i] if i < len(names) else f"m{i:02d}" for i in range(40)]
+    records = [Record(uri=None, tags={"folder": "a" if i % 2 else "b"},
+                      words=CAPTIONS.get(doc_id)) for i, doc_id in enumerate(ids)]
+    store, words = VectorStore(), TextIndex()
+    store.upsert(ids, vectors, records)
+    for doc_id, text in store.words():
+        words.upsert(doc_id, text)
+    query = rng.normal(size=(1, DIM)).astype(np.float32)  # the text's CLIP vector
+    return store, words, query
+
+
+def ranked(store, words, query, text, **options) -> list[dict]:
+    (hits,) = search_store(store, query, SearchOptions(**options), texts=[text], words=words)
+    return hits
+
+
+def test_a_quoted_caption_puts_its_meme_first_and_says_why(captioned) -> None:
+    store, words, query = captioned
+    hits = ranked(store, words, query, "ain't nobody got time for that")
+    assert hits[0]["id"] == "sweet-brown" and hits[0]["signals"]["words"] == 1
+    assert hits[0]["words"] == CAPTIONS["sweet-brown"] and hits[0]["words_score"] > 0
+    picture = {h["id"]: h for h in ranked(store, words, query, None, top_k=40)}
+    assert hits[0]["score"] == pytest.approx(picture["sweet-brown"]["score"])  # still cosine
+    assert hits[0]["signals"]["clip"] == list(picture).index("sweet-brown") + 1
+    assert all(set(h["signals"]) == {"clip"} for h in hits[1:])  # no other meme says it
+
+
+def test_ocr_weight_zero_is_the_picture_ranking(captioned) -> None:
+    store, words, query = captioned
+    plain = ranked(store, words, query, None)
+    off = ranked(store, words, query, "ain't nobody got time for that", ocr_weight=0.0)
+    assert [(h["id"], h["score"]) for h in off] == [(h["id"], h["score"]) for h in plain]
+    assert [h["signals"] for h in off] == [{"clip": rank} for rank in range(1, 11)]
+
+
+def test_filters_bar_memes_found_by_their_words(captioned) -> None:
+    store, words, query = captioned
+    folder = store.tags("sweet-brown")["folder"]
+    other = {"a": "b", "b": "a"}[folder]
+    hits = ranked(store, words, query, "ain't nobody got time for that",
+                  where=compile_where({"folder": other}))
+    assert "sweet-brown" not in {h["id"] for h in hits}
+    assert len(hits) == 10 and all(h["tags"]["folder"] == other for h in hits)
+
+
+def test_min_score_bars_pictures_not_memes_found_by_their_words(captioned) -> None:
+    store, words, query = captioned
+    everything = ranked(store, words, query, None, top_k=40)
+    bar = everything[5]["score"]
+    hits = ranked(store, words, query, "terms and conditions", min_score=bar, top_k=40)
+    assert hits[0]["id"] == "agnes"
+    rest = [h for h in hits if h["id"] != "agnes"]
+    assert len(rest) == 6 and all(h["score"] >= bar for h in rest)
+
+
+def test_pages_of_a_fused_ranking_follow_on(captioned) -> None:
+    store, words, query = captioned
+    text = "I don't know what this meme is for"
+    whole = ranked(store, words, query, text, top_k=20)
+    pages = ranked(store, words, query, text, top_k=10) + ranked(
+        store, words, query, text, top_k=10, offset=10)
+    assert [h["id"] for h in pages] == [h["id"] for h in whole]
+
+
+def test_two_shards_fuse_their_union_again(captioned) -> None:
+    store, words, query = captioned
+    text = "it's a trap"
+    shards = []
+    for shard in range(2):
+        everything = store.select(lambda record: True)
+        ids = [doc_id for i, doc_id in enumerate(everything) if i % 2 == shard]
+        part, part_words = VectorStore(), TextIndex()
+        part.upsert(ids, store.vectors(ids), store.get(ids))
+        for doc_id, caption in part.words():
+            part_words.upsert(doc_id, caption)
+        (hits,) = search_store(part, query, SearchOptions(), texts=[text], words=part_words,
+                               paged=False)
+        shards.append(DocList[MatchDoc]([MatchDoc(**hit) for hit in hits]))
+    merged = merge_matches(shards, SearchOptions())
+    single = ranked(store, words, query, text)
+    assert [m.id for m in merged] == [h["id"] for h in single]
+    assert [m.signals for m in merged] == [h["signals"] for h in single]

@@ -4,6 +4,7 @@ import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
+from typing import Any
 
 from docarray import DocList
 from jina import Executor, requests
@@ -15,6 +16,7 @@ from memeflow.docs import MemeDoc
 from memeflow.encoding import PHASES, embed_documents
 from memeflow.hubs import GENERIC_PROMPTS, tag_hubness
 from memeflow.model import DEFAULT_TEXT_CACHE_SIZE, ClipModel
+from memeflow.ocr import OcrReader
 from memeflow.rank import embed_for_rank
 from memeflow.terms import embed_terms
 from memeflow.text_model import with_text_model
@@ -42,6 +44,7 @@ class ClipEncoder(Executor):
         interop_threads: int | None = 1,
         text_cache_size: int = DEFAULT_TEXT_CACHE_SIZE,
         text_model: str | None = None,
+        ocr: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -64,12 +67,17 @@ class ClipEncoder(Executor):
         self.logger.info(f"loaded {clip.name} ({clip.dim}-d, {clip.runtime})")
         if self.model is not clip:
             self.logger.info(f"texts go through {self.model.text.folder}")
+        # Reading the words on memes costs more than CLIP (BENCHMARKS.md, "Words on memes").
+        self.ocr = OcrReader() if config.ocr_enabled(ocr) else None
+        if self.ocr is not None:
+            self.logger.info("reading the words on memes at /index (MEMEFLOW_OCR)")
         # Embedded once: each indexed image's hubness is measured against it (memeflow.hubs).
         self.hub_bank = self.model.encode_texts(list(GENERIC_PROMPTS))
 
     @requests(on="/index")
     def encode(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
-        self._encode(docs, thumbnails=True)
+        """Embeds images and texts; keeps a preview and, with OCR on, the words of each image."""
+        self._encode(docs, thumbnails=True, ocr=self.ocr)
         tag_hubness(docs, self.hub_bank)
         return docs
 
@@ -88,7 +96,7 @@ class ClipEncoder(Executor):
         embed_for_rank(self.model, docs, self.pool, self.batch_size, self.policy)
         return docs
 
-    def _encode(self, docs: DocList[MemeDoc], **options: bool) -> DocList[MemeDoc]:
+    def _encode(self, docs: DocList[MemeDoc], **options: Any) -> DocList[MemeDoc]:
         self.policy.check_request(len(docs))
         with self.monitor("encode_seconds", "Time to read, decode and embed a request"):
             embed_documents(
@@ -105,7 +113,8 @@ class ClipEncoder(Executor):
         """The model half of `memeflow status`; the indexer adds the index half."""
         status = MemeDoc(tags={"model": self.model.name, "runtime": self.model.runtime,
                                "model_dim": self.model.dim,
-                               "random_weights": self.model.random_weights})
+                               "random_weights": self.model.random_weights,
+                               "ocr": self.ocr is not None})
         return DocList[MemeDoc]([status])
 
     def close(self) -> None:

@@ -1,4 +1,5 @@
-"""In-memory meme index: upsert, exact cosine search, delete; durable in a workspace folder."""
+"""In-memory meme index: upsert, cosine search fused with the words on memes, delete;
+durable in a workspace folder."""
 
 import numpy as np
 from docarray import DocList
@@ -13,6 +14,7 @@ from memeflow.search import SearchOptions, search_store
 from memeflow.shards import shard_of
 from memeflow.store import EXACT_MAX, Record, VectorStore
 from memeflow.terms import resolve_terms
+from memeflow.textindex import TextIndex
 from memeflow.thumbnails import ThumbnailStore
 from memeflow.vectors import check_own_vector
 
@@ -31,8 +33,12 @@ class MemeIndexer(Executor):
         self.path = path
         self.store = VectorStore(path, exact_max=int(exact_max))  # beyond it: HNSW
         self.thumbnails = ThumbnailStore(path / "thumbnails")
+        self.words = TextIndex()  # the words read on memes (OCR), rebuilt from the records
+        for doc_id, words in self.store.words():
+            self.words.upsert(doc_id, words)
         self.limits = AccessPolicy.from_env()  # /upsert skips the encoder and its limits
-        self.logger.info(f"index at {path}: {len(self.store)} documents")
+        self.logger.info(f"index at {path}: {len(self.store)} documents, "
+                         f"{len(self.words)} with words on them")
 
     def _owns(self, doc: MemeDoc) -> bool:
         return self.shards == 1 or shard_of(doc.id, self.shards) == self.shard_id
@@ -64,9 +70,11 @@ class MemeIndexer(Executor):
                 self.store.upsert(
                     [doc.id for doc in valid],
                     np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in valid]),
-                    [Record(uri=doc.uri, tags=doc.tags) for doc in valid],
+                    [Record(uri=doc.uri, tags=doc.tags, words=doc.words) for doc in valid],
                 )
-            for doc in valid:  # a document re-indexed from a bare vector loses its old preview
+            for doc in valid:
+                self.words.upsert(doc.id, doc.words)
+                # A document re-indexed from a bare vector loses its old preview.
                 if doc.thumbnail:
                     self.thumbnails.put(doc.id, doc.thumbnail)
                 else:
@@ -107,8 +115,10 @@ class MemeIndexer(Executor):
                     f"{self.store.dim}-d vectors"
                 )
             with self.monitor("search_seconds", "Time to search the index"):
-                # A shard leaves paging to the merger, which pages the union.
-                results = search_store(self.store, matrix, options, paged=self.shards == 1)
+                # A query's text is matched against the words on the memes too. A shard
+                # leaves paging to the merger, which pages the union.
+                results = search_store(self.store, matrix, options, paged=self.shards == 1,
+                                       texts=[doc.text for doc in queries], words=self.words)
             for doc, hits in zip(queries, results, strict=True):
                 doc.matches = DocList[MatchDoc]([MatchDoc(**hit) for hit in hits])
                 if with_vectors and hits:
@@ -137,15 +147,17 @@ class MemeIndexer(Executor):
         ids = [doc.id for doc in docs if doc.id and self._owns(doc)]
         removed = self.store.delete(ids)
         self.thumbnails.delete(ids)
+        self.words.delete(ids)
         return DocList[MemeDoc]([MemeDoc(tags={"deleted": removed, "count": len(self.store)})])
 
     @requests(on="/get")
     def get(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
-        """The stored uri and tags of the given ids; ids not in the index are left out."""
+        """The stored uri, tags and words of the given ids; ids not in the index are left out."""
         ids = [doc.id for doc in docs if doc.id]
         return DocList[MemeDoc](
             [
-                MemeDoc(id=doc_id, uri=record["uri"], tags=record["tags"])
+                MemeDoc(id=doc_id, uri=record["uri"], tags=record["tags"],
+                        words=record.get("words"))
                 for doc_id, record in zip(ids, self.store.get(ids), strict=True)
                 if record is not None
             ]
@@ -170,8 +182,8 @@ class MemeIndexer(Executor):
                              parameters.get("uri_prefix"))
         ids = self.store.select(keep)
         found = DocList[MemeDoc](
-            [MemeDoc(id=i, uri=r["uri"], tags=r["tags"]) for i, r in zip(ids, self.store.get(ids),
-                                                                          strict=True)]
+            [MemeDoc(id=i, uri=r["uri"], tags=r["tags"], words=r.get("words"))
+             for i, r in zip(ids, self.store.get(ids), strict=True)]
         )
         if ids and params.flag(parameters, "return_embeddings"):
             for doc, vector in zip(found, self.store.vectors(ids), strict=True):
@@ -194,6 +206,7 @@ class MemeIndexer(Executor):
     def clear(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
         self.store.clear()
         self.thumbnails.clear()
+        self.words.clear()
         return DocList[MemeDoc]([MemeDoc(tags={"count": 0})])
 
     def close(self) -> None:
