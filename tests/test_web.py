@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
+import numpy as np
 import pytest
 
 from memeflow.client import MemeClient
@@ -237,3 +238,22 @@ def test_delete_removes_the_thumbnail(indexed) -> None:
     assert indexed._post("/thumbnail", ask)[0].thumbnail
     assert indexed.delete([file_id(victim)]) == 1
     assert len(indexed._post("/thumbnail", ask)) == 0
+
+
+def test_a_meme_found_by_its_words_says_so(page, indexed) -> None:
+    """A meme whose words were read (stored here through /upsert, as OCR would) and match
+    the query shows those words on its card; pictures found by CLIP show none."""
+    vector = np.random.default_rng(9).standard_normal(512).astype(np.float32)
+    words = "ONE DOES NOT SIMPLY\nWALK INTO MORDOR"
+    (stored,) = indexed.upsert([MemeDoc(id="words-probe", embedding=vector, words=words)])
+    assert stored.error is None
+    try:
+        page.goto("/?q=one+does+not+simply+walk+into+mordor")
+        wait_for_results(page, "results for")
+        first = page.locator("#results li").first
+        assert first.locator("a").get_attribute("data-id") == "words-probe"
+        shown = first.locator(".words").inner_text()
+        assert shown == "words: “ONE DOES NOT SIMPLY WALK INTO MORDOR”"
+        assert page.locator("#results .words").count() == 1
+    finally:
+        indexed.delete(["words-probe"])

@@ -77,6 +77,14 @@ function card(match) {
   meta.className = "meta";
   meta.textContent = `score ${Number(match.score).toFixed(3)}${where ? ` · ${where}` : ""}`;
   link.append(img, title, meta);
+  if (match.signals && match.signals.words) {  // found by the words written on it (OCR)
+    const words = document.createElement("p");
+    words.className = "words";
+    const text = (match.words || "").replace(/\s+/g, " ").trim();
+    words.textContent = `words: “${text.length > 80 ? `${text.slice(0, 79)}…` : text}”`;
+    words.title = "Found by the words written on this meme";
+    link.append(words);
+  }
   item.append(link);
   return item;
 }
