@@ -1,14 +1,18 @@
 """An optional API key for the gateway, checked on HTTP and on gRPC.
 
 With `MEMEFLOW_API_KEY` set, every call must carry the key, as `Authorization: Bearer KEY`
-or `x-api-key: KEY` (HTTP headers or gRPC metadata); without it, calls are open, which is
-right for a service bound to localhost. Health checks stay open either way, so `jina ping`,
+or `x-api-key: KEY` (HTTP headers or gRPC metadata), or over HTTP as the `memeflow_key`
+cookie the search page sets when asked for the key (a browser sends no headers with an
+`<img>`, and thumbnails need the key too); without it, calls are open, which is right for
+a service bound to localhost. Health checks stay open either way, so `jina ping`,
 the gRPC health check and load balancers keep working: they reveal nothing indexed.
 """
 
 import hmac
 import json
 import os
+from http.cookies import CookieError, SimpleCookie
+from urllib.parse import unquote
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -16,6 +20,7 @@ import grpc
 
 API_KEY_ENV = "MEMEFLOW_API_KEY"
 KEY_HEADER = "x-api-key"
+KEY_COOKIE = "memeflow_key"  # set by the search page (gateway/static/app.js)
 OPEN_HTTP_PATHS = frozenset({"/", "/dry_run"})  # what `jina ping` and health probes ask
 OPEN_HTTP_PREFIX = "/static/"  # the search page's scripts and styles
 OPEN_GRPC_METHODS = frozenset(
@@ -60,7 +65,19 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
     if headers.get(KEY_HEADER):
         return headers[KEY_HEADER]
     scheme, _, token = headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return _cookie_key(headers.get("cookie", ""))
+
+
+def _cookie_key(header: str) -> str | None:
+    if KEY_COOKIE not in header:
+        return None
+    try:
+        morsel = SimpleCookie(header).get(KEY_COOKIE)
+    except CookieError:
+        return None
+    return unquote(morsel.value) or None if morsel else None
 
 
 def key_matches(presented: str | None, expected: str) -> bool:

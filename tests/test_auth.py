@@ -57,6 +57,15 @@ def test_http_with_the_key_is_served() -> None:
     assert call_http("/search", {}, key=None) == (200, b"served")  # no key configured: open
 
 
+def test_the_search_pages_cookie_carries_the_key_and_only_the_right_one() -> None:
+    assert call_http("/thumbnails/x", {"cookie": f"theme=dark; memeflow_key={KEY}"},
+                     method="GET") == (200, b"served")
+    assert call_http("/search", {"cookie": "memeflow_key=s3cret%2Dkey"}) == (200, b"served")
+    for cookie in ("memeflow_key=wrong", "memeflow_key=", f"other_key={KEY}",
+                   f'memeflow_key="{KEY}x"', "memeflow_key"):
+        assert call_http("/search", {"cookie": cookie})[0] == 401, cookie
+
+
 def test_http_health_paths_stay_open_and_nothing_else() -> None:
     assert call_http("/", {})[0] == 200
     assert call_http("/dry_run", {})[0] == 200

@@ -19,7 +19,7 @@ import pytest
 from memeflow.client import MemeClient
 from memeflow.docs import MemeDoc
 from memeflow.files import file_id
-from tests.conftest import MEMES, REPO
+from tests.conftest import MEMES, REPO, Service
 
 pytestmark = pytest.mark.flow
 
@@ -30,6 +30,7 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
 DRAKE = MEMES / "drake" / "default.jpg"
+API_KEY = "page-test-key"
 TIMEOUT_MS = 90_000  # an image search on two busy cores takes seconds, not minutes
 
 
@@ -257,3 +258,44 @@ def test_a_meme_found_by_its_words_says_so(page, indexed) -> None:
         assert page.locator("#results .words").count() == 1
     finally:
         indexed.delete(["words-probe"])
+
+
+@pytest.fixture(scope="module")
+def keyed_service(tmp_path_factory) -> Iterator[Service]:
+    """A second Flow that requires an API key, with a few memes indexed by the CLI."""
+    root = tmp_path_factory.mktemp("keyed")
+    running = Service(root / "workspace", root / "serve.log")
+    running.env["MEMEFLOW_API_KEY"] = API_KEY
+    running.start()
+    run = running.cli("index", "-q", str(MEMES / "drake"), str(MEMES / "doge"))
+    assert run.returncode == 0, run.stderr
+    yield running
+    running.stop()
+
+
+def test_a_service_with_an_api_key_asks_the_page_for_it(browser, keyed_service) -> None:
+    context = browser.new_context(base_url=keyed_service.http)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    try:
+        page.goto("/?q=drake")
+        page.wait_for_function("() => !document.getElementById('key').hidden")
+        assert "needs this memeflow's API key" in page.locator("#status").inner_text()
+        assert page.locator("#results li").count() == 0
+        page.locator("#key-input").fill("not the key")
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => !document.getElementById('key').hidden")
+        page.wait_for_function("() => document.getElementById('status').textContent"
+                               ".includes('was not accepted')")
+        page.locator("#key-input").fill(API_KEY)
+        page.keyboard.press("Enter")
+        wait_for_results(page, "results for")
+        assert page.locator("#key").is_hidden() and page.locator("#results li").count() > 0
+        page.wait_for_function(  # thumbnails need the key too: the cookie carries it
+            "() => [...document.querySelectorAll('#results img')]"
+            ".every(img => img.complete && img.naturalWidth > 0)"
+        )
+    finally:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "test_api_key_prompt.png"), full_page=True)
+        context.close()

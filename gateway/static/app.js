@@ -9,8 +9,15 @@ const fileInput = document.getElementById("image");
 const statusLine = document.getElementById("status");
 const results = document.getElementById("results");
 const dropOverlay = document.getElementById("drop");
+const keyForm = document.getElementById("key");
+const keyInput = document.getElementById("key-input");
+const KEY_COOKIE = "memeflow_key"; // the gateway accepts the API key from this cookie
 const IDLE = statusLine.textContent;
 let latest = 0; // only the newest search may draw its results
+let waitingForKey = null; // the search to run again once the user gives the API key
+
+// The server asks for MEMEFLOW_API_KEY: a cookie carries it, so thumbnails get it too.
+class KeyNeeded extends Error {}
 
 // Headers for every API call; an access check adds its credentials here.
 function apiHeaders() {
@@ -34,6 +41,7 @@ async function postSearch(queryDoc) {
     headers: apiHeaders(),
     body: JSON.stringify({ data: [queryDoc], parameters: { top_k: TOP_K } }),
   });
+  if (response.status === 401) throw new KeyNeeded();
   let body = null;
   try {
     body = await response.json();
@@ -106,6 +114,10 @@ async function run(query) {
   } catch (error) {
     if (ticket !== latest) return;
     results.replaceChildren();
+    if (error instanceof KeyNeeded) {
+      askForKey(query);
+      return;
+    }
     // The server names an uploaded image by its data: URI; the user knows it by file name.
     const reason = error.message.replace(/^data:\S*… \(\d+ bytes\): /, "");
     setStatus(`Search for ${describe(query)} failed: ${reason}`, "error");
@@ -113,6 +125,30 @@ async function run(query) {
     if (ticket === latest) results.removeAttribute("aria-busy");
   }
 }
+
+function askForKey(query) {
+  const tried = document.cookie.split("; ").some((c) => c.startsWith(`${KEY_COOKIE}=`));
+  waitingForKey = query;
+  keyForm.hidden = false;
+  keyInput.value = "";
+  keyInput.focus();
+  setStatus(
+    tried
+      ? "The API key was not accepted: check it and enter it again."
+      : `Search for ${describe(query)} needs this memeflow's API key: enter it above.`,
+    "error",
+  );
+}
+
+keyForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const secure = location.protocol === "https:" ? "; Secure" : "";
+  document.cookie = `${KEY_COOKIE}=${encodeURIComponent(keyInput.value)}; path=/; SameSite=Strict${secure}`;
+  keyForm.hidden = true;
+  const query = waitingForKey;
+  waitingForKey = null;
+  if (query) run(query);
+});
 
 function queryFromUrl() {
   const params = new URLSearchParams(location.search);
