@@ -11,10 +11,10 @@ the gRPC health check and load balancers keep working: they reveal nothing index
 import hmac
 import json
 import os
-from http.cookies import CookieError, SimpleCookie
-from urllib.parse import unquote
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
+from urllib.parse import unquote
 
 import grpc
 
