@@ -24,7 +24,9 @@ from memeflow.model import ModelLoadError, check_model_source
 
 READY_LINE = "memeflow is ready"
 ABORTED = "Flow is aborted"
-STARTUP_NOISE = "Getting endpoints failed"
+# The gateway polls executors that are still loading their model; Jina's log wraps each
+# failed poll over several lines, the first and the last of which say so.
+STARTUP_NOISE = ("Getting endpoints failed", "Waiting for another trial")
 STOP_GRACE_SECONDS = 20
 
 
@@ -117,8 +119,8 @@ class FlowProcess:
     def _watch_output(self) -> None:
         assert self.process and self.process.stdout
         for line in self.process.stdout:
-            if STARTUP_NOISE in line and not self.ready.is_set():
-                continue  # the gateway polls executors that are still loading their model
+            if not self.ready.is_set() and any(noise in line for noise in STARTUP_NOISE):
+                continue
             self.log.write(line)
             self.log.flush()
             if line.startswith(READY_LINE):

@@ -222,6 +222,13 @@ def test_idle_connections_stay_open(service, client) -> None:
     assert "too_many_pings" not in service.log_path.read_text()
 
 
+def test_the_log_holds_no_startup_polling_noise(service) -> None:
+    """While the executors load, the gateway's failed polls are not the operator's business."""
+    log = service.log_path.read_text()
+    assert "memeflow is ready" in log
+    assert "Waiting for another trial" not in log and "Getting endpoints failed" not in log
+
+
 def test_restart_keeps_count_and_results(service, client, meme_files) -> None:
     probe = meme_files[42]
     count = client.count()
