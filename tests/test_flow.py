@@ -102,7 +102,8 @@ def test_cli_image_search_json(service, meme_files) -> None:
         assert run.returncode == 0, run.stderr
         hits = json.loads(run.stdout)
         assert [h["rank"] for h in hits] == [1, 2, 3]
-        assert set(hits[0]) == {"rank", "id", "uri", "score"}
+        assert set(hits[0]) == {"rank", "id", "uri", "score", "signals", "words"}
+        assert [h["signals"] for h in hits] == [{"clip": 1}, {"clip": 2}, {"clip": 3}]
         assert hits[0]["score"] >= 0.99
         assert ranks_first(path, [(h["id"], h["score"]) for h in hits])
         assert str(path) in {h["uri"] for h in hits}
