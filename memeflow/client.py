@@ -223,12 +223,12 @@ class MemeClient:
     # indexing --------------------------------------------------------------------------
     def stored(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The stored tags of those ids that are in the index."""
-        found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(ids), 1000):
-            batch = [MemeDoc(id=i) for i in ids[start : start + 1000]]
-            replies = self._post("/get", batch, chunk=GRPC_REQUEST_MAX)
-            found.update({doc.id: dict(doc.tags) for doc in replies})
-        return found
+        return {doc_id: dict(doc.tags) for doc_id, doc in self._stored_docs(ids).items()}
+
+    def _stored_docs(self, ids: Sequence[str]) -> dict[str, MemeDoc]:
+        """The stored uri, tags and words of those ids that are in the index."""
+        batch = [MemeDoc(id=i) for i in ids]
+        return {doc.id: doc for doc in self._post("/get", batch, chunk=GRPC_REQUEST_MAX)}
 
     def find_by_hash(self, digests: Sequence[str]) -> dict[str, list[StoredDoc]]:
         """Indexed documents whose `sha256` tag is one of `digests`, with their vectors."""
@@ -258,6 +258,8 @@ class MemeClient:
     ) -> IndexReport:
         """Index image files and folders. Files already indexed with the same bytes are
         skipped; moved, renamed and copied files reuse their stored vector (`memeflow.moves`).
+        When the service reads the words on memes (MEMEFLOW_OCR) and a file was indexed
+        without them, it is encoded again so that they are read.
 
         `on_progress(n)` is called after each step with the number of files it settled.
         """
@@ -269,17 +271,25 @@ class MemeClient:
                 hashes[path] = sha256_file(path)
             except OSError as exc:
                 report.failed.append((str(path), f"cannot read file: {exc.strerror or exc}"))
-        stored = self.stored([file_id(p) for p in hashes])
-        unknown = []
+        reads_words = bool(self.status().get("ocr"))
+        stored = self._stored_docs([file_id(p) for p in hashes])
+        unknown, unread = [], []
         for path, digest in hashes.items():
-            if stored.get(file_id(path), {}).get("sha256") == digest:
-                report.unchanged.append(str(path))
-            else:
+            doc = stored.get(file_id(path))
+            if doc is None or doc.tags.get("sha256") != digest:
                 unknown.append(path)
+            elif reads_words and doc.words is None:
+                unread.append(path)
+            else:
+                report.unchanged.append(str(path))
         if on_progress and (report.unchanged or report.failed):
             on_progress(len(report.unchanged) + len(report.failed))
         by_hash = self.find_by_hash(sorted({hashes[p] for p in unknown})) if unknown else {}
+        if reads_words:  # a copy of a meme whose words were never read reads them itself
+            by_hash = {digest: [doc for doc in docs if doc.words is not None]
+                       for digest, docs in by_hash.items()}
         reuses, to_encode = plan_reuse(unknown, hashes, by_hash)
+        to_encode += unread
         for start in range(0, len(reuses), 1000):
             batch = reuses[start : start + 1000]
             self._reuse_batch(batch, hashes, report)

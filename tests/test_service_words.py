@@ -109,3 +109,31 @@ def test_a_deleted_meme_is_no_longer_found_by_its_words(service: Service) -> Non
     hits = client.search_text("terms and conditions", top_k=20)
     assert found[0]["id"] not in {hit["id"] for hit in hits}
     assert all("words" not in hit["signals"] for hit in hits)
+
+
+def test_turning_ocr_on_later_reads_the_words_of_memes_indexed_without(
+    service: Service, tmp_path: Path
+) -> None:
+    late = tmp_path / "late"
+    late.mkdir()
+    (agnes,) = [t for t in load_templates(MEMES) if t.name == "agnes"]
+    render(agnes, FONT).save(late / "agnes-late.jpg", quality=80)  # new bytes: not a copy
+    shutil.copy(MEMES / "fry" / "default.jpg", late / "fry.jpg")  # no words on it
+    service.stop()
+    service.env["MEMEFLOW_OCR"] = "0"
+    service.start()
+    first = json.loads(service.cli("index", "--json", str(late)).stdout)
+    assert first["encoded"] == 2
+    client = MemeClient(service.env["MEMEFLOW_HOST"])
+    assert all(doc.words is None for doc in client._stored_docs(
+        [hit["id"] for hit in client.search_text("x", top_k=50)]).values()
+        if doc.uri and doc.uri.startswith(str(late)))
+    service.stop()
+    service.env["MEMEFLOW_OCR"] = "1"
+    service.start()
+    again = json.loads(service.cli("index", "--json", str(late)).stdout)
+    assert again["encoded"] == 2 and again["unchanged"] == 0  # read now, words or none
+    once_more = json.loads(service.cli("index", "--json", str(late)).stdout)
+    assert once_more["unchanged"] == 2  # a meme without words is not read again and again
+    hits = MemeClient(service.env["MEMEFLOW_HOST"]).search_text("terms and conditions", top_k=5)
+    assert hits[0]["uri"] == str(late / "agnes-late.jpg") and "words" in hits[0]["signals"]
