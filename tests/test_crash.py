@@ -39,8 +39,8 @@ def batch_ids(run: str, batch: int) -> list[str]:
 
 
 def drive(host: str, run: str) -> None:
-    """The client side, in its own process (Jina's client hangs when called from a second
-    thread): index 100 batches one call at a time, print each acknowledged batch."""
+    """The client side, in its own process, as a user's would be when the service dies:
+    index 100 batches one call at a time, print each acknowledged batch."""
     for batch in range(BATCHES):
         ids, vectors = batch_ids(run, batch), batch_vectors(run, batch)
         docs = [MemeDoc(id=i, embedding=v) for i, v in zip(ids, vectors, strict=True)]
