@@ -11,9 +11,11 @@ from tqdm import tqdm
 from memeflow import config
 from memeflow.client import Hit, MemeClient
 from memeflow.files import find_images
-from memeflow.service import FlowProcess
+from memeflow.model import ModelLoadError
+from memeflow.service import FlowProcess, ServiceError
 
 QUERIES = ("drake rejecting something", "cat at a dinner table")
+LOG = "memeflow-demo.log"
 
 
 def show(title: str, hits: list[Hit]) -> None:
@@ -28,7 +30,15 @@ def main(argv: list[str]) -> int:
     if not folder.is_dir():
         print(f"no memes in {folder}: run `python data/fetch_memes.py` first", file=sys.stderr)
         return 2
-    with open("memeflow-demo.log", "w") as log, FlowProcess(log=log):
+    try:
+        return demo(folder)
+    except (ModelLoadError, ServiceError) as exc:
+        print(f"memeflow demo: {exc}\n(the Flow's log is in {LOG})", file=sys.stderr)
+        return 1
+
+
+def demo(folder: Path) -> int:
+    with open(LOG, "w") as log, FlowProcess(log=log):
         client = MemeClient()
         files = list(find_images([folder]))
         with tqdm(total=len(files), unit="img", desc="indexing") as bar:
@@ -42,7 +52,7 @@ def main(argv: list[str]) -> int:
             show(f'search "{query}":', client.search_text(query, top_k=5))
         example = next((p for p in files if p.parent.name == "drake"), files[0])
         show(f"search by example {example}:", client.search_image(example, top_k=5))
-    print("\n(the Flow's log is in memeflow-demo.log)")
+    print(f"\n(the Flow's log is in {LOG})")
     return 0
 
 

@@ -9,6 +9,7 @@ never exiting, so the parent kills the group as soon as the log says so.
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -32,6 +33,32 @@ STOP_GRACE_SECONDS = 20
 
 class ServiceError(RuntimeError):
     """The service could not start; the message says why."""
+
+
+class FirstError:
+    """The first ERROR record of the Flow's log, its wrapped lines joined: what to tell a
+    user whose Flow did not start, instead of pointing at a long log."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.done = False
+
+    def feed(self, line: str) -> None:
+        if self.done:
+            return
+        text = re.sub(r"\s*\[\d\d/\d\d/\d\d \d\d:\d\d:\d\d\]\s*$", "", line).strip()
+        if not self.lines:
+            if line.startswith("ERROR"):
+                self.lines.append(text.removeprefix("ERROR").strip())
+        elif line[:1].isspace() and text and "--quiet-error" not in text:
+            self.lines.append(text)
+        else:
+            self.done = True
+
+    @property
+    def message(self) -> str | None:
+        joined = " ".join(self.lines)
+        return joined[:800] if joined else None
 
 
 def default_flow_file() -> Path:
@@ -101,6 +128,7 @@ class FlowProcess:
         self.log = log if log is not None else sys.stderr
         self.ready = threading.Event()
         self.aborted = threading.Event()
+        self.first_error = FirstError()
         self.process: subprocess.Popen[str] | None = None
 
     def start(self) -> "FlowProcess":
@@ -123,6 +151,8 @@ class FlowProcess:
                 continue
             self.log.write(line)
             self.log.flush()
+            if not self.ready.is_set():
+                self.first_error.feed(line)
             if line.startswith(READY_LINE):
                 self.ready.set()
             elif ABORTED in line:
@@ -138,7 +168,8 @@ class FlowProcess:
                 raise ServiceError("stopped before the Flow was ready")
             if self.aborted.is_set() or self.process.poll() is not None:
                 self.stop()
-                raise ServiceError("the Flow could not start: see the executor errors above")
+                reason = self.first_error.message or "see the executor errors in its log"
+                raise ServiceError(f"the Flow could not start: {reason}")
             if time.monotonic() > deadline:
                 self.stop()
                 raise ServiceError(f"the Flow was not ready after {timeout:.0f} s")

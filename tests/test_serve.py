@@ -1,6 +1,7 @@
 """`memeflow serve` when the Flow cannot start: a clear message and a non-zero exit, fast."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import NO_WEIGHTS_MODEL, free_port, processes_with
+from tests.conftest import MEMES, NO_WEIGHTS_MODEL, free_port, processes_with
 
 MEMEFLOW = str(Path(sys.executable).parent / "memeflow")
 
@@ -49,6 +50,9 @@ def test_executor_that_fails_to_start_does_not_hang_the_flow(tmp_path) -> None:
     run, seconds = serve(tmp_path, str(broken), "broken-model-run")
     assert run.returncode != 0, run.stdout
     assert "could not start" in run.stderr
+    # The last line names the cause, not just "see above": the encoder's own error.
+    last = run.stderr.strip().splitlines()[-1]
+    assert "could not start: encoder" in last and "could not load CLIP model" in last, last
     assert seconds < 30
     time.sleep(1)
     assert processes_with("MEMEFLOW_TEST_RUN=broken-model-run") == []
@@ -86,3 +90,38 @@ def test_flow_threads_wait_passively_unless_the_user_chose(monkeypatch) -> None:
     assert _child_env()["OMP_WAIT_POLICY"] == "PASSIVE"
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     assert _child_env()["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def demo(tmp_path: Path, folder: Path, model: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, MEMEFLOW_MODEL=model, MEMEFLOW_WORKSPACE=str(tmp_path / "ws"),
+               MEMEFLOW_GRPC_PORT=str(free_port()), MEMEFLOW_HTTP_PORT=str(free_port()),
+               MEMEFLOW_HOST="", MEMEFLOW_TEST_RUN=f"demo-{tmp_path.name}")
+    env["MEMEFLOW_HOST"] = f"grpc://127.0.0.1:{env['MEMEFLOW_GRPC_PORT']}"
+    return subprocess.run([sys.executable, "-m", "memeflow.demo", str(folder)], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=400, check=False)
+
+
+@pytest.mark.flow
+def test_the_demo_serves_indexes_and_shows_searches(tmp_path) -> None:
+    """`make demo`'s last step, on two template folders."""
+    folder = tmp_path / "memes"
+    for name in ("drake", "doge"):
+        shutil.copytree(MEMES / name, folder / name)
+    run = demo(tmp_path, folder, str(NO_WEIGHTS_MODEL))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert '\nsearch "drake rejecting something":\n  1 ' in run.stdout
+    example = run.stdout.split("\nsearch by example ")[1].splitlines()
+    assert example[1].split()[:2] == ["1", "1.0000"] and example[1].endswith(example[0][:-1])
+    assert (tmp_path / "memeflow-demo.log").read_text().count("memeflow is ready") == 1
+
+
+@pytest.mark.flow
+@pytest.mark.parametrize("model", ["/no/such/model", "broken"])
+def test_the_demo_names_why_the_flow_did_not_start(tmp_path, model: str) -> None:
+    if model == "broken":
+        model = str(tmp_path / "broken-model")
+        Path(model).mkdir()
+        (Path(model) / "config.json").write_text("{ not json")
+    run = demo(tmp_path, MEMES / "drake", model)
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert "model" in run.stderr.splitlines()[0] and "memeflow-demo.log" in run.stderr
