@@ -86,13 +86,14 @@ class Service:
 
     def start(self, timeout: float = 240) -> "Service":
         log = self.log_path.open("a")
-        earlier = log.tell()  # a restart appends: only a new ready line counts
+        earlier = log.tell()  # a restart appends: only a new ready line counts (a byte offset:
+        # the banner's emoji and box lines make it larger than the count of characters)
         self.process = subprocess.Popen(
             [str(Path(sys.executable).parent / "memeflow"), "serve"],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
         )
         deadline = time.monotonic() + timeout
-        while "memeflow is ready" not in self.log_path.read_text()[earlier:]:
+        while b"memeflow is ready" not in self.log_path.read_bytes()[earlier:]:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"memeflow serve did not start:\n{self.log_path.read_text()}")
             time.sleep(0.5)
