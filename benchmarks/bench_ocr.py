@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_ocr.py --size quick   # 40 templates, ~2 min
     .venv/bin/python benchmarks/bench_ocr.py --size full    # all templates, BENCHMARKS.md
+    .venv/bin/python benchmarks/bench_ocr.py --size full --flow   # + indexing through the Flow
 
 Each template's example caption lines are drawn into its text boxes (memeflow.captions,
 the template's own font and boxes) in a temporary folder; the real OCR reads every
@@ -12,7 +13,8 @@ alone (ocr_weight 0), the words alone, and the two fused (ocr_weight 1).
 The CLIP model has random weights unless MEMEFLOW_MODEL names a real checkpoint, so the
 CLIP column is chance level and the fused column is what the words achieve despite a
 CLIP ranking that is noise; the OCR path is real. Throughput of OCR and CLIP encoding
-is measured on the same rendered files in the same run.
+is measured on the same rendered files in the same run; with --flow, also `memeflow
+index` of those files through a running Flow with MEMEFLOW_OCR off and on, alternating.
 """
 
 import argparse
@@ -46,6 +48,8 @@ MEMES = SHARED / "data" / "memes" / "templates"
 FONT = SHARED / "data" / "memes" / "fonts" / "TitilliumWeb-Black.ttf"
 SIZES = {"quick": 40, "full": None}  # templates (None: all)
 CHUNK = 16  # memes per timing chunk (the encoder's batch size)
+WARM_UP = 4  # memes indexed through a new Flow before its timing starts
+FLOW_ROUNDS = 2
 MIN_WORDS = 3  # shorter lines ("memes?", "aliens") say too little to be a quote
 
 
@@ -74,9 +78,39 @@ def recall(rankings: list[list[str]], expected: list[str], k: int) -> float:
     )
 
 
+def flow_rates(files: list[Path], rounds: int) -> list[tuple[float, float]]:
+    """(memes/s with OCR off, with OCR on) per round: the client indexing the files through
+    a fresh Flow, as `memeflow index` does, after a few files of warm-up."""
+    from flowrun import running_flow
+
+    from memeflow.client import MemeClient
+
+    log = Path(tempfile.gettempdir()) / "bench_ocr_flow.log"
+    rates = []
+    for _ in range(rounds):
+        pair = []
+        for ocr in ("0", "1"):
+            with running_flow(log, MEMEFLOW_OCR=ocr) as ports:
+                client = MemeClient(f"grpc://127.0.0.1:{ports.grpc}")
+                client.index_paths(files[:WARM_UP])  # the first requests pay for lazy set-up
+                started = time.perf_counter()
+                report = client.index_paths(files[WARM_UP:])
+                elapsed = time.perf_counter() - started
+                read = client._stored_docs([hit["id"] for hit in client.search_text(
+                    "x", top_k=len(files))]).values()
+            assert not report.failed and len(report.encoded) == len(files) - WARM_UP
+            assert sum(doc.words is not None for doc in read) == (len(files) if ocr == "1" else 0)
+            pair.append(len(report.encoded) / elapsed)
+            print(f"  Flow, MEMEFLOW_OCR={ocr}: {pair[-1]:.2f} memes/s ({load()})", flush=True)
+        rates.append((pair[0], pair[1]))
+    return rates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=SIZES, default="quick")
+    parser.add_argument("--flow", action="store_true",
+                        help="also index the rendered memes through the Flow, OCR off and on")
     args = parser.parse_args()
     templates = [t for t in load_templates(MEMES) if not t.name.startswith("_")]
     templates = templates[: SIZES[args.size]]
@@ -110,6 +144,7 @@ def main() -> None:
                 ratios.append(ocr_seconds / clip_seconds)
                 print(f"  {start + len(chunk)}/{len(names)}: OCR {ocr_seconds:.1f} s, "
                       f"CLIP {clip_seconds:.1f} s ({load()})", flush=True)
+        rates = flow_rates([files[n] for n in names], FLOW_ROUNDS) if args.flow else []
 
     store, text_index = VectorStore(), TextIndex()
     store.upsert(
@@ -149,6 +184,13 @@ def main() -> None:
     print(f"| CLIP image encoding (torch fp32, batch 16) | {len(docs) / clip_total:.2f} |")
     print(f"\nOCR / CLIP time per meme, median over {len(ratios)} chunks of {CHUNK}: "
           f"{statistics.median(ratios):.1f}x ({load()})")
+    if rates:
+        print(f"\n| `memeflow index` through the Flow ({len(names) - WARM_UP} memes, "
+              f"median of {len(rates)} rounds) | memes/s |\n| --- | ---: |")
+        print(f"| MEMEFLOW_OCR=0 | {statistics.median(r[0] for r in rates):.2f} |")
+        print(f"| MEMEFLOW_OCR=1 | {statistics.median(r[1] for r in rates):.2f} |")
+        print(f"\nwith OCR / without, median of per-round ratios: "
+              f"{statistics.median(r[1] / r[0] for r in rates):.2f}x")
 
 if __name__ == "__main__":
     main()
