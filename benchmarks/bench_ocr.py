@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_ocr.py --size quick   # 40 templates, ~2 min
     .venv/bin/python benchmarks/bench_ocr.py --size full    # all templates, BENCHMARKS.md
     .venv/bin/python benchmarks/bench_ocr.py --size full --flow   # + indexing through the Flow
+    .venv/bin/python benchmarks/bench_ocr.py --words-scale        # the word index at 10k, 100k
 
 Each template's example caption lines are drawn into its text boxes (memeflow.captions,
 the template's own font and boxes) in a temporary folder; the real OCR reads every
@@ -106,12 +107,53 @@ def flow_rates(files: list[Path], rounds: int) -> list[tuple[float, float]]:
     return rates
 
 
+def words_scale(templates, sizes=(10_000, 100_000), queries: int = 50) -> None:
+    """The trigram index alone at scale: documents of two random caption lines each, the
+    candidates a /search of top_k 10 asks for; build time, memory, query latency, against
+    a baseline in the same run: a scan of every document for the query as a substring
+    (exact phrases only, what a search without an index would do)."""
+    import random
+    import resource
+
+    lines = [line for t in templates for line in t.captions if line.strip()]
+    rng = random.Random(1)
+    print("\n| documents with words | build | memory (max RSS growth) | query p50 | query max "
+          "| substring scan p50 | index / scan |\n" + "| ---: " * 7 + "|")
+    for size in sizes:
+        index = TextIndex()
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        started = time.perf_counter()
+        for i in range(size):
+            index.upsert(f"d{i}", "\n".join(rng.sample(lines, 2)).upper())
+        build = time.perf_counter() - started
+        grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) / 1024
+        texts = list(index._texts.values())  # normalised, as the index compares them
+        took, scanned = [], []
+        for line in rng.sample(lines, queries):
+            started = time.perf_counter()
+            index.search(line, 10 + 100)  # top_k + memeflow.search.FUSION_POOL
+            took.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            wanted = normalise(line)
+            [text for text in texts if wanted in text]
+            scanned.append((time.perf_counter() - started) * 1000)
+        p50, scan = statistics.median(took), statistics.median(scanned)
+        print(f"| {size:,} | {build:.1f} s | +{grown:.0f} MB | {p50:.1f} ms | {max(took):.0f} ms "
+              f"| {scan:.1f} ms | {p50 / scan:.1f}x |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=SIZES, default="quick")
     parser.add_argument("--flow", action="store_true",
                         help="also index the rendered memes through the Flow, OCR off and on")
+    parser.add_argument("--words-scale", action="store_true",
+                        help="only time the word index alone at 10k and 100k documents")
     args = parser.parse_args()
+    if args.words_scale:
+        print(f"bench_ocr --words-scale: {os.cpu_count()} cores, {load()}")
+        words_scale(load_templates(MEMES))
+        return
     templates = [t for t in load_templates(MEMES) if not t.name.startswith("_")]
     templates = templates[: SIZES[args.size]]
     print(f"bench_ocr --size {args.size}: {len(templates)} templates, {os.cpu_count()} cores, "
