@@ -83,21 +83,36 @@ class TextIndex:
         self._postings, self._lengths, self._texts, self._total = {}, {}, {}, 0
 
     def search(self, query: str, top_k: int) -> list[WordHit]:
-        """The best `top_k` memes whose words match `query`, best first, ties by id."""
+        """The best `top_k` memes whose words match `query`, best first, ties by id.
+
+        Only documents that can reach the coverage are scored: one that shares `needed` of
+        the query's q distinct grams holds at least one of any q - needed + 1 of them, so
+        the postings of that many rarest grams name every candidate, and the common grams
+        ("the", "ing") are looked up per candidate instead of walked in full.
+        """
         wanted = grams(query)
         if not wanted or not self._lengths:
             return []
         n, average = len(self._lengths), self._total / len(self._lengths)
+        needed = self.min_coverage * len(wanted)
+        postings = [self._postings.get(gram, {}) for gram in wanted]  # summed in query order
+        rarest = len(wanted) - max(0, math.ceil(needed - 1e-9)) + 1  # more is safe, fewer not
+        candidates = set().union(*sorted(postings, key=len)[:rarest])
         scores: Counter[str] = Counter()
         shared: Counter[str] = Counter()
-        for gram in wanted:
-            posting = self._postings.get(gram, {})
+        for posting in postings:
+            if not posting:
+                continue
             idf = math.log(1 + (n - len(posting) + 0.5) / (len(posting) + 0.5))
-            for doc_id, count in posting.items():
+            if len(posting) <= len(candidates):
+                found = ((d, c) for d, c in posting.items() if d in candidates)
+            else:
+                found = ((d, posting[d]) for d in candidates if d in posting)
+            for doc_id, count in found:
                 norm = K1 * (1 - B + B * self._lengths[doc_id] / average)
                 scores[doc_id] += idf * count * (K1 + 1) / (count + norm)
                 shared[doc_id] += 1
-        phrase, needed = normalise(query), self.min_coverage * len(wanted)
+        phrase = normalise(query)
         hits = [
             WordHit(doc_id, score, phrase in self._texts[doc_id])
             for doc_id, score in scores.items()
