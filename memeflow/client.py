@@ -119,10 +119,8 @@ class MemeClient:
         gateway can wait forever when a reply overtakes the end of the client's stream."""
         if self.protocol != "grpc":
             chunk = min(chunk, REQUEST_SIZE)
-        if len(docs) <= chunk:
-            return self._request(endpoint, docs, parameters)
         replies = DocList[MemeDoc]()
-        for start in range(0, len(docs), chunk):
+        for start in range(0, max(len(docs), 1), chunk):  # an empty call is one request too
             replies.extend(self._request(endpoint, docs[start : start + chunk], parameters))
         return replies
 

@@ -16,6 +16,7 @@ from memeflow.access import AccessPolicy
 from memeflow.dedup import HASH_TAG, perceptual_hash
 from memeflow.docs import MemeDoc, content_id
 from memeflow.images import (
+    CLIP_SIDE,
     ImageLoadError,
     central_crop,
     decode_image,
@@ -75,7 +76,7 @@ def _prepare_image(
     with timer("decode_seconds"):
         source = describe_source(doc.uri, doc.blob)
         max_pixels = policy.pixel_limit if policy else None
-        min_side = ocr.max_side if ocr else 224
+        min_side = ocr.max_side if ocr else CLIP_SIDE
         image = decode_image(data, source=source, max_pixels=max_pixels, min_side=min_side)
         if thumbnail:
             doc.thumbnail = make_thumbnail(image)

@@ -28,12 +28,16 @@ def k_occurrence_skewness(scores: np.ndarray, k: int = 5) -> float:
     return 0.0 if spread == 0 else float(((counts - counts.mean()) ** 3).mean() / spread**3)
 
 
+def bank_closeness(bank_scores: np.ndarray, k: int = 10) -> np.ndarray:
+    """Each gallery item's mean similarity to its k closest bank queries: its hubness."""
+    k = max(1, min(k, bank_scores.shape[0]))
+    return -np.partition(-bank_scores, k - 1, axis=0)[:k].mean(axis=0)
+
+
 def csls(scores: np.ndarray, bank_scores: np.ndarray, k: int = 10) -> np.ndarray:
     """Scores minus each item's mean similarity to its k closest bank queries. (CSLS also
     subtracts a per-query term, which cannot change a query's ranking, so it is left out.)"""
-    k = min(k, bank_scores.shape[0])
-    nearest = -np.partition(-bank_scores, k - 1, axis=0)[:k]
-    return scores - nearest.mean(axis=0)
+    return scores - bank_closeness(bank_scores, k)
 
 
 def querybank_normalise(scores: np.ndarray, bank_scores: np.ndarray, beta: float = 20.0

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from memeflow.docs import MemeDoc
+from memeflow.hubness import bank_closeness
 
 HUB_TAG = "hubness"
 DEFAULT_NEIGHBOURS = 10
@@ -37,10 +38,8 @@ def hubness(vectors: np.ndarray, bank: np.ndarray, neighbours: int = DEFAULT_NEI
     cosines to the unit rows of `bank` ((m, d))."""
     if len(vectors) == 0:
         return np.empty(0, np.float32)
-    similarities = np.asarray(vectors, np.float32) @ np.asarray(bank, np.float32).T
-    k = max(1, min(neighbours, similarities.shape[1]))
-    nearest = np.partition(similarities, similarities.shape[1] - k, axis=1)[:, -k:]
-    return nearest.mean(axis=1)
+    bank_scores = np.asarray(bank, np.float32) @ np.asarray(vectors, np.float32).T
+    return bank_closeness(bank_scores, neighbours)
 
 
 def tag_hubness(docs: Sequence[MemeDoc], bank: np.ndarray) -> None:

@@ -32,6 +32,7 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset(
     | {".avif"}
 )
 
+CLIP_SIDE = 224  # the side of CLIP's input square: decoding finer than that is waste
 # Raster formats we let Pillow try, in this order. Anything else (EPS, which runs
 # Ghostscript; PSD; exotic formats with weak signatures) is refused as "not an image".
 _WANTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "MPO", "AVIF")
@@ -355,7 +356,7 @@ def _orient(img: Image.Image) -> Image.Image:
 
 
 def decode_image(
-    data: bytes, *, source: str = "image", min_side: int = 224, max_pixels: int | None = None
+    data: bytes, *, source: str = "image", min_side: int = CLIP_SIDE, max_pixels: int | None = None
 ) -> Image.Image:
     """Decode bytes into an RGB PIL image ready for CLIP preprocessing.
 

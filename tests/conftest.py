@@ -1,12 +1,19 @@
-"""Shared test set-up: the no-weights CLIP model, real memes from ../shared, free ports."""
+"""Shared test set-up: the no-weights CLIP model, real memes from ../shared, free ports,
+a running service, and small HTTP helpers."""
 
+import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -112,10 +119,49 @@ class Service:
         )
 
 
+@contextlib.contextmanager
+def serving(folder: Path, **env: str) -> Iterator[Service]:
+    """`memeflow serve` with a fresh workspace in `folder` and `env` on top; stopped after."""
+    running = Service(folder / "workspace", folder / "serve.log")
+    running.env.update(env)
+    running.start()
+    try:
+        yield running
+    finally:
+        if running.process and running.process.poll() is None:
+            running.stop()
+
+
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    root = tmp_path_factory.mktemp("service")
-    running = Service(root / "workspace", root / "serve.log").start()
-    yield running
-    if running.process and running.process.poll() is None:
-        running.stop()
+    with serving(tmp_path_factory.mktemp("service")) as running:
+        yield running
+
+
+def post_json(service: Service, endpoint: str, body: dict) -> dict:
+    """What `curl -X POST -H 'Content-Type: application/json' -d BODY URL` does."""
+    request = urllib.request.Request(
+        f"{service.http}{endpoint}", data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"}, method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=120) as reply:
+        return json.loads(reply.read())
+
+
+def image_uri(path: Path) -> str:
+    """An image file as the `data:` URI an HTTP client sends."""
+    from memeflow.client import data_uri
+
+    return data_uri(path.read_bytes(), "image/jpeg")
+
+
+@contextlib.contextmanager
+def local_http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
+    """A web server on a free loopback port (yielded) for as long as the block runs."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield httpd.server_address[1]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -2,9 +2,8 @@
 
 import io
 import os
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from PIL import Image
 
 from memeflow.access import AccessPolicy, RequestTooLargeError
 from memeflow.images import ImageLoadError, decode_image
+from tests.conftest import local_http_server
 
 
 def png(size: tuple[int, int] = (8, 8)) -> bytes:
@@ -121,11 +121,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with local_http_server(_Handler) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ One Flow serves the module (starting one costs ~20 s); the tests run in file ord
 build on each other: index the 260 shared memes, search, delete, restart.
 """
 
-import base64
 import json
 import random
 import subprocess
@@ -20,23 +19,11 @@ from docarray import DocList
 from memeflow.client import MemeClient
 from memeflow.docs import MemeDoc
 from memeflow.files import file_id
-from tests.conftest import processes_with
+from tests.conftest import image_uri, post_json, processes_with
 
 pytestmark = pytest.mark.flow
 
 
-def post_json(service, endpoint: str, body: dict) -> dict:
-    """What `curl -X POST -H 'Content-Type: application/json' -d BODY URL` does."""
-    request = urllib.request.Request(
-        f"{service.http}{endpoint}", data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"}, method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=120) as reply:
-        return json.loads(reply.read())
-
-
-def data_uri(path: Path) -> str:
-    return f"data:image/jpeg;base64,{base64.b64encode(path.read_bytes()).decode()}"
 
 
 def ranks_first(query: Path, hits: list[tuple[str, float]]) -> bool:
@@ -84,7 +71,7 @@ def test_every_meme_finds_itself_first_over_grpc(client, meme_files) -> None:
 def test_image_search_over_http_with_a_data_uri(service, meme_files) -> None:
     for path in random.Random(1).sample(meme_files, 20):
         reply = post_json(service, "/search", {
-            "data": [{"uri": data_uri(path)}], "parameters": {"top_k": 5},
+            "data": [{"uri": image_uri(path)}], "parameters": {"top_k": 5},
         })
         (result,) = reply["data"]
         top = result["matches"][0]

@@ -10,11 +10,10 @@ import json
 import re
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from PIL import Image
 
 from memeflow.client import MemeClient
 from memeflow.docs import MemeDoc
-from tests.conftest import Service
+from tests.conftest import Service, local_http_server, serving
 from tests.test_images import BLUE, RED, cmyk_profile, encode, noise
 
 pytestmark = pytest.mark.flow
@@ -104,11 +103,8 @@ class _Images(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def web() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Images)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with local_http_server(_Images) as port:
+        yield f"127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
@@ -127,17 +123,12 @@ API_KEY = "hostile-module-key"
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, web: str, root: Path) -> Iterator[Service]:
     """A Flow with roots, one fetch host and an API key; this process's clients send it."""
-    folder = tmp_path_factory.mktemp("hostile")
-    running = Service(folder / "workspace", folder / "serve.log")
-    running.env.update(MEMEFLOW_ROOTS=str(root), MEMEFLOW_FETCH_HOSTS=web,
-                       MEMEFLOW_API_KEY=API_KEY,
-                       no_proxy="127.0.0.1,localhost", NO_PROXY="127.0.0.1,localhost")
-    with pytest.MonkeyPatch.context() as patch:
+    env = dict(MEMEFLOW_ROOTS=str(root), MEMEFLOW_FETCH_HOSTS=web, MEMEFLOW_API_KEY=API_KEY,
+               no_proxy="127.0.0.1,localhost", NO_PROXY="127.0.0.1,localhost")
+    with pytest.MonkeyPatch.context() as patch, \
+            serving(tmp_path_factory.mktemp("hostile"), **env) as running:
         patch.setenv("MEMEFLOW_API_KEY", API_KEY)
-        running.start()
         yield running
-        if running.process and running.process.poll() is None:
-            running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from memeflow.client import MemeClient
 from memeflow.docs import MemeDoc
 from memeflow.exposure import free_port_run
-from tests.conftest import Service, processes_with
+from tests.conftest import Service, processes_with, serving
 from tests.test_hostile import png
 
 pytestmark = pytest.mark.flow
@@ -24,13 +24,9 @@ pytestmark = pytest.mark.flow
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory) -> Iterator[Service]:
-    folder = tmp_path_factory.mktemp("operations")
-    running = Service(folder / "workspace", folder / "serve.log")
-    running.env["MEMEFLOW_METRICS_PORT"] = str(free_port_run(3))  # gateway, encoder, indexer
-    running.start()
-    yield running
-    if running.process and running.process.poll() is None:
-        running.stop()
+    metrics = str(free_port_run(3))  # gateway, encoder, indexer
+    with serving(tmp_path_factory.mktemp("operations"), MEMEFLOW_METRICS_PORT=metrics) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,7 @@ membership and order against vectors computed directly, identities such as "an i
 term alone finds itself first", and probabilities that follow the cosines.
 """
 
-import base64
 import json
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +18,7 @@ from memeflow.docs import MatchDoc, MemeDoc, TermDoc
 from memeflow.files import file_id
 from memeflow.images import decode_image
 from memeflow.query import Term, combine
-from tests.conftest import MEMES
+from tests.conftest import MEMES, image_uri, post_json
 
 pytestmark = pytest.mark.flow
 
@@ -28,17 +26,6 @@ FOLDERS = ("sad-boehner", "sad-obama", "sad-biden", "drake", "doge", "success", 
            "yuno", "ds")
 
 
-def post_json(service, endpoint: str, body: dict) -> dict:
-    request = urllib.request.Request(
-        f"{service.http}{endpoint}", data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"}, method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=120) as reply:
-        return json.loads(reply.read())
-
-
-def data_uri(path: Path) -> str:
-    return f"data:image/jpeg;base64,{base64.b64encode(path.read_bytes()).decode()}"
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +93,7 @@ def test_an_image_term_alone_ranks_itself_first(service, client, indexed) -> Non
     grpc = client.search_terms([Term(2.0, image=str(probe))], top_k=3)
     assert grpc[0]["id"] == file_id(probe) and grpc[0]["score"] > 0.99
     http = post_json(service, "/search", {"data": [{"terms": [
-        {"uri": data_uri(probe), "weight": 1}]}], "parameters": {"top_k": 3}})
+        {"uri": image_uri(probe), "weight": 1}]}], "parameters": {"top_k": 3}})
     assert http["data"][0]["matches"][0]["id"] == file_id(probe)
     by_id = client.search(MemeDoc(terms=DocList[TermDoc]([TermDoc(id=file_id(probe))])), 3)
     assert by_id[0]["id"] == file_id(probe)
@@ -120,7 +107,7 @@ def test_a_combined_query_is_the_weighted_sum_of_its_terms(service, client, clip
     expected = combine(np.stack([texts[0], texts[1], image_vector(clip_model, probe)]),
                        [1, 2, -1])
     http = post_json(service, "/search", {"data": [{"terms": [
-        {"text": "cat"}, {"text": "hat", "weight": 2.0}, {"uri": data_uri(probe), "weight": -1}]}],
+        {"text": "cat"}, {"text": "hat", "weight": 2.0}, {"uri": image_uri(probe), "weight": -1}]}],
         "parameters": {"top_k": 3, "return_embeddings": True}})
     np.testing.assert_allclose(http["data"][0]["embedding"], expected, atol=1e-5)
     hits = client.search_query(f"cat + 2:hat - {probe}", top_k=50)
@@ -148,7 +135,7 @@ def test_rank_orders_texts_by_cosine_with_probabilities(service, client, clip_mo
     assert [r["cosine"] for r in grpc] == pytest.approx(sorted(cosines, reverse=True), abs=1e-5)
     assert [r["text"] for r in client.rank(labels, doc_id=file_id(probe))] == expected
     http = post_json(service, "/rank", {"data": [{
-        "uri": data_uri(probe), "matches": [{"text": t} for t in labels]}]})
+        "uri": image_uri(probe), "matches": [{"text": t} for t in labels]}]})
     (doc,) = http["data"]
     assert [m["text"] for m in doc["matches"]] == expected
     assert doc.get("embedding") is None and all(m.get("embedding") is None for m in doc["matches"])

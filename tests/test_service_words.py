@@ -14,8 +14,7 @@ import pytest
 
 from memeflow.captions import load_templates, render
 from memeflow.client import MemeClient
-from tests.conftest import MEMES, Service
-from tests.test_search_features import post_json
+from tests.conftest import MEMES, Service, post_json, serving
 
 pytestmark = pytest.mark.flow
 
@@ -37,15 +36,10 @@ def memes(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, memes: Path) -> Service:
-    root = tmp_path_factory.mktemp("words")
-    running = Service(root / "workspace", root / "serve.log")
-    running.env["MEMEFLOW_OCR"] = "1"
-    running.start()
-    indexed = running.cli("index", "-q", str(memes))
-    assert indexed.returncode == 0, indexed.stderr
-    yield running
-    if running.process and running.process.poll() is None:
-        running.stop()
+    with serving(tmp_path_factory.mktemp("words"), MEMEFLOW_OCR="1") as running:
+        indexed = running.cli("index", "-q", str(memes))
+        assert indexed.returncode == 0, indexed.stderr
+        yield running
 
 
 def names(hits: list[dict]) -> list[str]:

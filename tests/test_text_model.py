@@ -11,7 +11,7 @@ from transformers import BertConfig, BertModel, BertTokenizer
 
 from memeflow.model import ModelLoadError
 from memeflow.text_model import QueryTextModel, SentenceTextModel
-from tests.conftest import MEMES, Service
+from tests.conftest import MEMES
 
 WORDS = ["un", "chat", "a", "cat", "dog", "perro", "hat", "sad", "man", "triste", "hombre"]
 
@@ -84,12 +84,9 @@ def test_a_text_model_for_another_space_is_refused(tmp_path, clip_model) -> None
 def test_the_service_embeds_queries_with_the_text_model(tmp_path, text_folder) -> None:
     """Over HTTP and the CLI: a text query's vector is the text model's, images stay CLIP's."""
     from memeflow.client import MemeClient
-    from tests.test_search_features import post_json
+    from tests.conftest import post_json, serving
 
-    service = Service(tmp_path / "workspace", tmp_path / "serve.log")
-    service.env["MEMEFLOW_TEXT_MODEL"] = str(text_folder)
-    service.start()
-    try:
+    with serving(tmp_path, MEMEFLOW_TEXT_MODEL=str(text_folder)) as service:
         folder = MEMES / "drake"
         assert service.cli("index", "-q", str(folder)).returncode == 0
         reply = post_json(service, "/search", {
@@ -102,5 +99,3 @@ def test_the_service_embeds_queries_with_the_text_model(tmp_path, text_folder) -
         cli = service.cli("search", "un perro triste", "-k", "2", "--json")
         assert cli.returncode == 0 and len(json.loads(cli.stdout)) == 2
         assert "texts go through" in service.log_path.read_text()
-    finally:
-        service.stop()

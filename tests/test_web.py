@@ -19,7 +19,7 @@ import pytest
 from memeflow.client import MemeClient
 from memeflow.docs import MemeDoc
 from memeflow.files import file_id
-from tests.conftest import MEMES, REPO, Service
+from tests.conftest import MEMES, REPO, Service, serving
 
 pytestmark = pytest.mark.flow
 
@@ -263,14 +263,10 @@ def test_a_meme_found_by_its_words_says_so(page, indexed) -> None:
 @pytest.fixture(scope="module")
 def keyed_service(tmp_path_factory) -> Iterator[Service]:
     """A second Flow that requires an API key, with a few memes indexed by the CLI."""
-    root = tmp_path_factory.mktemp("keyed")
-    running = Service(root / "workspace", root / "serve.log")
-    running.env["MEMEFLOW_API_KEY"] = API_KEY
-    running.start()
-    run = running.cli("index", "-q", str(MEMES / "drake"), str(MEMES / "doge"))
-    assert run.returncode == 0, run.stderr
-    yield running
-    running.stop()
+    with serving(tmp_path_factory.mktemp("keyed"), MEMEFLOW_API_KEY=API_KEY) as running:
+        run = running.cli("index", "-q", str(MEMES / "drake"), str(MEMES / "doge"))
+        assert run.returncode == 0, run.stderr
+        yield running
 
 
 def test_a_service_with_an_api_key_asks_the_page_for_it(browser, keyed_service) -> None:
