@@ -14,7 +14,7 @@ install: $(VENV)/.installed
 
 demo: install
 	test -d $(MEMES) || $(PY) data/fetch_memes.py
-	$(PY) -m memeflow.demo $(MEMES)
+	$(PY) -m memeflow.cli.demo $(MEMES)
 
 # pytest exits 5 when it collected no test: said plainly rather than failing as a crash.
 test: install

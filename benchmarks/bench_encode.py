@@ -31,9 +31,9 @@ sys.path.insert(0, str(REPO))
 
 from flowrun import MODEL, SHARED, load, running_flow  # noqa: E402
 
-from memeflow.docs import MemeDoc  # noqa: E402
-from memeflow.encoding import embed_documents  # noqa: E402
-from memeflow.model import ClipModel  # noqa: E402
+from memeflow.documents import MemeDoc  # noqa: E402
+from memeflow.encoder.model import ClipModel  # noqa: E402
+from memeflow.encoder.pipeline import embed_documents  # noqa: E402
 
 MEMES = SHARED / "data" / "memes" / "templates"
 FLICKR = SHARED / "data" / "flickr8k-1k"

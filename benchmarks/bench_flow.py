@@ -40,8 +40,8 @@ import numpy as np
 from bench_search import clip_like, doc_ids, records
 from flowrun import MODEL, SHARED, load, running_flow
 
-from memeflow.docs import MemeDoc
-from memeflow.store import VectorStore
+from memeflow.documents import MemeDoc
+from memeflow.indexer.store import VectorStore
 
 CAPTIONS = SHARED / "data" / "flickr8k-1k" / "captions.csv"
 
@@ -197,7 +197,7 @@ def row(name: str, times: Sequence[float]) -> str:
 
 
 def bench_queries(size: Size, log: Path, cache: Path) -> None:
-    from memeflow.model import ClipModel
+    from memeflow.encoder.model import ClipModel
 
     n = size.index_size
     workspace = prepared_workspace(cache, n)

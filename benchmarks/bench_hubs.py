@@ -16,9 +16,9 @@ from collections import Counter
 
 import numpy as np
 
-from memeflow import hubs
-from memeflow.search import SearchOptions, search_store
-from memeflow.store import Record, VectorStore
+from memeflow.encoder import hubness as hubs
+from memeflow.indexer.search import SearchOptions, search_store
+from memeflow.indexer.store import Record, VectorStore
 
 
 def unit(rows: np.ndarray) -> np.ndarray:

@@ -32,14 +32,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from memeflow.captions import load_templates, render  # noqa: E402
-from memeflow.docs import MemeDoc  # noqa: E402
-from memeflow.encoding import embed_documents  # noqa: E402
-from memeflow.model import ClipModel  # noqa: E402
-from memeflow.ocr import OcrReader  # noqa: E402
-from memeflow.search import SearchOptions, search_store  # noqa: E402
-from memeflow.store import Record, VectorStore  # noqa: E402
-from memeflow.textindex import TextIndex, normalise  # noqa: E402
+from captions import load_templates, render  # noqa: E402
+
+from memeflow.documents import MemeDoc  # noqa: E402
+from memeflow.encoder.model import ClipModel  # noqa: E402
+from memeflow.encoder.ocr import OcrReader  # noqa: E402
+from memeflow.encoder.pipeline import embed_documents  # noqa: E402
+from memeflow.indexer.bm25 import TextIndex, normalise  # noqa: E402
+from memeflow.indexer.search import SearchOptions, search_store  # noqa: E402
+from memeflow.indexer.store import Record, VectorStore  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 MODEL = os.environ.get("MEMEFLOW_MODEL") or str(

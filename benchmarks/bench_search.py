@@ -38,7 +38,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from memeflow.store import GRAPH, LOG, SNAPSHOT, Record, VectorStore
+from memeflow.indexer.store import GRAPH, LOG, SNAPSHOT, Record, VectorStore
 
 SIZES = {"quick": [10_000], "mid": [10_000, 100_000], "full": [10_000, 100_000, 1_000_000]}
 DIM, K, BATCH = 512, 10, 32
@@ -203,7 +203,7 @@ def bench_size(n: int, results: list[Row], extra: dict[str, Any]) -> None:
     log(f"n = {n:,}: generating vectors")
     data = Data(n, clip_like(seed=n, n=n), doc_ids(n), clip_like(seed=n + 1, n=1_200))
     captured = Captured()
-    store_logger = logging.getLogger("memeflow.store")
+    store_logger = logging.getLogger("memeflow.indexer.store")
     store_logger.addHandler(captured)
     store_logger.setLevel(logging.INFO)
     with tempfile.TemporaryDirectory(prefix="bench-ws-", dir=os.environ.get("BENCH_TMP")) as ws:

@@ -35,7 +35,7 @@ class Ports:
 @contextlib.contextmanager
 def running_flow(log: Path, workspace: Path | None = None, **env: str) -> Iterator[Ports]:
     """gateway -> encoder -> indexer on free ports; a temporary workspace unless one is given."""
-    from memeflow.service import FlowProcess
+    from memeflow.cli.serve import FlowProcess
 
     ports = Ports(free_port(), free_port())
     with contextlib.ExitStack() as stack:

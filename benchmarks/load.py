@@ -31,9 +31,9 @@ import numpy as np
 from docarray import DocList
 from PIL import Image
 
-from memeflow.auth import client_headers
 from memeflow.client import MemeClient, parse_host
-from memeflow.docs import MemeDoc
+from memeflow.documents import MemeDoc
+from memeflow.gateway.auth import client_headers
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 WORDS = [
@@ -204,7 +204,7 @@ def main() -> int:
             parser.error("--host must be on this machine (localhost, 127.0.0.1 or ::1)")
         report = run(args.host, None, args.clients, args.seconds, args.warmup)
     else:
-        from memeflow.service import FlowProcess
+        from memeflow.cli.serve import FlowProcess
 
         grpc_port = free_port()
         os.environ.update(MEMEFLOW_GRPC_PORT=str(grpc_port), MEMEFLOW_HTTP_PORT=str(free_port()))

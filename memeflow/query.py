@@ -16,12 +16,14 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from memeflow.uris import IMAGE_URL_PREFIXES, describe_source
+
 _SEPARATOR = re.compile(r"(?:^|\s+)([+-])\s+")
 _WEIGHT = re.compile(r"^(\d+(?:\.\d*)?|\.\d+):(.*)$")
-_IMAGE_URL = ("http://", "https://", "data:image/", "file://")
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ def parse_query(query: str, is_file: Callable[[str], bool] | None = None) -> lis
         if not body:
             raise ValueError(f"query {query!r} has an empty term: write e.g. 'cat + 2:hat - dog'")
         weight = -weight if sign == "-" else weight
-        if body.lower().startswith(_IMAGE_URL) or is_file(body):
+        if body.lower().startswith(IMAGE_URL_PREFIXES) or is_file(body):
             terms.append(Term(weight, image=body))
         else:
             terms.append(Term(weight, text=body))
@@ -72,3 +74,10 @@ def combine(vectors: np.ndarray, weights: Sequence[float]) -> np.ndarray:
         raise ValueError("the query's terms cancel out (their weighted sum is zero): "
                          "change a weight or drop a negative term")
     return (total / norm).astype(np.float32)
+
+
+def part_label(position: int, term: Any) -> str:
+    """How messages name a query part: its text, where its image is, or its id."""
+    what = term.text if term.text else describe_source(term.uri, term.blob) if (
+        term.uri or term.blob is not None) else f"id {term.id}"
+    return f"term {position} ({what})"

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from memeflow.docs import MemeDoc, content_id
+from memeflow.documents import MemeDoc, content_id
 
 
 def check_own_vector(doc: MemeDoc, dim: int | None, holder: str = "the index holds") -> None:

@@ -22,6 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 NO_WEIGHTS_MODEL = SHARED / "models" / "clip-vit-base-patch32-noweights"
 MEMES = SHARED / "data" / "memes" / "templates"
+# Analysis code lives beside the benchmarks and notebooks that use it: captions.py, hub_analysis.py.
+sys.path[:0] = [str(REPO / "benchmarks"), str(REPO / "notebooks")]
 
 # Nothing in the tests may reach a model hub, and Jina must not phone home.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -48,7 +50,7 @@ def meme_files() -> list[Path]:
 
 @pytest.fixture(scope="session")
 def clip_model():
-    from memeflow.model import ClipModel
+    from memeflow.encoder.model import ClipModel
 
     return ClipModel(str(NO_WEIGHTS_MODEL), allow_random=True)
 

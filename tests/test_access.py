@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from memeflow.access import AccessPolicy, RequestTooLargeError
-from memeflow.images import ImageLoadError, decode_image
+from memeflow.encoder.access import AccessPolicy, RequestTooLargeError
+from memeflow.encoder.decode import decode_image
+from memeflow.uris import ImageLoadError
 from tests.conftest import local_http_server
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memeflow import store as store_module
-from memeflow.ann import HnswIndex, HnswParams
-from memeflow.store import GRAPH, LOG, SNAPSHOT, Hit, Record, VectorStore
+from memeflow.indexer import store as store_module
+from memeflow.indexer.ann import HnswIndex, HnswParams
+from memeflow.indexer.store import GRAPH, LOG, SNAPSHOT, Hit, Record, VectorStore
 
 BUILT = "built the HNSW graph"
 
@@ -158,7 +158,7 @@ def test_tombstones_trigger_a_rebuild(
     upsert(store, ids, rand_iso(rng, 2_000, 16))
     upsert(store, ids[:700], rand_iso(rng, 700, 16))  # 700 tombstones of 2700 labels: 26%
     assert store._ann is not None and store._ann.tombstones == 700
-    with caplog.at_level(logging.INFO, logger="memeflow.store"):
+    with caplog.at_level(logging.INFO, logger="memeflow.indexer.store"):
         store.delete(ids[700:900])  # 900 of 2700: 33%
     assert store._ann.tombstones == 0 and len(store._ann) == 1_800
     assert "deleted or replaced" in caplog.text
@@ -193,7 +193,7 @@ def filled(path: Path, rng: np.random.Generator, **kwargs: object) -> tuple[Vect
 
 def reopen(path: Path, caplog: pytest.LogCaptureFixture, **kwargs: object) -> VectorStore:
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="memeflow.store"):
+    with caplog.at_level(logging.INFO, logger="memeflow.indexer.store"):
         return VectorStore(path, exact_max=500, **kwargs)  # type: ignore[arg-type]
 
 
@@ -315,7 +315,7 @@ def test_failed_graph_save_only_warns(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(HnswIndex, "save", disk_full)
-    with caplog.at_level(logging.WARNING, logger="memeflow.store"):
+    with caplog.at_level(logging.WARNING, logger="memeflow.indexer.store"):
         store.close()
     assert "saving the HNSW graph" in caplog.text and not (tmp_path / GRAPH).exists()
     monkeypatch.undo()

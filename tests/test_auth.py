@@ -8,7 +8,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from memeflow.auth import ApiKeyCheck, GrpcApiKey, HttpApiKey, client_headers, presented_key
+from memeflow.gateway.auth import ApiKeyCheck, GrpcApiKey, HttpApiKey, client_headers, presented_key
 
 KEY = "s3cret-key"
 
@@ -176,8 +176,8 @@ def test_http_requests_the_gateway_would_answer_in_part_are_refused() -> None:
     from fastapi import FastAPI, Request
     from fastapi.testclient import TestClient
 
-    from memeflow.gateway_checks import GatewayChecks
-    from memeflow.http_limits import HttpRequestLimit
+    from memeflow.gateway.checks import GatewayChecks
+    from memeflow.gateway.http_limits import HttpRequestLimit
 
     app = FastAPI()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from memeflow.files import file_id
+from memeflow.client.files import file_id
 from tests.conftest import MEMES, free_port
 
 pytestmark = pytest.mark.flow

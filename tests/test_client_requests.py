@@ -7,7 +7,7 @@ import pytest
 from docarray import DocList
 
 from memeflow.client import MemeClient
-from memeflow.docs import MemeDoc
+from memeflow.documents import MemeDoc
 
 
 class JinaClientStub:

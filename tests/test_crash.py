@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 from memeflow.client import MemeClient
-from memeflow.docs import MemeDoc
-from memeflow.store import FRAME, LOG, MAGIC, Record, StoreWriteError, VectorStore
+from memeflow.documents import MemeDoc
+from memeflow.indexer.store import FRAME, LOG, MAGIC, Record, StoreWriteError, VectorStore
 from tests.conftest import REPO, Service, processes_with
 
 BATCH, BATCHES, DIM = 100, 100, 512  # 10,000 documents in 100 /index calls

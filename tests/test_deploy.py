@@ -62,7 +62,7 @@ def test_each_executor_has_a_dockerfile_running_its_config() -> None:
 
 
 def test_the_gateway_image_runs_its_config() -> None:
-    dockerfile = (REPO / "gateway" / "Dockerfile").read_text()
+    dockerfile = (REPO / "deploy" / "gateway" / "Dockerfile").read_text()
     assert "memeflow/gateway:0.1.0" in dockerfile
     assert "WORKDIR /app/gateway" in dockerfile  # exporters pass `--uses config.yml`
-    assert (REPO / "gateway" / "config.yml").is_file()
+    assert "memeflow/gateway/config.yml" in dockerfile

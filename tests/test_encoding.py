@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from memeflow.docs import MemeDoc, content_id
-from memeflow.encoding import embed_documents
-from memeflow.images import decode_image
+from memeflow.documents import MemeDoc, content_id
+from memeflow.encoder.decode import decode_image
+from memeflow.encoder.pipeline import embed_documents
 from tests.conftest import MEMES, REPO
 
 DRAKE = MEMES / "drake" / "default.jpg"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from memeflow.files import file_id, file_tags, find_images
+from memeflow.client.files import file_id, file_tags, find_images
 
 
 def make_tree(root: Path) -> None:

@@ -17,8 +17,8 @@ import pytest
 from docarray import DocList
 
 from memeflow.client import MemeClient
-from memeflow.docs import MemeDoc
-from memeflow.files import file_id
+from memeflow.client.files import file_id
+from memeflow.documents import MemeDoc
 from tests.conftest import image_uri, post_json, processes_with
 
 pytestmark = pytest.mark.flow

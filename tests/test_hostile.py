@@ -22,7 +22,7 @@ from docarray import DocList
 from PIL import Image
 
 from memeflow.client import MemeClient
-from memeflow.docs import MemeDoc
+from memeflow.documents import MemeDoc
 from tests.conftest import Service, local_http_server, serving
 from tests.test_images import BLUE, RED, cmyk_profile, encode, noise
 

@@ -1,8 +1,7 @@
 """Re-scoring against a query bank takes first places away from a hub and spreads them."""
 
 import numpy as np
-
-from memeflow.hubness import csls, k_occurrence_skewness, querybank_normalise, top1_counts
+from hub_analysis import csls, k_occurrence_skewness, querybank_normalise, top1_counts
 
 
 def unit(rows: np.ndarray) -> np.ndarray:

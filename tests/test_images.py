@@ -15,15 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from memeflow.images import (
-    IMAGE_SUFFIXES,
-    ImageLoadError,
-    _to_rgb,
-    decode_image,
-    describe_source,
-    normalise_uri,
-    read_source,
-)
+from memeflow.encoder.decode import _to_rgb, decode_image
+from memeflow.encoder.fetch import read_source
+from memeflow.formats import IMAGE_SUFFIXES
+from memeflow.uris import ImageLoadError, describe_source, normalise_uri
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "shared" / "data" / "memes" / "templates"
 

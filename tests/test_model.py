@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from memeflow.model import ClipModel, ModelLoadError, check_model_source
+from memeflow.encoder.model import ClipModel
+from memeflow.encoder.source import ModelLoadError, check_model_source
 from tests.conftest import MEMES, NO_WEIGHTS_MODEL
 
 
@@ -119,7 +120,7 @@ def test_cache_gives_identical_vectors_and_never_runs_the_model_twice(monkeypatc
 
 
 def test_cache_is_bounded_and_drops_the_least_recently_used(clip_model) -> None:
-    from memeflow.model import TextVectorCache
+    from memeflow.encoder.model import TextVectorCache
 
     cache = TextVectorCache(2)
     for text in ("a", "b"):

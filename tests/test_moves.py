@@ -4,9 +4,9 @@ from pathlib import Path
 
 import numpy as np
 
-from memeflow.lookup import record_filter
-from memeflow.moves import StoredDoc, plan_reuse
-from memeflow.store import Record, VectorStore
+from memeflow.client.moves import StoredDoc, plan_reuse
+from memeflow.indexer.lookup import record_filter
+from memeflow.indexer.store import Record, VectorStore
 
 
 def stored(doc_id: str, uri: str) -> StoredDoc:

@@ -3,10 +3,10 @@
 from pathlib import Path
 
 import pytest
+from captions import load_templates, render
 
-from memeflow.captions import load_templates, render
-from memeflow.ocr import OcrReader
-from memeflow.textindex import normalise
+from memeflow.encoder.ocr import OcrReader
+from memeflow.indexer.bm25 import normalise
 from tests.conftest import MEMES
 
 FONT = MEMES.parent / "fonts" / "TitilliumWeb-Black.ttf"

@@ -13,9 +13,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from memeflow.cli.exposure import free_port_run
 from memeflow.client import MemeClient
-from memeflow.docs import MemeDoc
-from memeflow.exposure import free_port_run
+from memeflow.documents import MemeDoc
 from tests.conftest import Service, processes_with, serving
 from tests.test_hostile import png
 

@@ -4,7 +4,7 @@ import io
 
 from PIL import Image
 
-from memeflow.preview import PALETTE_256, TRUECOLOR, colour_mode, side_by_side, thumbnail
+from memeflow.cli.preview import PALETTE_256, TRUECOLOR, colour_mode, side_by_side, thumbnail
 
 
 class FakeTerminal(io.StringIO):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from memeflow.indexer.rank import zero_shot
 from memeflow.query import Term, combine, is_plain_text, parse_query
-from memeflow.rank import zero_shot
 
 
 def no_files(_: str) -> bool:

@@ -14,9 +14,9 @@ import pytest
 from docarray import DocList
 
 from memeflow.client import MemeClient
-from memeflow.docs import MatchDoc, MemeDoc, TermDoc
-from memeflow.files import file_id
-from memeflow.images import decode_image
+from memeflow.client.files import file_id
+from memeflow.documents import MatchDoc, MemeDoc, TermDoc
+from memeflow.encoder.decode import decode_image
 from memeflow.query import Term, combine
 from tests.conftest import MEMES, image_uri, post_json
 

@@ -4,11 +4,12 @@ vectors, where the right answer can be computed directly."""
 import numpy as np
 import pytest
 
-from memeflow import hubs
-from memeflow.dedup import collapse, hash_distance
-from memeflow.filters import FilterError, compile_where, parse_cli_where
-from memeflow.search import SearchOptions, search_store
-from memeflow.store import Record, VectorStore
+from memeflow.cli.search_flags import parse_cli_where
+from memeflow.encoder import hubness as hubs
+from memeflow.indexer.collapse import collapse, hash_distance
+from memeflow.indexer.filters import FilterError, compile_where
+from memeflow.indexer.search import SearchOptions, search_store
+from memeflow.indexer.store import Record, VectorStore
 
 DIM = 32
 
@@ -103,7 +104,7 @@ def test_cli_where_syntax() -> None:
         "keywords": {"$contains": "cat"}, "name": {"$in": ["a", "b"]}, "kind": {"$ne": "x"},
         "url": {"$eq": "http://a?b=c"},
     }
-    with pytest.raises(FilterError, match="TAG=VALUE"):
+    with pytest.raises(ValueError, match="TAG=VALUE"):
         parse_cli_where(["=x"])
 
 

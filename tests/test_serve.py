@@ -84,7 +84,7 @@ def test_plain_jina_flow_serves_the_same_flow(tmp_path) -> None:
 
 
 def test_flow_threads_wait_passively_unless_the_user_chose(monkeypatch) -> None:
-    from memeflow.service import _child_env
+    from memeflow.cli.serve import _child_env
 
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     assert _child_env()["OMP_WAIT_POLICY"] == "PASSIVE"
@@ -97,7 +97,7 @@ def demo(tmp_path: Path, folder: Path, model: str) -> subprocess.CompletedProces
                MEMEFLOW_GRPC_PORT=str(free_port()), MEMEFLOW_HTTP_PORT=str(free_port()),
                MEMEFLOW_HOST="", MEMEFLOW_TEST_RUN=f"demo-{tmp_path.name}")
     env["MEMEFLOW_HOST"] = f"grpc://127.0.0.1:{env['MEMEFLOW_GRPC_PORT']}"
-    return subprocess.run([sys.executable, "-m", "memeflow.demo", str(folder)], cwd=tmp_path,
+    return subprocess.run([sys.executable, "-m", "memeflow.cli.demo", str(folder)], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=400, check=False)
 
 

@@ -11,8 +11,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from captions import load_templates, render
 
-from memeflow.captions import load_templates, render
 from memeflow.client import MemeClient
 from tests.conftest import MEMES, Service, post_json, serving
 

@@ -5,7 +5,7 @@ import pytest
 from docarray import DocList
 from jina import Client, Flow
 
-from memeflow.docs import MemeDoc
+from memeflow.documents import MemeDoc
 from tests.conftest import REPO, free_port
 
 pytestmark = pytest.mark.flow

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from memeflow.store import LOG, MAGIC, SNAPSHOT, CorruptStoreError, Hit, Record, VectorStore
+from memeflow.indexer.store import LOG, MAGIC, SNAPSHOT, CorruptStoreError, Hit, Record, VectorStore
 
 TOL = 1e-5  # float32 storage against a float64 reference
 
@@ -325,7 +325,7 @@ def test_torn_tail_is_dropped(
 ) -> None:
     first, second = two_upserts(rng, tmp_path)
     os.truncate(tmp_path / LOG, first + kept if kept > 0 else second + kept)
-    with caplog.at_level(logging.WARNING, logger="memeflow.store"):
+    with caplog.at_level(logging.WARNING, logger="memeflow.indexer.store"):
         assert_torn_record_dropped(rng, tmp_path, first)
     assert "torn" in caplog.text
 

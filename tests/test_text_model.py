@@ -9,8 +9,8 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel, BertTokenizer
 
-from memeflow.model import ModelLoadError
-from memeflow.text_model import QueryTextModel, SentenceTextModel
+from memeflow.encoder.source import ModelLoadError
+from memeflow.encoder.text_model import QueryTextModel, SentenceTextModel
 from tests.conftest import MEMES
 
 WORDS = ["un", "chat", "a", "cat", "dog", "perro", "hat", "sad", "man", "triste", "hombre"]

@@ -7,9 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from PIL import Image
 
-from memeflow.docs import MemeDoc
-from memeflow.encoding import NO_INPUT, embed_documents
-from memeflow.thumbnails import THUMBNAIL_SIDE, ThumbnailStore, make_thumbnail
+from memeflow.documents import MemeDoc
+from memeflow.encoder.pipeline import NO_INPUT, embed_documents
+from memeflow.encoder.thumbnail import THUMBNAIL_SIDE, make_thumbnail
+from memeflow.indexer.thumbnails import ThumbnailStore
 from tests.conftest import MEMES
 
 DRAKE = MEMES / "drake" / "default.jpg"

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from memeflow.client import MemeClient
-from memeflow.docs import MemeDoc
-from memeflow.files import file_id
+from memeflow.client.files import file_id
+from memeflow.documents import MemeDoc
 from tests.conftest import MEMES, REPO, Service, serving
 
 pytestmark = pytest.mark.flow

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 from docarray import DocList
 
-from memeflow.docs import MatchDoc, MemeDoc
-from memeflow.encoding import embed_documents
-from memeflow.filters import compile_where
-from memeflow.fusion import reciprocal_rank_fusion
-from memeflow.search import SearchOptions, search_store
-from memeflow.shards import merge_matches
-from memeflow.store import Record, VectorStore
-from memeflow.textindex import K1, B, TextIndex, grams, normalise
-from memeflow.wordsearch import ocr_weight
+from memeflow.documents import MatchDoc, MemeDoc
+from memeflow.encoder.pipeline import embed_documents
+from memeflow.indexer.bm25 import K1, B, TextIndex, grams, normalise
+from memeflow.indexer.filters import compile_where
+from memeflow.indexer.fusion import reciprocal_rank_fusion
+from memeflow.indexer.hybrid import ocr_weight
+from memeflow.indexer.search import SearchOptions, search_store
+from memeflow.indexer.shards import merge_matches
+from memeflow.indexer.store import Record, VectorStore
 
 CAPTIONS = {
     "sweet-brown": "MEMES?\nAIN'TNOBODYGOT TIME FO'THAT",  # as OCR reads it: spaces lost

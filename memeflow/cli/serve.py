@@ -1,0 +1,233 @@
+"""Starting and stopping the Flow: `memeflow serve`, and a handle for tests and notebooks.
+
+The Flow runs in a child process group watched by a light parent. The parent checks the
+model setting before anything starts, forwards the Flow's log, and stops every process
+of the group on Ctrl-C or SIGTERM. It also guards against a Jina 3.34 hang: with gRPC
+and HTTP served together, an executor that fails to start leaves the Flow "aborted" but
+never exiting, so the parent kills the group as soon as the log says so.
+"""
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+import yaml
+
+from memeflow import config
+from memeflow.cli import exposure
+from memeflow.encoder.source import ModelLoadError, check_model_source
+
+READY_LINE = "memeflow is ready"
+ABORTED = "Flow is aborted"
+# The gateway polls executors that are still loading their model; Jina's log wraps each
+# failed poll over several lines, the first and the last of which say so.
+STARTUP_NOISE = ("Getting endpoints failed", "Waiting for another trial")
+STOP_GRACE_SECONDS = 20
+
+
+class ServiceError(RuntimeError):
+    """The service could not start; the message says why."""
+
+
+class FirstError:
+    """The first ERROR record of the Flow's log, its wrapped lines joined: what to tell a
+    user whose Flow did not start, instead of pointing at a long log."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.done = False
+
+    def feed(self, line: str) -> None:
+        if self.done:
+            return
+        text = re.sub(r"\s*\[\d\d/\d\d/\d\d \d\d:\d\d:\d\d\]\s*$", "", line).strip()
+        if not self.lines:
+            if line.startswith("ERROR"):
+                self.lines.append(text.removeprefix("ERROR").strip())
+        elif line[:1].isspace() and text and "--quiet-error" not in text:
+            self.lines.append(text)
+        else:
+            self.done = True
+
+    @property
+    def message(self) -> str | None:
+        joined = " ".join(self.lines)
+        return joined[:800] if joined else None
+
+
+FLOW_FILE = Path(__file__).resolve().parents[1] / "flow.yml"  # package data, in the wheel too
+
+
+def default_flow_file() -> Path:
+    """The Flow shipped inside the package (the checkout's flow.yml links to it)."""
+    return FLOW_FILE
+
+
+def _flow_config(flow_file: Path) -> dict:
+    """The Flow YAML with the ports from the environment (YAML has no defaulting syntax)."""
+    flow = yaml.safe_load(flow_file.read_text())
+    flow.setdefault("with", {})["port"] = [config.grpc_port(), config.http_port()]
+    return exposure.expose(flow)
+
+
+def run_flow(flow_file: Path) -> None:
+    """Child side: build the Flow and serve until interrupted."""
+    import jina.orchestrate.orchestrator as orchestrator
+    from jina import Flow
+
+    # The ready banner looks up the public IP on three web services; never ask them.
+    orchestrator.get_public_ip = lambda *args, **kwargs: None
+    exposure.metrics_on_loopback()
+    exposure.metrics_collect_fix()
+    # Paths in the shipped Flow are relative to the folder holding the package; in one of
+    # the user's own, relative to that file.
+    os.chdir(flow_file.parent.parent if flow_file == FLOW_FILE else flow_file.parent)
+    with Flow.load_config(_flow_config(flow_file)) as flow:
+        print(
+            f"{READY_LINE}: gRPC localhost:{config.grpc_port()}, "
+            f"HTTP http://localhost:{config.http_port()} (API docs at /docs)",
+            flush=True,
+        )
+        flow.block()
+
+
+def preflight() -> None:
+    """Refuse a model setting that cannot work before spending seconds on Jina start-up."""
+    check_model_source(config.model_name(), config.allow_random_weights())
+
+
+def _child_env() -> dict[str, str]:
+    """Paths the user gave relative to their folder stay right after the child's chdir."""
+    env = dict(
+        os.environ,
+        JINA_OPTOUT_TELEMETRY="1",
+        PYTHONUNBUFFERED="1",
+        COLUMNS="200",  # one log record per line, so the parent can read it
+        # pydantic's notes about Jina's v1-style models are for Jina's developers.
+        PYTHONWARNINGS="ignore::UserWarning:pydantic._internal._config",
+    )
+    model = env.get("MEMEFLOW_MODEL")
+    if model and Path(model).expanduser().exists():
+        env["MEMEFLOW_MODEL"] = str(Path(model).expanduser().resolve())
+    env["MEMEFLOW_WORKSPACE"] = str(config.workspace())
+    # OpenMP threads spin while waiting for work; with the gateway and executors sharing
+    # a few cores that spinning starves the others (a text query went from ~50 ms to
+    # ~860 ms on 2 busy cores). Passive waiting costs nothing measurable when idle.
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    env.update(exposure.child_env())
+    return env
+
+
+class FlowProcess:
+    """The Flow's process group, started in the background; also a context manager."""
+
+    def __init__(self, flow_file: Path | None = None, log: IO[str] | None = None) -> None:
+        self.flow_file = (flow_file or default_flow_file()).resolve()
+        self.log = log if log is not None else sys.stderr
+        self.ready = threading.Event()
+        self.aborted = threading.Event()
+        self.first_error = FirstError()
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self) -> "FlowProcess":
+        preflight()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "memeflow.cli.serve", str(self.flow_file)],
+            env=_child_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own process group: one signal reaches every process
+        )
+        threading.Thread(target=self._watch_output, daemon=True).start()
+        return self
+
+    def _watch_output(self) -> None:
+        assert self.process and self.process.stdout
+        for line in self.process.stdout:
+            if not self.ready.is_set() and any(noise in line for noise in STARTUP_NOISE):
+                continue
+            self.log.write(line)
+            self.log.flush()
+            if not self.ready.is_set():
+                self.first_error.feed(line)
+            if line.startswith(READY_LINE):
+                self.ready.set()
+            elif ABORTED in line:
+                self.aborted.set()
+
+    def wait_ready(self, timeout: float = 600, cancel: threading.Event | None = None) -> None:
+        """Block until the Flow serves; raise ServiceError if it fails or exits first."""
+        assert self.process
+        deadline = time.monotonic() + timeout
+        while not self.ready.wait(0.2):
+            if cancel is not None and cancel.is_set():
+                self.stop()
+                raise ServiceError("stopped before the Flow was ready")
+            if self.aborted.is_set() or self.process.poll() is not None:
+                self.stop()
+                reason = self.first_error.message or "see the executor errors in its log"
+                raise ServiceError(f"the Flow could not start: {reason}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ServiceError(f"the Flow was not ready after {timeout:.0f} s")
+
+    def stop(self) -> None:
+        """SIGINT to the whole group (Jina's clean shutdown), SIGKILL if it does not end."""
+        if not self.process or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGINT)
+            self.process.wait(STOP_GRACE_SECONDS if not self.aborted.is_set() else 1)
+        except subprocess.TimeoutExpired:
+            pass
+        except ProcessLookupError:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def __enter__(self) -> "FlowProcess":
+        self.start().wait_ready()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve(flow_file: Path | None = None, ready_timeout: float = 600) -> int:
+    """`memeflow serve`: run until Ctrl-C or SIGTERM; non-zero exit if the Flow cannot start."""
+    try:
+        flow = FlowProcess(flow_file).start()
+    except ModelLoadError as exc:
+        print(f"memeflow: cannot start: {exc}", file=sys.stderr)
+        return 2
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        flow.wait_ready(ready_timeout, cancel=stopping)
+    except ServiceError as exc:
+        print(f"memeflow: {exc}", file=sys.stderr)
+        return 1
+    while not stopping.wait(0.5):
+        if flow.process and flow.process.poll() is not None:
+            print("memeflow: the Flow exited unexpectedly", file=sys.stderr)
+            return 1
+    flow.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    run_flow(Path(sys.argv[1]))

@@ -1,0 +1,383 @@
+"""Python client for a running memeflow service: plain dicts in and out, no DocArray needed."""
+
+import base64
+import io
+import logging
+import mimetypes
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypedDict
+from urllib.parse import urlparse
+
+import numpy as np
+from docarray import DocList
+from PIL import Image
+
+from memeflow import config
+from memeflow.client.files import file_id, file_tags, find_images, sha256_file
+from memeflow.client.moves import Reuse, StoredDoc, plan_reuse
+from memeflow.documents import MatchDoc, MemeDoc, TermDoc
+from memeflow.gateway import auth
+from memeflow.query import Term, is_plain_text, parse_query
+
+ImageInput = str | Path | bytes | Image.Image
+REQUEST_SIZE = 100  # documents per request: Jina's default, and the HTTP gateway's limit
+GRPC_REQUEST_MAX = 1000  # the service's per-request limit (MEMEFLOW_MAX_DOCS' default)
+DEFAULT_TIMEOUT = 600.0  # seconds one request may take before the call fails
+
+
+def request_timeout() -> float:
+    """MEMEFLOW_TIMEOUT: seconds a request may take; a lost answer then fails the call."""
+    return float(os.environ.get("MEMEFLOW_TIMEOUT") or DEFAULT_TIMEOUT)
+
+
+class Hit(TypedDict):
+    rank: int
+    id: str
+    uri: str | None
+    score: float
+    tags: dict[str, Any]
+    # Its rank by the picture ("clip") and by the words on it ("words"), and those words.
+    signals: dict[str, int]
+    words: str | None
+
+
+@dataclass
+class IndexReport:
+    """What `index_paths` did with each file (and `prune` with each gone one)."""
+
+    encoded: list[str] = field(default_factory=list)
+    moved: list[tuple[str, str]] = field(default_factory=list)  # (old path, new path)
+    copied: list[str] = field(default_factory=list)  # same bytes as a document still indexed
+    unchanged: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    pruned: list[str] = field(default_factory=list)
+
+    @property
+    def indexed(self) -> list[str]:
+        """Every file newly in the index, encoded or not."""
+        return self.encoded + [new for _, new in self.moved] + self.copied
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "encoded": len(self.encoded), "moved": len(self.moved), "copied": len(self.copied),
+            "unchanged": len(self.unchanged), "pruned": len(self.pruned),
+            "failed": [{"file": f, "reason": r} for f, r in self.failed],
+            "moves": [{"from": old, "to": new} for old, new in self.moved],
+        }
+
+
+def parse_host(host: str) -> tuple[str, str, int]:
+    """'grpc://h:p', 'http://h:p', 'h:p' or 'h' -> (protocol, host, port); gRPC by default."""
+    parsed = urlparse(host if "://" in host else f"grpc://{host}")
+    protocol = parsed.scheme.lower()
+    if protocol not in {"grpc", "http"}:
+        raise ValueError(f"unsupported protocol in host {host!r}: use grpc://HOST:PORT or http://HOST:PORT")
+    default = config.grpc_port() if protocol == "grpc" else config.http_port()
+    return protocol, parsed.hostname or "localhost", parsed.port or default
+
+
+def _image_bytes(image: ImageInput) -> bytes:
+    if isinstance(image, bytes):
+        return image
+    if isinstance(image, Image.Image):
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return buffer.getvalue()
+    return Path(image).expanduser().read_bytes()
+
+
+def data_uri(data: bytes, mime: str = "image/png") -> str:
+    """Images travel over HTTP as `data:` URIs: JSON cannot carry raw bytes."""
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+class MemeClient:
+    """Talks to a memeflow Flow over gRPC (default) or HTTP."""
+
+    def __init__(self, host: str | None = None) -> None:
+        from jina import Client  # imported here: `import jina` costs seconds
+
+        self.protocol, self.hostname, self.port = parse_host(host or config.host())
+        # Jina's client logs every failed call as an ERROR block; we raise instead.
+        self._client = Client(host=self.hostname, port=self.port, protocol=self.protocol,
+                              log_config="quiet")
+        logging.getLogger(type(self._client).__name__).addHandler(logging.NullHandler())
+        # MEMEFLOW_API_KEY, when set, goes with every call: gRPC metadata or HTTP headers.
+        headers = auth.client_headers()
+        self._auth: dict[str, Any] = {}
+        if headers and self.protocol == "grpc":
+            self._auth = {"metadata": tuple(headers.items())}
+        elif headers:
+            self._auth = {"headers": headers}
+
+    def _post(self, endpoint: str, docs: Sequence[MemeDoc], chunk: int = REQUEST_SIZE,
+              **parameters: Any) -> DocList[MemeDoc]:
+        """`docs` as requests of up to `chunk` documents, one after another, so the replies
+        come in the order sent. Jina's own ordering (`results_in_order`) is not used: its
+        gateway can wait forever when a reply overtakes the end of the client's stream."""
+        if self.protocol != "grpc":
+            chunk = min(chunk, REQUEST_SIZE)
+        replies = DocList[MemeDoc]()
+        for start in range(0, max(len(docs), 1), chunk):  # an empty call is one request too
+            replies.extend(self._request(endpoint, docs[start : start + chunk], parameters))
+        return replies
+
+    def _request(self, endpoint: str, docs: Sequence[MemeDoc], parameters: dict[str, Any]
+                 ) -> DocList[MemeDoc]:
+        timeout = request_timeout()
+        try:
+            return self._client.post(
+                endpoint, inputs=DocList[MemeDoc](docs), parameters=parameters,
+                return_type=DocList[MemeDoc], request_size=max(1, len(docs)), timeout=timeout,
+                **self._auth,
+            )
+        except ConnectionError as exc:
+            if "DEADLINE_EXCEEDED" not in str(exc):
+                raise
+            raise TimeoutError(
+                f"{endpoint}: no answer from {self.hostname}:{self.port} within {timeout:g} s; "
+                "check the service's log, or raise MEMEFLOW_TIMEOUT for slow requests"
+            ) from None
+
+    def _image_fields(self, data: bytes, uri: str | None = None) -> dict[str, Any]:
+        """The bytes as `blob` over gRPC, as a `data:` URI over HTTP (JSON has no bytes)."""
+        if self.protocol == "grpc":
+            return {"blob": data, "uri": uri}
+        return {"uri": data_uri(data, mimetypes.guess_type(uri or "")[0] or "image/png")}
+
+    def _image_doc(self, data: bytes, **fields: Any) -> MemeDoc:
+        image = self._image_fields(data, fields.pop("uri", None))
+        return MemeDoc(**fields, **image)
+
+    def _image_or_id(self, image: ImageInput | None, doc_id: str | None) -> dict[str, Any]:
+        if image is None:
+            return {"id": doc_id}
+        name = str(image) if isinstance(image, str | Path) else None
+        return self._image_fields(_image_bytes(image), name)
+
+    def is_ready(self) -> bool:
+        return self._client.is_flow_ready()
+
+    # searching -------------------------------------------------------------------------
+    def search(self, query: MemeDoc, top_k: int = 10, **options: Any) -> list[Hit]:
+        """`options`: the /search parameters (where, min_score, offset, dedup, group_by,
+        hub_correction, ocr_weight; see README, "Search options")."""
+        (result,) = self._post("/search", [query], top_k=top_k, **options)
+        if result.error:
+            raise ValueError(result.error)
+        first = int(options.get("offset") or 0) + 1
+        return [
+            Hit(rank=rank, id=m.id, uri=m.uri, score=m.score, tags=dict(m.tags),
+                signals={name: int(at) for name, at in m.signals.items()}, words=m.words)
+            for rank, m in enumerate(result.matches, start=first)
+        ]
+
+    def search_text(self, text: str, top_k: int = 10, **options: Any) -> list[Hit]:
+        return self.search(MemeDoc(text=text), top_k, **options)
+
+    def search_image(self, image: ImageInput, top_k: int = 10, **options: Any) -> list[Hit]:
+        """Search by example: a file path, raw bytes or a PIL image."""
+        name = {"uri": str(image)} if isinstance(image, str | Path) else {}
+        return self.search(self._image_doc(_image_bytes(image), **name), top_k, **options)
+
+    def search_terms(self, terms: Sequence[Term], top_k: int = 10, **options: Any) -> list[Hit]:
+        """A combined query (memeflow.query): weighted text and image terms, negatives
+        subtract. An image term is a file path, raw bytes or a PIL image."""
+        docs = DocList[TermDoc]([
+            TermDoc(text=term.text, weight=term.weight) if term.image is None
+            else TermDoc(weight=term.weight, **self._term_image(term.image))
+            for term in terms
+        ])
+        return self.search(MemeDoc(terms=docs), top_k, **options)
+
+    def _term_image(self, image: ImageInput) -> dict[str, Any]:
+        if isinstance(image, str) and image.lower().startswith(("http://", "https://", "data:")):
+            return {"uri": image}  # the service fetches or decodes it
+        return self._image_or_id(image, None)
+
+    def search_query(self, query: str, top_k: int = 10, **options: Any) -> list[Hit]:
+        """A query in the command line's syntax: "cat + 2:hat - dog", "drake.jpg - text"."""
+        terms = parse_query(query)
+        if is_plain_text(terms):
+            return self.search_text(terms[0].text, top_k, **options)
+        return self.search_terms(terms, top_k, **options)
+
+    def rank(self, texts: Sequence[str], image: ImageInput | None = None,
+             doc_id: str | None = None) -> list[dict[str, Any]]:
+        """`texts` best first for an image (a path, bytes, a PIL image) or an indexed id:
+        [{"text", "probability", "cosine"}], probabilities from softmax(100 * cosine)."""
+        if (image is None) == (doc_id is None):
+            raise ValueError("rank needs an image or the id of an indexed meme (one of them)")
+        candidates = DocList[MatchDoc]([MatchDoc(text=text) for text in texts])
+        (result,) = self._post("/rank", [MemeDoc(matches=candidates,
+                                                 **self._image_or_id(image, doc_id))])
+        if result.error:
+            raise ValueError(result.error)
+        return [{"text": m.text, "probability": m.score, "cosine": m.tags["cosine"]}
+                for m in result.matches]
+
+    # indexing --------------------------------------------------------------------------
+    def stored(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The stored tags of those ids that are in the index."""
+        return {doc_id: dict(doc.tags) for doc_id, doc in self._stored_docs(ids).items()}
+
+    def _stored_docs(self, ids: Sequence[str]) -> dict[str, MemeDoc]:
+        """The stored uri, tags and words of those ids that are in the index."""
+        batch = [MemeDoc(id=i) for i in ids]
+        return {doc.id: doc for doc in self._post("/get", batch, chunk=GRPC_REQUEST_MAX)}
+
+    def find_by_hash(self, digests: Sequence[str]) -> dict[str, list[StoredDoc]]:
+        """Indexed documents whose `sha256` tag is one of `digests`, with their vectors."""
+        found: dict[str, list[StoredDoc]] = {}
+        for start in range(0, len(digests), 1000):
+            batch = [MemeDoc(tags={"sha256": d}) for d in digests[start : start + 1000]]
+            replies = self._post("/find", batch, chunk=GRPC_REQUEST_MAX, tag="sha256",
+                                 return_embeddings=True)
+            for doc in replies:
+                vector = np.asarray(doc.embedding, dtype=np.float32)
+                stored = StoredDoc(doc.id, doc.uri, vector, doc.words)
+                found.setdefault(doc.tags["sha256"], []).append(stored)
+        return found
+
+    def documents_under(self, folder: str | Path) -> list[tuple[str, str]]:
+        """(id, uri) of the documents indexed from `folder` or below it (or that very file)."""
+        root = str(Path(folder).expanduser().resolve())
+        under = root.rstrip(os.sep) + os.sep
+        docs = self._post("/find", [], uri_prefix=root)
+        return [(d.id, d.uri) for d in docs if d.uri and (d.uri == root or d.uri.startswith(under))]
+
+    def index_paths(
+        self,
+        paths: Iterable[str | Path],
+        batch_size: int = 32,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> IndexReport:
+        """Index image files and folders. Files already indexed with the same bytes are
+        skipped; moved, renamed and copied files reuse their stored vector (`memeflow.moves`).
+        When the service reads the words on memes (MEMEFLOW_OCR) and a file was indexed
+        without them, it is encoded again so that they are read.
+
+        `on_progress(n)` is called after each step with the number of files it settled.
+        """
+        report = IndexReport()
+        files = list(find_images(paths))
+        hashes: dict[Path, str] = {}
+        for path in files:
+            try:
+                hashes[path] = sha256_file(path)
+            except OSError as exc:
+                report.failed.append((str(path), f"cannot read file: {exc.strerror or exc}"))
+        reads_words = bool(self.status().get("ocr"))
+        stored = self._stored_docs([file_id(p) for p in hashes])
+        unknown, unread = [], []
+        for path, digest in hashes.items():
+            doc = stored.get(file_id(path))
+            if doc is None or doc.tags.get("sha256") != digest:
+                unknown.append(path)
+            elif reads_words and doc.words is None:
+                unread.append(path)
+            else:
+                report.unchanged.append(str(path))
+        if on_progress and (report.unchanged or report.failed):
+            on_progress(len(report.unchanged) + len(report.failed))
+        by_hash = self.find_by_hash(sorted({hashes[p] for p in unknown})) if unknown else {}
+        if reads_words:  # a copy of a meme whose words were never read reads them itself
+            by_hash = {digest: [doc for doc in docs if doc.words is not None]
+                       for digest, docs in by_hash.items()}
+        reuses, to_encode = plan_reuse(unknown, hashes, by_hash)
+        to_encode += unread
+        for start in range(0, len(reuses), 1000):
+            batch = reuses[start : start + 1000]
+            self._reuse_batch(batch, hashes, report)
+            if on_progress:
+                on_progress(len(batch))
+        for start in range(0, len(to_encode), batch_size):
+            batch = to_encode[start : start + batch_size]
+            self._index_batch(batch, hashes, report)
+            if on_progress:
+                on_progress(len(batch))
+        return report
+
+    def _reuse_batch(self, batch: list[Reuse], hashes: dict[Path, str], report: IndexReport
+                     ) -> None:
+        """Store moved and copied files with their stored vectors and previews, straight in
+        the indexer, then drop moved ones' old documents (in that order: a failure in
+        between leaves a duplicate, never a loss)."""
+        previews = self._thumbnails([r.source.id for r in batch])
+        docs = [
+            MemeDoc(id=file_id(r.path), uri=str(r.path), embedding=r.source.embedding,
+                    thumbnail=previews.get(r.source.id), words=r.source.words,
+                    tags={**file_tags(r.path), "sha256": hashes[r.path]})
+            for r in batch
+        ]
+        replies = {doc.id: doc for doc in self._post("/upsert", docs)}
+        moved_away = []
+        for reuse, sent in zip(batch, docs, strict=True):
+            error = replies[sent.id].error if sent.id in replies else "no reply from the index"
+            if error:
+                report.failed.append((str(reuse.path), error))
+            elif reuse.moved:
+                report.moved.append((reuse.source.uri or reuse.source.id, str(reuse.path)))
+                moved_away.append(reuse.source.id)
+            else:
+                report.copied.append(str(reuse.path))
+        if moved_away:
+            self.delete(moved_away)
+
+    def _thumbnails(self, ids: Sequence[str]) -> dict[str, bytes]:
+        """The stored previews of `ids` (gRPC only: bytes do not survive HTTP)."""
+        docs = self._post("/thumbnail", [MemeDoc(id=i) for i in dict.fromkeys(ids)])
+        return {doc.id: doc.thumbnail for doc in docs if doc.thumbnail}
+
+    def _index_batch(self, batch: list[Path], hashes: dict[Path, str], report: IndexReport) -> None:
+        docs = []
+        for path in batch:
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                report.failed.append((str(path), f"cannot read file: {exc.strerror or exc}"))
+                continue
+            tags = {**file_tags(path), "sha256": hashes[path]}
+            docs.append(self._image_doc(data, id=file_id(path), uri=str(path), tags=tags))
+        if not docs:
+            return
+        for doc in self._post("/index", docs):
+            if doc.error:
+                file = doc.uri or doc.tags.get("file", doc.id)
+                report.failed.append((file, doc.error.removeprefix(f"{file}: ")))
+            else:
+                report.encoded.append(doc.uri or doc.id)
+
+    def prune(self, folders: Iterable[str | Path]) -> list[str]:
+        """Remove the documents under `folders` whose files no longer exist; their paths."""
+        gone = [(doc_id, uri) for folder in folders for doc_id, uri in self.documents_under(folder)
+                if not Path(uri).exists()]
+        if gone:
+            self.delete([doc_id for doc_id, _ in gone])
+        return [uri for _, uri in gone]
+
+    # housekeeping ----------------------------------------------------------------------
+    def upsert(self, docs: Sequence[MemeDoc], request_size: int = GRPC_REQUEST_MAX
+               ) -> DocList[MemeDoc]:
+        """Store documents that bring their own `embedding`, straight into the indexer (the
+        encoder is skipped). Returns the documents without embeddings, in the order sent; a
+        refused one has `error` set, and the others are stored."""
+        return self._post("/upsert", docs, chunk=request_size)
+
+    def count(self) -> int:
+        return int(self._post("/count", [])[0].tags["count"])
+
+    def delete(self, ids: Sequence[str]) -> int:
+        replies = self._post("/delete", [MemeDoc(id=i) for i in ids], chunk=GRPC_REQUEST_MAX)
+        return sum(int(reply.tags["deleted"]) for reply in replies)  # one reply per request
+
+    def clear(self) -> None:
+        self._post("/clear", [])
+
+    def status(self) -> dict[str, Any]:
+        """What the service runs: model, runtime, OCR on or off, count, dimension,
+        workspace, shards."""
+        return dict(self._post("/status", [])[0].tags)

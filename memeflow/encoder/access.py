@@ -1,0 +1,175 @@
+"""Who may make the service read what: local files under configured roots, URLs of allowed
+hosts, and how large a request or an image may be.
+
+A search service takes `uri`s from anyone who can reach it. Without a policy an HTTP client
+could ask it to read `/etc/passwd` or to fetch from hosts on the service's private network.
+So the encoder reads a local path only under `MEMEFLOW_ROOTS` (none by default: the CLI and
+the client send image bytes, so nothing else needs paths) and fetches `http(s)` only from
+the hosts in `MEMEFLOW_FETCH_HOSTS` (none by default), never following a redirect to
+another host. Every refusal is an `ImageLoadError` naming the uri and the setting to change.
+"""
+
+import os
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from memeflow.encoder.fetch import read_source
+from memeflow.uris import ImageLoadError, normalise_uri
+
+ROOTS_ENV = "MEMEFLOW_ROOTS"
+FETCH_HOSTS_ENV = "MEMEFLOW_FETCH_HOSTS"
+FETCH_TIMEOUT_ENV = "MEMEFLOW_FETCH_TIMEOUT"
+MAX_DOCS_ENV = "MEMEFLOW_MAX_DOCS"
+MAX_IMAGE_BYTES_ENV = "MEMEFLOW_MAX_IMAGE_BYTES"
+MAX_PIXELS_ENV = "MEMEFLOW_MAX_PIXELS"
+
+DEFAULT_MAX_DOCS = 1000
+DEFAULT_MAX_IMAGE_BYTES = 20 * 2**20
+DEFAULT_FETCH_TIMEOUT = 10.0
+
+
+class RequestTooLargeError(ValueError):
+    """A whole request is refused: it holds more documents than the service takes at once."""
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise ValueError(f"{name}={raw!r} must be greater than 0")
+    return value
+
+
+def _host_key(host: str | None, port: int | None) -> tuple[str, int | None]:
+    return (host or "").lower().rstrip("."), port
+
+
+@dataclass(frozen=True)
+class AccessPolicy:
+    """What the encoder may read for a document that names its image by `uri`.
+
+    roots: real (symlink-free) folders under which local files may be read.
+    fetch_hosts: `host` or `host:port` entries that http(s) URLs may name.
+    """
+
+    roots: tuple[Path, ...] = ()
+    fetch_hosts: frozenset[str] = field(default_factory=frozenset)
+    fetch_timeout: float = DEFAULT_FETCH_TIMEOUT
+    max_docs: int = DEFAULT_MAX_DOCS
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+    max_pixels: int | None = None  # None: Pillow's decompression-bomb limit
+
+    @classmethod
+    def from_env(cls) -> "AccessPolicy":
+        """The policy from MEMEFLOW_* variables; unset ones keep the safe defaults."""
+        roots = tuple(
+            Path(os.path.realpath(os.path.expanduser(part)))
+            for part in os.environ.get(ROOTS_ENV, "").split(os.pathsep)
+            if part.strip()
+        )
+        hosts = frozenset(
+            part.strip().lower()
+            for part in os.environ.get(FETCH_HOSTS_ENV, "").split(",")
+            if part.strip()
+        )
+        pixels = os.environ.get(MAX_PIXELS_ENV, "").strip()
+        return cls(
+            roots=roots,
+            fetch_hosts=hosts,
+            fetch_timeout=_env_number(FETCH_TIMEOUT_ENV, DEFAULT_FETCH_TIMEOUT),
+            max_docs=int(_env_number(MAX_DOCS_ENV, DEFAULT_MAX_DOCS)),
+            max_image_bytes=int(_env_number(MAX_IMAGE_BYTES_ENV, DEFAULT_MAX_IMAGE_BYTES)),
+            max_pixels=int(_env_number(MAX_PIXELS_ENV, 1)) if pixels else None,
+        )
+
+    @property
+    def pixel_limit(self) -> int | None:
+        """The lower of our limit and Pillow's: Pillow refuses past twice its own anyway."""
+        pillow = Image.MAX_IMAGE_PIXELS
+        if self.max_pixels is None or pillow is None:
+            return self.max_pixels or pillow
+        return min(self.max_pixels, pillow)
+
+    def check_request(self, count: int) -> None:
+        if count > self.max_docs:
+            raise RequestTooLargeError(
+                f"request holds {count} documents, over the limit of {self.max_docs} "
+                f"({MAX_DOCS_ENV}): send them in smaller requests"
+            )
+
+    def check_path(self, uri: str) -> str:
+        """The real path of a local `uri` inside a root; refuses `../` and symlinks out."""
+        path = normalise_uri(uri)
+        if not self.roots:
+            raise ImageLoadError(
+                f"{uri}: the service reads no local files ({ROOTS_ENV} is not set); send "
+                "the image bytes (blob, or a data: URI over HTTP) or set it on the server"
+            )
+        real = Path(os.path.realpath(path))
+        if not any(real == root or root in real.parents for root in self.roots):
+            raise ImageLoadError(
+                f"{uri}: outside the folders the service may read ({ROOTS_ENV}); send the "
+                "image bytes instead"
+            )
+        return str(real)
+
+    def check_url(self, url: str) -> None:
+        """Refuses URLs unless fetching is on and the URL's host is allowed."""
+        if not self.fetch_hosts:
+            raise ImageLoadError(
+                f"{url}: the service fetches no URLs ({FETCH_HOSTS_ENV} is not set); send "
+                "the image bytes or set it on the server to the hosts it may fetch from"
+            )
+        parts = urllib.parse.urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError:
+            raise ImageLoadError(f"{url}: malformed port in URL") from None
+        host, _ = _host_key(parts.hostname, port)
+        if host not in self.fetch_hosts and f"{host}:{port}" not in self.fetch_hosts:
+            raise ImageLoadError(
+                f"{url}: host {host!r} is not one the service may fetch from ({FETCH_HOSTS_ENV})"
+            )
+
+    @staticmethod
+    def _same_host(url: str) -> Callable[[str], None]:
+        """A redirect check: the service follows redirects only within the host it asked."""
+        origin = urllib.parse.urlsplit(url)
+
+        def check(target: str) -> None:
+            moved = urllib.parse.urlsplit(target)
+            if moved.scheme not in ("http", "https") or _host_key(
+                moved.hostname, moved.port
+            ) != _host_key(origin.hostname, origin.port):
+                raise ImageLoadError(
+                    f"{url}: redirects to {target}, another host; the service follows "
+                    "redirects only within the host it was given"
+                )
+
+        return check
+
+    def read(self, uri: str | None, blob: bytes | None) -> bytes:
+        """A document's image bytes, if this policy lets the service read them."""
+        if blob is None and uri:
+            scheme = urllib.parse.urlsplit(uri).scheme.lower() if ":" in uri else ""
+            if scheme in ("http", "https"):
+                self.check_url(uri)
+                return read_source(
+                    uri,
+                    None,
+                    max_bytes=self.max_image_bytes,
+                    timeout=self.fetch_timeout,
+                    redirect_check=self._same_host(uri),
+                )
+            if scheme in ("", "file"):
+                return read_source(self.check_path(uri), None, max_bytes=self.max_image_bytes)
+        return read_source(uri, blob, max_bytes=self.max_image_bytes)

@@ -1,0 +1,122 @@
+"""CLIP encoder: gives every document of /index and /search a unit-length embedding."""
+
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from typing import Any
+
+from docarray import DocList
+from jina import Executor, requests
+from PIL import Image
+
+from memeflow import config
+from memeflow.documents import MemeDoc
+from memeflow.encoder.access import AccessPolicy
+from memeflow.encoder.hubness import GENERIC_PROMPTS, tag_hubness
+from memeflow.encoder.model import DEFAULT_TEXT_CACHE_SIZE, ClipModel
+from memeflow.encoder.ocr import OcrReader
+from memeflow.encoder.pipeline import PHASES, embed_documents
+from memeflow.encoder.query_parts import embed_terms
+from memeflow.encoder.rank import embed_for_rank
+from memeflow.encoder.text_model import with_text_model
+
+# The defaults below were chosen by measurement on 2 cores (BENCHMARKS.md, "Encoding").
+DEFAULT_BATCH_SIZE = 16
+DEFAULT_PREPROCESS_THREADS = 2
+
+
+def _runtime(configured: str) -> str:
+    """MEMEFLOW_RUNTIME overrides the `runtime` parameter, as MEMEFLOW_MODEL does `model`."""
+    return os.environ.get("MEMEFLOW_RUNTIME") or configured
+
+
+class ClipEncoder(Executor):
+    """A thin shell around `ClipModel`: the model loads once, preprocessing runs in threads."""
+
+    def __init__(
+        self,
+        model: str | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        preprocess_threads: int = DEFAULT_PREPROCESS_THREADS,
+        runtime: str = "torch",
+        torch_threads: int | None = None,
+        interop_threads: int | None = 1,
+        text_cache_size: int = DEFAULT_TEXT_CACHE_SIZE,
+        text_model: str | None = None,
+        ocr: bool = False,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        clip = ClipModel(
+            config.model_name(model),
+            allow_random=config.allow_random_weights(),
+            runtime=_runtime(runtime),
+            torch_threads=torch_threads,
+            interop_threads=interop_threads,
+            text_cache_size=text_cache_size,
+        )
+        # Texts (queries, /rank candidates, the hub bank) may go through a separate model.
+        self.model = with_text_model(clip, config.text_model(text_model))
+        self.batch_size = batch_size
+        self.policy = AccessPolicy.from_env()  # roots, fetch hosts, size limits
+        # decode_image refuses images over the pixel limit with an error on their document;
+        # Pillow's warning about the same image would only add debris to the log.
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+        self.pool = ThreadPoolExecutor(preprocess_threads, thread_name_prefix="preprocess")
+        self.logger.info(f"loaded {clip.name} ({clip.dim}-d, {clip.runtime})")
+        if self.model is not clip:
+            self.logger.info(f"texts go through {self.model.text.folder}")
+        # Reading the words on memes costs more than CLIP (BENCHMARKS.md, "Words on memes").
+        self.ocr = OcrReader() if config.ocr_enabled(ocr) else None
+        if self.ocr is not None:
+            self.logger.info("reading the words on memes at /index (MEMEFLOW_OCR)")
+        # Embedded once: each indexed image's hubness is measured against it (memeflow.hubs).
+        self.hub_bank = self.model.encode_texts(list(GENERIC_PROMPTS))
+
+    @requests(on="/index")
+    def encode(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+        """Embeds images and texts; keeps a preview and, with OCR on, the words of each image."""
+        self._encode(docs, thumbnails=True, ocr=self.ocr)
+        tag_hubness(docs, self.hub_bank)
+        return docs
+
+    @requests(on="/search")
+    def encode_queries(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+        """Queries need no thumbnail; one with only an id is searched by its stored vector;
+        one with `terms` is a combined query (memeflow.terms)."""
+        self._encode(DocList[MemeDoc]([doc for doc in docs if not doc.terms]), by_id=True)
+        embed_terms(self.model, [doc for doc in docs if doc.terms], self.pool, self.batch_size,
+                    self.policy)
+        return docs
+
+    @requests(on="/rank")
+    def encode_for_rank(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+        self.policy.check_request(len(docs))
+        embed_for_rank(self.model, docs, self.pool, self.batch_size, self.policy)
+        return docs
+
+    def _encode(self, docs: DocList[MemeDoc], **options: Any) -> DocList[MemeDoc]:
+        self.policy.check_request(len(docs))
+        with self.monitor("encode_seconds", "Time to read, decode and embed a request"):
+            embed_documents(
+                self.model, docs, self.pool, self.batch_size, self.policy, self._phase_timer,
+                **options,
+            )
+        return docs
+
+    def _phase_timer(self, name: str) -> AbstractContextManager[object]:
+        return self.monitor(name, PHASES[name])
+
+    @requests(on="/status")
+    def status(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+        """The model half of `memeflow status`; the indexer adds the index half."""
+        status = MemeDoc(tags={"model": self.model.name, "runtime": self.model.runtime,
+                               "model_dim": self.model.dim,
+                               "random_weights": self.model.random_weights,
+                               "ocr": self.ocr is not None})
+        return DocList[MemeDoc]([status])
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        super().close()

@@ -1,0 +1,256 @@
+"""The CLIP model behind one small interface: images and texts in, unit vectors out.
+
+Everything transformers- and torch-specific stays here, so the encoder executor, the
+benchmarks and the notebooks only see numpy arrays.
+"""
+
+import logging
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import CLIPConfig, CLIPModel, CLIPProcessor
+
+from memeflow.encoder.source import WEIGHT_FILES, ModelLoadError, check_model_source
+
+if TYPE_CHECKING:
+    from memeflow.encoder.onnx import OnnxClip
+
+logger = logging.getLogger(__name__)
+
+RANDOM_SEED = 0
+RUNTIMES = ("torch", "int8", "onnx")
+DEFAULT_TEXT_CACHE_SIZE = 1024
+
+
+def _random_weights_model(folder: Path) -> CLIPModel:
+    """The real architecture with seeded random weights, identical in every process."""
+    torch.manual_seed(RANDOM_SEED)
+    return CLIPModel(CLIPConfig.from_pretrained(folder))
+
+
+def set_torch_threads(threads: int | None, interop_threads: int | None = None) -> None:
+    """Size torch's thread pools (process-wide); None leaves a pool as torch chose it.
+
+    The inter-op pool can only be sized before torch first uses it; later attempts are
+    ignored with a debug message rather than failing a model load.
+    """
+    if threads is not None:
+        torch.set_num_threads(max(1, threads))
+    if interop_threads is not None and torch.get_num_interop_threads() != interop_threads:
+        try:
+            torch.set_num_interop_threads(max(1, interop_threads))
+        except RuntimeError as exc:
+            logger.debug("inter-op threads stay at %d: %s", torch.get_num_interop_threads(), exc)
+
+
+def _quantize_int8(model: CLIPModel) -> CLIPModel:
+    """Dynamic int8 Linear layers (weights int8, activations quantized per call).
+
+    On AVX2 without VNNI this roughly doubles image throughput at a small numerical cost.
+    """
+    with warnings.catch_warnings():
+        # torch points eager quantization users to torchao; the API still works and is
+        # the one that needs no extra dependency.
+        warnings.filterwarnings("ignore", message=".*quantiz", category=UserWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        return torch.ao.quantization.quantize_dynamic(
+            model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
+        )
+
+
+def _onnx_runtime(model: CLIPModel, tokenizer, threads: int | None) -> "OnnxClip":
+    """Both towers exported to ONNX Runtime, or a ModelLoadError saying what to install."""
+    try:
+        from memeflow.encoder.onnx import INSTALL_HINT, OnnxClip
+    except ImportError as exc:  # pragma: no cover - the module itself imports no extras
+        raise ModelLoadError(f"runtime 'onnx' is unavailable: {exc}") from exc
+    try:
+        return OnnxClip(model, tokenizer, threads)
+    except ImportError as exc:
+        raise ModelLoadError(
+            f"runtime 'onnx' needs ONNX Runtime and onnx ({exc}): {INSTALL_HINT}"
+        ) from exc
+
+
+class TextVectorCache:
+    """A bounded LRU map from query text to its vector: users repeat queries.
+
+    Thread-safe, since the executor may serve requests from more than one thread.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = max(0, size)
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def get(self, text: str) -> np.ndarray | None:
+        with self._lock:
+            vector = self._vectors.get(text)
+            if vector is not None:
+                self._vectors.move_to_end(text)
+            return vector
+
+    def put(self, text: str, vector: np.ndarray) -> None:
+        if not self.size:
+            return
+        frozen = vector.copy()
+        frozen.flags.writeable = False  # callers get copies; the cached one never changes
+        with self._lock:
+            self._vectors[text] = frozen
+            self._vectors.move_to_end(text)
+            while len(self._vectors) > self.size:
+                self._vectors.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._vectors.clear()
+
+    def encode(self, texts: Sequence[str], run: Callable[[list[str]], np.ndarray], dim: int
+               ) -> np.ndarray:
+        """Vectors for `texts`: cached ones from here, the rest from one `run` call on the
+        distinct missing texts (which are then cached)."""
+        vectors = np.empty((len(texts), dim), dtype=np.float32)
+        missing: dict[str, list[int]] = {}
+        for row, text in enumerate(texts):
+            cached = self.get(text)
+            if cached is None:
+                missing.setdefault(text, []).append(row)
+            else:
+                vectors[row] = cached
+        if missing:
+            fresh = run(list(missing))
+            for (text, rows), vector in zip(missing.items(), fresh, strict=True):
+                vectors[rows] = vector
+                self.put(text, vector)
+        return vectors
+
+
+class ClipModel:
+    """A CLIP checkpoint loaded once; encodes batches into L2-normalised float32 vectors.
+
+    `runtime` picks how it runs: "torch" (float32, the reference), "int8" (torch with
+    dynamic int8 Linear layers: faster on CPU, vectors close but not equal) or "onnx"
+    (float32 in ONNX Runtime: the same vectors, faster on CPU; needs the `onnx` extra,
+    and `model` is then None since the sessions hold the weights).
+    `torch_threads` / `interop_threads` size torch's pools (process-wide; None keeps
+    torch's choice of one thread per core). `text_cache_size` bounds the LRU cache of
+    query texts (0 turns it off).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        allow_random: bool = False,
+        device: str = "cpu",
+        runtime: str = "torch",
+        torch_threads: int | None = None,
+        interop_threads: int | None = 1,
+        text_cache_size: int = DEFAULT_TEXT_CACHE_SIZE,
+    ) -> None:
+        if runtime not in RUNTIMES:
+            raise ModelLoadError(
+                f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}"
+            )
+        if runtime != "torch" and device != "cpu":
+            raise ModelLoadError(f"runtime {runtime!r} runs on the CPU only: set device to 'cpu'")
+        folder = check_model_source(name, allow_random)
+        set_torch_threads(torch_threads, interop_threads)
+        self.name = name
+        self.runtime = runtime
+        self.device = torch.device(device)
+        self.random_weights = folder is not None and not any(
+            (folder / f).is_file() for f in WEIGHT_FILES
+        )
+        source = str(folder) if folder else name
+        try:
+            self.processor = CLIPProcessor.from_pretrained(source)
+            if self.random_weights:
+                logger.warning(
+                    "model %s has no weights: using random weights; search results carry "
+                    "no meaning (fine for tests and timing only)",
+                    source,
+                )
+                model = _random_weights_model(folder)
+            else:
+                model = CLIPModel.from_pretrained(source)
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(
+                f"could not load CLIP model {name!r}: {exc}. Check the name and the network, "
+                "or download it once and set MEMEFLOW_MODEL to its folder"
+            ) from exc
+        model = model.to(self.device).eval()
+        self.dim: int = model.config.projection_dim
+        self.max_text_tokens: int = model.config.text_config.max_position_embeddings
+        self._onnx: OnnxClip | None = None
+        self.model: CLIPModel | None = model
+        if runtime == "int8":
+            self.model = _quantize_int8(model)
+        elif runtime == "onnx":
+            self._onnx = _onnx_runtime(model, self.processor.tokenizer, torch_threads)
+            self.model = None
+        self.text_cache = TextVectorCache(text_cache_size)
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """Resize, crop and normalise one RGB image; thread-safe, so callers run it in a pool."""
+        return self.processor.image_processor(images=image, return_tensors="pt")["pixel_values"][0]
+
+    def encode_pixels(self, pixel_values: torch.Tensor) -> np.ndarray:
+        """Embed a (n, 3, H, W) batch of preprocessed images."""
+        if self._onnx is not None:
+            return _unit_rows(self._onnx.image_features(pixel_values.numpy()))
+        with torch.inference_mode():
+            out = self.model.get_image_features(pixel_values=pixel_values.to(self.device))
+        return _unit_rows(out.pooler_output)
+
+    def encode_images(self, images: list[Image.Image]) -> np.ndarray:
+        """Embed RGB images (convenience for notebooks; the executor pipelines preprocess)."""
+        return self.encode_pixels(torch.stack([self.preprocess(im) for im in images]))
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed texts; repeated ones come from the LRU cache, the rest run as one batch.
+
+        Longer texts are cut at the model's token limit, not rejected.
+        """
+        return self.text_cache.encode(texts, self._run_texts, self.dim)
+
+    def _run_texts(self, texts: list[str]) -> np.ndarray:
+        """The model on texts, padded only to the longest in the batch (never to 77 tokens).
+
+        Causal attention plus the attention mask keep each vector independent of the
+        padding, so a text gets the same vector alone or in any batch.
+        """
+        tokens = self.processor.tokenizer(
+            texts,
+            padding="longest",
+            truncation=True,
+            max_length=self.max_text_tokens,
+            return_tensors="pt",
+        )
+        if self._onnx is not None:
+            ids, mask = tokens["input_ids"].numpy(), tokens["attention_mask"].numpy()
+            return _unit_rows(self._onnx.text_features(ids, mask))
+        with torch.inference_mode():
+            out = self.model.get_text_features(
+                input_ids=tokens["input_ids"].to(self.device),
+                attention_mask=tokens["attention_mask"].to(self.device),
+            )
+        return _unit_rows(out.pooler_output)
+
+
+def _unit_rows(features: torch.Tensor | np.ndarray) -> np.ndarray:
+    if isinstance(features, torch.Tensor):
+        features = features.float().cpu().numpy()
+    vectors = np.asarray(features, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)

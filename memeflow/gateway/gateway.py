@@ -1,0 +1,100 @@
+"""memeflow's gateway: Jina's gRPC and HTTP servers, plus the search page on the HTTP port.
+
+With `protocol: [grpc, http]` Jina would build a `CompositeGateway` of its stock servers;
+`MemeflowGateway` builds the same two from subclasses instead, so both ports answer
+exactly as before: gRPC on the first, the Jina HTTP API (POST /index, /search, ...,
+/docs) on the second. The HTTP app also serves the search page (`memeflow.web`) at `/`.
+
+Access-check hook: `AUTH` below is None (no check) or an object with the two methods of
+`GatewayAuth`: `protect_http(app)` gets the finished FastAPI app (API and page) to add
+middleware to; `grpc_interceptors()` returns `grpc.aio.ServerInterceptor`s for the gRPC
+port, run before Jina's own. For a check in `auth.py` beside this file, list `auth.py`
+before `gateway.py` under `py_modules` in config.yml (Jina imports it as `auth`) and
+replace the `AUTH: ...` line below with `from auth import ACCESS_CHECK as AUTH`. The page's
+API calls take their headers from `apiHeaders()` in static/app.js.
+"""
+
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+import grpc
+from docarray import DocList
+from fastapi import FastAPI
+from jina.enums import ProtocolType
+from jina.serve.runtimes.gateway.gateway import BaseGateway
+from jina.serve.runtimes.gateway.grpc import GRPCGateway
+from jina.serve.runtimes.gateway.http import HTTPGateway
+from jina.serve.runtimes.servers.composite import CompositeBaseServer
+
+from memeflow.documents import MemeDoc
+from memeflow.gateway.checks import ACCESS_CHECK
+from memeflow.gateway.page import ThumbnailCache, load_assets, search_page
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+class GatewayAuth(Protocol):
+    """An access check for both ports (see the module docstring)."""
+
+    def protect_http(self, app: FastAPI) -> None: ...
+
+    def grpc_interceptors(self) -> list[grpc.aio.ServerInterceptor]: ...
+
+
+AUTH: GatewayAuth | None = ACCESS_CHECK  # MEMEFLOW_API_KEY on both ports, HTTP size limits
+
+
+class MemeflowGRPCGateway(GRPCGateway):
+    """Jina's gRPC server, with the access check's interceptors when there is one."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if AUTH is not None:
+            self.grpc_tracing_server_interceptors = [
+                *AUTH.grpc_interceptors(),
+                *(self.grpc_tracing_server_interceptors or []),
+            ]
+
+
+class MemeflowHTTPGateway(HTTPGateway):
+    """Jina's HTTP API with the search page mounted behind it."""
+
+    @property
+    def app(self) -> FastAPI:
+        app = super().app  # Jina's default app: /index, /search, ..., /docs
+        thumbnails = ThumbnailCache(self._fetch_thumbnail)
+        # Mounted last: the API's routes match first. A mount, not a route, at `/`, so
+        # Jina keeps its own health route and does not warn that `/` is taken.
+        app.mount("/", search_page(load_assets(STATIC), thumbnails))
+        if AUTH is not None:
+            AUTH.protect_http(app)
+        return app
+
+    async def _fetch_thumbnail(self, doc_id: str) -> bytes | None:
+        """Ask the indexer (through the Flow) for one document's preview."""
+        found = None
+        async for docs in self.streamer.stream_docs(
+            docs=DocList[MemeDoc]([MemeDoc(id=doc_id)]),
+            exec_endpoint="/thumbnail",
+            return_type=DocList[MemeDoc],
+        ):
+            found = next((d.thumbnail for d in docs if d.id == doc_id and d.thumbnail), found)
+        return found
+
+
+class MemeflowGateway(CompositeBaseServer, BaseGateway):
+    """One server per protocol, like Jina's CompositeGateway, built from memeflow's classes."""
+
+    SERVERS: ClassVar[dict[ProtocolType, type]] = {
+        ProtocolType.GRPC: MemeflowGRPCGateway, ProtocolType.HTTP: MemeflowHTTPGateway,
+    }
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.servers = []
+        for server_kwargs in self._server_kwargs:
+            protocol = server_kwargs["runtime_args"]["protocol"]
+            if protocol not in self.SERVERS:
+                raise ValueError(f"memeflow's gateway serves grpc and http, not {protocol}")
+            self.servers.append(self.SERVERS[protocol](**server_kwargs))
+        self.gateways = self.servers  # the name older Jina code reads

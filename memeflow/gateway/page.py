@@ -1,0 +1,120 @@
+"""The search page on the gateway's HTTP port: the page, its assets and thumbnails by id.
+
+Everything is answered from memory or through the Flow: the assets are a fixed set of
+files read once at start-up, and a thumbnail is asked of the indexer by document id, so
+no request can make the server read a path it names.
+"""
+
+import asyncio
+import hashlib
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import NamedTuple
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from memeflow.documents import THUMBNAIL_TYPE
+
+ASSET_TYPES = {
+    "index.html": "text/html; charset=utf-8",
+    "app.js": "text/javascript; charset=utf-8",
+    "style.css": "text/css; charset=utf-8",
+}
+# Document ids are free text, but one that looks like a path is never a thumbnail's.
+DOC_ID = re.compile(r"^[A-Za-z0-9_.:@+=-]{1,200}$")
+THUMBNAIL_MAX_AGE = 60  # seconds a preview is cached, here and in browsers, after a change
+CACHE_ENTRIES = 1024  # about 15 MB of previews
+
+FetchThumbnail = Callable[[str], Awaitable[bytes | None]]
+
+
+class Asset(NamedTuple):
+    body: bytes
+    media_type: str
+    etag: str
+
+
+def _etag(body: bytes) -> str:
+    return f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+
+
+def load_assets(folder: Path) -> dict[str, Asset]:
+    """The page's files, read once: only these names are ever served."""
+    return {
+        name: Asset(body, media_type, _etag(body))
+        for name, media_type in ASSET_TYPES.items()
+        for body in [(folder / name).read_bytes()]
+    }
+
+
+def _cached(request: Request, body: bytes, media_type: str, etag: str, cache: str) -> Response:
+    """`cache` is the Cache-Control value; a matching If-None-Match gets 304 and no body."""
+    headers = {"ETag": etag, "Cache-Control": cache}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
+
+
+class ThumbnailCache:
+    """Recently asked-for previews, so scrolling back and forth does not ask the Flow again."""
+
+    def __init__(self, fetch: FetchThumbnail, entries: int = CACHE_ENTRIES,
+                 ttl: float = THUMBNAIL_MAX_AGE) -> None:
+        self.fetch, self.entries, self.ttl = fetch, entries, ttl
+        self._items: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._lock = asyncio.Lock()
+
+    async def get(self, doc_id: str) -> bytes | None:
+        async with self._lock:
+            item = self._items.get(doc_id)
+            if item and time.monotonic() - item[0] < self.ttl:
+                self._items.move_to_end(doc_id)
+                return item[1]
+        data = await self.fetch(doc_id)
+        if data is not None:
+            async with self._lock:
+                self._items[doc_id] = (time.monotonic(), data)
+                self._items.move_to_end(doc_id)
+                while len(self._items) > self.entries:
+                    self._items.popitem(last=False)
+        return data
+
+
+def search_page(assets: dict[str, Asset], thumbnails: ThumbnailCache) -> Starlette:
+    """The page's routes, mounted at `/` after the API's, so the API keeps its paths."""
+
+    async def page(request: Request) -> Response:
+        asset = assets["index.html"]
+        return _cached(request, asset.body, asset.media_type, asset.etag, "no-cache")
+
+    async def static(request: Request) -> Response:
+        asset = assets.get(request.path_params["name"])
+        if asset is None:
+            return JSONResponse({"detail": "no such file"}, status_code=404)
+        return _cached(request, asset.body, asset.media_type, asset.etag, "no-cache")
+
+    async def thumbnail(request: Request) -> Response:
+        doc_id = request.path_params["doc_id"]
+        if not DOC_ID.match(doc_id) or ".." in doc_id:
+            return JSONResponse({"detail": f"{doc_id!r} is not a document id"}, status_code=400)
+        data = await thumbnails.get(doc_id)
+        if data is None:
+            return JSONResponse(
+                {"detail": f"no indexed document with a thumbnail has id {doc_id!r}"},
+                status_code=404,
+            )
+        return _cached(request, data, THUMBNAIL_TYPE, _etag(data), f"max-age={THUMBNAIL_MAX_AGE}")
+
+    return Starlette(
+        routes=[
+            Route("/", page, methods=["GET"]),
+            Route("/static/{name}", static, methods=["GET"]),
+            Route("/thumbnails/{doc_id:path}", thumbnail, methods=["GET"]),
+        ]
+    )

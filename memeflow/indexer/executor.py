@@ -1,0 +1,214 @@
+"""In-memory meme index: upsert, cosine search fused with the words on memes, delete;
+durable in a workspace folder."""
+
+import numpy as np
+from docarray import DocList
+from jina import Executor, requests
+
+from memeflow import config, params
+from memeflow.documents import MatchDoc, MemeDoc, TermDoc, is_id_only
+from memeflow.encoder.access import AccessPolicy
+from memeflow.indexer.bm25 import TextIndex
+from memeflow.indexer.lookup import record_filter
+from memeflow.indexer.query_parts import resolve_terms
+from memeflow.indexer.rank import rank_candidates
+from memeflow.indexer.search import SearchOptions, search_store
+from memeflow.indexer.shards import shard_of
+from memeflow.indexer.store import EXACT_MAX, Record, VectorStore
+from memeflow.indexer.thumbnails import ThumbnailStore
+from memeflow.vectors import check_own_vector
+
+
+class MemeIndexer(Executor):
+    """Keeps every vector in one matrix; a search is one matrix product (see `VectorStore`)."""
+
+    def __init__(self, workspace: str | None = None, exact_max: int = EXACT_MAX, **kwargs) -> None:
+        super().__init__(**kwargs)
+        # With `shards: N` every shard sees every request and keeps the ids it owns.
+        self.shard_id = getattr(self.runtime_args, "shard_id", 0) or 0
+        self.shards = getattr(self.runtime_args, "shards", 1) or 1
+        path = config.workspace(workspace)
+        if self.shards > 1:
+            path = path / f"shard-{self.shard_id}-of-{self.shards}"
+        self.path = path
+        self.store = VectorStore(path, exact_max=int(exact_max))  # beyond it: HNSW
+        self.thumbnails = ThumbnailStore(path / "thumbnails")
+        self.words = TextIndex()  # the words read on memes (OCR), rebuilt from the records
+        for doc_id, words in self.store.words():
+            self.words.upsert(doc_id, words)
+        self.limits = AccessPolicy.from_env()  # /upsert skips the encoder and its limits
+        self.logger.info(f"index at {path}: {len(self.store)} documents, "
+                         f"{len(self.words)} with words on them")
+
+    def _owns(self, doc: MemeDoc) -> bool:
+        return self.shards == 1 or shard_of(doc.id, self.shards) == self.shard_id
+
+    def _storable(self, doc: MemeDoc, dim: int | None) -> bool:
+        """Only documents with a usable vector are stored; the others say why in `error`."""
+        if doc.error:
+            return False
+        if doc.embedding is None:
+            doc.error = (
+                "document has no embedding: send it to /index to have one made, or bring one"
+            )
+            return False
+        check_own_vector(doc, dim)
+        return doc.error is None
+
+    @requests(on=["/index", "/upsert"])
+    def index(self, docs: DocList[MemeDoc], parameters: dict, **kwargs) -> DocList[MemeDoc]:
+        """Store documents by id. `/upsert` reaches only this executor (the encoder does not
+        bind it): the fast path for documents that bring their own embedding."""
+        self.limits.check_request(len(docs))
+        dim, valid = self.store.dim, []
+        for doc in docs:
+            if self._storable(doc, dim) and self._owns(doc):
+                valid.append(doc)
+                dim = dim or np.shape(doc.embedding)[0]  # an empty index takes the first one's
+        if valid:
+            with self.monitor("index_seconds", "Time to store a request's vectors"):
+                self.store.upsert(
+                    [doc.id for doc in valid],
+                    np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in valid]),
+                    [Record(uri=doc.uri, tags=doc.tags, words=doc.words) for doc in valid],
+                )
+            for doc in valid:
+                self.words.upsert(doc.id, doc.words)
+                # A document re-indexed from a bare vector loses its old preview.
+                if doc.thumbnail:
+                    self.thumbnails.put(doc.id, doc.thumbnail)
+                else:
+                    self.thumbnails.delete([doc.id])
+        keep_vectors = params.flag(parameters, "return_embeddings")
+        for doc in docs:
+            doc.thumbnail = None
+            if not keep_vectors:
+                doc.embedding = None
+        return docs
+
+    def _use_stored_vector(self, doc: MemeDoc) -> None:
+        """A query with only an id searches with that indexed document's vector."""
+        if doc.id in self.store:
+            doc.embedding = self.store.vectors([doc.id])[0]
+        elif self._owns(doc):
+            doc.error = (
+                f"no indexed document has id {doc.id!r}: search by text or image, "
+                "or index the document first"
+            )
+
+    @requests(on="/search")
+    def search(self, docs: DocList[MemeDoc], parameters: dict, **kwargs) -> DocList[MemeDoc]:
+        options = SearchOptions.from_parameters(parameters)
+        with_vectors = params.flag(parameters, "return_embeddings")
+        for doc in docs:
+            if doc.terms and not doc.error:  # a combined query with terms naming indexed ids
+                resolve_terms(doc, self._stored_vectors)
+            elif not doc.error and doc.embedding is None and doc.id:
+                self._use_stored_vector(doc)
+            doc.terms = DocList[TermDoc]()
+        queries = [doc for doc in docs if not doc.error and doc.embedding is not None]
+        if queries and self.store.dim is not None:
+            matrix = np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in queries])
+            if matrix.shape[1] != self.store.dim:
+                raise ValueError(
+                    f"query embeddings are {matrix.shape[1]}-d but the index holds "
+                    f"{self.store.dim}-d vectors"
+                )
+            with self.monitor("search_seconds", "Time to search the index"):
+                # A query's text is matched against the words on the memes too. A shard
+                # leaves paging to the merger, which pages the union.
+                results = search_store(self.store, matrix, options, paged=self.shards == 1,
+                                       texts=[doc.text for doc in queries], words=self.words)
+            for doc, hits in zip(queries, results, strict=True):
+                doc.matches = DocList[MatchDoc]([MatchDoc(**hit) for hit in hits])
+                if with_vectors and hits:
+                    vectors = self.store.vectors([hit["id"] for hit in hits])
+                    for match, vector in zip(doc.matches, vectors, strict=True):
+                        match.embedding = vector
+        if not with_vectors:
+            for doc in docs:
+                doc.embedding = None
+        return docs
+
+    @requests(on="/rank")
+    def rank(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+        """Candidate texts by probability (memeflow.rank); an id's image is the stored one.
+        With shards, only the shard owning an id answers for it (the merger picks it)."""
+        for doc in docs:
+            if not (is_id_only(doc) and not doc.error and not self._owns(doc)):
+                rank_candidates(doc, lambda doc_id: self._stored_vectors([doc_id])[0])
+        return docs
+
+    def _stored_vectors(self, ids: list[str]) -> list[np.ndarray | None]:
+        return [self.store.vectors([i])[0] if i in self.store else None for i in ids]
+
+    @requests(on="/delete")
+    def delete(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+        ids = [doc.id for doc in docs if doc.id and self._owns(doc)]
+        removed = self.store.delete(ids)
+        self.thumbnails.delete(ids)
+        self.words.delete(ids)
+        return DocList[MemeDoc]([MemeDoc(tags={"deleted": removed, "count": len(self.store)})])
+
+    @requests(on="/get")
+    def get(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+        """The stored uri, tags and words of the given ids; ids not in the index are left out."""
+        ids = [doc.id for doc in docs if doc.id]
+        return DocList[MemeDoc](
+            [
+                MemeDoc(id=doc_id, uri=record["uri"], tags=record["tags"],
+                        words=record.get("words"))
+                for doc_id, record in zip(ids, self.store.get(ids), strict=True)
+                if record is not None
+            ]
+        )
+
+    @requests(on="/thumbnail")
+    def thumbnail(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+        """The preview of each given id that is indexed and has one (for the gateway)."""
+        found = []
+        for doc in docs:
+            if doc.id and doc.id in self.store and (data := self.thumbnails.get(doc.id)):
+                found.append(MemeDoc(id=doc.id, thumbnail=data))
+        return DocList[MemeDoc](found)
+
+    @requests(on="/find")
+    def find(self, docs: DocList[MemeDoc], parameters: dict, **kwargs) -> DocList[MemeDoc]:
+        """Stored documents by content instead of id: with `tag`, those whose tag equals that
+        tag of one of the given documents (e.g. `sha256`); with `uri_prefix`, those whose uri
+        starts with it. Embeddings only with `return_embeddings`."""
+        tag = parameters.get("tag")
+        keep = record_filter(tag, [doc.tags.get(tag) for doc in docs] if tag else (),
+                             parameters.get("uri_prefix"))
+        ids = self.store.select(keep)
+        found = DocList[MemeDoc](
+            [MemeDoc(id=i, uri=r["uri"], tags=r["tags"], words=r.get("words"))
+             for i, r in zip(ids, self.store.get(ids), strict=True)]
+        )
+        if ids and params.flag(parameters, "return_embeddings"):
+            for doc, vector in zip(found, self.store.vectors(ids), strict=True):
+                doc.embedding = vector
+        return found
+
+    @requests(on="/status")
+    def status(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+        """Adds what the index knows to the encoder's status document."""
+        status = docs[0] if docs else MemeDoc()
+        status.tags.update(count=len(self.store), dim=self.store.dim, workspace=str(self.path),
+                           shards=self.shards)
+        return DocList[MemeDoc]([status])
+
+    @requests(on="/count")
+    def count(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+        return DocList[MemeDoc]([MemeDoc(tags={"count": len(self.store), "dim": self.store.dim})])
+
+    @requests(on="/clear")
+    def clear(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+        self.store.clear()
+        self.thumbnails.clear()
+        self.words.clear()
+        return DocList[MemeDoc]([MemeDoc(tags={"count": 0})])
+
+    def close(self) -> None:
+        self.store.close()
+        super().close()

@@ -1,0 +1,31 @@
+"""Weighted query parts in the indexer: parts that name an indexed id get its stored vector,
+then the parts are combined into the query vector (`memeflow.query.combine`)."""
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from docarray import DocList
+
+from memeflow.documents import MemeDoc, TermDoc, is_id_only
+from memeflow.query import combine, part_label
+
+
+def resolve_terms(doc: MemeDoc, vectors_of: Callable[[list[str]], Sequence[np.ndarray | None]]
+                  ) -> None:
+    """Fill id terms with stored vectors (`vectors_of(ids)`, None for an unknown id), then
+    set the document's embedding to the combined query; the terms are not sent back."""
+    ids = [term.id for term in doc.terms if is_id_only(term)]
+    stored = dict(zip(ids, vectors_of(ids), strict=True))
+    for position, term in enumerate(doc.terms, start=1):
+        if is_id_only(term):
+            if stored.get(term.id) is None:
+                doc.error = (f"{part_label(position, term)}: no meme with this id is indexed; "
+                             "index it first or use its file as the term")
+                return
+            term.embedding = stored[term.id]
+    try:
+        doc.embedding = combine(np.stack([np.asarray(t.embedding) for t in doc.terms]),
+                                [t.weight for t in doc.terms])
+    except ValueError as exc:
+        doc.error = str(exc)
+    doc.terms = DocList[TermDoc]()

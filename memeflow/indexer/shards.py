@@ -1,0 +1,51 @@
+"""Splitting the index over shards and merging their answers into one.
+
+Every shard sees every request (polling ALL). A document belongs to the shard its id
+hashes to, so re-indexing an id always lands on the same shard and never duplicates it.
+Each shard answers a search with its own exact top-k; the best k of their union, in the
+store's order (score descending, then id), is exactly what one shard holding
+everything would return.
+"""
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from docarray import DocList
+
+from memeflow.documents import MatchDoc
+from memeflow.indexer import hybrid
+from memeflow.indexer.search import SearchOptions
+
+
+def shard_of(doc_id: str, shards: int) -> int:
+    """Stable across processes and Python versions (unlike the built-in hash)."""
+    digest = hashlib.blake2b(doc_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % shards
+
+
+def merge_matches(
+    per_shard: Sequence[DocList[MatchDoc]], options: SearchOptions
+) -> DocList[MatchDoc]:
+    """The page of the union. Each shard has already filtered, re-scored and collapsed its
+    own hits; collapsing again folds duplicates that live on different shards. When the
+    words on memes took part, the union is fused again from each signal's global order
+    (the words' scores come from each shard's own statistics: close to, not exactly, what
+    one shard would rank)."""
+    merged = [match for matches in per_shard for match in matches]
+    merged.sort(key=lambda match: (-match.score, match.id or ""))
+    if any("words" in match.signals for match in merged):
+        by_id = {match.id: match for match in merged}
+        picture = [_as_hit(m) for m in merged if "clip" in m.signals]
+        worded = sorted(((m.id, m.words_score or 0.0) for m in merged if "words" in m.signals),
+                        key=lambda pair: (-pair[1], pair[0]))
+        hits = hybrid.fuse(picture, worded, options.ocr_weight,
+                               lambda ids: [_as_hit(by_id[i]) for i in ids])
+    else:
+        hits = hybrid.with_clip_signals([_as_hit(m) for m in merged])
+    page = options.page(options.collapse(hits))
+    return DocList[MatchDoc]([MatchDoc(**hit) for hit in page])
+
+
+def _as_hit(match: MatchDoc) -> dict[str, Any]:
+    return {name: getattr(match, name) for name in type(match).model_fields}

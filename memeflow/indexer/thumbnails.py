@@ -1,0 +1,46 @@
+"""Small previews of indexed images, kept in the indexer's workspace and looked up by id.
+
+The encoder makes them (`memeflow.encoder.thumbnail`); the indexer stores each one under
+a name hashed from the document id, so no id a client sends can name a path outside the
+thumbnail folder.
+"""
+
+import contextlib
+import hashlib
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+
+class ThumbnailStore:
+    """One file per document id in `folder`, named by a hash of the id."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def path(self, doc_id: str) -> Path:
+        return self.folder / f"{hashlib.sha256(doc_id.encode()).hexdigest()[:40]}.jpg"
+
+    def put(self, doc_id: str, data: bytes) -> None:
+        """Write atomically: a reader never sees half a file."""
+        target = self.path(doc_id)
+        partial = target.with_suffix(".tmp")
+        partial.write_bytes(data)
+        os.replace(partial, target)
+
+    def get(self, doc_id: str) -> bytes | None:
+        try:
+            return self.path(doc_id).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def delete(self, doc_ids: Iterable[str]) -> None:
+        for doc_id in doc_ids:
+            with contextlib.suppress(FileNotFoundError):
+                self.path(doc_id).unlink()
+
+    def clear(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True, exist_ok=True)
