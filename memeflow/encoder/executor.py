@@ -32,7 +32,21 @@ def _runtime(configured: str) -> str:
 
 
 class ClipEncoder(Executor):
-    """A thin shell around `ClipModel`: the model loads once, preprocessing runs in threads."""
+    """A thin shell around `ClipModel`: the model loads once, preprocessing runs in threads.
+
+    Settings (`uses_with:` in flow.yml; an MEMEFLOW_* variable overrides where named):
+    - model: a Hugging Face id or a local folder (MEMEFLOW_MODEL; default ViT-B/32).
+    - runtime: "torch" (float32 reference), "onnx" (the same vectors through ONNX Runtime,
+      faster on CPU, needs the `onnx` extra) or "int8" (torch with int8 Linear layers:
+      faster still, vectors close but not equal) (MEMEFLOW_RUNTIME).
+    - batch_size 16, preprocess_threads 2, torch_threads None (one per core),
+      interop_threads 1: measured on 2 cores (BENCHMARKS.md, "Encoding"): batches of 16 let
+      a client request of 32 overlap decoding with the model.
+    - text_cache_size: repeated query texts skip the model (0 turns the cache off).
+    - text_model: a separate (e.g. multilingual) text model folder (MEMEFLOW_TEXT_MODEL).
+    - ocr: read the words on memes at /index (MEMEFLOW_OCR; needs the `ocr` extra). Off by
+      default: it costs more per meme than CLIP on a CPU (BENCHMARKS.md, "Words on memes").
+    """
 
     def __init__(
         self,

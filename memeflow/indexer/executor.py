@@ -20,7 +20,14 @@ from memeflow.vectors import check_own_vector
 
 
 class MemeIndexer(Executor):
-    """Keeps every vector in one matrix; a search is one matrix product (see `VectorStore`)."""
+    """Keeps every vector in one matrix; a search is one matrix product (see `VectorStore`).
+
+    Settings (`uses_with:` in flow.yml):
+    - workspace: the folder of the index (MEMEFLOW_WORKSPACE overrides; default
+      ~/.local/share/memeflow/index). With `shards: N` each shard keeps `shard-I-of-N` in it.
+    - exact_max: beyond this many documents (per shard) a search asks an HNSW graph for
+      candidates instead of scanning every row (approximate; default 200,000).
+    """
 
     def __init__(self, workspace: str | None = None, exact_max: int = EXACT_MAX, **kwargs) -> None:
         super().__init__(**kwargs)
