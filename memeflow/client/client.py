@@ -171,7 +171,7 @@ class MemeClient:
     def _image_or_id(self, image: ImageInput | None, doc_id: str | None) -> dict[str, Any]:
         if image is None:
             return {"id": doc_id}
-        name = str(image) if isinstance(image, str | Path) else None
+        name = path_uri(image) if isinstance(image, str | Path) else None
         return self._image_fields(_image_bytes(image), name)
 
     def is_ready(self) -> bool:
@@ -196,7 +196,7 @@ class MemeClient:
 
     def search_image(self, image: ImageInput, top_k: int = 10, **options: Any) -> list[Hit]:
         """Search by example: a file path, raw bytes or a PIL image."""
-        name = {"uri": str(image)} if isinstance(image, str | Path) else {}
+        name = {"uri": path_uri(image)} if isinstance(image, str | Path) else {}
         return self.search(self._image_doc(_image_bytes(image), **name), top_k, **options)
 
     def search_terms(self, terms: Sequence[Term], top_k: int = 10, **options: Any) -> list[Hit]:
