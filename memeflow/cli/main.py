@@ -78,7 +78,8 @@ def cmd_index(args: argparse.Namespace) -> int:
                    f"from it, run `memeflow index --prune {path}`)")
     client = _client(args)
     paths = [p for p in args.paths if p not in missing]
-    total = len(scan_paths(paths, include_hidden=args.include_hidden).files)
+    scan = scan_paths(paths, include_hidden=args.include_hidden)
+    total = len(scan.files) + len(scan.failed)  # what the progress calls count
     with tqdm(total=total, unit="img", desc="indexing", disable=args.quiet or not total,
               file=sys.stderr) as bar:
         report = client.index_paths(paths, batch_size=args.batch_size, on_progress=bar.update,
