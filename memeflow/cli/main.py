@@ -68,7 +68,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_index(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from memeflow.client.files import find_images
+    from memeflow.client.files import scan_paths
+    from memeflow.uris import printable
 
     missing = [p for p in args.paths if not Path(p).expanduser().exists()]
     if not args.prune:
@@ -77,21 +78,24 @@ def cmd_index(args: argparse.Namespace) -> int:
                    f"from it, run `memeflow index --prune {path}`)")
     client = _client(args)
     paths = [p for p in args.paths if p not in missing]
-    total = sum(1 for _ in find_images(paths))
+    scan = scan_paths(paths, include_hidden=args.include_hidden)
+    total = len(scan.files) + len(scan.failed)  # what the progress calls count
     with tqdm(total=total, unit="img", desc="indexing", disable=args.quiet or not total,
               file=sys.stderr) as bar:
-        report = client.index_paths(paths, batch_size=args.batch_size, on_progress=bar.update)
+        report = client.index_paths(paths, batch_size=args.batch_size, on_progress=bar.update,
+                                    include_hidden=args.include_hidden)
     if args.prune:
         report.pruned = client.prune(args.paths)
     if args.json:
         _print_json(report.as_dict())
     else:
-        for file, reason in report.failed:
-            print(f"failed: {file}: {reason}")
+        for file, reason in report.failed:  # uris are printable; reasons may quote a path
+            print(printable(f"failed: {file}: {reason}"))
+        skipped = f", {len(report.skipped)} skipped" if report.skipped else ""
         pruned = f", {len(report.pruned)} pruned" if args.prune else ""
         print(f"{len(report.encoded)} encoded, {len(report.moved)} moved, "
               f"{len(report.copied)} copied, {len(report.unchanged)} unchanged, "
-              f"{len(report.failed)} failed{pruned}")
+              f"{len(report.failed)} failed{skipped}{pruned}")
     stuck = report.failed and not (report.indexed or report.unchanged)
     return EXIT_FAILED if (missing and not args.prune) or stuck else 0
 
@@ -105,10 +109,17 @@ def _show_hits(args: argparse.Namespace, hits: list[dict[str, Any]]) -> None:
     if mode and hits:
         shown = hits[:PREVIEW_COUNT]
         labels = [f"{h['rank']}. {h['score']:.3f} {Path(h['uri'] or h['id']).name}" for h in shown]
-        print(side_by_side([h["uri"] for h in shown], labels, mode))
+        print(side_by_side([_local(h["uri"]) for h in shown], labels, mode))
     for hit in hits:  # "words" marks a meme found by the words written on it
         found = "words" if "words" in hit["signals"] else ""
         print(f"{hit['rank']:>3}  {hit['score']:.4f}  {found:<5}  {hit['uri'] or hit['id']}")
+
+
+def _local(uri: str | None) -> str | None:
+    """The file on this machine a result's uri names (a `file://` one too), or None."""
+    from memeflow.client.moves import stored_path
+
+    return stored_path(uri)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -140,7 +151,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.open:
         from memeflow.cli.preview import open_files
 
-        local = [h["uri"] for h in hits[: args.open] if h["uri"] and Path(h["uri"]).is_file()]
+        local = [path for h in hits[: args.open]
+                 if (path := _local(h["uri"])) and Path(path).is_file()]
         if not local:
             _error("none of the results is a file on this machine: nothing to open")
             return EXIT_FAILED
@@ -245,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also remove documents under PATH whose files no longer exist")
     index.add_argument("--batch-size", type=_positive_int, default=32)
     index.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    index.add_argument("--include-hidden", action="store_true",
+                       help="also index dot-files and dot-folders and NAS/OS system folders "
+                       "(@eaDir, #recycle, $RECYCLE.BIN...); .memeflowignore still applies")
 
     search = command("search", cmd_search, "find memes by a description or an example image",
                      "print [{rank, id, uri, score}]")

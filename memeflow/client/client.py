@@ -9,18 +9,19 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 import numpy as np
 from docarray import DocList
 from PIL import Image
 
 from memeflow import config
-from memeflow.client.files import file_id, file_tags, find_images, sha256_file
-from memeflow.client.moves import Reuse, StoredDoc, plan_reuse
+from memeflow.client.files import file_id, file_tags, scan_paths, sha256_file
+from memeflow.client.moves import Reuse, StoredDoc, plan_reuse, stored_path
 from memeflow.documents import MatchDoc, MemeDoc, TermDoc
 from memeflow.gateway import auth
 from memeflow.query import Term, is_plain_text, parse_query
+from memeflow.uris import path_uri
 
 ImageInput = str | Path | bytes | Image.Image
 REQUEST_SIZE = 100  # documents per request: Jina's default, and the HTTP gateway's limit
@@ -46,7 +47,9 @@ class Hit(TypedDict):
 
 @dataclass
 class IndexReport:
-    """What `index_paths` did with each file (and `prune` with each gone one)."""
+    """What `index_paths` did with each file (and `prune` with each gone one), each named
+    by its uri (`memeflow.uris.path_uri`: its absolute path, or a `file://` URL when that
+    path is not UTF-8)."""
 
     encoded: list[str] = field(default_factory=list)
     moved: list[tuple[str, str]] = field(default_factory=list)  # (old path, new path)
@@ -54,6 +57,7 @@ class IndexReport:
     unchanged: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     pruned: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # hidden, system or .memeflowignore'd
 
     @property
     def indexed(self) -> list[str]:
@@ -64,6 +68,7 @@ class IndexReport:
         return {
             "encoded": len(self.encoded), "moved": len(self.moved), "copied": len(self.copied),
             "unchanged": len(self.unchanged), "pruned": len(self.pruned),
+            "skipped": len(self.skipped),
             "failed": [{"file": f, "reason": r} for f, r in self.failed],
             "moves": [{"from": old, "to": new} for old, new in self.moved],
         }
@@ -87,6 +92,17 @@ def _image_bytes(image: ImageInput) -> bytes:
         image.save(buffer, format="PNG")
         return buffer.getvalue()
     return Path(image).expanduser().read_bytes()
+
+
+def _uri_prefixes(root: str) -> list[str]:
+    """The uri prefixes of files under the folder `root`: its path when that is UTF-8, and
+    its `file://` form, which names the files below it that are not."""
+    encoded = "file://" + quote(os.fsencode(root), safe="/")
+    try:
+        root.encode("utf-8")
+    except UnicodeEncodeError:
+        return [encoded]
+    return [root, encoded]
 
 
 def data_uri(data: bytes, mime: str = "image/png") -> str:
@@ -155,7 +171,7 @@ class MemeClient:
     def _image_or_id(self, image: ImageInput | None, doc_id: str | None) -> dict[str, Any]:
         if image is None:
             return {"id": doc_id}
-        name = str(image) if isinstance(image, str | Path) else None
+        name = path_uri(image) if isinstance(image, str | Path) else None
         return self._image_fields(_image_bytes(image), name)
 
     def is_ready(self) -> bool:
@@ -180,7 +196,7 @@ class MemeClient:
 
     def search_image(self, image: ImageInput, top_k: int = 10, **options: Any) -> list[Hit]:
         """Search by example: a file path, raw bytes or a PIL image."""
-        name = {"uri": str(image)} if isinstance(image, str | Path) else {}
+        name = {"uri": path_uri(image)} if isinstance(image, str | Path) else {}
         return self.search(self._image_doc(_image_bytes(image), **name), top_k, **options)
 
     def search_terms(self, terms: Sequence[Term], top_k: int = 10, **options: Any) -> list[Hit]:
@@ -243,33 +259,47 @@ class MemeClient:
         return found
 
     def documents_under(self, folder: str | Path) -> list[tuple[str, str]]:
-        """(id, uri) of the documents indexed from `folder` or below it (or that very file)."""
-        root = str(Path(folder).expanduser().resolve())
-        under = root.rstrip(os.sep) + os.sep
-        docs = self._post("/find", [], uri_prefix=root)
-        return [(d.id, d.uri) for d in docs if d.uri and (d.uri == root or d.uri.startswith(under))]
+        """(id, uri) of the documents indexed from `folder` or below it (or that very file),
+        as the path reaches it and, when it goes through links, as resolved (the paths
+        stored before links were kept)."""
+        found: dict[str, str] = {}
+        given = os.path.abspath(os.path.expanduser(os.fspath(folder)))
+        for root in dict.fromkeys([given, os.path.realpath(given)]):
+            under = root.rstrip(os.sep) + os.sep
+            for prefix in _uri_prefixes(root):
+                for doc in self._post("/find", [], uri_prefix=prefix):
+                    path = stored_path(doc.uri)
+                    if path is not None and (path == root or path.startswith(under)):
+                        found[doc.id] = doc.uri
+        return list(found.items())
 
     def index_paths(
         self,
         paths: Iterable[str | Path],
         batch_size: int = 32,
         on_progress: Callable[[int], None] | None = None,
+        include_hidden: bool = False,
     ) -> IndexReport:
         """Index image files and folders. Files already indexed with the same bytes are
-        skipped; moved, renamed and copied files reuse their stored vector (`memeflow.moves`).
-        When the service reads the words on memes (MEMEFLOW_OCR) and a file was indexed
-        without them, it is encoded again so that they are read.
+        left alone; moved, renamed and copied files reuse their stored vector
+        (`memeflow.client.moves`). When the service reads the words on memes (MEMEFLOW_OCR)
+        and a file was indexed without them, it is encoded again so that they are read.
 
+        In folders, hidden and system files and folders and what `.memeflowignore` files
+        exclude are skipped (`memeflow.client.files`); `include_hidden` keeps the hidden
+        ones. A file that cannot be read fails alone, with its reason.
         `on_progress(n)` is called after each step with the number of files it settled.
         """
         report = IndexReport()
-        files = list(find_images(paths))
+        scan = scan_paths(paths, include_hidden=include_hidden)
+        report.skipped = [path_uri(p) for p in scan.skipped]
+        report.failed = [(path_uri(p), reason) for p, reason in scan.failed]
         hashes: dict[Path, str] = {}
-        for path in files:
+        for path in scan.files:
             try:
                 hashes[path] = sha256_file(path)
             except OSError as exc:
-                report.failed.append((str(path), f"cannot read file: {exc.strerror or exc}"))
+                report.failed.append((path_uri(path), f"cannot read file: {exc.strerror or exc}"))
         reads_words = bool(self.status().get("ocr"))
         stored = self._stored_docs([file_id(p) for p in hashes])
         unknown, unread = [], []
@@ -280,7 +310,7 @@ class MemeClient:
             elif reads_words and doc.words is None:
                 unread.append(path)
             else:
-                report.unchanged.append(str(path))
+                report.unchanged.append(path_uri(path))
         if on_progress and (report.unchanged or report.failed):
             on_progress(len(report.unchanged) + len(report.failed))
         by_hash = self.find_by_hash(sorted({hashes[p] for p in unknown})) if unknown else {}
@@ -308,7 +338,7 @@ class MemeClient:
         between leaves a duplicate, never a loss)."""
         previews = self._thumbnails([r.source.id for r in batch])
         docs = [
-            MemeDoc(id=file_id(r.path), uri=str(r.path), embedding=r.source.embedding,
+            MemeDoc(id=file_id(r.path), uri=path_uri(r.path), embedding=r.source.embedding,
                     thumbnail=previews.get(r.source.id), words=r.source.words,
                     tags={**file_tags(r.path), "sha256": hashes[r.path]})
             for r in batch
@@ -318,12 +348,12 @@ class MemeClient:
         for reuse, sent in zip(batch, docs, strict=True):
             error = replies[sent.id].error if sent.id in replies else "no reply from the index"
             if error:
-                report.failed.append((str(reuse.path), error))
+                report.failed.append((sent.uri, error))
             elif reuse.moved:
-                report.moved.append((reuse.source.uri or reuse.source.id, str(reuse.path)))
+                report.moved.append((reuse.source.uri or reuse.source.id, sent.uri))
                 moved_away.append(reuse.source.id)
             else:
-                report.copied.append(str(reuse.path))
+                report.copied.append(sent.uri)
         if moved_away:
             self.delete(moved_away)
 
@@ -337,11 +367,11 @@ class MemeClient:
         for path in batch:
             try:
                 data = path.read_bytes()
-            except OSError as exc:
-                report.failed.append((str(path), f"cannot read file: {exc.strerror or exc}"))
+            except OSError as exc:  # gone or locked since it was hashed
+                report.failed.append((path_uri(path), f"cannot read file: {exc.strerror or exc}"))
                 continue
             tags = {**file_tags(path), "sha256": hashes[path]}
-            docs.append(self._image_doc(data, id=file_id(path), uri=str(path), tags=tags))
+            docs.append(self._image_doc(data, id=file_id(path), uri=path_uri(path), tags=tags))
         if not docs:
             return
         for doc in self._post("/index", docs):
@@ -354,7 +384,7 @@ class MemeClient:
     def prune(self, folders: Iterable[str | Path]) -> list[str]:
         """Remove the documents under `folders` whose files no longer exist; their paths."""
         gone = [(doc_id, uri) for folder in folders for doc_id, uri in self.documents_under(folder)
-                if not Path(uri).exists()]
+                if not os.path.exists(stored_path(uri) or uri)]
         if gone:
             self.delete([doc_id for doc_id, _ in gone])
         return [uri for _, uri in gone]

@@ -18,7 +18,7 @@ from pathlib import Path
 from PIL import Image
 
 from memeflow.encoder.fetch import read_source
-from memeflow.uris import ImageLoadError, normalise_uri
+from memeflow.uris import ImageLoadError, local_path
 
 ROOTS_ENV = "MEMEFLOW_ROOTS"
 FETCH_HOSTS_ENV = "MEMEFLOW_FETCH_HOSTS"
@@ -108,7 +108,7 @@ class AccessPolicy:
 
     def check_path(self, uri: str) -> str:
         """The real path of a local `uri` inside a root; refuses `../` and symlinks out."""
-        path = normalise_uri(uri)
+        path = local_path(uri) or uri
         if not self.roots:
             raise ImageLoadError(
                 f"{uri}: the service reads no local files ({ROOTS_ENV} is not set); send "

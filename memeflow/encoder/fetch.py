@@ -14,7 +14,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 
-from memeflow.uris import ImageLoadError, describe_source, normalise_uri, scheme
+from memeflow.uris import ImageLoadError, describe_source, local_path, scheme
 
 CHUNK = 1 << 16
 USER_AGENT = "memeflow/0.1 (+image fetch)"
@@ -180,7 +180,7 @@ def read_source(
     if kind in ("http", "https"):
         return _fetch(uri, max_bytes, timeout, redirect_check)
     if kind in ("", "file"):
-        return _read_file(normalise_uri(uri), max_bytes)
+        return _read_file(local_path(uri) or uri, max_bytes)
     raise ImageLoadError(
         f"{uri}: unsupported URI scheme '{kind}:'; use a local path, file://, "
         "http(s):// or a data: URI"
