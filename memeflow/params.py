@@ -15,6 +15,9 @@ class RequestError(ValueError):
     parameter, too many documents); the message names the input and the fix."""
 
 
+REFUSAL_NAME = RequestError.__name__  # the exception name a refusal carries to the client
+
+
 _TRUE, _FALSE = {"1", "1.0", "true", "yes"}, {"0", "0.0", "false", "no", "none"}
 
 

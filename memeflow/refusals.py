@@ -19,9 +19,7 @@ from typing import Any
 
 from jina import Executor
 
-from memeflow.params import RequestError
-
-REFUSAL_NAME = RequestError.__name__
+from memeflow.params import REFUSAL_NAME, RequestError
 
 
 class _OneLine(logging.Filter):
