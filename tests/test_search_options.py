@@ -105,7 +105,8 @@ def test_bad_filters_name_the_tag_and_the_fix() -> None:
     ({"offset": -3}, "offset"), ({"where": 5}, "where"), ({"where": {"a": {}}}, "where"),
     ({"min_score": "x"}, "min_score"), ({"min_score": "nan"}, "min_score"),
     ({"min_score": float("inf")}, "min_score"), ({"ocr_weight": -1}, "ocr_weight"),
-    ({"ocr_weight": True}, "ocr_weight"), ({"dedup": True, "dedup_distance": 1.5}, "dedup_distance"),
+    ({"ocr_weight": True}, "ocr_weight"),
+    ({"dedup": True, "dedup_distance": 1.5}, "dedup_distance"),
     ({"group_by": 7}, "group_by"), ({"dedup": "maybe"}, "dedup"),
     ({"hub_correction": [1]}, "hub_correction"),
 ])
