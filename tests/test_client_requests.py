@@ -109,6 +109,16 @@ def test_an_error_answer_is_one_exception_with_one_line() -> None:
     with pytest.raises(ServiceError) as caught:
         client_with(JinaClientStub(error=BadServer(jina_error_header("OSError", "full")))).count()
     assert 'File "executor.py"' in caught.value.details
+    # An OSError's errno comes first; the words are what people need (the crash suite's
+    # full disk: "cannot write to ...: nothing from this request was stored; ...").
+    header = jina_error_header("StoreWriteError", "cannot write: free disk space")
+    header.status.exception.args.insert(0, "27")
+    disk_full = [("grpc", BadServer(header)), ("http", ValueError(
+        {"detail": "StoreWriteError(27, 'cannot write: free disk space')"}))]
+    for protocol, raised in disk_full:
+        with pytest.raises(ServiceError, match=r"\(StoreWriteError: cannot write: free disk "
+                           r"space\); its log"):
+            client_with(JinaClientStub(error=raised), protocol).count()
 
 
 def test_errors_that_are_not_answers_stay_what_they_are() -> None:

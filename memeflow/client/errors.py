@@ -8,7 +8,9 @@ request; its log has the traceback. Both keep Jina's exception as `__cause__` an
 service's stack frames, if any, in `details`, for `memeflow --verbose`.
 """
 
+import ast
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
@@ -31,10 +33,17 @@ class RequestRefused(ServiceError, ValueError):
     `RequestError` status, 401, 413); the message says what to change."""
 
 
+def _message(args: Sequence[Any], fallback: str) -> str:
+    """An exception's words: its first argument that is not a number (OSError(errno,
+    text) sends the errno first)."""
+    words = [str(arg) for arg in args if not str(arg).lstrip("-").isdigit()]
+    return words[0] if words else fallback
+
+
 def _from_status(status: Any, endpoint: str) -> ServiceError:
     """From Jina's error header (`header.status`, sent over gRPC)."""
     exception = status.exception
-    message = exception.args[0] if exception.args else status.description
+    message = _message(exception.args, status.description)
     details = "".join(exception.stacks)
     if exception.name == REFUSAL_NAME:
         return RequestRefused(f"the service refused {endpoint}: {message}", details)
@@ -43,7 +52,7 @@ def _from_status(status: Any, endpoint: str) -> ServiceError:
 
 def _fault(endpoint: str, cause: str, details: str = "") -> ServiceError:
     return ServiceError(f"the service failed on {endpoint} ({cause}); its log has the "
-                        "traceback: report it with that, or retry if it was passing", details)
+                        "traceback", details)
 
 
 def _from_http(content: Any, endpoint: str) -> ServiceError:
@@ -51,11 +60,15 @@ def _from_http(content: Any, endpoint: str) -> ServiceError:
     status = content.get("header", {}).get("status", {}) if isinstance(content, dict) else {}
     exception = status.get("exception") or {}
     if exception.get("name") == REFUSAL_NAME:
-        message = (exception.get("args") or [status.get("description", "")])[0]
+        message = _message(exception.get("args") or (), status.get("description", ""))
         return RequestRefused(f"the service refused {endpoint}: {message}")
     detail = content.get("detail") if isinstance(content, dict) else content
     if isinstance(detail, str) and (jina_500 := _REPR.match(detail)):
-        return _fault(endpoint, f"{jina_500[1]}: {jina_500[2].strip(chr(39) + chr(34))}")
+        try:
+            args = ast.literal_eval(f"({jina_500[2]},)")
+        except (SyntaxError, ValueError):
+            args = (jina_500[2],)
+        return _fault(endpoint, f"{jina_500[1]}: {_message(args, jina_500[2])}")
     if isinstance(detail, list):  # FastAPI's 422: where in the body, and what is wrong
         detail = "; ".join(f"{'.'.join(map(str, d.get('loc', ())))}: {d.get('msg')}"
                            for d in detail if isinstance(d, dict))
