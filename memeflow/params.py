@@ -50,6 +50,14 @@ def whole(parameters: dict[str, Any], name: str, default: int, minimum: int = 0)
     return int(value)
 
 
+def text(parameters: dict[str, Any], name: str) -> str | None:
+    """An optional string (a tag name, a path prefix); None when absent or null."""
+    raw = parameters.get(name)
+    if raw is not None and not isinstance(raw, str):
+        raise RequestError(f"{name} must be a string, got {raw!r}")
+    return raw
+
+
 def number(parameters: dict[str, Any], name: str) -> float | None:
     """An optional finite number; None when absent or null."""
     raw = parameters.get(name)

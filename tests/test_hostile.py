@@ -380,7 +380,11 @@ def test_bad_parameters_are_the_callers_error(client: MemeClient, service: Servi
     exception = raised.value.args[0].status.exception
     assert (exception.name, list(exception.args)) == (
         "RequestError", ["top_k must be a whole number >= 1, got 0.0"])
-    refusals = 2 * len(REFUSED_PARAMETERS) + 1
+    for parameters in ({"uri_prefix": 5}, {"tag": ["sha256"]}, {"return_embeddings": "x"}):
+        status, text = http(service, "POST", "/find", json.dumps(
+            {"data": [], "parameters": parameters}).encode())
+        assert status == 400 and " must be " in json.loads(text)["detail"], text
+    refusals = 2 * len(REFUSED_PARAMETERS) + 1 + 3
     assert log_counts(service.log_path, start, refusals) == (refusals, 0)  # one line each
     assert client.count() >= 0  # and the service still answers
 

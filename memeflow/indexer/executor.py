@@ -179,10 +179,10 @@ class MemeIndexer(RefusingExecutor):
         """Stored documents by content instead of id: with `tag`, those whose tag equals that
         tag of one of the given documents (e.g. `sha256`); with `uri_prefix`, those whose uri
         starts with it. Embeddings only with `return_embeddings`."""
-        tag = parameters.get("tag")
+        tag = params.text(parameters, "tag")
         with_vectors = params.flag(parameters, "return_embeddings")
         keep = record_filter(tag, [doc.tags.get(tag) for doc in docs] if tag else (),
-                             parameters.get("uri_prefix"))
+                             params.text(parameters, "uri_prefix"))
         ids = self.store.select(keep)
         found = DocList[MemeDoc](
             [MemeDoc(id=i, uri=r["uri"], tags=r["tags"], words=r.get("words"))
