@@ -275,3 +275,24 @@ def test_files_that_vanish_mid_run_fail_alone(client, photos, monkeypatch) -> No
     assert report.encoded == [str(fresh[2])]
     assert dict(report.failed) == {str(fresh[0]): "cannot read file: No such file or directory",
                                    str(fresh[1]): "cannot read file: Permission denied"}
+
+
+def test_a_long_query_is_text(service, client) -> None:
+    """`memeflow search "$(python3 -c 'print("cat " * 200)')"` once failed with "[Errno 36]
+    File name too long": the query is text, cut at 77 tokens by the model."""
+    assert client.count() > 0
+    run = service.cli("search", "cat " * 200, "-k", "3", "--json")
+    assert run.returncode == 0, run.stderr
+    assert len(json.loads(run.stdout)) == 3 and run.stderr == ""
+
+
+def test_a_refused_request_is_one_line(service) -> None:
+    """The service's refusal is one line naming the parameter (not Jina's stack frames),
+    exit 1; --verbose adds the tracebacks."""
+    run = service.cli("search", "cat", "--offset", "-1")
+    assert run.returncode == 1
+    assert run.stderr == ("memeflow: the service refused /search: offset must be a whole "
+                          "number >= 0, got -1.0\n")
+    verbose = service.cli("--verbose", "search", "cat", "--offset", "-1")
+    assert verbose.returncode == 1 and "Traceback" in verbose.stderr
+    assert verbose.stderr.splitlines()[-1] == run.stderr.strip()

@@ -1,17 +1,21 @@
 """The `memeflow` command: serve the Flow, index folders, search, count, status.
 
 Exit codes: 0 done, 1 some input failed, 2 bad command line, 3 the service did not answer.
-Every command a script may call takes `--json`; progress and errors go to stderr.
+Every command a script may call takes `--json`; progress and errors go to stderr. An error
+is one line, `memeflow: MESSAGE`, naming the input and the fix; `--verbose` adds the
+traceback (and the service's, when it sent one).
 """
 
 import argparse
 import json
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
 from memeflow import config
 from memeflow.cli.search_flags import add_search_flags, search_parameters
+from memeflow.query import is_existing_file
 
 EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 PREVIEW_COUNT = 3
@@ -46,6 +50,23 @@ def _client(args: argparse.Namespace):
 
 def _error(message: str) -> None:
     print(f"memeflow: {message}", file=sys.stderr)
+
+
+def _is_service_error(error: BaseException) -> bool:
+    """Errors `main` reports: no answer, or an error from the service. (The client is not
+    imported for this: `serve` never loads it, and a ServiceError implies it is loaded.)"""
+    errors = sys.modules.get("memeflow.client.errors")
+    return isinstance(error, ConnectionError | TimeoutError) or (
+        errors is not None and isinstance(error, errors.ServiceError))
+
+
+def _report(error: BaseException, verbose: bool, message: str | None = None) -> None:
+    """One line on stderr; with --verbose first the traceback and the service's frames."""
+    if verbose:
+        traceback.print_exception(error, file=sys.stderr)
+        if details := getattr(error, "details", ""):
+            print(f"the service's traceback:\n{details}", file=sys.stderr)
+    _error(message or str(error).split("\n")[0])
 
 
 def _print_json(data: Any) -> None:
@@ -125,7 +146,7 @@ def _local(uri: str | None) -> str | None:
 def cmd_search(args: argparse.Namespace) -> int:
     if (args.text is None) == (args.image is None):
         raise UsageError("give a TEXT or --image FILE (one of them)")
-    if args.image and not Path(args.image).expanduser().is_file():
+    if args.image and not is_existing_file(args.image):
         _error(f"no such image file: {args.image} (check the path)")
         return EXIT_FAILED
     try:
@@ -139,7 +160,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         else:
             hits = client.search_query(args.text, top_k=args.k, **options)
     except (OSError, ValueError) as exc:
-        if isinstance(exc, ConnectionError):
+        if _is_service_error(exc):
             raise
         _error(str(exc))
         return EXIT_FAILED
@@ -165,13 +186,15 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_rank(args: argparse.Namespace) -> int:
-    is_file = Path(args.image).expanduser().is_file()
+    is_file = is_existing_file(args.image)
     try:
         ranked = _client(args).rank(args.texts, image=Path(args.image) if is_file else None,
                                     doc_id=None if is_file else args.image)
     except (OSError, ValueError) as exc:
-        print(f"memeflow: {exc}", file=sys.stderr)
-        return 1
+        if _is_service_error(exc):
+            raise
+        _error(str(exc))
+        return EXIT_FAILED
     if args.json:
         print(json.dumps(ranked))
     else:
@@ -236,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
         "by example.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default=None,
                         help="the Flow to talk to (default $MEMEFLOW_HOST or grpc://localhost:51000)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="with an error, also print its traceback (and the service's)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, func, summary: str, json_help: str | None = None):
@@ -264,7 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     search = command("search", cmd_search, "find memes by a description or an example image",
                      "print [{rank, id, uri, score}]")
     search.add_argument("text", nargs="?", help="what the meme shows; combine terms as "
-                        "\"cat + 2:hat - dog\" (N: weighs a term, a file path is an image)")
+                        "\"cat + 2:hat - dog\" (N: weighs a term, an image file's path is an "
+                        "image; texts are cut at 77 tokens)")
     search.add_argument("--image", metavar="FILE", help="search by this example image")
     search.add_argument("-k", type=_positive_int, default=10, help="number of results (default 10)")
     search.add_argument("--preview", choices=("auto", "always", "never"), default="auto",
@@ -297,14 +323,26 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except UsageError as exc:
-        _error(str(exc))
+        _report(exc, args.verbose)
         return EXIT_USAGE
-    except ConnectionError:
-        _error(f"cannot reach the service at {args.host}: start it with `memeflow serve`, or "
-               "point --host / MEMEFLOW_HOST at a running one")
+    except ConnectionError as exc:
+        _report(exc, args.verbose, f"cannot reach the service at {args.host}: start it with "
+                "`memeflow serve`, or point --host / MEMEFLOW_HOST at a running one")
+        return EXIT_UNREACHABLE
+    except TimeoutError as exc:  # MemeClient's deadline: the service took too long
+        _report(exc, args.verbose)
         return EXIT_UNREACHABLE
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if _is_service_error(exc):  # refused (the request) or failed (the service)
+            _report(exc, args.verbose)
+            return EXIT_FAILED
+        # A fault of this program: still one line, the rest on request.
+        first_line = str(exc).split("\n")[0]
+        _report(exc, args.verbose, f"unexpected error: {type(exc).__name__}: {first_line} "
+                "(run `memeflow --verbose ...` for the traceback, and report it)")
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

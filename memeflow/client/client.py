@@ -16,6 +16,7 @@ from docarray import DocList
 from PIL import Image
 
 from memeflow import config
+from memeflow.client.errors import service_error
 from memeflow.client.files import file_id, file_tags, scan_paths, sha256_file
 from memeflow.client.moves import Reuse, StoredDoc, plan_reuse, stored_path
 from memeflow.documents import MatchDoc, MemeDoc, TermDoc
@@ -157,6 +158,11 @@ class MemeClient:
                 f"{endpoint}: no answer from {self.hostname}:{self.port} within {timeout:g} s; "
                 "check the service's log, or raise MEMEFLOW_TIMEOUT for slow requests"
             ) from None
+        except Exception as exc:  # an answer that is an error: one line, not Jina's pages
+            error = service_error(exc, endpoint, f"{self.protocol}://{self.hostname}:{self.port}")
+            if error is None:
+                raise
+            raise error from exc
 
     def _image_fields(self, data: bytes, uri: str | None = None) -> dict[str, Any]:
         """The bytes as `blob` over gRPC, as a `data:` URI over HTTP (JSON has no bytes)."""

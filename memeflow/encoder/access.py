@@ -18,6 +18,7 @@ from pathlib import Path
 from PIL import Image
 
 from memeflow.encoder.fetch import read_source
+from memeflow.params import RequestError
 from memeflow.uris import ImageLoadError, local_path
 
 ROOTS_ENV = "MEMEFLOW_ROOTS"
@@ -32,7 +33,7 @@ DEFAULT_MAX_IMAGE_BYTES = 20 * 2**20
 DEFAULT_FETCH_TIMEOUT = 10.0
 
 
-class RequestTooLargeError(ValueError):
+class RequestTooLargeError(RequestError):
     """A whole request is refused: it holds more documents than the service takes at once."""
 
 

@@ -7,7 +7,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from docarray import DocList
-from jina import Executor, requests
+from jina import requests
 from PIL import Image
 
 from memeflow import config
@@ -20,6 +20,7 @@ from memeflow.encoder.pipeline import PHASES, embed_documents
 from memeflow.encoder.query_parts import embed_terms
 from memeflow.encoder.rank import embed_for_rank
 from memeflow.encoder.text_model import with_text_model
+from memeflow.refusals import RefusingExecutor
 
 # The defaults below were chosen by measurement on 2 cores (BENCHMARKS.md, "Encoding").
 DEFAULT_BATCH_SIZE = 16
@@ -31,7 +32,7 @@ def _runtime(configured: str) -> str:
     return os.environ.get("MEMEFLOW_RUNTIME") or configured
 
 
-class ClipEncoder(Executor):
+class ClipEncoder(RefusingExecutor):
     """A thin shell around `ClipModel`: the model loads once, preprocessing runs in threads.
 
     Settings (`uses_with:` in flow.yml; an MEMEFLOW_* variable overrides where named):

@@ -3,7 +3,7 @@ durable in a workspace folder."""
 
 import numpy as np
 from docarray import DocList
-from jina import Executor, requests
+from jina import requests
 
 from memeflow import config, params
 from memeflow.documents import MatchDoc, MemeDoc, TermDoc, is_id_only
@@ -16,10 +16,11 @@ from memeflow.indexer.search import SearchOptions, search_store
 from memeflow.indexer.shards import shard_of
 from memeflow.indexer.store import EXACT_MAX, Record, VectorStore
 from memeflow.indexer.thumbnails import ThumbnailStore
+from memeflow.refusals import RefusingExecutor
 from memeflow.vectors import check_own_vector
 
 
-class MemeIndexer(Executor):
+class MemeIndexer(RefusingExecutor):
     """Keeps every vector in one matrix; a search is one matrix product (see `VectorStore`).
 
     Settings (`uses_with:` in flow.yml):
@@ -67,6 +68,7 @@ class MemeIndexer(Executor):
         """Store documents by id. `/upsert` reaches only this executor (the encoder does not
         bind it): the fast path for documents that bring their own embedding."""
         self.limits.check_request(len(docs))
+        keep_vectors = params.flag(parameters, "return_embeddings")  # refused before storing
         dim, valid = self.store.dim, []
         for doc in docs:
             if self._storable(doc, dim) and self._owns(doc):
@@ -86,7 +88,6 @@ class MemeIndexer(Executor):
                     self.thumbnails.put(doc.id, doc.thumbnail)
                 else:
                     self.thumbnails.delete([doc.id])
-        keep_vectors = params.flag(parameters, "return_embeddings")
         for doc in docs:
             doc.thumbnail = None
             if not keep_vectors:
@@ -117,9 +118,10 @@ class MemeIndexer(Executor):
         if queries and self.store.dim is not None:
             matrix = np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in queries])
             if matrix.shape[1] != self.store.dim:
-                raise ValueError(
+                raise params.RequestError(
                     f"query embeddings are {matrix.shape[1]}-d but the index holds "
-                    f"{self.store.dim}-d vectors"
+                    f"{self.store.dim}-d vectors: search with {self.store.dim}-d vectors, "
+                    "or clear the index and index again with this model"
                 )
             with self.monitor("search_seconds", "Time to search the index"):
                 # A query's text is matched against the words on the memes too. A shard
@@ -184,15 +186,16 @@ class MemeIndexer(Executor):
         """Stored documents by content instead of id: with `tag`, those whose tag equals that
         tag of one of the given documents (e.g. `sha256`); with `uri_prefix`, those whose uri
         starts with it. Embeddings only with `return_embeddings`."""
-        tag = parameters.get("tag")
+        tag = params.text(parameters, "tag")
+        with_vectors = params.flag(parameters, "return_embeddings")
         keep = record_filter(tag, [doc.tags.get(tag) for doc in docs] if tag else (),
-                             parameters.get("uri_prefix"))
+                             params.text(parameters, "uri_prefix"))
         ids = self.store.select(keep)
         found = DocList[MemeDoc](
             [MemeDoc(id=i, uri=r["uri"], tags=r["tags"], words=r.get("words"))
              for i, r in zip(ids, self.store.get(ids), strict=True)]
         )
-        if ids and params.flag(parameters, "return_embeddings"):
+        if ids and with_vectors:
             for doc, vector in zip(found, self.store.vectors(ids), strict=True):
                 doc.embedding = vector
         return found

@@ -9,12 +9,14 @@ and, when its words matched, how well (`words_score`): what a shard merger needs
 fuse the union of several shards' answers again.
 """
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from memeflow.indexer.bm25 import TextIndex
 from memeflow.indexer.fusion import reciprocal_rank_fusion
+from memeflow.params import RequestError
 
 DEFAULT_OCR_WEIGHT = 1.0
 PHRASE_BONUS = 1000.0  # a quoted caption outranks any partial match (as in TextIndex.search)
@@ -23,16 +25,19 @@ Hit = dict[str, Any]
 
 
 def ocr_weight(parameters: dict[str, Any]) -> float:
-    """The `ocr_weight` request parameter, else MEMEFLOW_OCR_WEIGHT, else 1; >= 0."""
+    """The `ocr_weight` request parameter, else MEMEFLOW_OCR_WEIGHT, else 1; >= 0. A bad
+    parameter is the caller's RequestError; a bad variable, the service's ValueError."""
     raw = parameters.get("ocr_weight")
+    error = RequestError
     if raw is None:
-        raw = os.environ.get("MEMEFLOW_OCR_WEIGHT") or DEFAULT_OCR_WEIGHT
+        raw, error = os.environ.get("MEMEFLOW_OCR_WEIGHT") or DEFAULT_OCR_WEIGHT, ValueError
     try:
-        value = float(raw)
+        value = math.nan if isinstance(raw, bool) else float(raw)
     except (TypeError, ValueError):
-        value = float("nan")
-    if not value >= 0 or value == float("inf"):
-        raise ValueError(f"ocr_weight must be a number >= 0 (0 turns the words off), got {raw!r}")
+        value = math.nan
+    if not value >= 0 or value == math.inf:
+        name = "ocr_weight" if error is RequestError else "MEMEFLOW_OCR_WEIGHT"
+        raise error(f"{name} must be a number >= 0 (0 turns the words off), got {raw!r}")
     return value
 
 

@@ -4,16 +4,17 @@
 """
 
 from docarray import DocList
-from jina import Executor, requests
+from jina import requests
 
 from memeflow.documents import MemeDoc
 from memeflow.indexer.search import SearchOptions
 from memeflow.indexer.shards import merge_matches, shard_of
+from memeflow.refusals import RefusingExecutor
 
 Replies = list[DocList[MemeDoc]]
 
 
-class ShardMerger(Executor):
+class ShardMerger(RefusingExecutor):
     """Jina's default reduce would concatenate the shards' match lists, unsorted."""
 
     @requests(on="/search")

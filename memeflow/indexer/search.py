@@ -49,7 +49,7 @@ class SearchOptions:
         dedup_on = params.flag(parameters, "dedup")
         group_by = parameters.get("group_by")
         if group_by is not None and not isinstance(group_by, str):
-            raise ValueError(f"group_by must be a tag name, got {group_by!r}")
+            raise params.RequestError(f"group_by must be a tag name, got {group_by!r}")
         return cls(
             top_k=params.top_k(parameters),
             offset=params.whole(parameters, "offset", 0, minimum=0),
