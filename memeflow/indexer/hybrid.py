@@ -10,7 +10,7 @@ fuse the union of several shards' answers again.
 """
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from memeflow.indexer.bm25 import TextIndex
@@ -47,16 +47,16 @@ def words_ranking(
     return ranked, len(found) < pool
 
 
-def with_clip_signals(hits: Sequence[Hit], first_rank: int = 1) -> list[Hit]:
+def with_clip_signals(hits: Sequence[Mapping[str, Any]], first_rank: int = 1) -> list[Hit]:
     """Hits of a picture-only ranking, each saying it was found by the picture at its rank."""
     return [{**hit, "signals": {"clip": rank}} for rank, hit in enumerate(hits, start=first_rank)]
 
 
 def fuse(
-    picture: Sequence[Hit],
+    picture: Sequence[Mapping[str, Any]],
     worded: Sequence[tuple[str, float]],
     weight: float,
-    hits_for: Callable[[list[str]], list[Hit]],
+    hits_for: Callable[[list[str]], Sequence[Mapping[str, Any]]],
 ) -> list[Hit]:
     """One ranking of the picture's hits (best first) and the memes found by their words
     ((id, words_score), best first). `hits_for(ids)` gives the hits of memes that only
