@@ -7,11 +7,15 @@ Every command a script may call takes `--json`; progress and errors go to stderr
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 from memeflow import config
 from memeflow.cli.search_flags import add_search_flags, search_parameters
+
+if TYPE_CHECKING:
+    from memeflow.client import Hit, MemeClient
 
 EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 PREVIEW_COUNT = 3
@@ -35,7 +39,7 @@ class UsageError(Exception):
     """A command line that cannot work; the message names the input and the fix."""
 
 
-def _client(args: argparse.Namespace):
+def _client(args: argparse.Namespace) -> "MemeClient":
     from memeflow.client import MemeClient
 
     try:
@@ -96,7 +100,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     return EXIT_FAILED if (missing and not args.prune) or stuck else 0
 
 
-def _show_hits(args: argparse.Namespace, hits: list[dict[str, Any]]) -> None:
+def _show_hits(args: argparse.Namespace, hits: list["Hit"]) -> None:
     from memeflow.cli.preview import TRUECOLOR, colour_mode, side_by_side
 
     mode = None if args.preview == "never" else colour_mode(sys.stdout)
@@ -133,7 +137,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         _error(str(exc))
         return EXIT_FAILED
     if args.json:
-        fields = ("rank", "id", "uri", "score", "signals", "words")
+        fields: Final = ("rank", "id", "uri", "score", "signals", "words")  # Hit's keys
         _print_json([{k: h[k] for k in fields} for h in hits])
     else:
         _show_hits(args, hits)
@@ -226,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the Flow to talk to (default $MEMEFLOW_HOST or grpc://localhost:51000)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, func, summary: str, json_help: str | None = None):
+    def command(name: str, func: Callable[[argparse.Namespace], int], summary: str,
+                json_help: str | None = None) -> argparse.ArgumentParser:
         sub_parser = sub.add_parser(name, help=summary, description=summary)
         if json_help:
             sub_parser.add_argument("--json", action="store_true", help=json_help)
