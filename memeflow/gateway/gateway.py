@@ -15,7 +15,7 @@ API calls take their headers from `apiHeaders()` in static/app.js.
 """
 
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import grpc
 from docarray import DocList
@@ -47,10 +47,10 @@ AUTH: GatewayAuth | None = ACCESS_CHECK  # MEMEFLOW_API_KEY on both ports, HTTP 
 class MemeflowGRPCGateway(GRPCGateway):
     """Jina's gRPC server, with the access check's interceptors when there is one."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if AUTH is not None:
-            self.grpc_tracing_server_interceptors = [
+            self.grpc_tracing_server_interceptors: list[grpc.aio.ServerInterceptor] = [
                 *AUTH.grpc_interceptors(),
                 *(self.grpc_tracing_server_interceptors or []),
             ]
@@ -89,7 +89,7 @@ class MemeflowGateway(CompositeBaseServer, BaseGateway):
         ProtocolType.GRPC: MemeflowGRPCGateway, ProtocolType.HTTP: MemeflowHTTPGateway,
     }
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.servers = []
         for server_kwargs in self._server_kwargs:
