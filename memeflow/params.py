@@ -5,6 +5,7 @@ caller's mistake, which the gateway answers with HTTP 400 (`memeflow.refusals`).
 """
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 DEFAULT_TOP_K = 10
@@ -21,7 +22,7 @@ REFUSAL_NAME = RequestError.__name__  # the exception name a refusal carries to 
 _TRUE, _FALSE = {"1", "1.0", "true", "yes"}, {"0", "0.0", "false", "no", "none"}
 
 
-def flag(parameters: dict[str, Any], name: str) -> bool:
+def flag(parameters: Mapping[str, Any], name: str) -> bool:
     """A yes/no parameter: true/false, 1/0 (HTTP sends 1 as 1.0), "yes"/"no"; absent or
     null is no. Anything else is refused by name rather than read as no."""
     value = parameters.get(name, False)
@@ -33,12 +34,12 @@ def flag(parameters: dict[str, Any], name: str) -> bool:
     return text in _TRUE
 
 
-def top_k(parameters: dict[str, Any]) -> int:
+def top_k(parameters: Mapping[str, Any]) -> int:
     """A whole number >= 1 (HTTP turns 2 into 2.0); anything else is refused by name."""
     return whole(parameters, "top_k", DEFAULT_TOP_K, minimum=1)
 
 
-def whole(parameters: dict[str, Any], name: str, default: int, minimum: int = 0) -> int:
+def whole(parameters: Mapping[str, Any], name: str, default: int, minimum: int = 0) -> int:
     """A whole-number parameter (HTTP sends 3 as 3.0); anything else is refused by name."""
     raw = parameters.get(name, default)
     try:
@@ -50,7 +51,7 @@ def whole(parameters: dict[str, Any], name: str, default: int, minimum: int = 0)
     return int(value)
 
 
-def text(parameters: dict[str, Any], name: str) -> str | None:
+def text(parameters: Mapping[str, Any], name: str) -> str | None:
     """An optional string (a tag name, a path prefix); None when absent or null."""
     raw = parameters.get(name)
     if raw is not None and not isinstance(raw, str):
@@ -58,7 +59,7 @@ def text(parameters: dict[str, Any], name: str) -> str | None:
     return raw
 
 
-def number(parameters: dict[str, Any], name: str) -> float | None:
+def number(parameters: Mapping[str, Any], name: str) -> float | None:
     """An optional finite number; None when absent or null."""
     raw = parameters.get(name)
     if raw is None:

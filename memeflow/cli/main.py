@@ -10,12 +10,16 @@ import argparse
 import json
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 from memeflow import config
 from memeflow.cli.search_flags import add_search_flags, search_parameters
 from memeflow.query import is_existing_file
+
+if TYPE_CHECKING:
+    from memeflow.client import Hit, MemeClient
 
 EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 PREVIEW_COUNT = 3
@@ -39,7 +43,7 @@ class UsageError(Exception):
     """A command line that cannot work; the message names the input and the fix."""
 
 
-def _client(args: argparse.Namespace):
+def _client(args: argparse.Namespace) -> "MemeClient":
     from memeflow.client import MemeClient
 
     try:
@@ -121,7 +125,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     return EXIT_FAILED if (missing and not args.prune) or stuck else 0
 
 
-def _show_hits(args: argparse.Namespace, hits: list[dict[str, Any]]) -> None:
+def _show_hits(args: argparse.Namespace, hits: list["Hit"]) -> None:
     from memeflow.cli.preview import TRUECOLOR, colour_mode, side_by_side
 
     mode = None if args.preview == "never" else colour_mode(sys.stdout)
@@ -165,7 +169,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         _error(str(exc))
         return EXIT_FAILED
     if args.json:
-        fields = ("rank", "id", "uri", "score", "signals", "words")
+        fields: Final = ("rank", "id", "uri", "score", "signals", "words")  # Hit's keys
         _print_json([{k: h[k] for k in fields} for h in hits])
     else:
         _show_hits(args, hits)
@@ -263,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with an error, also print its traceback (and the service's)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, func, summary: str, json_help: str | None = None):
+    def command(name: str, func: Callable[[argparse.Namespace], int], summary: str,
+                json_help: str | None = None) -> argparse.ArgumentParser:
         sub_parser = sub.add_parser(name, help=summary, description=summary)
         if json_help:
             sub_parser.add_argument("--json", action="store_true", help=json_help)

@@ -106,6 +106,12 @@ def _uri_prefixes(root: str) -> list[str]:
     return [root, encoded]
 
 
+def _reply_id(doc: MemeDoc | MatchDoc) -> str:
+    """The id of a document the service sent back: every stored or answered one has one."""
+    assert doc.id is not None
+    return doc.id
+
+
 def data_uri(data: bytes, mime: str = "image/png") -> str:
     """Images travel over HTTP as `data:` URIs: JSON cannot carry raw bytes."""
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
@@ -192,7 +198,7 @@ class MemeClient:
             raise ValueError(result.error)
         first = int(options.get("offset") or 0) + 1
         return [
-            Hit(rank=rank, id=m.id, uri=m.uri, score=m.score, tags=dict(m.tags),
+            Hit(rank=rank, id=_reply_id(m), uri=m.uri, score=m.score, tags=dict(m.tags),
                 signals={name: int(at) for name, at in m.signals.items()}, words=m.words)
             for rank, m in enumerate(result.matches, start=first)
         ]
@@ -224,6 +230,7 @@ class MemeClient:
         """A query in the command line's syntax: "cat + 2:hat - dog", "drake.jpg - text"."""
         terms = parse_query(query)
         if is_plain_text(terms):
+            assert terms[0].text is not None  # is_plain_text: one text term
             return self.search_text(terms[0].text, top_k, **options)
         return self.search_terms(terms, top_k, **options)
 
@@ -249,7 +256,7 @@ class MemeClient:
     def _stored_docs(self, ids: Sequence[str]) -> dict[str, MemeDoc]:
         """The stored uri, tags and words of those ids that are in the index."""
         batch = [MemeDoc(id=i) for i in ids]
-        return {doc.id: doc for doc in self._post("/get", batch, chunk=GRPC_REQUEST_MAX)}
+        return {_reply_id(doc): doc for doc in self._post("/get", batch, chunk=GRPC_REQUEST_MAX)}
 
     def find_by_hash(self, digests: Sequence[str]) -> dict[str, list[StoredDoc]]:
         """Indexed documents whose `sha256` tag is one of `digests`, with their vectors."""
@@ -260,7 +267,7 @@ class MemeClient:
                                  return_embeddings=True)
             for doc in replies:
                 vector = np.asarray(doc.embedding, dtype=np.float32)
-                stored = StoredDoc(doc.id, doc.uri, vector, doc.words)
+                stored = StoredDoc(_reply_id(doc), doc.uri, vector, doc.words)
                 found.setdefault(doc.tags["sha256"], []).append(stored)
         return found
 
@@ -275,15 +282,15 @@ class MemeClient:
             for prefix in _uri_prefixes(root):
                 for doc in self._post("/find", [], uri_prefix=prefix):
                     path = stored_path(doc.uri)
-                    if path is not None and (path == root or path.startswith(under)):
-                        found[doc.id] = doc.uri
+                    if doc.uri and path is not None and (path == root or path.startswith(under)):
+                        found[_reply_id(doc)] = doc.uri
         return list(found.items())
 
     def index_paths(
         self,
         paths: Iterable[str | Path],
         batch_size: int = 32,
-        on_progress: Callable[[int], None] | None = None,
+        on_progress: Callable[[int], object] | None = None,
         include_hidden: bool = False,
     ) -> IndexReport:
         """Index image files and folders. Files already indexed with the same bytes are
@@ -331,10 +338,10 @@ class MemeClient:
             if on_progress:
                 on_progress(len(batch))
         for start in range(0, len(to_encode), batch_size):
-            batch = to_encode[start : start + batch_size]
-            self._index_batch(batch, hashes, report)
+            paths = to_encode[start : start + batch_size]
+            self._index_batch(paths, hashes, report)
             if on_progress:
-                on_progress(len(batch))
+                on_progress(len(paths))
         return report
 
     def _reuse_batch(self, batch: list[Reuse], hashes: dict[Path, str], report: IndexReport
@@ -352,6 +359,7 @@ class MemeClient:
         replies = {doc.id: doc for doc in self._post("/upsert", docs)}
         moved_away = []
         for reuse, sent in zip(batch, docs, strict=True):
+            assert sent.uri is not None  # every document above is made from a file
             error = replies[sent.id].error if sent.id in replies else "no reply from the index"
             if error:
                 report.failed.append((sent.uri, error))
@@ -366,7 +374,7 @@ class MemeClient:
     def _thumbnails(self, ids: Sequence[str]) -> dict[str, bytes]:
         """The stored previews of `ids` (gRPC only: bytes do not survive HTTP)."""
         docs = self._post("/thumbnail", [MemeDoc(id=i) for i in dict.fromkeys(ids)])
-        return {doc.id: doc.thumbnail for doc in docs if doc.thumbnail}
+        return {_reply_id(doc): doc.thumbnail for doc in docs if doc.thumbnail}
 
     def _index_batch(self, batch: list[Path], hashes: dict[Path, str], report: IndexReport) -> None:
         docs = []
@@ -382,10 +390,10 @@ class MemeClient:
             return
         for doc in self._post("/index", docs):
             if doc.error:
-                file = doc.uri or doc.tags.get("file", doc.id)
+                file = doc.uri or doc.tags.get("file", _reply_id(doc))
                 report.failed.append((file, doc.error.removeprefix(f"{file}: ")))
             else:
-                report.encoded.append(doc.uri or doc.id)
+                report.encoded.append(doc.uri or _reply_id(doc))
 
     def prune(self, folders: Iterable[str | Path]) -> list[str]:
         """Remove the documents under `folders` whose files no longer exist; their paths."""

@@ -19,7 +19,7 @@ from memeflow.encoder.ocr import OcrReader
 from memeflow.encoder.pipeline import PHASES, embed_documents
 from memeflow.encoder.query_parts import embed_terms
 from memeflow.encoder.rank import embed_for_rank
-from memeflow.encoder.text_model import with_text_model
+from memeflow.encoder.text_model import QueryTextModel, with_text_model
 from memeflow.refusals import RefusingExecutor
 
 # The defaults below were chosen by measurement on 2 cores (BENCHMARKS.md, "Encoding").
@@ -60,7 +60,7 @@ class ClipEncoder(RefusingExecutor):
         text_cache_size: int = DEFAULT_TEXT_CACHE_SIZE,
         text_model: str | None = None,
         ocr: bool = False,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         clip = ClipModel(
@@ -80,7 +80,7 @@ class ClipEncoder(RefusingExecutor):
         warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
         self.pool = ThreadPoolExecutor(preprocess_threads, thread_name_prefix="preprocess")
         self.logger.info(f"loaded {clip.name} ({clip.dim}-d, {clip.runtime})")
-        if self.model is not clip:
+        if isinstance(self.model, QueryTextModel):
             self.logger.info(f"texts go through {self.model.text.folder}")
         # Reading the words on memes costs more than CLIP (BENCHMARKS.md, "Words on memes").
         self.ocr = OcrReader() if config.ocr_enabled(ocr) else None
@@ -90,14 +90,14 @@ class ClipEncoder(RefusingExecutor):
         self.hub_bank = self.model.encode_texts(list(GENERIC_PROMPTS))
 
     @requests(on="/index")
-    def encode(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+    def encode(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         """Embeds images and texts; keeps a preview and, with OCR on, the words of each image."""
         self._encode(docs, thumbnails=True, ocr=self.ocr)
         tag_hubness(docs, self.hub_bank)
         return docs
 
     @requests(on="/search")
-    def encode_queries(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+    def encode_queries(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         """Queries need no thumbnail; one with only an id is searched by its stored vector;
         one with `terms` is a combined query (memeflow.terms)."""
         self._encode(DocList[MemeDoc]([doc for doc in docs if not doc.terms]), by_id=True)
@@ -106,7 +106,7 @@ class ClipEncoder(RefusingExecutor):
         return docs
 
     @requests(on="/rank")
-    def encode_for_rank(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+    def encode_for_rank(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         self.policy.check_request(len(docs))
         embed_for_rank(self.model, docs, self.pool, self.batch_size, self.policy)
         return docs
@@ -124,7 +124,7 @@ class ClipEncoder(RefusingExecutor):
         return self.monitor(name, PHASES[name])
 
     @requests(on="/status")
-    def status(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+    def status(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         """The model half of `memeflow status`; the indexer adds the index half."""
         status = MemeDoc(tags={"model": self.model.name, "runtime": self.model.runtime,
                                "model_dim": self.model.dim,

@@ -51,10 +51,10 @@ AUTH: GatewayAuth | None = ACCESS_CHECK  # MEMEFLOW_API_KEY on both ports, HTTP 
 class MemeflowGRPCGateway(GRPCGateway):
     """Jina's gRPC server, with the access check's interceptors when there is one."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if AUTH is not None:
-            self.grpc_tracing_server_interceptors = [
+            self.grpc_tracing_server_interceptors: list[grpc.aio.ServerInterceptor] = [
                 *AUTH.grpc_interceptors(),
                 *(self.grpc_tracing_server_interceptors or []),
             ]
@@ -125,7 +125,7 @@ class MemeflowGateway(CompositeBaseServer, BaseGateway):
         ProtocolType.GRPC: MemeflowGRPCGateway, ProtocolType.HTTP: MemeflowHTTPGateway,
     }
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.servers = []
         for server_kwargs in self._server_kwargs:

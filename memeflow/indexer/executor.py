@@ -1,6 +1,8 @@
 """In-memory meme index: upsert, cosine search fused with the words on memes, delete;
 durable in a workspace folder."""
 
+from typing import Any
+
 import numpy as np
 from docarray import DocList
 from jina import requests
@@ -30,7 +32,8 @@ class MemeIndexer(RefusingExecutor):
       candidates instead of scanning every row (approximate; default 200,000).
     """
 
-    def __init__(self, workspace: str | None = None, exact_max: int = EXACT_MAX, **kwargs) -> None:
+    def __init__(self, workspace: str | None = None, exact_max: int = EXACT_MAX, **kwargs: Any
+                 ) -> None:
         super().__init__(**kwargs)
         # With `shards: N` every shard sees every request and keeps the ids it owns.
         self.shard_id = getattr(self.runtime_args, "shard_id", 0) or 0
@@ -49,7 +52,10 @@ class MemeIndexer(RefusingExecutor):
                          f"{len(self.words)} with words on them")
 
     def _owns(self, doc: MemeDoc) -> bool:
-        return self.shards == 1 or shard_of(doc.id, self.shards) == self.shard_id
+        if self.shards == 1:
+            return True
+        assert doc.id is not None  # asked only of documents that have an id
+        return shard_of(doc.id, self.shards) == self.shard_id
 
     def _storable(self, doc: MemeDoc, dim: int | None) -> bool:
         """Only documents with a usable vector are stored; the others say why in `error`."""
@@ -64,7 +70,7 @@ class MemeIndexer(RefusingExecutor):
         return doc.error is None
 
     @requests(on=["/index", "/upsert"])
-    def index(self, docs: DocList[MemeDoc], parameters: dict, **kwargs) -> DocList[MemeDoc]:
+    def index(self, docs: DocList[MemeDoc], parameters: dict, **kwargs: Any) -> DocList[MemeDoc]:
         """Store documents by id. `/upsert` reaches only this executor (the encoder does not
         bind it): the fast path for documents that bring their own embedding."""
         self.limits.check_request(len(docs))
@@ -72,16 +78,18 @@ class MemeIndexer(RefusingExecutor):
         dim, valid = self.store.dim, []
         for doc in docs:
             if self._storable(doc, dim) and self._owns(doc):
+                assert doc.embedding is not None and doc.id is not None  # _storable made sure
                 valid.append(doc)
                 dim = dim or np.shape(doc.embedding)[0]  # an empty index takes the first one's
         if valid:
             with self.monitor("index_seconds", "Time to store a request's vectors"):
                 self.store.upsert(
-                    [doc.id for doc in valid],
+                    [doc.id for doc in valid],  # type: ignore[misc]  # all set: asserted above
                     np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in valid]),
                     [Record(uri=doc.uri, tags=doc.tags, words=doc.words) for doc in valid],
                 )
             for doc in valid:
+                assert doc.id is not None  # as above
                 self.words.upsert(doc.id, doc.words)
                 # A document re-indexed from a bare vector loses its old preview.
                 if doc.thumbnail:
@@ -96,6 +104,7 @@ class MemeIndexer(RefusingExecutor):
 
     def _use_stored_vector(self, doc: MemeDoc) -> None:
         """A query with only an id searches with that indexed document's vector."""
+        assert doc.id is not None  # search() sends only documents that have one
         if doc.id in self.store:
             doc.embedding = self.store.vectors([doc.id])[0]
         elif self._owns(doc):
@@ -105,7 +114,7 @@ class MemeIndexer(RefusingExecutor):
             )
 
     @requests(on="/search")
-    def search(self, docs: DocList[MemeDoc], parameters: dict, **kwargs) -> DocList[MemeDoc]:
+    def search(self, docs: DocList[MemeDoc], parameters: dict, **kwargs: Any) -> DocList[MemeDoc]:
         options = SearchOptions.from_parameters(parameters)
         with_vectors = params.flag(parameters, "return_embeddings")
         for doc in docs:
@@ -140,7 +149,7 @@ class MemeIndexer(RefusingExecutor):
         return docs
 
     @requests(on="/rank")
-    def rank(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+    def rank(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         """Candidate texts by probability (memeflow.rank); an id's image is the stored one.
         With shards, only the shard owning an id answers for it (the merger picks it)."""
         for doc in docs:
@@ -152,15 +161,15 @@ class MemeIndexer(RefusingExecutor):
         return [self.store.vectors([i])[0] if i in self.store else None for i in ids]
 
     @requests(on="/delete")
-    def delete(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
-        ids = [doc.id for doc in docs if doc.id and self._owns(doc)]
+    def delete(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
+        ids: list[str] = [doc.id for doc in docs if doc.id and self._owns(doc)]
         removed = self.store.delete(ids)
         self.thumbnails.delete(ids)
         self.words.delete(ids)
         return DocList[MemeDoc]([MemeDoc(tags={"deleted": removed, "count": len(self.store)})])
 
     @requests(on="/get")
-    def get(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+    def get(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         """The stored uri, tags and words of the given ids; ids not in the index are left out."""
         ids = [doc.id for doc in docs if doc.id]
         return DocList[MemeDoc](
@@ -173,7 +182,7 @@ class MemeIndexer(RefusingExecutor):
         )
 
     @requests(on="/thumbnail")
-    def thumbnail(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+    def thumbnail(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         """The preview of each given id that is indexed and has one (for the gateway)."""
         found = []
         for doc in docs:
@@ -182,7 +191,7 @@ class MemeIndexer(RefusingExecutor):
         return DocList[MemeDoc](found)
 
     @requests(on="/find")
-    def find(self, docs: DocList[MemeDoc], parameters: dict, **kwargs) -> DocList[MemeDoc]:
+    def find(self, docs: DocList[MemeDoc], parameters: dict, **kwargs: Any) -> DocList[MemeDoc]:
         """Stored documents by content instead of id: with `tag`, those whose tag equals that
         tag of one of the given documents (e.g. `sha256`); with `uri_prefix`, those whose uri
         starts with it. Embeddings only with `return_embeddings`."""
@@ -193,7 +202,8 @@ class MemeIndexer(RefusingExecutor):
         ids = self.store.select(keep)
         found = DocList[MemeDoc](
             [MemeDoc(id=i, uri=r["uri"], tags=r["tags"], words=r.get("words"))
-             for i, r in zip(ids, self.store.get(ids), strict=True)]
+             for i, r in zip(ids, self.store.get(ids), strict=True)
+             if r is not None]  # select() returns stored ids only: none is left out
         )
         if ids and with_vectors:
             for doc, vector in zip(found, self.store.vectors(ids), strict=True):
@@ -201,7 +211,7 @@ class MemeIndexer(RefusingExecutor):
         return found
 
     @requests(on="/status")
-    def status(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+    def status(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         """Adds what the index knows to the encoder's status document."""
         status = docs[0] if docs else MemeDoc()
         status.tags.update(count=len(self.store), dim=self.store.dim, workspace=str(self.path),
@@ -209,11 +219,11 @@ class MemeIndexer(RefusingExecutor):
         return DocList[MemeDoc]([status])
 
     @requests(on="/count")
-    def count(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+    def count(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         return DocList[MemeDoc]([MemeDoc(tags={"count": len(self.store), "dim": self.store.dim})])
 
     @requests(on="/clear")
-    def clear(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+    def clear(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         self.store.clear()
         self.thumbnails.clear()
         self.words.clear()

@@ -11,7 +11,7 @@ fuse the union of several shards' answers again.
 
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from memeflow.indexer.bm25 import TextIndex
@@ -28,7 +28,7 @@ def ocr_weight(parameters: dict[str, Any]) -> float:
     """The `ocr_weight` request parameter, else MEMEFLOW_OCR_WEIGHT, else 1; >= 0. A bad
     parameter is the caller's RequestError; a bad variable, the service's ValueError."""
     raw = parameters.get("ocr_weight")
-    error = RequestError
+    error: type[ValueError] = RequestError
     if raw is None:
         raw, error = os.environ.get("MEMEFLOW_OCR_WEIGHT") or DEFAULT_OCR_WEIGHT, ValueError
     try:
@@ -52,16 +52,16 @@ def words_ranking(
     return ranked, len(found) < pool
 
 
-def with_clip_signals(hits: Sequence[Hit], first_rank: int = 1) -> list[Hit]:
+def with_clip_signals(hits: Sequence[Mapping[str, Any]], first_rank: int = 1) -> list[Hit]:
     """Hits of a picture-only ranking, each saying it was found by the picture at its rank."""
     return [{**hit, "signals": {"clip": rank}} for rank, hit in enumerate(hits, start=first_rank)]
 
 
 def fuse(
-    picture: Sequence[Hit],
+    picture: Sequence[Mapping[str, Any]],
     worded: Sequence[tuple[str, float]],
     weight: float,
-    hits_for: Callable[[list[str]], list[Hit]],
+    hits_for: Callable[[list[str]], Sequence[Mapping[str, Any]]],
 ) -> list[Hit]:
     """One ranking of the picture's hits (best first) and the memes found by their words
     ((id, words_score), best first). `hits_for(ids)` gives the hits of memes that only

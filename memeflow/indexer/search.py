@@ -115,7 +115,7 @@ def _search_one(
 
 
 def _scored(store: VectorStore, query: np.ndarray, ids: list[str], options: SearchOptions
-            ) -> list[Hit]:
+            ) -> Sequence[Mapping[str, Any]]:
     """Hits for memes their words found: scored against the query like any picture."""
     unit = (query / np.linalg.norm(query)).astype(np.float32)
     scores = store.vectors(ids) @ unit
@@ -126,7 +126,7 @@ def _scored(store: VectorStore, query: np.ndarray, ids: list[str], options: Sear
 def _fused_one(
     store: VectorStore, words: TextIndex, query: np.ndarray, text: str,
     options: SearchOptions, rows: np.ndarray | None,
-) -> list[Hit]:
+) -> list[hybrid.Hit]:
     """One text query by picture and words; the pool doubles while collapsing leaves the
     page short and either signal has more candidates."""
     where = options.where
@@ -147,7 +147,7 @@ def search_store(
     store: VectorStore, queries: np.ndarray, options: SearchOptions, *,
     texts: Sequence[str | None] | None = None, words: TextIndex | None = None,
     paged: bool = True,
-) -> list[list[Hit]]:
+) -> list[list[hybrid.Hit]]:
     """Hits per query after every option, each with its `signals`; `paged=False` returns
     everything up to the end of the page (offset + top_k), for a shard merger that pages
     the union itself. `texts[i]`, when set, is query i's text, matched also against the
@@ -164,7 +164,7 @@ def search_store(
     pool = options.wanted
     if options.drops_hits:
         pool = max(MIN_POOL, 4 * options.wanted)
-    results: list[list[Hit]] = [[] for _ in texts]
+    results: list[list[hybrid.Hit]] = [[] for _ in texts]
     if plain:
         for i, hits in zip(plain, search(queries[plain], pool), strict=True):
             refined = _search_one(search, queries[i], hits, pool, options) if options.drops_hits \

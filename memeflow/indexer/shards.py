@@ -35,10 +35,10 @@ def merge_matches(
     merged = [match for matches in per_shard for match in matches]
     merged.sort(key=lambda match: (-match.score, match.id or ""))
     if any("words" in match.signals for match in merged):
-        by_id = {match.id: match for match in merged}
+        by_id: dict[str | None, MatchDoc] = {match.id: match for match in merged}
         picture = [_as_hit(m) for m in merged if "clip" in m.signals]
-        worded = sorted(((m.id, m.words_score or 0.0) for m in merged if "words" in m.signals),
-                        key=lambda pair: (-pair[1], pair[0]))
+        worded = sorted(((m.id or "", m.words_score or 0.0) for m in merged
+                         if "words" in m.signals), key=lambda pair: (-pair[1], pair[0]))
         hits = hybrid.fuse(picture, worded, options.ocr_weight,
                                lambda ids: [_as_hit(by_id[i]) for i in ids])
     else:
