@@ -16,7 +16,13 @@ from memeflow.indexer.search import SearchOptions, search_store
 from memeflow.indexer.shards import shard_of
 from memeflow.indexer.store import EXACT_MAX, Record, VectorStore
 from memeflow.indexer.thumbnails import ThumbnailStore
+from memeflow.indexer.workspace import bind_model, forget_model, open_workspace
 from memeflow.vectors import check_own_vector
+
+
+class QueryDimensionError(ValueError):
+    """A query vector of another length than the stored ones: the client's mistake (the
+    encoder makes vectors of the index's length), so the gateway answers it with a 4xx."""
 
 
 class MemeIndexer(Executor):
@@ -27,7 +33,8 @@ class MemeIndexer(Executor):
         # With `shards: N` every shard sees every request and keeps the ids it owns.
         self.shard_id = getattr(self.runtime_args, "shard_id", 0) or 0
         self.shards = getattr(self.runtime_args, "shards", 1) or 1
-        path = config.workspace(workspace)
+        path = self.root = config.workspace(workspace)
+        open_workspace(path)  # refuses one of a newer memeflow, migrates an older one
         if self.shards > 1:
             path = path / f"shard-{self.shard_id}-of-{self.shards}"
         self.path = path
@@ -60,7 +67,8 @@ class MemeIndexer(Executor):
         """Store documents by id. `/upsert` reaches only this executor (the encoder does not
         bind it): the fast path for documents that bring their own embedding."""
         self.limits.check_request(len(docs))
-        dim, valid = self.store.dim, []
+        dim_before = dim = self.store.dim
+        valid = []
         for doc in docs:
             if self._storable(doc, dim) and self._owns(doc):
                 valid.append(doc)
@@ -72,6 +80,8 @@ class MemeIndexer(Executor):
                     np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in valid]),
                     [Record(uri=doc.uri, tags=doc.tags, words=doc.words) for doc in valid],
                 )
+            if self.store.dim != dim_before:  # the first vectors: the workspace takes a model
+                bind_model(self.root)
             for doc in valid:
                 self.words.upsert(doc.id, doc.words)
                 # A document re-indexed from a bare vector loses its old preview.
@@ -110,9 +120,10 @@ class MemeIndexer(Executor):
         if queries and self.store.dim is not None:
             matrix = np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in queries])
             if matrix.shape[1] != self.store.dim:
-                raise ValueError(
-                    f"query embeddings are {matrix.shape[1]}-d but the index holds "
-                    f"{self.store.dim}-d vectors"
+                raise QueryDimensionError(
+                    f"query embedding is {matrix.shape[1]}-d but the index holds "
+                    f"{self.store.dim}-d vectors: send a {self.store.dim}-d embedding, or "
+                    "leave `embedding` empty to have the query encoded"
                 )
             with self.monitor("search_seconds", "Time to search the index"):
                 # A query's text is matched against the words on the memes too. A shard
@@ -207,6 +218,7 @@ class MemeIndexer(Executor):
         self.store.clear()
         self.thumbnails.clear()
         self.words.clear()
+        forget_model(self.root)  # an empty workspace takes any model
         return DocList[MemeDoc]([MemeDoc(tags={"count": 0})])
 
     def close(self) -> None:
