@@ -20,6 +20,13 @@ and refuses another one (so a Flow with the wrong model never starts), and leave
 identity as `running_model`. The indexer makes that the workspace's `model` when it stores
 the first vector, and forgets it at /clear: a workspace is bound to a model only while it
 holds vectors.
+
+Why files and not a request: an executor cannot send a request at start, and a check by
+`memeflow serve` after the Flow is up would protect only that way of running it (not `jina
+flow`, notebooks or tests) and only after it already served. The encoder therefore has to
+see the workspace: it does in one machine's Flow (both read MEMEFLOW_WORKSPACE, which
+`memeflow serve` always sets), but with executors in separate containers only if the
+encoder gets the same volume and MEMEFLOW_WORKSPACE; otherwise no model is recorded.
 """
 
 import contextlib
