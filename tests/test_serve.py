@@ -41,6 +41,15 @@ def test_folder_without_weights_needs_the_opt_in(tmp_path, monkeypatch) -> None:
     assert "MEMEFLOW_ALLOW_RANDOM_WEIGHTS=1" in run.stderr
 
 
+def test_a_workspace_of_a_newer_memeflow_is_refused_at_once(tmp_path) -> None:
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "memeflow.json").write_text('{"format": 99}')
+    run, seconds = serve(tmp_path, str(NO_WEIGHTS_MODEL), "newer-workspace")
+    assert run.returncode != 0
+    assert f"workspace {tmp_path / 'ws'} was written by a newer memeflow" in run.stderr
+    assert seconds < 30
+
+
 @pytest.mark.flow
 def test_executor_that_fails_to_start_does_not_hang_the_flow(tmp_path) -> None:
     """A model folder that passes the quick check but breaks inside the encoder."""

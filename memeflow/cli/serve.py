@@ -147,7 +147,10 @@ class FlowProcess:
         self.process: subprocess.Popen[str] | None = None
 
     def start(self) -> "FlowProcess":
-        preflight()
+        try:
+            preflight()
+        except WorkspaceError as exc:  # a ServiceError, which the demo reports too
+            raise ServiceError(str(exc)) from exc
         self.process = subprocess.Popen(
             [sys.executable, "-m", "memeflow.cli.serve", str(self.flow_file)],
             env=_child_env(),
@@ -216,7 +219,7 @@ def serve(flow_file: Path | None = None, ready_timeout: float = 600) -> int:
     """`memeflow serve`: run until Ctrl-C or SIGTERM; non-zero exit if the Flow cannot start."""
     try:
         flow = FlowProcess(flow_file).start()
-    except (ModelLoadError, WorkspaceError) as exc:
+    except (ModelLoadError, ServiceError) as exc:
         print(f"memeflow: cannot start: {exc}", file=sys.stderr)
         return 2
     stopping = threading.Event()
