@@ -32,6 +32,12 @@ def allow_random_weights() -> bool:
     return os.environ.get("MEMEFLOW_ALLOW_RANDOM_WEIGHTS", "").lower() in {"1", "true", "yes"}
 
 
+def random_seed() -> int:
+    """MEMEFLOW_RANDOM_SEED: the seed of the random weights of a model folder without weights
+    (default 0, the same weights in every process); another seed makes another model."""
+    return int(os.environ.get("MEMEFLOW_RANDOM_SEED") or 0)
+
+
 def workspace(configured: str | None = None) -> Path:
     """Where the index lives: MEMEFLOW_WORKSPACE, the executor's parameter, or a per-user folder."""
     chosen = os.environ.get("MEMEFLOW_WORKSPACE") or configured

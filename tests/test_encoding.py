@@ -99,11 +99,13 @@ def test_file_urls_become_paths(clip_model, pool, tmp_path) -> None:
     assert doc.error is None and doc.uri == str(tmp_path / "drake.jpg")
 
 
-def test_encoder_runtime_is_chosen_in_its_config(monkeypatch) -> None:
+def test_encoder_runtime_is_chosen_in_its_config(monkeypatch, tmp_path) -> None:
     from jina import Executor
 
     config_file = REPO / "executors" / "clip_encoder" / "config.yml"
     monkeypatch.delenv("MEMEFLOW_RUNTIME", raising=False)
+    # The encoder records its model in the workspace: not in the user's own.
+    monkeypatch.setenv("MEMEFLOW_WORKSPACE", str(tmp_path / "workspace"))
     encoder = Executor.load_config(str(config_file), uses_with={"runtime": "int8"})
     try:
         assert encoder.model.runtime == "int8"

@@ -1,5 +1,6 @@
 """`memeflow serve` when the Flow cannot start: a clear message and a non-zero exit, fast."""
 
+import json
 import os
 import shutil
 import signal
@@ -10,15 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MEMES, NO_WEIGHTS_MODEL, free_port, processes_with
+from tests.conftest import MEMES, NO_WEIGHTS_MODEL, Service, free_port, processes_with
 
 MEMEFLOW = str(Path(sys.executable).parent / "memeflow")
 
 
-def serve(tmp_path: Path, model: str, marker: str) -> tuple[subprocess.CompletedProcess, float]:
+def serve(tmp_path: Path, model: str, marker: str, **extra: str
+          ) -> tuple[subprocess.CompletedProcess, float]:
     env = dict(os.environ, MEMEFLOW_MODEL=model, MEMEFLOW_WORKSPACE=str(tmp_path / "ws"),
                MEMEFLOW_GRPC_PORT=str(free_port()), MEMEFLOW_HTTP_PORT=str(free_port()),
-               MEMEFLOW_TEST_RUN=marker)
+               MEMEFLOW_TEST_RUN=marker, **extra)
     started = time.monotonic()
     run = subprocess.run([MEMEFLOW, "serve"], env=env, capture_output=True, text=True,
                          timeout=60, check=False)
@@ -39,6 +41,15 @@ def test_folder_without_weights_needs_the_opt_in(tmp_path, monkeypatch) -> None:
     assert "MEMEFLOW_ALLOW_RANDOM_WEIGHTS=1" in run.stderr
 
 
+def test_a_workspace_of_a_newer_memeflow_is_refused_at_once(tmp_path) -> None:
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "ws" / "memeflow.json").write_text('{"format": 99}')
+    run, seconds = serve(tmp_path, str(NO_WEIGHTS_MODEL), "newer-workspace")
+    assert run.returncode != 0
+    assert f"workspace {tmp_path / 'ws'} was written by a newer memeflow" in run.stderr
+    assert seconds < 30
+
+
 @pytest.mark.flow
 def test_executor_that_fails_to_start_does_not_hang_the_flow(tmp_path) -> None:
     """A model folder that passes the quick check but breaks inside the encoder."""
@@ -56,6 +67,34 @@ def test_executor_that_fails_to_start_does_not_hang_the_flow(tmp_path) -> None:
     assert seconds < 30
     time.sleep(1)
     assert processes_with("MEMEFLOW_TEST_RUN=broken-model-run") == []
+
+
+@pytest.mark.flow
+def test_a_workspace_refuses_a_model_other_than_its_vectors(tmp_path) -> None:
+    """Restarting on a workspace with another model (another dimension, or the same one with
+    other weights) exits at once naming both models, instead of failing every search or
+    mixing the vectors of two models."""
+    first = Service(tmp_path / "ws", tmp_path / "serve.log").start()
+    try:
+        indexed = first.cli("index", str(next(MEMES.rglob("*.jpg"))))
+        assert indexed.returncode == 0, indexed.stderr
+    finally:
+        assert first.stop() == 0
+    smaller = tmp_path / "clip-256"
+    shutil.copytree(NO_WEIGHTS_MODEL, smaller)
+    settings = json.loads((smaller / "config.json").read_text())
+    settings["projection_dim"] = 256
+    for tower in ("text_config", "vision_config"):
+        settings[tower]["projection_dim"] = 256
+    (smaller / "config.json").write_text(json.dumps(settings))
+    for model, seed, described in [(str(smaller), "0", f"{smaller} (256-d"),
+                                   (str(NO_WEIGHTS_MODEL), "1", "512-d, random weights of seed 1")]:
+        run, seconds = serve(tmp_path, model, f"other-model-{seed}", MEMEFLOW_RANDOM_SEED=seed)
+        assert run.returncode != 0, run.stdout
+        last = run.stderr.strip().splitlines()[-1]
+        assert f"holds vectors of {NO_WEIGHTS_MODEL} (512-d, random weights of seed 0)" in last
+        assert described in last and "MEMEFLOW_WORKSPACE" in last, last
+        assert seconds < 30
 
 
 @pytest.mark.flow

@@ -153,7 +153,8 @@ def test_duplicate_ids_in_one_call_last_wins(rng: np.random.Generator) -> None:
     store.upsert(["x", "y", "x"], vectors, [Record(uri=str(i), tags={}) for i in range(3)])
     assert len(store) == 2
     assert store.get(["x", "y"]) == [Record(uri="2", tags={}), Record(uri="1", tags={})]
-    np.testing.assert_allclose(store.vectors(["x"])[0], vectors[2] / np.linalg.norm(vectors[2]))
+    np.testing.assert_allclose(store.vectors(["x"])[0], vectors[2] / np.linalg.norm(vectors[2]),
+                               atol=TOL)
 
 
 def test_delete(rng: np.random.Generator) -> None:

@@ -22,7 +22,9 @@ import yaml
 
 from memeflow import config
 from memeflow.cli import exposure
-from memeflow.encoder.source import ModelLoadError, check_model_source
+from memeflow.encoder.identity import preflight_model
+from memeflow.encoder.source import WEIGHT_FILES, ModelLoadError, check_model_source
+from memeflow.indexer.workspace import WorkspaceError
 
 READY_LINE = "memeflow is ready"
 ABORTED = "Flow is aborted"
@@ -59,7 +61,7 @@ class FirstError:
     @property
     def message(self) -> str | None:
         joined = " ".join(self.lines)
-        return joined[:800] if joined else None
+        return joined[:1500] if joined else None
 
 
 FLOW_FILE = Path(__file__).resolve().parents[1] / "flow.yml"  # package data, in the wheel too
@@ -99,8 +101,16 @@ def run_flow(flow_file: Path) -> None:
 
 
 def preflight() -> None:
-    """Refuse a model setting that cannot work before spending seconds on Jina start-up."""
-    check_model_source(config.model_name(), config.allow_random_weights())
+    """Refuse a model setting that cannot work before spending seconds on Jina start-up:
+    a bad source, or one the workspace's vectors cannot come from (its dimension or its
+    random weights differ; the encoder compares the weights themselves at start)."""
+    name = config.model_name()
+    folder = check_model_source(name, config.allow_random_weights())
+    if folder is not None:
+        folder = folder.resolve()
+        name = str(folder)  # as the encoder names it: serve passes it the absolute path
+    random = folder is not None and not any((folder / f).is_file() for f in WEIGHT_FILES)
+    preflight_model(config.workspace(), name, folder, config.random_seed() if random else None)
 
 
 def _child_env() -> dict[str, str]:
@@ -137,7 +147,10 @@ class FlowProcess:
         self.process: subprocess.Popen[str] | None = None
 
     def start(self) -> "FlowProcess":
-        preflight()
+        try:
+            preflight()
+        except WorkspaceError as exc:  # a ServiceError, which the demo reports too
+            raise ServiceError(str(exc)) from exc
         self.process = subprocess.Popen(
             [sys.executable, "-m", "memeflow.cli.serve", str(self.flow_file)],
             env=_child_env(),
@@ -206,7 +219,7 @@ def serve(flow_file: Path | None = None, ready_timeout: float = 600) -> int:
     """`memeflow serve`: run until Ctrl-C or SIGTERM; non-zero exit if the Flow cannot start."""
     try:
         flow = FlowProcess(flow_file).start()
-    except ModelLoadError as exc:
+    except (ModelLoadError, ServiceError) as exc:
         print(f"memeflow: cannot start: {exc}", file=sys.stderr)
         return 2
     stopping = threading.Event()

@@ -14,6 +14,7 @@ from memeflow import config
 from memeflow.documents import MemeDoc
 from memeflow.encoder.access import AccessPolicy
 from memeflow.encoder.hubness import GENERIC_PROMPTS, tag_hubness
+from memeflow.encoder.identity import check_workspace_model, describe, model_identity
 from memeflow.encoder.model import DEFAULT_TEXT_CACHE_SIZE, ClipModel
 from memeflow.encoder.ocr import OcrReader
 from memeflow.encoder.pipeline import PHASES, embed_documents
@@ -60,8 +61,11 @@ class ClipEncoder(RefusingExecutor):
         text_cache_size: int = DEFAULT_TEXT_CACHE_SIZE,
         text_model: str | None = None,
         ocr: bool = False,
+        workspace: str | None = None,
         **kwargs: Any,
     ) -> None:
+        """`workspace` is the indexer's (MEMEFLOW_WORKSPACE overrides both): a model other
+        than the one of its vectors is refused here, before the Flow serves."""
         super().__init__(**kwargs)
         clip = ClipModel(
             config.model_name(model),
@@ -71,6 +75,9 @@ class ClipEncoder(RefusingExecutor):
             interop_threads=interop_threads,
             text_cache_size=text_cache_size,
         )
+        # The vectors of one workspace come from one model (memeflow.encoder.identity).
+        identity, root = model_identity(clip), config.workspace(workspace)
+        check_workspace_model(root, identity)
         # Texts (queries, /rank candidates, the hub bank) may go through a separate model.
         self.model = with_text_model(clip, config.text_model(text_model))
         self.batch_size = batch_size
@@ -79,7 +86,7 @@ class ClipEncoder(RefusingExecutor):
         # Pillow's warning about the same image would only add debris to the log.
         warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
         self.pool = ThreadPoolExecutor(preprocess_threads, thread_name_prefix="preprocess")
-        self.logger.info(f"loaded {clip.name} ({clip.dim}-d, {clip.runtime})")
+        self.logger.info(f"loaded {describe(identity)} ({clip.runtime}), fit for {root}")
         if isinstance(self.model, QueryTextModel):
             self.logger.info(f"texts go through {self.model.text.folder}")
         # Reading the words on memes costs more than CLIP (BENCHMARKS.md, "Words on memes").

@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 from transformers import CLIPConfig, CLIPModel, CLIPProcessor, PreTrainedTokenizerBase
 
+from memeflow import config
 from memeflow.encoder.source import WEIGHT_FILES, ModelLoadError, check_model_source
 
 if TYPE_CHECKING:
@@ -24,14 +25,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-RANDOM_SEED = 0
 RUNTIMES = ("torch", "int8", "onnx")
 DEFAULT_TEXT_CACHE_SIZE = 1024
 
 
-def _random_weights_model(folder: Path) -> CLIPModel:
+def _random_weights_model(folder: Path, seed: int) -> CLIPModel:
     """The real architecture with seeded random weights, identical in every process."""
-    torch.manual_seed(RANDOM_SEED)
+    torch.manual_seed(seed)
     return CLIPModel(CLIPConfig.from_pretrained(folder))
 
 
@@ -173,6 +173,8 @@ class ClipModel:
         self.random_weights = folder is not None and not any(
             (folder / f).is_file() for f in WEIGHT_FILES
         )
+        # Random weights are a model of their own per seed (MEMEFLOW_RANDOM_SEED).
+        self.random_seed: int | None = config.random_seed() if self.random_weights else None
         source = str(folder) if folder else name
         try:
             self.processor = CLIPProcessor.from_pretrained(source)
@@ -183,7 +185,7 @@ class ClipModel:
                     source,
                 )
                 assert folder is not None  # only a local folder can lack the weights
-                model = _random_weights_model(folder)
+                model = _random_weights_model(folder, self.random_seed or 0)
             else:
                 model = CLIPModel.from_pretrained(source)
         except (OSError, ValueError) as exc:

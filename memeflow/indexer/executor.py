@@ -18,8 +18,14 @@ from memeflow.indexer.search import SearchOptions, search_store
 from memeflow.indexer.shards import shard_of
 from memeflow.indexer.store import EXACT_MAX, Record, VectorStore
 from memeflow.indexer.thumbnails import ThumbnailStore
+from memeflow.indexer.workspace import bind_model, forget_model, open_workspace
 from memeflow.refusals import RefusingExecutor
 from memeflow.vectors import check_own_vector
+
+
+class QueryDimensionError(params.RequestError):
+    """A query vector of another length than the stored ones: the client's mistake (the
+    encoder makes vectors of the index's length), so the gateway answers it with a 400."""
 
 
 class MemeIndexer(RefusingExecutor):
@@ -38,7 +44,8 @@ class MemeIndexer(RefusingExecutor):
         # With `shards: N` every shard sees every request and keeps the ids it owns.
         self.shard_id = getattr(self.runtime_args, "shard_id", 0) or 0
         self.shards = getattr(self.runtime_args, "shards", 1) or 1
-        path = config.workspace(workspace)
+        path = self.root = config.workspace(workspace)
+        open_workspace(path)  # refuses one of a newer memeflow, migrates an older one
         if self.shards > 1:
             path = path / f"shard-{self.shard_id}-of-{self.shards}"
         self.path = path
@@ -75,7 +82,8 @@ class MemeIndexer(RefusingExecutor):
         bind it): the fast path for documents that bring their own embedding."""
         self.limits.check_request(len(docs))
         keep_vectors = params.flag(parameters, "return_embeddings")  # refused before storing
-        dim, valid = self.store.dim, []
+        dim_before = dim = self.store.dim
+        valid = []
         for doc in docs:
             if self._storable(doc, dim) and self._owns(doc):
                 assert doc.embedding is not None and doc.id is not None  # _storable made sure
@@ -88,6 +96,8 @@ class MemeIndexer(RefusingExecutor):
                     np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in valid]),
                     [Record(uri=doc.uri, tags=doc.tags, words=doc.words) for doc in valid],
                 )
+            if self.store.dim != dim_before:  # the first vectors: the workspace takes a model
+                bind_model(self.root)
             for doc in valid:
                 assert doc.id is not None  # as above
                 self.words.upsert(doc.id, doc.words)
@@ -127,10 +137,10 @@ class MemeIndexer(RefusingExecutor):
         if queries and self.store.dim is not None:
             matrix = np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in queries])
             if matrix.shape[1] != self.store.dim:
-                raise params.RequestError(
-                    f"query embeddings are {matrix.shape[1]}-d but the index holds "
-                    f"{self.store.dim}-d vectors: search with {self.store.dim}-d vectors, "
-                    "or clear the index and index again with this model"
+                raise QueryDimensionError(
+                    f"query embedding is {matrix.shape[1]}-d but the index holds "
+                    f"{self.store.dim}-d vectors: send a {self.store.dim}-d embedding, or "
+                    "leave `embedding` empty to have the query encoded"
                 )
             with self.monitor("search_seconds", "Time to search the index"):
                 # A query's text is matched against the words on the memes too. A shard
@@ -227,6 +237,7 @@ class MemeIndexer(RefusingExecutor):
         self.store.clear()
         self.thumbnails.clear()
         self.words.clear()
+        forget_model(self.root)  # an empty workspace takes any model
         return DocList[MemeDoc]([MemeDoc(tags={"count": 0})])
 
     def close(self) -> None:
