@@ -402,8 +402,8 @@ def test_requests_invalid_as_a_whole_are_the_callers_error(
     assert [doc.error for doc in client.upsert(over[:1])] == [None]
     query = json.dumps({"data": [{"text": "a cat"}]}).encode()
     status, text = http(service, "POST", "/search", query)
-    assert status == 400 and "query embeddings are 512-d but the index holds 3-d" in text, text
-    with pytest.raises(RequestRefused, match="512-d but the index holds 3-d vectors: search"):
+    assert status == 400 and "query embedding is 512-d but the index holds 3-d" in text, text
+    with pytest.raises(RequestRefused, match="512-d but the index holds 3-d vectors: send a 3-d"):
         client.search_text("a cat")
     client.clear()
     assert log_counts(service.log_path, start, 3) == (3, 0)
