@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from memeflow.uris import IMAGE_URL_PREFIXES, describe_source
+from memeflow.vectors import unit_rows
 
 _SEPARATOR = re.compile(r"(?:^|\s+)([+-])\s+")
 _WEIGHT = re.compile(r"^(\d+(?:\.\d*)?|\.\d+):(.*)$")
@@ -66,9 +67,7 @@ def is_plain_text(terms: Sequence[Term]) -> bool:
 
 def combine(vectors: np.ndarray, weights: Sequence[float]) -> np.ndarray:
     """The unit-length weighted sum of unit term vectors (see the module docstring)."""
-    units = np.asarray(vectors, np.float64)
-    units = units / np.linalg.norm(units, axis=1, keepdims=True)
-    total = np.asarray(weights, np.float64) @ units
+    total = np.asarray(weights, np.float64) @ unit_rows(vectors, np.float64)
     norm = np.linalg.norm(total)
     if not np.isfinite(norm) or norm < 1e-6:
         raise ValueError("the query's terms cancel out (their weighted sum is zero): "

@@ -18,6 +18,7 @@ from PIL import Image
 from transformers import CLIPConfig, CLIPModel, CLIPProcessor
 
 from memeflow.encoder.source import WEIGHT_FILES, ModelLoadError, check_model_source
+from memeflow.vectors import unit_rows
 
 if TYPE_CHECKING:
     from memeflow.encoder.onnx import OnnxClip
@@ -208,10 +209,10 @@ class ClipModel:
     def encode_pixels(self, pixel_values: torch.Tensor) -> np.ndarray:
         """Embed a (n, 3, H, W) batch of preprocessed images."""
         if self._onnx is not None:
-            return _unit_rows(self._onnx.image_features(pixel_values.numpy()))
+            return unit_rows(self._onnx.image_features(pixel_values.numpy()))
         with torch.inference_mode():
             out = self.model.get_image_features(pixel_values=pixel_values.to(self.device))
-        return _unit_rows(out.pooler_output)
+        return unit_rows(out.pooler_output.float().cpu().numpy())
 
     def encode_images(self, images: list[Image.Image]) -> np.ndarray:
         """Embed RGB images (convenience for notebooks; the executor pipelines preprocess)."""
@@ -239,18 +240,10 @@ class ClipModel:
         )
         if self._onnx is not None:
             ids, mask = tokens["input_ids"].numpy(), tokens["attention_mask"].numpy()
-            return _unit_rows(self._onnx.text_features(ids, mask))
+            return unit_rows(self._onnx.text_features(ids, mask))
         with torch.inference_mode():
             out = self.model.get_text_features(
                 input_ids=tokens["input_ids"].to(self.device),
                 attention_mask=tokens["attention_mask"].to(self.device),
             )
-        return _unit_rows(out.pooler_output)
-
-
-def _unit_rows(features: torch.Tensor | np.ndarray) -> np.ndarray:
-    if isinstance(features, torch.Tensor):
-        features = features.float().cpu().numpy()
-    vectors = np.asarray(features, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+        return unit_rows(out.pooler_output.float().cpu().numpy())

@@ -20,6 +20,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from memeflow.encoder.model import DEFAULT_TEXT_CACHE_SIZE, ClipModel, TextVectorCache
 from memeflow.encoder.source import ModelLoadError
+from memeflow.vectors import unit_rows
 
 ACTIVATIONS = {
     "torch.nn.modules.linear.Identity": torch.nn.Identity,
@@ -99,7 +100,7 @@ class SentenceTextModel:
             else:
                 pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
             projected = self.projection(pooled).float().numpy()
-        return (projected / np.linalg.norm(projected, axis=1, keepdims=True)).astype(np.float32)
+        return unit_rows(projected)
 
 
 class QueryTextModel:

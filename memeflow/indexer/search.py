@@ -26,6 +26,7 @@ from memeflow.indexer import collapse, hub_correction, hybrid
 from memeflow.indexer.bm25 import TextIndex
 from memeflow.indexer.filters import Predicate, compile_where
 from memeflow.indexer.store import Hit, VectorStore
+from memeflow.vectors import unit_rows
 
 MIN_POOL = 50
 FUSION_POOL = 100  # candidates beyond the page from each signal: fusion lifts some from below
@@ -117,8 +118,7 @@ def _search_one(
 def _scored(store: VectorStore, query: np.ndarray, ids: list[str], options: SearchOptions
             ) -> list[Hit]:
     """Hits for memes their words found: scored against the query like any picture."""
-    unit = (query / np.linalg.norm(query)).astype(np.float32)
-    scores = store.vectors(ids) @ unit
+    scores = store.vectors(ids) @ unit_rows(query[None, :])[0]
     hits = [store.hit(doc_id, float(score)) for doc_id, score in zip(ids, scores, strict=True)]
     return hub_correction.rescore(hits) if options.hub_correction else hits
 

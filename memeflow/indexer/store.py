@@ -27,6 +27,7 @@ import numpy as np
 from typing_extensions import NotRequired
 
 from memeflow.indexer.ann import HnswIndex, HnswParams
+from memeflow.vectors import unit_rows
 
 logger = logging.getLogger(__name__)
 
@@ -137,16 +138,17 @@ def _id_list(ids: Sequence[str]) -> list[str]:
 
 
 def _normalised(array: np.ndarray, what: str) -> np.ndarray:
-    """Rows scaled to unit length, so a dot product is the cosine similarity."""
+    """Rows scaled to unit length (`unit_rows`), refusing what has no direction: the
+    store's vectors and queries must be finite, non-zero (n, dim) arrays."""
     matrix = np.asarray(array, dtype=np.float32)
     if matrix.ndim != 2:
         raise ValueError(f"{what} must be a 2-d array (n, dim), got shape {matrix.shape}")
     if not np.isfinite(matrix).all():
         raise ValueError(f"{what} contain NaN or inf")
-    norms = np.linalg.norm(matrix.astype(np.float64), axis=1, keepdims=True)
-    if (norms == 0).any():
-        raise ValueError(f"{what} row {int(np.flatnonzero(norms == 0)[0])} has zero norm")
-    return (matrix / norms).astype(np.float32)
+    zero = np.flatnonzero(~matrix.any(axis=1))
+    if len(zero):
+        raise ValueError(f"{what} row {int(zero[0])} has zero norm")
+    return unit_rows(matrix)
 
 
 class VectorStore:
