@@ -27,6 +27,7 @@ import numpy as np
 from typing_extensions import NotRequired
 
 from memeflow.indexer.ann import HnswIndex, HnswParams
+from memeflow.indexer.atomic import atomic_write, fsync_dir, temporary_path
 from memeflow.vectors import unit_rows
 
 logger = logging.getLogger(__name__)
@@ -121,15 +122,6 @@ def _copy(record: Record) -> Record:
     return copy
 
 
-def _fsync_dir(path: Path) -> None:
-    """Makes a file's creation or rename durable, not just its contents."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _id_list(ids: Sequence[str]) -> list[str]:
     """A str is a Sequence[str] too (of its letters): refuse it rather than store letters."""
     if isinstance(ids, str) or not all(isinstance(doc_id, str) for doc_id in ids):
@@ -187,7 +179,7 @@ class VectorStore:
             self._fd = os.open(self._dir / LOG, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
             try:
                 if created:
-                    _fsync_dir(self._dir)
+                    fsync_dir(self._dir)
                 self._load()
             except BaseException:
                 self._ann = None  # half loaded: leave the saved graph as it is
@@ -448,17 +440,13 @@ class VectorStore:
     def _compact(self) -> None:
         """Writes the state to a new snapshot, swaps it in atomically, then empties the log."""
         assert self._dir is not None and self._fd is not None
-        n, tmp = len(self._ids), self._dir / f"{SNAPSHOT}.tmp"
+        n = len(self._ids)
         header = {"op": "snapshot", "seq": self._seq, "dim": self.dim, "count": n, "ids": self._ids}
         header["records"] = [self._records[doc_id] for doc_id in self._ids]
         parts = _frame(header, self._matrix[:n])
-        with open(tmp, "wb") as fh:
+        with atomic_write(self._dir / SNAPSHOT) as fh:
             for part in parts:
                 fh.write(part)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self._dir / SNAPSHOT)
-        _fsync_dir(self._dir)
         self._snapshot_size = sum(len(part) for part in parts)
         os.ftruncate(self._fd, 0)  # a crash before this: the old log's seqs are all skipped
         os.fsync(self._fd)
@@ -505,8 +493,8 @@ class VectorStore:
     def _load(self) -> None:
         assert self._dir is not None and self._fd is not None
         started = time.perf_counter()
-        (self._dir / f"{SNAPSHOT}.tmp").unlink(missing_ok=True)  # from an unfinished compaction
-        (self._dir / f"{GRAPH}.tmp").unlink(missing_ok=True)
+        temporary_path(self._dir / SNAPSHOT).unlink(missing_ok=True)  # an unfinished compaction
+        temporary_path(self._dir / GRAPH).unlink(missing_ok=True)
         why = self._read_ann()
         snapshot = self._dir / SNAPSHOT
         if snapshot.exists():
