@@ -13,6 +13,7 @@ from docarray import BaseDoc, DocList
 from docarray.typing import ID, NdArray
 
 from memeflow import docarray_speedups
+from memeflow.uris import is_data_uri
 
 docarray_speedups.install()
 
@@ -94,7 +95,7 @@ def content_id(*, uri: str | None = None, data: bytes | None = None) -> str:
     the same file twice updates one entry even after the file changed; a document
     without one (bytes, a `data:` URI, a text) is named by its bytes.
     """
-    if uri and not uri.startswith("data:"):
+    if uri and not is_data_uri(uri):
         key = b"uri\0" + uri.encode()
     elif data is not None:
         key = b"data\0" + data

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from memeflow.uris import IMAGE_URL_PREFIXES, describe_source
+from memeflow.uris import describe_source, names_image
 from memeflow.vectors import unit_rows
 
 _SEPARATOR = re.compile(r"(?:^|\s+)([+-])\s+")
@@ -53,7 +53,7 @@ def parse_query(query: str, is_file: Callable[[str], bool] | None = None) -> lis
         if not body:
             raise ValueError(f"query {query!r} has an empty term: write e.g. 'cat + 2:hat - dog'")
         weight = -weight if sign == "-" else weight
-        if body.lower().startswith(IMAGE_URL_PREFIXES) or is_file(body):
+        if names_image(body) or is_file(body):
             terms.append(Term(weight, image=body))
         else:
             terms.append(Term(weight, text=body))

@@ -15,10 +15,12 @@ class JinaClientStub:
 
     def __init__(self, lose_answer: bool = False) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.inputs: list[MemeDoc] = []
         self.lose_answer = lose_answer
 
     def post(self, endpoint: str, inputs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         self.requests.append({"size": len(inputs), **kwargs})
+        self.inputs.extend(inputs)
         if self.lose_answer:
             raise ConnectionError("gRPC error: StatusCode.DEADLINE_EXCEEDED Deadline Exceeded")
         for doc in inputs:
@@ -57,3 +59,13 @@ def test_a_lost_answer_is_a_timeout_that_says_what_to_do(monkeypatch) -> None:
     with pytest.raises(TimeoutError, match=r"/count: no answer .* within 7 s.*MEMEFLOW_TIMEOUT"):
         client_with(stub).count()
     assert stub.requests[0]["timeout"] == 7.0
+
+
+def test_an_image_term_as_a_file_url_is_read_by_the_client_like_a_path(tmp_path) -> None:
+    image = tmp_path / "drake 1.png"
+    image.write_bytes(b"png bytes")
+    stub = JinaClientStub()
+    client_with(stub).search_query(f"{image.as_uri()} - cat")
+    (query,) = stub.inputs
+    assert query.terms[0].blob == b"png bytes" and query.terms[0].weight == 1.0
+    assert query.terms[1].text == "cat" and query.terms[1].weight == -1.0

@@ -21,6 +21,7 @@ from memeflow.client.moves import Reuse, StoredDoc, plan_reuse
 from memeflow.documents import MatchDoc, MemeDoc, TermDoc
 from memeflow.gateway import auth
 from memeflow.query import Term, is_plain_text, parse_query
+from memeflow.uris import is_local, normalise_uri
 
 ImageInput = str | Path | bytes | Image.Image
 REQUEST_SIZE = 100  # documents per request: Jina's default, and the HTTP gateway's limit
@@ -86,6 +87,8 @@ def _image_bytes(image: ImageInput) -> bytes:
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
         return buffer.getvalue()
+    if isinstance(image, str):  # a path or a file: URL
+        return Path(normalise_uri(image)).read_bytes()
     return Path(image).expanduser().read_bytes()
 
 
@@ -194,7 +197,7 @@ class MemeClient:
         return self.search(MemeDoc(terms=docs), top_k, **options)
 
     def _term_image(self, image: ImageInput) -> dict[str, Any]:
-        if isinstance(image, str) and image.lower().startswith(("http://", "https://", "data:")):
+        if isinstance(image, str) and not is_local(image):
             return {"uri": image}  # the service fetches or decodes it
         return self._image_or_id(image, None)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from PIL import Image
 
 from memeflow.encoder.fetch import read_source
-from memeflow.uris import ImageLoadError, normalise_uri
+from memeflow.uris import ImageLoadError, is_fetched, is_local, normalise_uri
 
 ROOTS_ENV = "MEMEFLOW_ROOTS"
 FETCH_HOSTS_ENV = "MEMEFLOW_FETCH_HOSTS"
@@ -160,8 +160,7 @@ class AccessPolicy:
     def read(self, uri: str | None, blob: bytes | None) -> bytes:
         """A document's image bytes, if this policy lets the service read them."""
         if blob is None and uri:
-            scheme = urllib.parse.urlsplit(uri).scheme.lower() if ":" in uri else ""
-            if scheme in ("http", "https"):
+            if is_fetched(uri):
                 self.check_url(uri)
                 return read_source(
                     uri,
@@ -170,6 +169,6 @@ class AccessPolicy:
                     timeout=self.fetch_timeout,
                     redirect_check=self._same_host(uri),
                 )
-            if scheme in ("", "file"):
+            if is_local(uri):
                 return read_source(self.check_path(uri), None, max_bytes=self.max_image_bytes)
         return read_source(uri, blob, max_bytes=self.max_image_bytes)

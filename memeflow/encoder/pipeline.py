@@ -20,7 +20,7 @@ from memeflow.encoder.model import ClipModel
 from memeflow.encoder.ocr import OcrReader, read_words
 from memeflow.encoder.phash import perceptual_hash
 from memeflow.encoder.thumbnail import make_thumbnail
-from memeflow.uris import ImageLoadError, describe_source, normalise_uri
+from memeflow.uris import ImageLoadError, describe_source, is_data_uri, normalise_uri
 from memeflow.vectors import check_own_vector
 
 # A timer per phase, e.g. an executor's `self.monitor` (Prometheus); no timing by default.
@@ -63,7 +63,7 @@ def _prepare_image(
     """
     with timer("read_seconds"):  # errors name the uri as sent, not as normalised
         data = policy.read(doc.uri, doc.blob) if policy else read_source(doc.uri, doc.blob)
-    if doc.uri and not doc.uri.startswith("data:"):
+    if doc.uri and not is_data_uri(doc.uri):
         doc.uri = normalise_uri(doc.uri)
     if doc.id is None:
         doc.id = content_id(uri=doc.uri, data=data)
@@ -184,5 +184,5 @@ def embed_documents(
     embed_texts(model, texts, batch_size, timer)
     for doc in docs:
         doc.blob = None  # never carried further: the indexer and the client need no bytes
-        if doc.uri and doc.uri.startswith("data:"):
+        if is_data_uri(doc.uri):
             doc.uri = None

@@ -13,6 +13,7 @@ from memeflow.encoder.model import ClipModel
 from memeflow.encoder.pipeline import embed_documents
 from memeflow.indexer.query_parts import resolve_terms
 from memeflow.query import part_label
+from memeflow.uris import is_data_uri
 
 
 def embed_terms(
@@ -35,7 +36,7 @@ def embed_terms(
     embed_documents(model, [probe for *_, probe in pending], pool, batch_size, policy)
     for doc, position, term, probe in pending:
         term.blob, term.embedding = None, probe.embedding
-        if term.uri and term.uri.startswith("data:"):
+        if is_data_uri(term.uri):
             term.uri = None
         if probe.error and not doc.error:
             doc.error = f"{part_label(position, term)}: {probe.error}"
