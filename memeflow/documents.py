@@ -7,10 +7,11 @@ stores it or answers with `matches`. Before a reply leaves the Flow the executor
 """
 
 import hashlib
-from typing import Any
+from typing import Any, TypedDict
 
 from docarray import BaseDoc, DocList
 from docarray.typing import ID, NdArray
+from typing_extensions import NotRequired
 
 from memeflow import docarray_speedups
 from memeflow.uris import is_data_uri
@@ -40,6 +41,26 @@ class MatchDoc(BaseDoc):
     words: str | None = None
     signals: dict[str, int] = {}  # noqa: RUF012 (see tags)
     words_score: float | None = None
+
+
+class Hit(TypedDict):
+    """One search hit as a dict, with the fields of a `MatchDoc` the API returns: what the
+    store finds, what the indexer and the shard merger rank, and what the client hands out.
+
+    `score` is the cosine similarity to the query (stored vectors are unit length). The
+    others are there once a stage has added them: `words` for memes with words on them,
+    `signals` (the rank in each ranking that found it: "clip", "words") and `words_score`
+    after ranking, `rank` (1 for the best hit of the first page) in the client's hits.
+    """
+
+    id: str
+    uri: str | None
+    score: float
+    tags: dict[str, Any]
+    words: NotRequired[str | None]
+    signals: NotRequired[dict[str, int]]
+    words_score: NotRequired[float | None]
+    rank: NotRequired[int]
 
 
 class TermDoc(BaseDoc):

@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
@@ -18,7 +18,7 @@ from PIL import Image
 from memeflow import config
 from memeflow.client.files import file_id, file_tags, find_images, sha256_file
 from memeflow.client.moves import Reuse, StoredDoc, plan_reuse
-from memeflow.documents import MatchDoc, MemeDoc, TermDoc
+from memeflow.documents import Hit, MatchDoc, MemeDoc, TermDoc
 from memeflow.gateway import auth
 from memeflow.query import Term, is_plain_text, parse_query
 from memeflow.uris import is_local, normalise_uri
@@ -32,17 +32,6 @@ DEFAULT_TIMEOUT = 600.0  # seconds one request may take before the call fails
 def request_timeout() -> float:
     """MEMEFLOW_TIMEOUT: seconds a request may take; a lost answer then fails the call."""
     return float(os.environ.get("MEMEFLOW_TIMEOUT") or DEFAULT_TIMEOUT)
-
-
-class Hit(TypedDict):
-    rank: int
-    id: str
-    uri: str | None
-    score: float
-    tags: dict[str, Any]
-    # Its rank by the picture ("clip") and by the words on it ("words"), and those words.
-    signals: dict[str, int]
-    words: str | None
 
 
 @dataclass

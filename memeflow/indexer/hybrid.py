@@ -13,13 +13,12 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from memeflow.documents import Hit
 from memeflow.indexer.bm25 import TextIndex
 from memeflow.indexer.fusion import reciprocal_rank_fusion
 
 DEFAULT_OCR_WEIGHT = 1.0
 PHRASE_BONUS = 1000.0  # a quoted caption outranks any partial match (as in TextIndex.search)
-
-Hit = dict[str, Any]
 
 
 def ocr_weight(parameters: dict[str, Any]) -> float:

@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 
 from memeflow import params
+from memeflow.documents import Hit
 from memeflow.indexer import collapse, hub_correction, hybrid
 from memeflow.indexer.bm25 import TextIndex
 from memeflow.indexer.filters import Predicate, compile_where
-from memeflow.indexer.store import Hit, VectorStore
+from memeflow.indexer.store import VectorStore
 from memeflow.vectors import unit_rows
 
 MIN_POOL = 50

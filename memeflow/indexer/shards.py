@@ -9,11 +9,11 @@ everything would return.
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any
+from typing import cast
 
 from docarray import DocList
 
-from memeflow.documents import MatchDoc
+from memeflow.documents import Hit, MatchDoc
 from memeflow.indexer import hybrid
 from memeflow.indexer.search import SearchOptions
 
@@ -47,5 +47,7 @@ def merge_matches(
     return DocList[MatchDoc]([MatchDoc(**hit) for hit in page])
 
 
-def _as_hit(match: MatchDoc) -> dict[str, Any]:
-    return {name: getattr(match, name) for name in type(match).model_fields}
+def _as_hit(match: MatchDoc) -> Hit:
+    """Every field of the match, its embedding included, so that a page rebuilt from hits
+    loses nothing."""
+    return cast(Hit, {name: getattr(match, name) for name in type(match).model_fields})

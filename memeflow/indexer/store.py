@@ -26,6 +26,7 @@ from typing import Any, TypedDict
 import numpy as np
 from typing_extensions import NotRequired
 
+from memeflow.documents import Hit
 from memeflow.indexer.ann import HnswIndex, HnswParams
 from memeflow.indexer.atomic import atomic_write, fsync_dir, temporary_path
 from memeflow.vectors import unit_rows
@@ -39,14 +40,6 @@ MIN_COMPACT_BYTES = 64 << 20
 EPS32 = float(np.finfo(np.float32).eps)
 EXACT_MAX = 200_000  # exact search scans 200k 512-d rows in about 20 ms on 2 cores
 MAX_ANN_K = 1_000  # a larger top_k is searched exactly: a graph search that wide gains little
-
-
-class Hit(TypedDict):
-    id: str
-    score: float  # cosine similarity: stored vectors are L2-normalised
-    uri: str | None
-    tags: dict[str, Any]
-    words: NotRequired[str | None]  # only for documents with words on them
 
 
 class Record(TypedDict):
