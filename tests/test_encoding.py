@@ -2,12 +2,12 @@
 
 import base64
 import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
+from memeflow import config
 from memeflow.documents import MemeDoc, content_id
 from memeflow.encoder.decode import decode_image
 from memeflow.encoder.pipeline import embed_documents
@@ -113,7 +113,6 @@ def test_encoder_runtime_is_chosen_in_its_config(monkeypatch) -> None:
     finally:
         encoder.close()
     # MEMEFLOW_RUNTIME overrides the config, as MEMEFLOW_MODEL does the model.
-    runtime = sys.modules[type(encoder).__module__]._runtime
-    assert runtime("torch") == "torch"
+    assert config.runtime("torch") == "torch"
     monkeypatch.setenv("MEMEFLOW_RUNTIME", "int8")
-    assert runtime("torch") == "int8"
+    assert config.runtime("torch") == "int8"

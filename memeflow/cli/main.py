@@ -12,6 +12,7 @@ from typing import Any
 
 from memeflow import config
 from memeflow.cli.search_flags import add_search_flags, search_parameters
+from memeflow.params import DEFAULT_TOP_K
 
 EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 PREVIEW_COUNT = 3
@@ -243,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("paths", nargs="+", metavar="PATH")
     index.add_argument("--prune", action="store_true",
                        help="also remove documents under PATH whose files no longer exist")
-    index.add_argument("--batch-size", type=_positive_int, default=32)
+    index.add_argument("--batch-size", type=_positive_int, default=config.DEFAULT_INDEX_BATCH)
     index.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     search = command("search", cmd_search, "find memes by a description or an example image",
@@ -251,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("text", nargs="?", help="what the meme shows; combine terms as "
                         "\"cat + 2:hat - dog\" (N: weighs a term, a file path is an image)")
     search.add_argument("--image", metavar="FILE", help="search by this example image")
-    search.add_argument("-k", type=_positive_int, default=10, help="number of results (default 10)")
+    search.add_argument("-k", type=_positive_int, default=DEFAULT_TOP_K,
+                        help=f"number of results (default {DEFAULT_TOP_K})")
     search.add_argument("--preview", choices=("auto", "always", "never"), default="auto",
                         help=f"thumbnails of the best {PREVIEW_COUNT} in a colour terminal "
                         "(auto: when stdout is one)")

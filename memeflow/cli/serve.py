@@ -113,7 +113,7 @@ def _child_env() -> dict[str, str]:
         # pydantic's notes about Jina's v1-style models are for Jina's developers.
         PYTHONWARNINGS="ignore::UserWarning:pydantic._internal._config",
     )
-    model = env.get("MEMEFLOW_MODEL")
+    model = config.configured_model()
     if model and Path(model).expanduser().exists():
         env["MEMEFLOW_MODEL"] = str(Path(model).expanduser().resolve())
     env["MEMEFLOW_WORKSPACE"] = str(config.workspace())

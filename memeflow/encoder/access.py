@@ -17,36 +17,21 @@ from pathlib import Path
 
 from PIL import Image
 
+from memeflow import config
+from memeflow.config import (
+    DEFAULT_FETCH_TIMEOUT,
+    DEFAULT_MAX_DOCS,
+    DEFAULT_MAX_IMAGE_BYTES,
+    FETCH_HOSTS_ENV,
+    MAX_DOCS_ENV,
+    ROOTS_ENV,
+)
 from memeflow.encoder.fetch import read_source
 from memeflow.uris import ImageLoadError, is_fetched, is_local, normalise_uri
-
-ROOTS_ENV = "MEMEFLOW_ROOTS"
-FETCH_HOSTS_ENV = "MEMEFLOW_FETCH_HOSTS"
-FETCH_TIMEOUT_ENV = "MEMEFLOW_FETCH_TIMEOUT"
-MAX_DOCS_ENV = "MEMEFLOW_MAX_DOCS"
-MAX_IMAGE_BYTES_ENV = "MEMEFLOW_MAX_IMAGE_BYTES"
-MAX_PIXELS_ENV = "MEMEFLOW_MAX_PIXELS"
-
-DEFAULT_MAX_DOCS = 1000
-DEFAULT_MAX_IMAGE_BYTES = 20 * 2**20
-DEFAULT_FETCH_TIMEOUT = 10.0
 
 
 class RequestTooLargeError(ValueError):
     """A whole request is refused: it holds more documents than the service takes at once."""
-
-
-def _env_number(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number") from None
-    if value <= 0:
-        raise ValueError(f"{name}={raw!r} must be greater than 0")
-    return value
 
 
 def _host_key(host: str | None, port: int | None) -> tuple[str, int | None]:
@@ -71,24 +56,13 @@ class AccessPolicy:
     @classmethod
     def from_env(cls) -> "AccessPolicy":
         """The policy from MEMEFLOW_* variables; unset ones keep the safe defaults."""
-        roots = tuple(
-            Path(os.path.realpath(os.path.expanduser(part)))
-            for part in os.environ.get(ROOTS_ENV, "").split(os.pathsep)
-            if part.strip()
-        )
-        hosts = frozenset(
-            part.strip().lower()
-            for part in os.environ.get(FETCH_HOSTS_ENV, "").split(",")
-            if part.strip()
-        )
-        pixels = os.environ.get(MAX_PIXELS_ENV, "").strip()
         return cls(
-            roots=roots,
-            fetch_hosts=hosts,
-            fetch_timeout=_env_number(FETCH_TIMEOUT_ENV, DEFAULT_FETCH_TIMEOUT),
-            max_docs=int(_env_number(MAX_DOCS_ENV, DEFAULT_MAX_DOCS)),
-            max_image_bytes=int(_env_number(MAX_IMAGE_BYTES_ENV, DEFAULT_MAX_IMAGE_BYTES)),
-            max_pixels=int(_env_number(MAX_PIXELS_ENV, 1)) if pixels else None,
+            roots=config.read_roots(),
+            fetch_hosts=config.fetch_hosts(),
+            fetch_timeout=config.fetch_timeout(),
+            max_docs=config.max_docs(),
+            max_image_bytes=config.max_image_bytes(),
+            max_pixels=config.max_pixels(),
         )
 
     @property

@@ -1,6 +1,5 @@
 """CLIP encoder: gives every document of /index and /search a unit-length embedding."""
 
-import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -16,19 +15,12 @@ from memeflow.encoder.access import AccessPolicy
 from memeflow.encoder.hubness import GENERIC_PROMPTS, tag_hubness
 from memeflow.encoder.model import DEFAULT_TEXT_CACHE_SIZE, ClipModel
 from memeflow.encoder.ocr import OcrReader
-from memeflow.encoder.pipeline import PHASES, embed_documents
+from memeflow.encoder.pipeline import DEFAULT_BATCH_SIZE, PHASES, embed_documents
 from memeflow.encoder.query_parts import embed_terms
 from memeflow.encoder.rank import embed_for_rank
 from memeflow.encoder.text_model import with_text_model
 
-# The defaults below were chosen by measurement on 2 cores (BENCHMARKS.md, "Encoding").
-DEFAULT_BATCH_SIZE = 16
-DEFAULT_PREPROCESS_THREADS = 2
-
-
-def _runtime(configured: str) -> str:
-    """MEMEFLOW_RUNTIME overrides the `runtime` parameter, as MEMEFLOW_MODEL does `model`."""
-    return os.environ.get("MEMEFLOW_RUNTIME") or configured
+DEFAULT_PREPROCESS_THREADS = 2  # chosen by measurement on 2 cores (BENCHMARKS.md, "Encoding")
 
 
 class ClipEncoder(Executor):
@@ -51,7 +43,7 @@ class ClipEncoder(Executor):
         clip = ClipModel(
             config.model_name(model),
             allow_random=config.allow_random_weights(),
-            runtime=_runtime(runtime),
+            runtime=config.runtime(runtime),
             torch_threads=torch_threads,
             interop_threads=interop_threads,
             text_cache_size=text_cache_size,

@@ -23,6 +23,7 @@ from memeflow.encoder.thumbnail import make_thumbnail
 from memeflow.uris import ImageLoadError, describe_source, is_data_uri, normalise_uri
 from memeflow.vectors import check_own_vector
 
+DEFAULT_BATCH_SIZE = 16  # images per model call; chosen by measurement (BENCHMARKS.md, "Encoding")
 # A timer per phase, e.g. an executor's `self.monitor` (Prometheus); no timing by default.
 Timer = Callable[[str], AbstractContextManager[object]]
 PHASES: dict[str, str] = {
@@ -150,7 +151,7 @@ def embed_documents(
     model: ClipModel,
     docs: Sequence[MemeDoc],
     pool: ThreadPoolExecutor,
-    batch_size: int = 16,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     policy: AccessPolicy | None = None,
     timer: Timer = _untimed,
     *,

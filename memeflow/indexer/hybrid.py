@@ -9,15 +9,14 @@ and, when its words matched, how well (`words_score`): what a shard merger needs
 fuse the union of several shards' answers again.
 """
 
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from memeflow import config
 from memeflow.documents import Hit
 from memeflow.indexer.bm25 import TextIndex
 from memeflow.indexer.fusion import reciprocal_rank_fusion
 
-DEFAULT_OCR_WEIGHT = 1.0
 PHRASE_BONUS = 1000.0  # a quoted caption outranks any partial match (as in TextIndex.search)
 
 
@@ -25,7 +24,7 @@ def ocr_weight(parameters: dict[str, Any]) -> float:
     """The `ocr_weight` request parameter, else MEMEFLOW_OCR_WEIGHT, else 1; >= 0."""
     raw = parameters.get("ocr_weight")
     if raw is None:
-        raw = os.environ.get("MEMEFLOW_OCR_WEIGHT") or DEFAULT_OCR_WEIGHT
+        raw = config.ocr_weight()
     try:
         value = float(raw)
     except (TypeError, ValueError):

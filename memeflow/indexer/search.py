@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from memeflow import params
+from memeflow import config, params
 from memeflow.documents import Hit
 from memeflow.indexer import collapse, hub_correction, hybrid
 from memeflow.indexer.bm25 import TextIndex
@@ -44,7 +44,7 @@ class SearchOptions:
     hub_correction: bool = False
     dedup_distance: int | None = None  # None: near-duplicates are kept
     group_by: str | None = None
-    ocr_weight: float = hybrid.DEFAULT_OCR_WEIGHT  # 0: text queries ignore the words
+    ocr_weight: float = config.DEFAULT_OCR_WEIGHT  # 0: text queries ignore the words
 
     @classmethod
     def from_parameters(cls, parameters: Mapping[str, Any]) -> "SearchOptions":
