@@ -9,7 +9,7 @@ The command line writes them as rclip does: `"cat + 2:hat - dog"` (terms separat
 ` + ` or ` - ` with spaces around, so "t-shirt" stays one term; `N:` in front sets a
 weight); a term that names an existing file, or an http(s) or data: URL, is an image.
 Over the API a document carries them in `terms`: [{text|uri|blob|id, weight}]
-(`memeflow.terms` embeds and combines them in the Flow).
+(`memeflow.encoder.query_parts` embeds and combines them in the Flow).
 """
 
 import re

@@ -26,7 +26,7 @@ def pool():
 def test_batches_keep_each_vector_with_its_document(clip_model, pool) -> None:
     docs = [MemeDoc(uri=str(p)) for p in FIVE]
     embed_documents(clip_model, docs, pool, batch_size=2)  # three batches, pipelined
-    alone = np.vstack([clip_model.encode_images([decode_image(p.read_bytes())]) for p in FIVE])
+    alone = np.vstack([clip_model.embed_images([decode_image(p.read_bytes())]) for p in FIVE])
     similarity = np.stack([d.embedding for d in docs]) @ alone.T
     np.testing.assert_allclose(np.diag(similarity), 1.0, atol=1e-4)  # its own image's vector
     assert list(similarity.argmax(axis=1)) == [0, 1, 2, 3, 4]

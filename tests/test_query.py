@@ -60,8 +60,8 @@ def test_unit_rows_scale_each_row_to_length_one_and_leave_zero_rows_zero() -> No
 def test_zero_shot_is_a_softmax_over_100_cosines(clip_model) -> None:
     from PIL import Image
 
-    image = clip_model.encode_images([Image.new("RGB", (224, 224), (200, 30, 30))])[0]
-    texts = clip_model.encode_texts(["a red square", "a dog", "a spreadsheet"])
+    image = clip_model.embed_images([Image.new("RGB", (224, 224), (200, 30, 30))])[0]
+    texts = clip_model.embed_texts(["a red square", "a dog", "a spreadsheet"])
     probabilities, cosines = zero_shot(image, texts)
     np.testing.assert_allclose(cosines, texts @ image, atol=1e-6)  # cosines near 0: no rtol
     assert probabilities.sum() == pytest.approx(1.0)

@@ -16,7 +16,7 @@ from memeflow.encoder.hubness import GENERIC_PROMPTS, tag_hubness
 from memeflow.encoder.model import DEFAULT_TEXT_CACHE_SIZE, ClipModel
 from memeflow.encoder.ocr import OcrReader
 from memeflow.encoder.pipeline import DEFAULT_BATCH_SIZE, PHASES, embed_documents
-from memeflow.encoder.query_parts import embed_terms
+from memeflow.encoder.query_parts import embed_query_parts
 from memeflow.encoder.rank import embed_for_rank
 from memeflow.encoder.text_model import with_text_model
 
@@ -64,7 +64,7 @@ class ClipEncoder(Executor):
         if self.ocr is not None:
             self.logger.info("reading the words on memes at /index (MEMEFLOW_OCR)")
         # Embedded once: each indexed image's hubness is measured against it (memeflow.hubs).
-        self.hub_bank = self.model.encode_texts(list(GENERIC_PROMPTS))
+        self.hub_bank = self.model.embed_texts(list(GENERIC_PROMPTS))
 
     @requests(on="/index")
     def encode(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
@@ -76,10 +76,10 @@ class ClipEncoder(Executor):
     @requests(on="/search")
     def encode_queries(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
         """Queries need no thumbnail; one with only an id is searched by its stored vector;
-        one with `terms` is a combined query (memeflow.terms)."""
+        one with `terms` is a combined query (memeflow.encoder.query_parts)."""
         self._encode(DocList[MemeDoc]([doc for doc in docs if not doc.terms]), by_id=True)
-        embed_terms(self.model, [doc for doc in docs if doc.terms], self.pool, self.batch_size,
-                    self.policy)
+        embed_query_parts(self.model, [doc for doc in docs if doc.terms], self.pool,
+                          self.batch_size, self.policy)
         return docs
 
     @requests(on="/rank")

@@ -126,7 +126,7 @@ def embed_images(
                 doc.error = f"{describe_source(doc.uri, doc.blob)}: could not read image ({exc!r})"
         if ready:
             with timer("embed_images_seconds"):
-                vectors = model.encode_pixels(torch.stack(pixels))
+                vectors = model.embed_pixels(torch.stack(pixels))
             for doc, vector in zip(ready, vectors, strict=True):
                 doc.embedding = vector
 
@@ -136,7 +136,7 @@ def embed_texts(
 ) -> None:
     for batch in _batches(docs, batch_size):
         with timer("embed_texts_seconds"):
-            vectors = model.encode_texts([d.text for d in batch])
+            vectors = model.embed_texts([d.text for d in batch])
         for doc, vector in zip(batch, vectors, strict=True):
             doc.embedding = vector
             if doc.id is None:

@@ -11,17 +11,17 @@ from memeflow.documents import MemeDoc, TermDoc, is_id_only
 from memeflow.encoder.access import AccessPolicy
 from memeflow.encoder.model import ClipModel
 from memeflow.encoder.pipeline import embed_documents
-from memeflow.indexer.query_parts import resolve_terms
+from memeflow.indexer.query_parts import resolve_query_parts
 from memeflow.query import part_label
 from memeflow.uris import is_data_uri
 
 
-def embed_terms(
+def embed_query_parts(
     model: ClipModel, docs: Sequence[MemeDoc], pool: ThreadPoolExecutor, batch_size: int,
     policy: AccessPolicy | None = None,
 ) -> None:
     """Embed the text and image terms of combined-query documents, and combine them where
-    no term needs the index (the indexer finishes the others: `resolve_terms`)."""
+    no term needs the index (the indexer finishes the others: `resolve_query_parts`)."""
     pending: list[tuple[MemeDoc, int, TermDoc, MemeDoc]] = []
     for doc in docs:
         if doc.error or not doc.terms:
@@ -42,4 +42,4 @@ def embed_terms(
             doc.error = f"{part_label(position, term)}: {probe.error}"
     for doc in docs:
         if doc.terms and not doc.error and not any(is_id_only(t) for t in doc.terms):
-            resolve_terms(doc, lambda ids: [])
+            resolve_query_parts(doc, lambda ids: [])

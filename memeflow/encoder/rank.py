@@ -27,5 +27,5 @@ def embed_for_rank(
     candidates = [match for doc in ready if not doc.error for match in doc.matches]
     for start in range(0, len(candidates), batch_size):
         batch = candidates[start : start + batch_size]
-        for match, vector in zip(batch, model.encode_texts([m.text for m in batch]), strict=True):
+        for match, vector in zip(batch, model.embed_texts([m.text for m in batch]), strict=True):
             match.embedding = vector

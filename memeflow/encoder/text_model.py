@@ -83,9 +83,9 @@ class SentenceTextModel:
                          else self.encoder.config.hidden_size)
         self.text_cache = TextVectorCache(text_cache_size)
 
-    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors, one per text; repeated texts come from the cache."""
-        return self.text_cache.encode(texts, self._run, self.dim)
+        return self.text_cache.embed(texts, self._run, self.dim)
 
     def _run(self, texts: list[str]) -> np.ndarray:
         tokens = self.tokenizer(texts, padding=True, truncation=True,
@@ -105,7 +105,7 @@ class SentenceTextModel:
 
 class QueryTextModel:
     """CLIP for images, a separate model for texts: what the encoder uses when
-    MEMEFLOW_TEXT_MODEL is set. Anything but `encode_texts` is CLIP's."""
+    MEMEFLOW_TEXT_MODEL is set. Anything but `embed_texts` is CLIP's."""
 
     def __init__(self, clip: ClipModel, text: SentenceTextModel) -> None:
         if text.dim != clip.dim:
@@ -118,8 +118,8 @@ class QueryTextModel:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.clip, name)
 
-    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        return self.text.encode_texts(texts)
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return self.text.embed_texts(texts)
 
 
 def with_text_model(clip: ClipModel, text_model: str | None) -> ClipModel | QueryTextModel:

@@ -41,8 +41,9 @@ class LexicalHit(NamedTuple):
     phrase: bool  # the normalised query occurs whole in the meme's words
 
 
-class TextIndex:
-    """An inverted index from trigrams to documents, kept in memory; rebuilt from the store."""
+class Bm25Index:
+    """The lexical index: BM25 over character trigrams, an inverted index from trigrams to
+    documents kept in memory and rebuilt from the store."""
 
     def __init__(self, min_coverage: float = DEFAULT_MIN_COVERAGE) -> None:
         self.min_coverage = min_coverage

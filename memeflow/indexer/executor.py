@@ -8,9 +8,9 @@ from jina import Executor, requests
 from memeflow import config, params
 from memeflow.documents import MatchDoc, MemeDoc, TermDoc, is_id_only
 from memeflow.encoder.access import AccessPolicy
-from memeflow.indexer.bm25 import TextIndex
+from memeflow.indexer.bm25 import Bm25Index
 from memeflow.indexer.lookup import record_filter
-from memeflow.indexer.query_parts import resolve_terms
+from memeflow.indexer.query_parts import resolve_query_parts
 from memeflow.indexer.rank import rank_candidates
 from memeflow.indexer.search import SearchOptions, search_store
 from memeflow.indexer.shards import shard_of
@@ -33,12 +33,12 @@ class MemeIndexer(Executor):
         self.path = path
         self.store = VectorStore(path, exact_max=int(exact_max))  # beyond it: HNSW
         self.thumbnails = ThumbnailStore(path / "thumbnails")
-        self.words = TextIndex()  # the words read on memes (OCR), rebuilt from the records
+        self.lexical = Bm25Index()  # the words read on memes (OCR), rebuilt from the records
         for doc_id, words in self.store.words():
-            self.words.upsert(doc_id, words)
+            self.lexical.upsert(doc_id, words)
         self.limits = AccessPolicy.from_env()  # /upsert skips the encoder and its limits
         self.logger.info(f"index at {path}: {len(self.store)} documents, "
-                         f"{len(self.words)} with words on them")
+                         f"{len(self.lexical)} with words on them")
 
     def _owns(self, doc: MemeDoc) -> bool:
         return self.shards == 1 or shard_of(doc.id, self.shards) == self.shard_id
@@ -73,7 +73,7 @@ class MemeIndexer(Executor):
                     [Record(uri=doc.uri, tags=doc.tags, words=doc.words) for doc in valid],
                 )
             for doc in valid:
-                self.words.upsert(doc.id, doc.words)
+                self.lexical.upsert(doc.id, doc.words)
                 # A document re-indexed from a bare vector loses its old preview.
                 if doc.thumbnail:
                     self.thumbnails.put(doc.id, doc.thumbnail)
@@ -102,7 +102,7 @@ class MemeIndexer(Executor):
         with_vectors = params.flag(parameters, "return_embeddings")
         for doc in docs:
             if doc.terms and not doc.error:  # a combined query with terms naming indexed ids
-                resolve_terms(doc, self._stored_vectors)
+                resolve_query_parts(doc, self._stored_vectors)
             elif not doc.error and doc.embedding is None and doc.id:
                 self._use_stored_vector(doc)
             doc.terms = DocList[TermDoc]()
@@ -118,7 +118,7 @@ class MemeIndexer(Executor):
                 # A query's text is matched against the words on the memes too. A shard
                 # leaves paging to the merger, which pages the union.
                 results = search_store(self.store, matrix, options, paged=self.shards == 1,
-                                       texts=[doc.text for doc in queries], words=self.words)
+                                       texts=[doc.text for doc in queries], lexical=self.lexical)
             for doc, hits in zip(queries, results, strict=True):
                 doc.matches = DocList[MatchDoc]([MatchDoc(**hit) for hit in hits])
                 if with_vectors and hits:
@@ -147,7 +147,7 @@ class MemeIndexer(Executor):
         ids = [doc.id for doc in docs if doc.id and self._owns(doc)]
         removed = self.store.delete(ids)
         self.thumbnails.delete(ids)
-        self.words.delete(ids)
+        self.lexical.delete(ids)
         return DocList[MemeDoc]([MemeDoc(tags={"deleted": removed, "count": len(self.store)})])
 
     @requests(on="/get")
@@ -206,7 +206,7 @@ class MemeIndexer(Executor):
     def clear(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
         self.store.clear()
         self.thumbnails.clear()
-        self.words.clear()
+        self.lexical.clear()
         return DocList[MemeDoc]([MemeDoc(tags={"count": 0})])
 
     def close(self) -> None:

@@ -10,8 +10,9 @@ from memeflow.documents import MemeDoc, TermDoc, is_id_only
 from memeflow.query import combine, part_label
 
 
-def resolve_terms(doc: MemeDoc, vectors_of: Callable[[list[str]], Sequence[np.ndarray | None]]
-                  ) -> None:
+def resolve_query_parts(
+    doc: MemeDoc, vectors_of: Callable[[list[str]], Sequence[np.ndarray | None]]
+) -> None:
     """Fill id terms with stored vectors (`vectors_of(ids)`, None for an unknown id), then
     set the document's embedding to the combined query; the terms are not sent back."""
     ids = [term.id for term in doc.terms if is_id_only(term)]

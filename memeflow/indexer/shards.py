@@ -34,15 +34,17 @@ def merge_matches(
     one shard would rank)."""
     merged = [match for matches in per_shard for match in matches]
     merged.sort(key=lambda match: (-match.score, match.id or ""))
-    if any("words" in match.signals for match in merged):
+    if any(hybrid.LEXICAL in match.signals for match in merged):
         by_id = {match.id: match for match in merged}
-        picture = [_as_hit(m) for m in merged if "clip" in m.signals]
-        worded = sorted(((m.id, m.words_score or 0.0) for m in merged if "words" in m.signals),
-                        key=lambda pair: (-pair[1], pair[0]))
-        hits = hybrid.fuse(picture, worded, options.ocr_weight,
+        dense = [_as_hit(m) for m in merged if hybrid.DENSE in m.signals]
+        lexical = sorted(
+            ((m.id, m.words_score or 0.0) for m in merged if hybrid.LEXICAL in m.signals),
+            key=lambda pair: (-pair[1], pair[0]),
+        )
+        hits = hybrid.fuse(dense, lexical, options.ocr_weight,
                                lambda ids: [_as_hit(by_id[i]) for i in ids])
     else:
-        hits = hybrid.with_clip_signals([_as_hit(m) for m in merged])
+        hits = hybrid.with_dense_signals([_as_hit(m) for m in merged])
     page = options.page(options.collapse(hits))
     return DocList[MatchDoc]([MatchDoc(**hit) for hit in page])
 
