@@ -19,9 +19,11 @@ demo: install
 # pytest exits 5 when it collected no test: said plainly rather than failing as a crash.
 test: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest || { status=$$?; [ $$status -eq 5 ] && echo "pytest collected no tests"; \
 		[ $$status -eq 5 ] || exit $$status; }
 
+# The code keeps its own line style (ruff check's E/W rules), not ruff format's.
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy

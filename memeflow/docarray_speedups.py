@@ -22,8 +22,10 @@ def _id_from_protobuf(cls: type[ID], pb_msg: str) -> ID:
 def install() -> None:
     if getattr(BaseDoc, "_memeflow_speedups", False):
         return
-    ID.from_protobuf = classmethod(_id_from_protobuf)
+    # Replacing the method is the fix; it takes the same argument.
+    ID.from_protobuf = classmethod(_id_from_protobuf)  # type: ignore[method-assign,assignment]
     for name in ("_get_field_annotation", "_get_field_annotation_array"):
         original = getattr(BaseDoc, name).__func__
-        setattr(BaseDoc, name, classmethod(functools.cache(original)))
-    BaseDoc._memeflow_speedups = True
+        # The cached function is called as the original is (typeshed types the cache loosely).
+        setattr(BaseDoc, name, classmethod(functools.cache(original)))  # type: ignore[arg-type]
+    BaseDoc._memeflow_speedups = True  # type: ignore[attr-defined]  # our marker, read above

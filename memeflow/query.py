@@ -7,11 +7,15 @@ much as "cat". Terms that cancel out exactly (e.g. "cat - cat") are refused.
 
 The command line writes them as rclip does: `"cat + 2:hat - dog"` (terms separated by
 ` + ` or ` - ` with spaces around, so "t-shirt" stays one term; `N:` in front sets a
-weight); a term that names an existing file, or an http(s) or data: URL, is an image.
+weight); a term that names an existing image file (an image suffix, memeflow.formats),
+or an http(s) or data: URL, is an image. Anything else is text, however long: it is never
+handed to the file system as a path it cannot be (the encoder cuts texts at 77 tokens).
 Over the API a document carries them in `terms`: [{text|uri|blob|id, weight}]
 (`memeflow.encoder.query_parts` embeds and combines them in the Flow).
 """
 
+import functools
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from memeflow.formats import IMAGE_SUFFIXES
 from memeflow.uris import describe_source, names_image
 from memeflow.vectors import unit_rows
 
@@ -36,9 +41,38 @@ class Term:
     image: str | None = None
 
 
+@functools.cache
+def _path_limits() -> tuple[int, int]:
+    """(longest path, longest file name) in bytes, as the file system says (POSIX)."""
+    try:
+        return os.pathconf("/", "PC_PATH_MAX"), os.pathconf("/", "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):  # no pathconf (Windows) or no answer
+        return 4096, 255
+
+
+def is_existing_file(text: str) -> bool:
+    """Whether `text` (`~` expanded) names an existing file. Never raises: a text too long
+    to be a path, with a NUL or an unknown `~user`, is no file."""
+    longest_path, longest_name = _path_limits()
+    try:
+        path = Path(text).expanduser()
+        if len(os.fsencode(path)) >= longest_path or any(
+                len(os.fsencode(part)) > longest_name for part in path.parts):
+            return False
+        return path.is_file()
+    except (OSError, ValueError, RuntimeError):  # RuntimeError: expanduser of ~nobody
+        return False
+
+
+def is_image_file(text: str) -> bool:
+    """Whether a query part names an existing image file (an image suffix, and a file)."""
+    return Path(text).suffix.lower() in IMAGE_SUFFIXES and is_existing_file(text)
+
+
 def parse_query(query: str, is_file: Callable[[str], bool] | None = None) -> list[Term]:
-    """Terms of an rclip-style query; ValueError for an empty one or an empty term."""
-    is_file = is_file or (lambda text: Path(text).expanduser().is_file())
+    """Terms of an rclip-style query; ValueError for an empty one or an empty term.
+    `is_file(part)`: whether a part is an image file (default `is_image_file`)."""
+    is_file = is_file or is_image_file
     parts = _SEPARATOR.split(query.strip())
     signs = ["+", *parts[1::2]]
     bodies = parts[0::2]

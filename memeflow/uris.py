@@ -2,22 +2,79 @@
 error every stage uses for an image it cannot read.
 
 A document is identified by its uri, so one file must always get the same one, whatever
-directory the client ran in or how the path was spelled.
+directory the client ran in or how the path was spelled. A local file's uri is its
+absolute path, except when the path is not UTF-8 (a Latin-1 `caf\xe9.jpg` from an old
+disk): JSON and protobuf carry only Unicode, so such a path becomes a `file://` URL with
+its bytes percent-encoded (RFC 8089), which `local_path` turns back into the same bytes.
 """
 
 import os
 import re
 import urllib.parse
-import urllib.request
 
 SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
 IMAGE_URL_PREFIXES = ("http://", "https://", "data:image/", "file://")
 
 
 class ImageLoadError(ValueError):
-    """A document's image could not be read; str(err) names the input and the reason."""
+    """A document's image could not be read; str(err) names the input and the reason.
+
+    A path that is not UTF-8 is shown with its odd bytes as `\\xNN`, so the message can
+    travel on a document (protobuf strings must be valid UTF-8).
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(printable(message))
 
 
+def printable(text: str) -> str:
+    """`text` with the undecodable bytes of an OS path (lone surrogates) as `\\xNN`:
+    safe to print to a strict UTF-8 stream or to put in JSON and protobuf."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no OS call made: show it as a code point
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def path_uri(path: str | os.PathLike[str]) -> str:
+    """The uri of a local file: its absolute path as given (links are not resolved, `~`
+    is expanded), or, when that path is not UTF-8, `file://` and its percent-encoded bytes.
+    """
+    absolute = os.path.abspath(os.path.expanduser(os.fspath(path)))
+    try:
+        absolute.encode("utf-8")
+        return absolute
+    except UnicodeEncodeError:
+        return "file://" + urllib.parse.quote(os.fsencode(absolute), safe="/")
+
+
+def local_path(uri: str) -> str | None:
+    """The OS path (str, undecodable bytes as surrogates) of a local path or `file:` uri,
+    or None for other schemes (http, data...). Raises ImageLoadError for a file URL of
+    another host or without a path."""
+    if not uri:
+        return None
+    kind = scheme(uri)
+    if kind == "file":
+        parts = urllib.parse.urlsplit(uri)
+        if parts.netloc not in ("", "localhost"):
+            raise ImageLoadError(
+                f"{uri}: file URL names host {parts.netloc!r}; only local files "
+                "(file:///path) can be read"
+            )
+        if not parts.path:
+            raise ImageLoadError(f"{uri}: file URL has no path")
+        raw = os.fsdecode(urllib.parse.unquote_to_bytes(parts.path))
+        return os.path.abspath(os.path.expanduser(raw))
+    if kind:
+        return None
+    return os.path.abspath(os.path.expanduser(uri))
 
 
 def describe_source(uri: str | None, blob: bytes | None) -> str:
@@ -47,27 +104,14 @@ def scheme(uri: str) -> str:
 
 
 def normalise_uri(uri: str) -> str:
-    """An absolute local path for paths and `file:` URLs; other URIs unchanged.
+    """The one uri of a local path or `file:` URL (see `path_uri`); other URIs unchanged.
 
     Documents are identified by their uri, so one file must always get the same one,
-    whatever directory the client ran in or how the path was spelled.
+    whatever directory the client ran in or how the path was spelled. Read the file at
+    `local_path(uri)`: the result is a `file://` URL when the path is not UTF-8.
     """
-    if not uri:
-        return uri
-    kind = scheme(uri)
-    if kind == "file":
-        parts = urllib.parse.urlsplit(uri)
-        if parts.netloc not in ("", "localhost"):
-            raise ImageLoadError(
-                f"{uri}: file URL names host {parts.netloc!r}; only local files "
-                "(file:///path) can be read"
-            )
-        if not parts.path:
-            raise ImageLoadError(f"{uri}: file URL has no path")
-        return os.path.abspath(os.path.expanduser(urllib.request.url2pathname(parts.path)))
-    if kind:
-        return uri
-    return os.path.abspath(os.path.expanduser(uri))
+    path = local_path(uri)
+    return uri if path is None else path_uri(path)
 
 
 LOCAL_SCHEMES = ("", "file")  # a path or a file: URL: a file on the machine that reads it
@@ -86,7 +130,7 @@ def is_fetched(uri: str) -> bool:
 
 def is_data_uri(uri: str | None) -> bool:
     """A `data:` URI: the image bytes themselves, never a place to name a document by."""
-    return bool(uri) and scheme(uri) == "data"
+    return uri is not None and scheme(uri) == "data"
 
 
 def names_image(text: str) -> bool:

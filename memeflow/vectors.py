@@ -36,4 +36,4 @@ def check_own_vector(doc: MemeDoc, dim: int | None, holder: str = "the index hol
     elif not np.isfinite(vector).all() or not np.any(vector):
         doc.error = "embedding is zero or holds NaN/inf: send a finite, non-zero vector"
     elif doc.id is None:
-        doc.id = content_id(data=vector.tobytes())
+        doc.id = content_id(data=vector.tobytes())  # type: ignore[assignment]  # pydantic: an ID

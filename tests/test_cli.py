@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from memeflow.client.files import file_id
+from memeflow.uris import local_path, path_uri
 from tests.conftest import MEMES, free_port
 
 pytestmark = pytest.mark.flow
@@ -168,3 +169,130 @@ def test_errors_name_the_input_and_the_fix(service, tmp_path) -> None:
         run = service.cli("--host", nobody, *command)
         assert run.returncode == 3, (command, run.stderr)
         assert nobody in run.stderr + run.stdout and "memeflow serve" in run.stderr + run.stdout
+
+
+# --- real folders: odd names, hidden and ignored files, links, HEIC ----------------------
+
+LATIN1 = os.fsdecode(b"caf\xe9")  # "café" in Latin-1: not UTF-8, as copied from an old disk
+
+
+def noise_image(path: Path, seed: int, fmt: str | None = None) -> Path:
+    """An image no other test indexed (a shared meme's bytes would be a copy)."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(seed).integers(0, 256, (64, 64, 3), np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "HEIC":
+        import pillow_heif
+
+        pillow_heif.from_pillow(Image.fromarray(pixels)).save(path, quality=90)
+    else:
+        Image.fromarray(pixels).save(path, fmt or "PNG")
+    return path
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("real") / "photos"
+    noise_image(root / LATIN1 / f"{LATIN1}.jpg", 1, "JPEG")  # folder and file not UTF-8
+    noise_image(root / "iphone.heic", 2, "HEIC")
+    noise_image(root / "ok.png", 3)
+    for seed, hidden in enumerate([".hidden/x.png", "@eaDir/thumb.png", "._ok.png"], 10):
+        noise_image(root / hidden, seed)
+    noise_image(root / "drafts" / "y.png", 20)
+    (root / ".memeflowignore").write_text("drafts/\n")
+    (root / "broken.jpg").symlink_to(root / "gone.jpg")
+    (root / "again").symlink_to(root)  # a loop: walked once
+    return root
+
+
+def test_odd_names_hidden_files_links_and_heic_do_not_stop_indexing(service, client, photos
+                                                                    ) -> None:
+    run = service.cli("index", str(photos))  # stdout is strict UTF-8: odd names must not crash
+    assert run.returncode == 0, run.stderr
+    *failed, summary = run.stdout.strip().splitlines()
+    assert summary == "3 encoded, 0 moved, 0 copied, 0 unchanged, 1 failed, 5 skipped"
+    assert failed == [f"failed: {photos / 'broken.jpg'}: broken link: its target is gone"]
+    again = run_json(service, "index", str(photos))
+    assert (again["unchanged"], again["skipped"], len(again["failed"])) == (3, 5, 1)
+
+    odd = photos / LATIN1 / f"{LATIN1}.jpg"
+    hits = run_json(service, "search", "--image", str(odd), "-k", "1")
+    uri = hits[0]["uri"]
+    assert uri == "file://" + str(photos) + "/caf%E9/caf%E9.jpg" and hits[0]["score"] > 0.99
+    assert local_path(uri) == str(odd)  # the uri leads back to the file's bytes
+    heic = client.search_image(photos / "iphone.heic", top_k=1)[0]
+    assert heic["uri"] == str(photos / "iphone.heic") and heic["score"] > 0.99
+
+
+def test_a_renamed_odd_name_is_moved_and_a_deleted_one_pruned(service, client, photos) -> None:
+    odd = photos / LATIN1 / f"{LATIN1}.jpg"
+    renamed = odd.with_name(os.fsdecode(b"na\xefve.jpg"))
+    odd.rename(renamed)
+    report = run_json(service, "index", str(photos))
+    assert (report["encoded"], report["moved"]) == (0, 1)
+    assert report["moves"] == [{"from": path_uri(odd), "to": path_uri(renamed)}]
+    renamed.unlink()
+    report = run_json(service, "index", "--prune", str(photos))
+    assert report["pruned"] == 1
+    assert not [h for h in client.search_text("x", top_k=client.count())
+                if "%" in (h["uri"] or "")]
+
+
+def test_hidden_files_on_request_and_paths_kept_as_reached_through_a_link(client, photos
+                                                                         ) -> None:
+    report = client.index_paths([photos], include_hidden=True)
+    assert sorted(report.encoded) == sorted(
+        str(photos / name) for name in (".hidden/x.png", "@eaDir/thumb.png", "._ok.png"))
+    assert sorted(report.skipped) == [str(photos / "again"), str(photos / "drafts")]
+
+    link = photos.with_name("linked")
+    link.symlink_to(photos)
+    through = client.index_paths([link])  # the same files by another path: re-filed, once
+    assert (len(through.encoded), len(through.moved)) == (0, 2)
+    uris = {h["uri"] for h in client.search_text("x", top_k=client.count())}
+    assert {str(link / "ok.png"), str(link / "iphone.heic")} <= uris
+    assert not {str(photos / "ok.png"), str(photos / "iphone.heic")} & uris
+
+
+def test_files_that_vanish_mid_run_fail_alone(client, photos, monkeypatch) -> None:
+    import memeflow.client.client as client_module
+
+    fresh = [noise_image(photos / "late" / f"{n}.png", 30 + n) for n in range(3)]
+    hash_file = client_module.sha256_file
+
+    def hash_then_lose(path: Path) -> str:  # gone after hashing, before its bytes are read
+        digest = hash_file(path)
+        if path == fresh[0]:
+            path.unlink()
+        if path == fresh[1]:
+            raise PermissionError(13, "Permission denied")  # root reads anything: simulated
+        return digest
+
+    monkeypatch.setattr(client_module, "sha256_file", hash_then_lose)
+    report = client.index_paths([photos / "late"])
+    assert report.encoded == [str(fresh[2])]
+    assert dict(report.failed) == {str(fresh[0]): "cannot read file: No such file or directory",
+                                   str(fresh[1]): "cannot read file: Permission denied"}
+
+
+def test_a_long_query_is_text(service, client) -> None:
+    """`memeflow search "$(python3 -c 'print("cat " * 200)')"` once failed with "[Errno 36]
+    File name too long": the query is text, cut at 77 tokens by the model."""
+    assert client.count() > 0
+    run = service.cli("search", "cat " * 200, "-k", "3", "--json")
+    assert run.returncode == 0, run.stderr
+    assert len(json.loads(run.stdout)) == 3 and run.stderr == ""
+
+
+def test_a_refused_request_is_one_line(service) -> None:
+    """The service's refusal is one line naming the parameter (not Jina's stack frames),
+    exit 1; --verbose adds the tracebacks."""
+    run = service.cli("search", "cat", "--offset", "-1")
+    assert run.returncode == 1
+    assert run.stderr == ("memeflow: the service refused /search: offset must be a whole "
+                          "number >= 0, got -1.0\n")
+    verbose = service.cli("--verbose", "search", "cat", "--offset", "-1")
+    assert verbose.returncode == 1 and "Traceback" in verbose.stderr
+    assert verbose.stderr.splitlines()[-1] == run.stderr.strip()

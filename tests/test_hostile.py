@@ -7,23 +7,29 @@ here with Pillow.
 """
 
 import json
+import os
 import re
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import yaml
 from docarray import DocList
+from jina.excepts import BadServer
 from PIL import Image
 
-from memeflow.client import MemeClient
+from memeflow.cli.serve import FlowProcess
+from memeflow.client import MemeClient, RequestRefused, ServiceError
 from memeflow.documents import MemeDoc
-from tests.conftest import Service, local_http_server, serving
+from tests.conftest import REPO, Service, free_port, local_http_server, serving
 from tests.test_images import BLUE, RED, cmyk_profile, encode, noise
 
 pytestmark = pytest.mark.flow
@@ -136,7 +142,7 @@ def client(service: Service) -> MemeClient:
     return MemeClient(service.env["MEMEFLOW_HOST"])
 
 
-def http(service: Service, method: str, path: str, body: bytes | None = None,
+def http(service: Service | SimpleNamespace, method: str, path: str, body: bytes | None = None,
          key: str | None = API_KEY) -> tuple[int, str]:
     headers = {"Content-Type": "application/json"} | ({"x-api-key": key} if key else {})
     request = urllib.request.Request(f"{service.http}{path}", data=body, method=method,
@@ -195,6 +201,12 @@ def test_awkward_texts_over_grpc_and_http(client: MemeClient, service: Service) 
         assert client.search_text(text, top_k=1)[0]["id"] == name  # gRPC
         (result,) = post(service, "/search", [{"text": text}], top_k=1)  # HTTP, as JSON
         assert result["matches"][0]["id"] == name
+    # A 200-word query in the command line's syntax is text (not a path "too long"), cut at
+    # 77 tokens like any other: the same hits over gRPC and HTTP.
+    words = "drake " * 200
+    hits = MemeClient(f"http://127.0.0.1:{service.http_port}").search_query(words, top_k=3)
+    assert [h["id"] for h in client.search_query(words, top_k=3)] == [h["id"] for h in hits]
+    assert len(hits) == 3
     client.delete(list(texts))
 
 
@@ -270,7 +282,7 @@ def test_malformed_http_and_unknown_endpoints(client: MemeClient, service: Servi
     assert http(service, "GET", "/../../etc/passwd")[0] == 404
     status, text = http(service, "POST", "/search", json.dumps(
         {"data": [{"text": "ok"}], "parameters": {"top_k": "all"}}).encode())
-    assert status >= 400 and "top_k must be a whole number" in text
+    assert status == 400 and "top_k must be a whole number" in text
     assert client.count() == 0  # and the service still answers
 
 
@@ -326,3 +338,153 @@ def test_the_api_key_guards_both_protocols(service: Service, monkeypatch) -> Non
         ping = subprocess.run([str(jina), "ping", "flow", address], capture_output=True,
                               timeout=120, env=env, check=False)
         assert ping.returncode == 0, ping.stdout
+
+
+# Each is refused as a whole, by name: HTTP 400 (not Jina's 500), gRPC Jina's RequestError.
+REFUSED_PARAMETERS = [
+    ({"top_k": 0}, "top_k"), ({"top_k": -1}, "top_k"), ({"top_k": "abc"}, "top_k"),
+    ({"top_k": None}, "top_k"), ({"top_k": 2.5}, "top_k"), ({"offset": -1}, "offset"),
+    ({"where": "folder"}, "where"), ({"where": {"year": {"$gte": "new"}}}, r"where\['year'\]"),
+    ({"min_score": "high"}, "min_score"), ({"ocr_weight": -1}, "ocr_weight"),
+    ({"dedup": True, "dedup_distance": -2}, "dedup_distance"), ({"group_by": 3}, "group_by"),
+    ({"return_embeddings": "maybe"}, "return_embeddings"),
+]
+
+
+def log_counts(log: Path, lines_after: int, expected_refusals: int) -> tuple[int, int]:
+    """(refusal lines, lines with a traceback) in the service log after `lines_after`,
+    once the expected refusals are there (the log is forwarded by `memeflow serve`)."""
+    deadline = time.monotonic() + 30
+    while True:
+        lines = log.read_text().splitlines()[lines_after:]
+        refused = sum("refused /" in line for line in lines)
+        if refused >= expected_refusals or time.monotonic() > deadline:
+            return refused, sum("Traceback" in line for line in lines)
+        time.sleep(0.2)
+
+
+def test_bad_parameters_are_the_callers_error(client: MemeClient, service: Service) -> None:
+    start = len(service.log_path.read_text().splitlines())
+    for parameters, name in REFUSED_PARAMETERS:
+        status, text = http(service, "POST", "/search", json.dumps(
+            {"data": [{"text": "a cat"}], "parameters": parameters}).encode())
+        assert status == 400, (parameters, status, text)
+        assert re.match(f"{name}.* must be ", json.loads(text)["detail"]), text
+        with pytest.raises(RequestRefused, match=f"the service refused /search: {name}"):
+            client.search_text("a cat", **parameters)  # gRPC
+    # Jina's own client gets Jina's error status, named as the caller's.
+    with pytest.raises(BadServer) as raised:
+        client._client.post("/search", inputs=DocList[MemeDoc]([MemeDoc(text="a cat")]),
+                            parameters={"top_k": 0}, return_type=DocList[MemeDoc],
+                            **client._auth)
+    exception = raised.value.args[0].status.exception
+    assert (exception.name, list(exception.args)) == (
+        "RequestError", ["top_k must be a whole number >= 1, got 0.0"])
+    for parameters in ({"uri_prefix": 5}, {"tag": ["sha256"]}, {"return_embeddings": "x"}):
+        status, text = http(service, "POST", "/find", json.dumps(
+            {"data": [], "parameters": parameters}).encode())
+        assert status == 400 and " must be " in json.loads(text)["detail"], text
+    refusals = 2 * len(REFUSED_PARAMETERS) + 1 + 3
+    assert log_counts(service.log_path, start, refusals) == (refusals, 0)  # one line each
+    assert client.count() >= 0  # and the service still answers
+
+
+def test_requests_invalid_as_a_whole_are_the_callers_error(
+    client: MemeClient, service: Service
+) -> None:
+    start = len(service.log_path.read_text().splitlines())
+    vectors = np.random.default_rng(5).standard_normal((1001, 3)).astype(np.float32)
+    over = [MemeDoc(id=f"over-{i}", embedding=v) for i, v in enumerate(vectors)]
+    with pytest.raises(RequestRefused, match="1001 documents, over the limit of 1000"):
+        client.upsert(over, request_size=1001)
+    # An index of 3-d vectors cannot answer the model's 512-d queries.
+    client.clear()
+    assert [doc.error for doc in client.upsert(over[:1])] == [None]
+    query = json.dumps({"data": [{"text": "a cat"}]}).encode()
+    status, text = http(service, "POST", "/search", query)
+    assert status == 400 and "query embeddings are 512-d but the index holds 3-d" in text, text
+    with pytest.raises(RequestRefused, match="512-d but the index holds 3-d vectors: search"):
+        client.search_text("a cat")
+    client.clear()
+    assert log_counts(service.log_path, start, 3) == (3, 0)
+
+
+PROBE = '''
+from docarray import DocList
+from jina import requests
+
+from memeflow.documents import MemeDoc
+from memeflow.params import RequestError
+from memeflow.refusals import RefusingExecutor
+
+
+class Probe(RefusingExecutor):
+    """Refuses (group_by "refuse") or breaks (group_by "fail") on demand."""
+
+    @requests(on="/search")
+    def search(self, docs: DocList[MemeDoc], parameters: dict, **kwargs) -> DocList[MemeDoc]:
+        if parameters.get("group_by") == "fail":
+            raise RuntimeError("the probe broke")
+        if parameters.get("group_by") == "refuse":
+            raise RequestError("group_by refuse: leave it out")
+        return docs
+'''
+
+
+@pytest.fixture(scope="module")
+def probe_flow(tmp_path_factory) -> Iterator[SimpleNamespace]:
+    """memeflow's gateway before an executor that refuses or breaks when asked."""
+    folder = tmp_path_factory.mktemp("probe")
+    (folder / "probe.py").write_text(PROBE)
+    flow = {"jtype": "Flow", "with": {"protocol": ["grpc", "http"]},
+            "gateway": {"uses": str(REPO / "memeflow" / "gateway" / "config.yml")},
+            "executors": [{"name": "probe", "uses": "Probe", "py_modules": ["probe.py"]}]}
+    (folder / "flow.yml").write_text(yaml.safe_dump(flow, sort_keys=False))
+    ports = SimpleNamespace(grpc_port=free_port(), http_port=free_port(), log=folder / "log")
+    ports.http = f"http://127.0.0.1:{ports.http_port}"
+    with pytest.MonkeyPatch.context() as patch, ports.log.open("w") as log:
+        patch.setenv("MEMEFLOW_GRPC_PORT", str(ports.grpc_port))
+        patch.setenv("MEMEFLOW_HTTP_PORT", str(ports.http_port))
+        with FlowProcess(folder / "flow.yml", log=log):
+            yield ports
+
+
+def test_a_fault_of_the_service_stays_a_500_with_its_traceback(probe_flow: SimpleNamespace
+                                                               ) -> None:
+    def search(group_by: str) -> tuple[int, str]:
+        return http(probe_flow, "POST", "/search", json.dumps(
+            {"data": [{"text": "a cat"}], "parameters": {"group_by": group_by}}).encode())
+
+    assert search("folder")[0] == 200
+    status, text = search("refuse")
+    assert (status, json.loads(text)["detail"]) == (400, "group_by refuse: leave it out")
+    start = len(probe_flow.log.read_text().splitlines())
+    status, text = search("fail")
+    assert status == 500 and "the probe broke" in text
+    deadline = time.monotonic() + 30
+    while "the probe broke" not in probe_flow.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    lines = probe_flow.log.read_text().splitlines()
+    assert sum("Traceback" in line for line in lines[start:]) == 1
+    assert sum("refused /search: group_by refuse" in line for line in lines) == 1
+    for protocol, port in (("grpc", probe_flow.grpc_port), ("http", probe_flow.http_port)):
+        client = MemeClient(f"{protocol}://127.0.0.1:{port}")
+        with pytest.raises(RequestRefused, match="refused /search: group_by refuse: leave"):
+            client.search_text("a cat", group_by="refuse")
+        with pytest.raises(ServiceError, match=r"failed on /search \(RuntimeError: the probe "
+                           r"broke\); its log has the traceback") as failed:
+            client.search_text("a cat", group_by="fail")
+        assert not isinstance(failed.value, RequestRefused)
+    # The command line: one line, exit 1; --verbose adds the tracebacks.
+    memeflow = [str(Path(sys.executable).parent / "memeflow"),
+                "--host", f"grpc://127.0.0.1:{probe_flow.grpc_port}"]
+    for args, message in ((["search", "cat", "--group-by", "refuse"], "refused /search"),
+                          (["search", "cat", "--group-by", "fail"], "failed on /search")):
+        run = subprocess.run([*memeflow, *args], capture_output=True, text=True, timeout=120,
+                             env=os.environ, check=False)
+        assert run.returncode == 1 and run.stderr.count("\n") == 1, run.stderr
+        assert run.stderr.startswith(f"memeflow: the service {message}"), run.stderr
+        verbose = subprocess.run([*memeflow, "--verbose", *args], capture_output=True,
+                                 text=True, timeout=120, env=os.environ, check=False)
+        assert verbose.returncode == 1 and "Traceback" in verbose.stderr
+        assert verbose.stderr.splitlines()[-1] == run.stderr.strip()

@@ -85,7 +85,8 @@ def cmyk_profile(lab: tuple[float, float, float]) -> bytes:
 
 
 def test_image_suffixes_are_lower_case_image_types() -> None:
-    for suffix in (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".apng"):
+    for suffix in (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".apng",
+                   ".avif", ".heic", ".heif"):
         assert suffix in IMAGE_SUFFIXES
     assert all(s.startswith(".") and s == s.lower() for s in IMAGE_SUFFIXES)
     assert not {".txt", ".json", ".yml", ".svg", ".html"} & IMAGE_SUFFIXES
@@ -118,6 +119,22 @@ def test_normalise_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         assert normalise_uri(unchanged) == unchanged
     with pytest.raises(ImageLoadError, match="otherhost"):
         normalise_uri("file://otherhost/share/x.jpg")
+    # A path that is not UTF-8 keeps its bytes as a file:// URL, however it was spelled.
+    latin1 = os.fsdecode(b"/memes/caf\xe9.jpg")
+    assert normalise_uri(latin1) == "file:///memes/caf%E9.jpg"
+    assert normalise_uri("file:///memes/./caf%E9.jpg") == "file:///memes/caf%E9.jpg"
+    assert normalise_uri("file:///memes/caf%C3%A9.jpg") == "/memes/café.jpg"  # UTF-8: a path
+
+
+def test_read_source_reads_a_file_url_whose_path_is_not_utf8(tmp_path: Path) -> None:
+    name = tmp_path / os.fsdecode(b"caf\xe9.png")
+    name.write_bytes(b"latin-1 bytes")
+    uri = normalise_uri(str(name))
+    assert uri.startswith("file://") and read_source(uri, None) == b"latin-1 bytes"
+    with pytest.raises(ImageLoadError) as info:
+        read_source(uri.replace(".png", ".gif"), None)
+    assert "caf\\xe9.gif" in str(info.value)  # named as bytes: the message is UTF-8
+    str(info.value).encode("utf-8")
 
 
 # --- reading bytes ---------------------------------------------------------------------
@@ -491,6 +508,44 @@ def test_exif_orientation_is_applied() -> None:
     assert decoded.size == (20, 40)
     assert close(decoded.getpixel((10, 5)), RED, 30)  # the left side is now on top
     assert close(decoded.getpixel((10, 35)), BLUE, 30)
+
+
+def heic(img: Image.Image, **params: object) -> bytes:
+    """A HEIC file as an iPhone writes it (HEVC in HEIF), made by pillow-heif."""
+    import pillow_heif
+
+    buffer = io.BytesIO()
+    pillow_heif.from_pillow(img).save(buffer, quality=95, **params)
+    return buffer.getvalue()
+
+
+def test_heic_is_decoded() -> None:
+    img = Image.new("RGB", (40, 20), BLUE)
+    img.paste(RED, (0, 0, 20, 20))
+    data = heic(img)
+    assert data[4:12] == b"ftypheic"
+    decoded = decode_image(data, source="photo.heic")
+    assert decoded.mode == "RGB" and decoded.size == (40, 20)
+    assert close(decoded.getpixel((5, 5)), RED) and close(decoded.getpixel((35, 15)), BLUE)
+
+
+def test_heic_orientation_and_alpha() -> None:
+    img = Image.new("RGB", (40, 20), BLUE)
+    img.paste(RED, (0, 0, 20, 20))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways, as phones do
+    upright = decode_image(heic(img, exif=exif.tobytes()))
+    assert upright.size == (20, 40) and close(upright.getpixel((10, 5)), RED)
+    clear = decode_image(heic(Image.new("RGBA", (16, 16), (255, 0, 0, 0))))
+    assert close(clear.getpixel((4, 4)), WHITE)
+
+
+def test_broken_heic_and_avif_still_works() -> None:
+    data = heic(Image.new("RGB", (64, 64), RED))
+    with pytest.raises(ImageLoadError, match=r"^photo.heic: .*HEIC"):
+        decode_image(data[: len(data) // 2], source="photo.heic")
+    avif = decode_image(encode(Image.new("RGB", (16, 16), RED), "AVIF", quality=95))
+    assert close(avif.getpixel((8, 8)), RED)
 
 
 @pytest.mark.parametrize(

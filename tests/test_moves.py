@@ -1,5 +1,6 @@
 """Which files the index knows by content: moves, copies, and what must be encoded."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,32 @@ def test_the_gone_candidate_is_moved_even_when_a_kept_one_comes_first() -> None:
     reuses, _ = plan_reuse([path], {path: "h1"}, by_hash,
                            file_gone=lambda uri: uri.startswith("/gone"))
     assert (reuses[0].source.id, reuses[0].moved) == ("gone", True)
+
+
+def test_a_stored_path_that_reaches_this_very_file_is_a_move(tmp_path) -> None:
+    """A file indexed by its resolved path, then reached through a link: one document."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "a.jpg").write_bytes(b"x")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    path = tmp_path / "link" / "a.jpg"
+    by_hash = {"h1": [stored("resolved", str(tmp_path / "real" / "a.jpg"))]}
+    reuses, _ = plan_reuse([path], {path: "h1"}, by_hash)
+    assert (reuses[0].source.id, reuses[0].moved) == ("resolved", True)
+    elsewhere = tmp_path / "copy.jpg"
+    elsewhere.write_bytes(b"x")
+    reuses, _ = plan_reuse([elsewhere], {elsewhere: "h1"}, by_hash)
+    assert (reuses[0].source.id, reuses[0].moved) == ("resolved", False)  # a real copy
+
+
+def test_a_file_url_whose_file_is_gone_is_a_move(tmp_path) -> None:
+    gone = "file://" + str(tmp_path).replace("\\", "/") + "/caf%E9.jpg"
+    path = tmp_path / "new.jpg"
+    path.write_bytes(b"x")
+    reuses, _ = plan_reuse([path], {path: "h1"}, {"h1": [stored("old", gone)]})
+    assert reuses[0].moved
+    (tmp_path / os.fsdecode(b"caf\xe9.jpg")).write_bytes(b"x")  # back: now a copy
+    reuses, _ = plan_reuse([path], {path: "h1"}, {"h1": [stored("old", gone)]})
+    assert not reuses[0].moved
 
 
 def test_store_select_finds_records_by_tag_value_and_uri_prefix() -> None:

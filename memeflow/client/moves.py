@@ -4,13 +4,18 @@ A document's id comes from its file's path, and its `sha256` tag from its bytes.
 index does not know by path but knows by hash is a move when the stored document's file is
 gone (the document is re-filed under the new path and the old one removed), or a copy when
 it is still there (the new document reuses the stored vector). Either way no pixels are read.
+A stored document whose uri reaches this very file by another path (through a link, or
+as a resolved path from before links were kept) is a move too: one file, one document.
 """
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from memeflow.uris import ImageLoadError, local_path
 
 
 @dataclass(frozen=True)
@@ -32,8 +37,27 @@ class Reuse:
     moved: bool
 
 
+def stored_path(uri: str | None) -> str | None:
+    """The local path a stored uri names, or None (a URL, another host's file URL)."""
+    try:
+        return local_path(uri) if uri else None
+    except ImageLoadError:  # a file URL of another host: not a file here
+        return None
+
+
 def _file_gone(uri: str | None) -> bool:
-    return uri is None or not Path(uri).exists()
+    """Whether a stored uri no longer leads to a file here (a URL counts as gone)."""
+    path = stored_path(uri)
+    return path is None or not os.path.exists(path)
+
+
+def _same_file(uri: str | None, path: Path) -> bool:
+    """Whether a stored uri reaches `path`'s file by another way."""
+    stored = stored_path(uri)
+    try:
+        return stored is not None and os.path.samefile(stored, path)
+    except OSError:
+        return False
 
 
 def plan_reuse(
@@ -41,11 +65,12 @@ def plan_reuse(
     hashes: dict[Path, str],
     stored_by_hash: dict[str, list[StoredDoc]],
     file_gone: Callable[[str | None], bool] = _file_gone,
+    same_file: Callable[[str | None, Path], bool] = _same_file,
 ) -> tuple[list[Reuse], list[Path]]:
     """Splits files the index does not know by path into reuses and files to encode.
 
-    Each stored document whose file is gone is moved at most once; a second file with
-    the same bytes becomes a copy of it.
+    Each stored document whose file is gone, or is this same file, is moved at most
+    once; a second file with the same bytes becomes a copy of it.
     """
     reuses: list[Reuse] = []
     to_encode: list[Path] = []
@@ -55,7 +80,8 @@ def plan_reuse(
         if not candidates:
             to_encode.append(path)
             continue
-        gone = next((c for c in candidates if c.id not in moved_away and file_gone(c.uri)), None)
+        gone = next((c for c in candidates if c.id not in moved_away
+                     and (file_gone(c.uri) or same_file(c.uri, path))), None)
         if gone is not None:
             moved_away.add(gone.id)
             reuses.append(Reuse(path, gone, moved=True))

@@ -27,10 +27,11 @@ from memeflow.config import (
     ROOTS_ENV,
 )
 from memeflow.encoder.fetch import read_source
-from memeflow.uris import ImageLoadError, is_fetched, is_local, normalise_uri
+from memeflow.params import RequestError
+from memeflow.uris import ImageLoadError, is_fetched, is_local, local_path
 
 
-class RequestTooLargeError(ValueError):
+class RequestTooLargeError(RequestError):
     """A whole request is refused: it holds more documents than the service takes at once."""
 
 
@@ -82,7 +83,7 @@ class AccessPolicy:
 
     def check_path(self, uri: str) -> str:
         """The real path of a local `uri` inside a root; refuses `../` and symlinks out."""
-        path = normalise_uri(uri)
+        path = local_path(uri) or uri
         if not self.roots:
             raise ImageLoadError(
                 f"{uri}: the service reads no local files ({ROOTS_ENV} is not set); send "
@@ -121,7 +122,7 @@ class AccessPolicy:
 
         def check(target: str) -> None:
             moved = urllib.parse.urlsplit(target)
-            if moved.scheme not in ("http", "https") or _host_key(
+            if not is_fetched(target) or _host_key(
                 moved.hostname, moved.port
             ) != _host_key(origin.hostname, origin.port):
                 raise ImageLoadError(

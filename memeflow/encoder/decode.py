@@ -31,7 +31,17 @@ _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 
 @functools.cache
 def _formats() -> tuple[str, ...]:
-    """The wanted formats this Pillow build has: `Image.open` fails on unknown names."""
+    """The wanted formats this Pillow build has: `Image.open` fails on unknown names.
+
+    HEIF/HEIC is read by pillow-heif's plugin, registered here once (it adds an opener
+    and changes no other Pillow setting); without the package HEIC is "not an image".
+    """
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        logger.warning("pillow-heif is not installed: HEIC/HEIF images cannot be read")
+    else:
+        register_heif_opener()
     Image.init()
     return tuple(name for name in PILLOW_FORMATS if name in Image.OPEN)
 

@@ -6,7 +6,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from docarray import DocList
-from jina import Executor, requests
+from jina import requests
 from PIL import Image
 
 from memeflow import config
@@ -18,13 +18,28 @@ from memeflow.encoder.ocr import OcrReader
 from memeflow.encoder.pipeline import DEFAULT_BATCH_SIZE, PHASES, embed_documents
 from memeflow.encoder.query_parts import embed_query_parts
 from memeflow.encoder.rank import embed_for_rank
-from memeflow.encoder.text_model import with_text_model
+from memeflow.encoder.text_model import QueryTextModel, with_text_model
+from memeflow.refusals import RefusingExecutor
 
 DEFAULT_PREPROCESS_THREADS = 2  # chosen by measurement on 2 cores (BENCHMARKS.md, "Encoding")
 
 
-class ClipEncoder(Executor):
-    """A thin shell around `ClipModel`: the model loads once, preprocessing runs in threads."""
+class ClipEncoder(RefusingExecutor):
+    """A thin shell around `ClipModel`: the model loads once, preprocessing runs in threads.
+
+    Settings (`uses_with:` in flow.yml; an MEMEFLOW_* variable overrides where named):
+    - model: a Hugging Face id or a local folder (MEMEFLOW_MODEL; default ViT-B/32).
+    - runtime: "torch" (float32 reference), "onnx" (the same vectors through ONNX Runtime,
+      faster on CPU, needs the `onnx` extra) or "int8" (torch with int8 Linear layers:
+      faster still, vectors close but not equal) (MEMEFLOW_RUNTIME).
+    - batch_size 16, preprocess_threads 2, torch_threads None (one per core),
+      interop_threads 1: measured on 2 cores (BENCHMARKS.md, "Encoding"): batches of 16 let
+      a client request of 32 overlap decoding with the model.
+    - text_cache_size: repeated query texts skip the model (0 turns the cache off).
+    - text_model: a separate (e.g. multilingual) text model folder (MEMEFLOW_TEXT_MODEL).
+    - ocr: read the words on memes at /index (MEMEFLOW_OCR; needs the `ocr` extra). Off by
+      default: it costs more per meme than CLIP on a CPU (BENCHMARKS.md, "Words on memes").
+    """
 
     def __init__(
         self,
@@ -37,7 +52,7 @@ class ClipEncoder(Executor):
         text_cache_size: int = DEFAULT_TEXT_CACHE_SIZE,
         text_model: str | None = None,
         ocr: bool = False,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         clip = ClipModel(
@@ -57,7 +72,7 @@ class ClipEncoder(Executor):
         warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
         self.pool = ThreadPoolExecutor(preprocess_threads, thread_name_prefix="preprocess")
         self.logger.info(f"loaded {clip.name} ({clip.dim}-d, {clip.runtime})")
-        if self.model is not clip:
+        if isinstance(self.model, QueryTextModel):
             self.logger.info(f"texts go through {self.model.text.folder}")
         # Reading the words on memes costs more than CLIP (BENCHMARKS.md, "Words on memes").
         self.ocr = OcrReader() if config.ocr_enabled(ocr) else None
@@ -67,14 +82,14 @@ class ClipEncoder(Executor):
         self.hub_bank = self.model.embed_texts(list(GENERIC_PROMPTS))
 
     @requests(on="/index")
-    def encode(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+    def encode(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         """Embeds images and texts; keeps a preview and, with OCR on, the words of each image."""
         self._encode(docs, thumbnails=True, ocr=self.ocr)
         tag_hubness(docs, self.hub_bank)
         return docs
 
     @requests(on="/search")
-    def encode_queries(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+    def encode_queries(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         """Queries need no thumbnail; one with only an id is searched by its stored vector;
         one with `terms` is a combined query (memeflow.encoder.query_parts)."""
         self._encode(DocList[MemeDoc]([doc for doc in docs if not doc.terms]), by_id=True)
@@ -83,7 +98,7 @@ class ClipEncoder(Executor):
         return docs
 
     @requests(on="/rank")
-    def encode_for_rank(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+    def encode_for_rank(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         self.policy.check_request(len(docs))
         embed_for_rank(self.model, docs, self.pool, self.batch_size, self.policy)
         return docs
@@ -101,7 +116,7 @@ class ClipEncoder(Executor):
         return self.monitor(name, PHASES[name])
 
     @requests(on="/status")
-    def status(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+    def status(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         """The model half of `memeflow status`; the indexer adds the index half."""
         status = MemeDoc(tags={"model": self.model.name, "runtime": self.model.runtime,
                                "model_dim": self.model.dim,

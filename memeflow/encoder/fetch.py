@@ -13,6 +13,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from typing import IO
 
 from memeflow.uris import (
     ImageLoadError,
@@ -20,7 +21,7 @@ from memeflow.uris import (
     is_data_uri,
     is_fetched,
     is_local,
-    normalise_uri,
+    local_path,
     scheme,
 )
 
@@ -97,10 +98,10 @@ class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
     def redirect_request(
         self,
         req: urllib.request.Request,
-        fp: object,
+        fp: IO[bytes],
         code: int,
         msg: str,
-        headers: object,
+        headers: http.client.HTTPMessage,
         newurl: str,
     ) -> urllib.request.Request | None:
         if self.check is not None:
@@ -187,7 +188,7 @@ def read_source(
     if is_fetched(uri):
         return _fetch(uri, max_bytes, timeout, redirect_check)
     if is_local(uri):
-        return _read_file(normalise_uri(uri), max_bytes)
+        return _read_file(local_path(uri) or uri, max_bytes)
     raise ImageLoadError(
         f"{uri}: unsupported URI scheme '{scheme(uri)}:'; use a local path, file://, "
         "http(s):// or a data: URI"

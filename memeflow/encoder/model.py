@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from PIL import Image
-from transformers import CLIPConfig, CLIPModel, CLIPProcessor
+from transformers import CLIPConfig, CLIPModel, CLIPProcessor, PreTrainedTokenizerBase
 
 from memeflow.encoder.source import WEIGHT_FILES, ModelLoadError, check_model_source
 from memeflow.vectors import unit_rows
@@ -66,7 +66,8 @@ def _quantize_int8(model: CLIPModel) -> CLIPModel:
         )
 
 
-def _onnx_runtime(model: CLIPModel, tokenizer, threads: int | None) -> "OnnxClip":
+def _onnx_runtime(model: CLIPModel, tokenizer: PreTrainedTokenizerBase, threads: int | None
+                  ) -> "OnnxClip":
     """Both towers exported to ONNX Runtime, or a ModelLoadError saying what to install."""
     try:
         from memeflow.encoder.onnx import INSTALL_HINT, OnnxClip
@@ -182,6 +183,7 @@ class ClipModel:
                     "no meaning (fine for tests and timing only)",
                     source,
                 )
+                assert folder is not None  # only a local folder can lack the weights
                 model = _random_weights_model(folder)
             else:
                 model = CLIPModel.from_pretrained(source)
@@ -190,7 +192,8 @@ class ClipModel:
                 f"could not load CLIP model {name!r}: {exc}. Check the name and the network, "
                 "or download it once and set MEMEFLOW_MODEL to its folder"
             ) from exc
-        model = model.to(self.device).eval()
+        # transformers declares `to` with @wraps(Module.to), which hides its bound signature.
+        model = model.to(self.device).eval()  # type: ignore[arg-type]
         self.dim: int = model.config.projection_dim
         self.max_text_tokens: int = model.config.text_config.max_position_embeddings
         self._onnx: OnnxClip | None = None
@@ -210,6 +213,7 @@ class ClipModel:
         """Embed a (n, 3, H, W) batch of preprocessed images."""
         if self._onnx is not None:
             return unit_rows(self._onnx.image_features(pixel_values.numpy()))
+        assert self.model is not None  # set whenever _onnx is not
         with torch.inference_mode():
             out = self.model.get_image_features(pixel_values=pixel_values.to(self.device))
         return unit_rows(out.pooler_output.float().cpu().numpy())
@@ -241,6 +245,7 @@ class ClipModel:
         if self._onnx is not None:
             ids, mask = tokens["input_ids"].numpy(), tokens["attention_mask"].numpy()
             return unit_rows(self._onnx.text_features(ids, mask))
+        assert self.model is not None  # set whenever _onnx is not
         with torch.inference_mode():
             out = self.model.get_text_features(
                 input_ids=tokens["input_ids"].to(self.device),

@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 import torch
-from transformers import CLIPModel
+from transformers import CLIPModel, CLIPVisionConfig, PreTrainedTokenizerBase
 
 # onnx >= 1.18 is generated for protobuf >= 6, which Jina 3.34's pins rule out.
 INSTALL_HINT = "pip install 'onnxruntime==1.32.0' 'onnx==1.17.0'  (or: pip install -e '.[onnx]')"
@@ -50,7 +50,7 @@ def _export(
         torch.onnx.export(
             tower.eval(),
             args,
-            buffer,
+            buffer,  # type: ignore[arg-type]  # the TorchScript exporter (dynamo=False) takes files
             input_names=list(dynamic),
             output_names=["features"],
             dynamic_axes=dynamic,
@@ -63,7 +63,8 @@ def _export(
 class OnnxClip:
     """Both towers as ONNX Runtime sessions; numpy in, unnormalised features out."""
 
-    def __init__(self, model: CLIPModel, tokenizer, threads: int | None) -> None:
+    def __init__(self, model: CLIPModel, tokenizer: PreTrainedTokenizerBase, threads: int | None
+                 ) -> None:
         import onnxruntime as ort  # optional dependency: imported only when chosen
 
         options = ort.SessionOptions()
@@ -73,7 +74,9 @@ class OnnxClip:
         # Spinning threads would take the cores the gateway and indexer need between
         # requests; a wake-up costs microseconds against milliseconds of work.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        size = model.config.vision_config.image_size
+        vision = model.config.vision_config  # transformers makes a dict into the config class
+        assert isinstance(vision, CLIPVisionConfig) and isinstance(vision.image_size, int)
+        size = vision.image_size
         pixels = torch.zeros(2, 3, size, size)
         tokens = tokenizer(["a photo", "a photo of a cat"], padding="longest", return_tensors="pt")
         text_args = (tokens["input_ids"], tokens["attention_mask"])

@@ -16,9 +16,9 @@ from memeflow.documents import HASH_TAG, MemeDoc, content_id
 from memeflow.encoder.access import AccessPolicy
 from memeflow.encoder.decode import CLIP_SIDE, central_crop, decode_image
 from memeflow.encoder.fetch import read_source
-from memeflow.encoder.model import ClipModel
 from memeflow.encoder.ocr import OcrReader, read_words
 from memeflow.encoder.phash import perceptual_hash
+from memeflow.encoder.text_model import EncoderModel
 from memeflow.encoder.thumbnail import make_thumbnail
 from memeflow.uris import ImageLoadError, describe_source, is_data_uri, normalise_uri
 from memeflow.vectors import check_own_vector
@@ -47,7 +47,7 @@ def _has_image(doc: MemeDoc) -> bool:
 
 
 def _prepare_image(
-    model: ClipModel,
+    model: EncoderModel,
     doc: MemeDoc,
     policy: AccessPolicy | None,
     timer: Timer,
@@ -67,7 +67,8 @@ def _prepare_image(
     if doc.uri and not is_data_uri(doc.uri):
         doc.uri = normalise_uri(doc.uri)
     if doc.id is None:
-        doc.id = content_id(uri=doc.uri, data=data)
+        # pydantic validates the assignment: the str becomes an ID.
+        doc.id = content_id(uri=doc.uri, data=data)  # type: ignore[assignment]
     with timer("decode_seconds"):
         source = describe_source(doc.uri, doc.blob)
         max_pixels = policy.pixel_limit if policy else None
@@ -88,7 +89,7 @@ def _batches(items: Sequence[MemeDoc], size: int) -> Iterator[Sequence[MemeDoc]]
 
 
 def embed_images(
-    model: ClipModel,
+    model: EncoderModel,
     docs: Sequence[MemeDoc],
     pool: ThreadPoolExecutor,
     batch_size: int,
@@ -132,15 +133,17 @@ def embed_images(
 
 
 def embed_texts(
-    model: ClipModel, docs: Sequence[MemeDoc], batch_size: int, timer: Timer = _untimed
+    model: EncoderModel, docs: Sequence[MemeDoc], batch_size: int, timer: Timer = _untimed
 ) -> None:
     for batch in _batches(docs, batch_size):
         with timer("embed_texts_seconds"):
-            vectors = model.embed_texts([d.text for d in batch])
+            # embed_documents sends only documents with a text.
+            vectors = model.embed_texts([d.text for d in batch])  # type: ignore[misc]
         for doc, vector in zip(batch, vectors, strict=True):
             doc.embedding = vector
             if doc.id is None:
-                doc.id = content_id(data=doc.text.encode())
+                assert doc.text is not None  # only documents with a text come here
+                doc.id = content_id(data=doc.text.encode())  # type: ignore[assignment]  # as above
 
 
 def _id_only(doc: MemeDoc) -> bool:
@@ -148,7 +151,7 @@ def _id_only(doc: MemeDoc) -> bool:
 
 
 def embed_documents(
-    model: ClipModel,
+    model: EncoderModel,
     docs: Sequence[MemeDoc],
     pool: ThreadPoolExecutor,
     batch_size: int = DEFAULT_BATCH_SIZE,

@@ -9,15 +9,15 @@ import numpy as np
 
 from memeflow.documents import MemeDoc, TermDoc, is_id_only
 from memeflow.encoder.access import AccessPolicy
-from memeflow.encoder.model import ClipModel
 from memeflow.encoder.pipeline import embed_documents
+from memeflow.encoder.text_model import EncoderModel
 from memeflow.indexer.query_parts import resolve_query_parts
 from memeflow.query import part_label
 from memeflow.uris import is_data_uri
 
 
 def embed_query_parts(
-    model: ClipModel, docs: Sequence[MemeDoc], pool: ThreadPoolExecutor, batch_size: int,
+    model: EncoderModel, docs: Sequence[MemeDoc], pool: ThreadPoolExecutor, batch_size: int,
     policy: AccessPolicy | None = None,
 ) -> None:
     """Embed the text and image terms of combined-query documents, and combine them where

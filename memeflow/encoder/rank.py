@@ -6,15 +6,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 from memeflow.documents import MemeDoc, is_id_only
 from memeflow.encoder.access import AccessPolicy
-from memeflow.encoder.model import ClipModel
 from memeflow.encoder.pipeline import embed_documents
+from memeflow.encoder.text_model import EncoderModel
 
 NO_CANDIDATES = ('no candidate texts: send them as the document\'s matches, e.g. '
                  '"matches": [{"text": "a cat"}, {"text": "a dog"}]')
 
 
 def embed_for_rank(
-    model: ClipModel, docs: Sequence[MemeDoc], pool: ThreadPoolExecutor, batch_size: int,
+    model: EncoderModel, docs: Sequence[MemeDoc], pool: ThreadPoolExecutor, batch_size: int,
     policy: AccessPolicy | None = None,
 ) -> None:
     """Embed each document's image (id-only ones are left to the indexer) and candidates."""
@@ -27,5 +27,7 @@ def embed_for_rank(
     candidates = [match for doc in ready if not doc.error for match in doc.matches]
     for start in range(0, len(candidates), batch_size):
         batch = candidates[start : start + batch_size]
-        for match, vector in zip(batch, model.embed_texts([m.text for m in batch]), strict=True):
+        # Every candidate has a text: the others were refused above (NO_CANDIDATES).
+        texts: list[str] = [m.text for m in batch]  # type: ignore[misc]
+        for match, vector in zip(batch, model.embed_texts(texts), strict=True):
             match.embedding = vector

@@ -79,7 +79,8 @@ class SentenceTextModel:
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"could not load text model {self.folder}: {exc}") from exc
         self.projection = _dense(dense) if dense else torch.nn.Identity()
-        self.dim: int = (self.projection[0].out_features if dense
+        # With `dense` the projection is _dense's Sequential, its [0] the Linear layer.
+        self.dim: int = (self.projection[0].out_features if dense  # type: ignore[index,assignment]
                          else self.encoder.config.hidden_size)
         self.text_cache = TextVectorCache(text_cache_size)
 
@@ -120,6 +121,10 @@ class QueryTextModel:
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         return self.text.embed_texts(texts)
+
+
+# What the encoder embeds with: CLIP alone, or CLIP behind a separate text model.
+EncoderModel = ClipModel | QueryTextModel
 
 
 def with_text_model(clip: ClipModel, text_model: str | None) -> ClipModel | QueryTextModel:

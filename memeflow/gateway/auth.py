@@ -10,7 +10,7 @@ the gRPC health check and load balancers keep working: they reveal nothing index
 
 import hmac
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import unquote
@@ -127,7 +127,7 @@ async def _deny(request: object, context: grpc.aio.ServicerContext) -> None:
 
 
 async def _deny_streaming(
-    requests: AsyncIterator[object], context: grpc.aio.ServicerContext
+    requests: AsyncIterable[object], context: grpc.aio.ServicerContext
 ) -> None:
     """Reads what the client is still sending, then refuses: refusing mid-stream lets the
     client see INTERNAL ("Internal error from Core") instead of UNAUTHENTICATED. Bounded,
@@ -171,9 +171,9 @@ class GrpcApiKey(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler | None:
         handler = await continuation(handler_call_details)
         if handler is None or handler_call_details.method in OPEN_GRPC_METHODS:
             return handler

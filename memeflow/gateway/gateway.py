@@ -3,7 +3,8 @@
 With `protocol: [grpc, http]` Jina would build a `CompositeGateway` of its stock servers;
 `MemeflowGateway` builds the same two from subclasses instead, so both ports answer
 exactly as before: gRPC on the first, the Jina HTTP API (POST /index, /search, ...,
-/docs) on the second. The HTTP app also serves the search page (`memeflow.web`) at `/`.
+/docs) on the second. The HTTP app also serves the search page (`memeflow.web`) at `/`,
+and answers a request an executor refused (`memeflow.refusals`) with 400, not Jina's 500.
 
 Access-check hook: `AUTH` below is None (no check) or an object with the two methods of
 `GatewayAuth`: `protect_http(app)` gets the finished FastAPI app (API and page) to add
@@ -14,12 +15,14 @@ replace the `AUTH: ...` line below with `from auth import ACCESS_CHECK as AUTH`.
 API calls take their headers from `apiHeaders()` in static/app.js.
 """
 
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import grpc
 from docarray import DocList
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from jina.enums import ProtocolType
 from jina.serve.runtimes.gateway.gateway import BaseGateway
 from jina.serve.runtimes.gateway.grpc import GRPCGateway
@@ -29,6 +32,7 @@ from jina.serve.runtimes.servers.composite import CompositeBaseServer
 from memeflow.documents import MemeDoc
 from memeflow.gateway.checks import ACCESS_CHECK
 from memeflow.gateway.page import ThumbnailCache, load_assets, search_page
+from memeflow.refusals import Refused, refusal_body, refused
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -47,13 +51,36 @@ AUTH: GatewayAuth | None = ACCESS_CHECK  # MEMEFLOW_API_KEY on both ports, HTTP 
 class MemeflowGRPCGateway(GRPCGateway):
     """Jina's gRPC server, with the access check's interceptors when there is one."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if AUTH is not None:
-            self.grpc_tracing_server_interceptors = [
+            self.grpc_tracing_server_interceptors: list[grpc.aio.ServerInterceptor] = [
                 *AUTH.grpc_interceptors(),
                 *(self.grpc_tracing_server_interceptors or []),
             ]
+
+
+class _RefusingStreamer:
+    """Jina's streamer as the HTTP API sees it: an answer whose error is a refusal stops the
+    route with `Refused` (Jina's route would answer any error with 500)."""
+
+    def __init__(self, streamer: Any) -> None:
+        self._streamer = streamer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._streamer, name)
+
+    async def stream_docs(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        async for answer in self._streamer.stream_docs(*args, **kwargs):
+            header = getattr(answer, "header", None)  # with return_results: whole responses
+            if header is not None and (message := refused(header.status)) is not None:
+                raise Refused(message)
+            yield answer
+
+
+async def _bad_request(request: Request, refusal: Exception) -> JSONResponse:
+    assert isinstance(refusal, Refused)
+    return JSONResponse(refusal_body(refusal.message), status_code=400)
 
 
 class MemeflowHTTPGateway(HTTPGateway):
@@ -61,7 +88,16 @@ class MemeflowHTTPGateway(HTTPGateway):
 
     @property
     def app(self) -> FastAPI:
-        app = super().app  # Jina's default app: /index, /search, ..., /docs
+        # Jina's default app (/index, /search, ..., /docs), its routes built on a streamer
+        # that turns refusals into 400s; the gateway itself keeps Jina's streamer.
+        handler = self._request_handler
+        streamer = handler.streamer
+        handler.streamer = _RefusingStreamer(streamer)
+        try:
+            app = super().app
+        finally:
+            handler.streamer = streamer
+        app.add_exception_handler(Refused, _bad_request)
         thumbnails = ThumbnailCache(self._fetch_thumbnail)
         # Mounted last: the API's routes match first. A mount, not a route, at `/`, so
         # Jina keeps its own health route and does not warn that `/` is taken.
@@ -89,7 +125,7 @@ class MemeflowGateway(CompositeBaseServer, BaseGateway):
         ProtocolType.GRPC: MemeflowGRPCGateway, ProtocolType.HTTP: MemeflowHTTPGateway,
     }
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.servers = []
         for server_kwargs in self._server_kwargs:

@@ -19,7 +19,7 @@ import struct
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faiss
 import numpy as np
@@ -56,8 +56,9 @@ class HnswIndex:
 
     def __init__(self, dim: int, params: HnswParams) -> None:
         self.dim, self.params = dim, params
+        # faiss's stubs want a ScalarQuantizer here; the C++ takes its QT_* type code.
         self.index = faiss.IndexHNSWSQ(
-            dim, faiss.ScalarQuantizer.QT_8bit, params.m, faiss.METRIC_INNER_PRODUCT
+            dim, faiss.ScalarQuantizer.QT_8bit, params.m, faiss.METRIC_INNER_PRODUCT  # type: ignore[arg-type]
         )
         self.index.hnsw.efConstruction = params.ef_construction
         self._label_row = np.empty(0, np.int64)  # per label: its row, or TOMBSTONE
@@ -123,7 +124,8 @@ class HnswIndex:
         results: list[np.ndarray] = [np.empty(0, np.int64)] * len(queries)
         todo, ef = np.arange(len(queries)), max(self.params.ef_search, k)
         while len(todo):
-            params = faiss.SearchParametersHNSW(efSearch=ef)
+            # SearchParametersHNSW is missing from faiss's stubs.
+            params = faiss.SearchParametersHNSW(efSearch=ef)  # type: ignore[attr-defined]
             if self.tombstones:
                 if self._live_bits is None:
                     live = self._label_row[: self.index.ntotal] != TOMBSTONE
@@ -174,7 +176,8 @@ class HnswIndex:
                 crc, faiss_len = zlib.crc32(data, crc), faiss_len + len(data)
                 return fh.write(data)
 
-            faiss.write_index(self.index, faiss.PyCallbackIOWriter(write))
+            # PyCallbackIOWriter is missing from faiss's stubs.
+            faiss.write_index(self.index, faiss.PyCallbackIOWriter(write))  # type: ignore[attr-defined]
             payload = json.dumps(meta, separators=(",", ":")).encode() + b"\n"
             for part in (payload, table.data.cast("B")):
                 crc = zlib.crc32(part, crc)
@@ -202,7 +205,8 @@ class HnswIndex:
             if actual != crc:
                 raise DamagedGraphError(f"{path} fails its checksum")
             fh.seek(0)
-            index = faiss.read_index(faiss.PyCallbackIOReader(fh.read))
+            # PyCallbackIOReader is missing from faiss's stubs.
+            index = faiss.read_index(faiss.PyCallbackIOReader(fh.read))  # type: ignore[attr-defined]
             fh.seek(faiss_len)
             meta_bytes = fh.read(meta_len)
         newline = meta_bytes.index(b"\n")
@@ -214,7 +218,8 @@ class HnswIndex:
         if index.ntotal != meta["ntotal"] or len(table) != index.ntotal or index.d != meta["dim"]:
             raise DamagedGraphError(f"{path}: the graph and its table disagree")
         ann = cls.__new__(cls)
-        ann.dim, ann.params, ann.index = meta["dim"], params, index
+        # read_index returns the concrete class (faiss downcasts it); the stubs say Index.
+        ann.dim, ann.params, ann.index = meta["dim"], params, cast(faiss.IndexHNSWSQ, index)
         ann.index.hnsw.efConstruction = params.ef_construction
         ann._label_row, ann._rows = table, meta["rows"]
         live = np.flatnonzero(table != TOMBSTONE)

@@ -10,7 +10,7 @@ hit; the query appearing whole in the words (a quoted caption) ranks before any 
 
 import math
 import unicodedata
-from collections import Counter
+from collections import Counter, defaultdict
 from typing import NamedTuple
 
 GRAM = 3
@@ -101,7 +101,7 @@ class Bm25Index:
         postings = [self._postings.get(gram, {}) for gram in wanted]  # summed in query order
         rarest = len(wanted) - max(0, math.ceil(needed - 1e-9)) + 1  # more is safe, fewer not
         candidates = set().union(*sorted(postings, key=len)[:rarest])
-        scores: Counter[str] = Counter()
+        scores: defaultdict[str, float] = defaultdict(float)
         shared: Counter[str] = Counter()
         for posting in postings:
             if not posting:

@@ -49,7 +49,8 @@ def collapse(
         code = tags.get(HASH_TAG) if distance is not None else None
         if key is not None and key in groups:
             continue
-        if isinstance(code, str) and any(hash_distance(code, h) <= distance for h in hashes):
+        if (isinstance(code, str) and distance is not None
+                and any(hash_distance(code, h) <= distance for h in hashes)):
             continue
         if key is not None:
             groups.add(key)

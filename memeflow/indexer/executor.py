@@ -1,9 +1,11 @@
 """In-memory meme index: upsert, cosine search fused with the words on memes, delete;
 durable in a workspace folder."""
 
+from typing import Any
+
 import numpy as np
 from docarray import DocList
-from jina import Executor, requests
+from jina import requests
 
 from memeflow import config, params
 from memeflow.documents import MatchDoc, MemeDoc, TermDoc, is_id_only
@@ -16,13 +18,22 @@ from memeflow.indexer.search import SearchOptions, search_store
 from memeflow.indexer.shards import shard_of
 from memeflow.indexer.store import EXACT_MAX, Record, VectorStore
 from memeflow.indexer.thumbnails import ThumbnailStore
+from memeflow.refusals import RefusingExecutor
 from memeflow.vectors import check_own_vector
 
 
-class MemeIndexer(Executor):
-    """Keeps every vector in one matrix; a search is one matrix product (see `VectorStore`)."""
+class MemeIndexer(RefusingExecutor):
+    """Keeps every vector in one matrix; a search is one matrix product (see `VectorStore`).
 
-    def __init__(self, workspace: str | None = None, exact_max: int = EXACT_MAX, **kwargs) -> None:
+    Settings (`uses_with:` in flow.yml):
+    - workspace: the folder of the index (MEMEFLOW_WORKSPACE overrides; default
+      ~/.local/share/memeflow/index). With `shards: N` each shard keeps `shard-I-of-N` in it.
+    - exact_max: beyond this many documents (per shard) a search asks an HNSW graph for
+      candidates instead of scanning every row (approximate; default 200,000).
+    """
+
+    def __init__(self, workspace: str | None = None, exact_max: int = EXACT_MAX, **kwargs: Any
+                 ) -> None:
         super().__init__(**kwargs)
         # With `shards: N` every shard sees every request and keeps the ids it owns.
         self.shard_id = getattr(self.runtime_args, "shard_id", 0) or 0
@@ -41,7 +52,10 @@ class MemeIndexer(Executor):
                          f"{len(self.lexical)} with words on them")
 
     def _owns(self, doc: MemeDoc) -> bool:
-        return self.shards == 1 or shard_of(doc.id, self.shards) == self.shard_id
+        if self.shards == 1:
+            return True
+        assert doc.id is not None  # asked only of documents that have an id
+        return shard_of(doc.id, self.shards) == self.shard_id
 
     def _storable(self, doc: MemeDoc, dim: int | None) -> bool:
         """Only documents with a usable vector are stored; the others say why in `error`."""
@@ -56,30 +70,32 @@ class MemeIndexer(Executor):
         return doc.error is None
 
     @requests(on=["/index", "/upsert"])
-    def index(self, docs: DocList[MemeDoc], parameters: dict, **kwargs) -> DocList[MemeDoc]:
+    def index(self, docs: DocList[MemeDoc], parameters: dict, **kwargs: Any) -> DocList[MemeDoc]:
         """Store documents by id. `/upsert` reaches only this executor (the encoder does not
         bind it): the fast path for documents that bring their own embedding."""
         self.limits.check_request(len(docs))
+        keep_vectors = params.flag(parameters, "return_embeddings")  # refused before storing
         dim, valid = self.store.dim, []
         for doc in docs:
             if self._storable(doc, dim) and self._owns(doc):
+                assert doc.embedding is not None and doc.id is not None  # _storable made sure
                 valid.append(doc)
                 dim = dim or np.shape(doc.embedding)[0]  # an empty index takes the first one's
         if valid:
             with self.monitor("index_seconds", "Time to store a request's vectors"):
                 self.store.upsert(
-                    [doc.id for doc in valid],
+                    [doc.id for doc in valid],  # type: ignore[misc]  # all set: asserted above
                     np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in valid]),
                     [Record(uri=doc.uri, tags=doc.tags, words=doc.words) for doc in valid],
                 )
             for doc in valid:
+                assert doc.id is not None  # as above
                 self.lexical.upsert(doc.id, doc.words)
                 # A document re-indexed from a bare vector loses its old preview.
                 if doc.thumbnail:
                     self.thumbnails.put(doc.id, doc.thumbnail)
                 else:
                     self.thumbnails.delete([doc.id])
-        keep_vectors = params.flag(parameters, "return_embeddings")
         for doc in docs:
             doc.thumbnail = None
             if not keep_vectors:
@@ -88,6 +104,7 @@ class MemeIndexer(Executor):
 
     def _use_stored_vector(self, doc: MemeDoc) -> None:
         """A query with only an id searches with that indexed document's vector."""
+        assert doc.id is not None  # search() sends only documents that have one
         if doc.id in self.store:
             doc.embedding = self.store.vectors([doc.id])[0]
         elif self._owns(doc):
@@ -97,7 +114,7 @@ class MemeIndexer(Executor):
             )
 
     @requests(on="/search")
-    def search(self, docs: DocList[MemeDoc], parameters: dict, **kwargs) -> DocList[MemeDoc]:
+    def search(self, docs: DocList[MemeDoc], parameters: dict, **kwargs: Any) -> DocList[MemeDoc]:
         options = SearchOptions.from_parameters(parameters)
         with_vectors = params.flag(parameters, "return_embeddings")
         for doc in docs:
@@ -110,9 +127,10 @@ class MemeIndexer(Executor):
         if queries and self.store.dim is not None:
             matrix = np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in queries])
             if matrix.shape[1] != self.store.dim:
-                raise ValueError(
+                raise params.RequestError(
                     f"query embeddings are {matrix.shape[1]}-d but the index holds "
-                    f"{self.store.dim}-d vectors"
+                    f"{self.store.dim}-d vectors: search with {self.store.dim}-d vectors, "
+                    "or clear the index and index again with this model"
                 )
             with self.monitor("search_seconds", "Time to search the index"):
                 # A query's text is matched against the words on the memes too. A shard
@@ -131,7 +149,7 @@ class MemeIndexer(Executor):
         return docs
 
     @requests(on="/rank")
-    def rank(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+    def rank(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         """Candidate texts by probability (memeflow.rank); an id's image is the stored one.
         With shards, only the shard owning an id answers for it (the merger picks it)."""
         for doc in docs:
@@ -143,15 +161,15 @@ class MemeIndexer(Executor):
         return [self.store.vectors([i])[0] if i in self.store else None for i in ids]
 
     @requests(on="/delete")
-    def delete(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
-        ids = [doc.id for doc in docs if doc.id and self._owns(doc)]
+    def delete(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
+        ids: list[str] = [doc.id for doc in docs if doc.id and self._owns(doc)]
         removed = self.store.delete(ids)
         self.thumbnails.delete(ids)
         self.lexical.delete(ids)
         return DocList[MemeDoc]([MemeDoc(tags={"deleted": removed, "count": len(self.store)})])
 
     @requests(on="/get")
-    def get(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+    def get(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         """The stored uri, tags and words of the given ids; ids not in the index are left out."""
         ids = [doc.id for doc in docs if doc.id]
         return DocList[MemeDoc](
@@ -164,7 +182,7 @@ class MemeIndexer(Executor):
         )
 
     @requests(on="/thumbnail")
-    def thumbnail(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+    def thumbnail(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         """The preview of each given id that is indexed and has one (for the gateway)."""
         found = []
         for doc in docs:
@@ -173,25 +191,27 @@ class MemeIndexer(Executor):
         return DocList[MemeDoc](found)
 
     @requests(on="/find")
-    def find(self, docs: DocList[MemeDoc], parameters: dict, **kwargs) -> DocList[MemeDoc]:
+    def find(self, docs: DocList[MemeDoc], parameters: dict, **kwargs: Any) -> DocList[MemeDoc]:
         """Stored documents by content instead of id: with `tag`, those whose tag equals that
         tag of one of the given documents (e.g. `sha256`); with `uri_prefix`, those whose uri
         starts with it. Embeddings only with `return_embeddings`."""
-        tag = parameters.get("tag")
+        tag = params.text(parameters, "tag")
+        with_vectors = params.flag(parameters, "return_embeddings")
         keep = record_filter(tag, [doc.tags.get(tag) for doc in docs] if tag else (),
-                             parameters.get("uri_prefix"))
+                             params.text(parameters, "uri_prefix"))
         ids = self.store.select(keep)
         found = DocList[MemeDoc](
             [MemeDoc(id=i, uri=r["uri"], tags=r["tags"], words=r.get("words"))
-             for i, r in zip(ids, self.store.get(ids), strict=True)]
+             for i, r in zip(ids, self.store.get(ids), strict=True)
+             if r is not None]  # select() returns stored ids only: none is left out
         )
-        if ids and params.flag(parameters, "return_embeddings"):
+        if ids and with_vectors:
             for doc, vector in zip(found, self.store.vectors(ids), strict=True):
                 doc.embedding = vector
         return found
 
     @requests(on="/status")
-    def status(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+    def status(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         """Adds what the index knows to the encoder's status document."""
         status = docs[0] if docs else MemeDoc()
         status.tags.update(count=len(self.store), dim=self.store.dim, workspace=str(self.path),
@@ -199,11 +219,11 @@ class MemeIndexer(Executor):
         return DocList[MemeDoc]([status])
 
     @requests(on="/count")
-    def count(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+    def count(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         return DocList[MemeDoc]([MemeDoc(tags={"count": len(self.store), "dim": self.store.dim})])
 
     @requests(on="/clear")
-    def clear(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
+    def clear(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         self.store.clear()
         self.thumbnails.clear()
         self.lexical.clear()

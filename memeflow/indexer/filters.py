@@ -15,6 +15,8 @@ Every condition must hold (AND). A missing tag fails every condition but
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from memeflow.params import RequestError
+
 Predicate = Callable[[Mapping[str, Any]], bool]
 MISSING = object()
 RANGE_OPS: dict[str, Callable[[float, float], bool]] = {
@@ -26,7 +28,7 @@ RANGE_OPS: dict[str, Callable[[float, float], bool]] = {
 OPERATORS = ("$eq", "$ne", "$in", "$nin", "$contains", "$exists", *RANGE_OPS)
 
 
-class FilterError(ValueError):
+class FilterError(RequestError):
     """A `where` the service cannot read; the message names the tag and the fix."""
 
 

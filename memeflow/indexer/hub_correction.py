@@ -14,7 +14,7 @@ from typing import Any
 from memeflow.documents import HUB_TAG
 
 
-def rescore(hits: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def rescore(hits: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Hits re-ranked by `score - hubness` (hits without a `hubness` tag keep their score),
     best first, ties by id as everywhere else."""
     def corrected(hit: Mapping[str, Any]) -> float:

@@ -9,13 +9,15 @@ and, when its words matched, how well (`words_score`): what a shard merger needs
 fuse the union of several shards' answers again.
 """
 
-from collections.abc import Callable, Sequence
-from typing import Any
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
 
 from memeflow import config
 from memeflow.documents import Hit
 from memeflow.indexer.bm25 import Bm25Index
 from memeflow.indexer.fusion import reciprocal_rank_fusion
+from memeflow.params import RequestError
 
 PHRASE_BONUS = 1000.0  # a quoted caption outranks any partial match (as in Bm25Index.search)
 # The signals' names in a match's `signals` (the API's): dense (CLIP) and lexical (BM25).
@@ -23,16 +25,19 @@ DENSE, LEXICAL = "clip", "words"
 
 
 def ocr_weight(parameters: dict[str, Any]) -> float:
-    """The `ocr_weight` request parameter, else MEMEFLOW_OCR_WEIGHT, else 1; >= 0."""
+    """The `ocr_weight` request parameter, else MEMEFLOW_OCR_WEIGHT, else 1; >= 0. A bad
+    parameter is the caller's RequestError; a bad variable, the service's ValueError."""
     raw = parameters.get("ocr_weight")
+    error: type[ValueError] = RequestError
     if raw is None:
-        raw = config.ocr_weight()
+        raw, error = config.ocr_weight(), ValueError
     try:
-        value = float(raw)
+        value = math.nan if isinstance(raw, bool) else float(raw)
     except (TypeError, ValueError):
-        value = float("nan")
-    if not value >= 0 or value == float("inf"):
-        raise ValueError(f"ocr_weight must be a number >= 0 (0 turns the words off), got {raw!r}")
+        value = math.nan
+    if not value >= 0 or value == math.inf:
+        name = "ocr_weight" if error is RequestError else "MEMEFLOW_OCR_WEIGHT"
+        raise error(f"{name} must be a number >= 0 (0 turns the words off), got {raw!r}")
     return value
 
 
@@ -47,16 +52,17 @@ def lexical_ranking(
     return ranked, len(found) < pool
 
 
-def with_dense_signals(hits: Sequence[Hit], first_rank: int = 1) -> list[Hit]:
+def with_dense_signals(hits: Sequence[Mapping[str, Any]], first_rank: int = 1) -> list[Hit]:
     """Hits of a dense-only ranking, each saying it was found by the dense signal at its rank."""
-    return [{**hit, "signals": {DENSE: rank}} for rank, hit in enumerate(hits, start=first_rank)]
+    return [cast(Hit, {**hit, "signals": {DENSE: rank}})
+            for rank, hit in enumerate(hits, start=first_rank)]
 
 
 def fuse(
-    dense: Sequence[Hit],
+    dense: Sequence[Mapping[str, Any]],
     lexical: Sequence[tuple[str, float]],
     weight: float,
-    hits_for: Callable[[list[str]], list[Hit]],
+    hits_for: Callable[[list[str]], Sequence[Mapping[str, Any]]],
 ) -> list[Hit]:
     """One ranking of the dense hits (best first) and the memes found by their words
     ((id, words_score), best first). `hits_for(ids)` gives the hits of memes that only
@@ -71,6 +77,6 @@ def fuse(
         known.update({hit["id"]: hit for hit in hits_for(missing)})
     scores = dict(lexical)
     return [
-        {**known[doc_id], "signals": signals, "words_score": scores.get(doc_id)}
+        cast(Hit, {**known[doc_id], "signals": signals, "words_score": scores.get(doc_id)})
         for doc_id, _, signals in fused
     ]

@@ -3,21 +3,24 @@
 `docs` declares the document type; the shards' replies arrive in `docs_matrix`.
 """
 
+from typing import Any
+
 from docarray import DocList
-from jina import Executor, requests
+from jina import requests
 
 from memeflow.documents import MemeDoc
 from memeflow.indexer.search import SearchOptions
 from memeflow.indexer.shards import merge_matches, shard_of
+from memeflow.refusals import RefusingExecutor
 
 Replies = list[DocList[MemeDoc]]
 
 
-class ShardMerger(Executor):
+class ShardMerger(RefusingExecutor):
     """Jina's default reduce would concatenate the shards' match lists, unsorted."""
 
     @requests(on="/search")
-    def search(self, docs: DocList[MemeDoc], docs_matrix: Replies, parameters: dict, **kwargs
+    def search(self, docs: DocList[MemeDoc], docs_matrix: Replies, parameters: dict, **kwargs: Any
                ) -> DocList[MemeDoc]:
         options = SearchOptions.from_parameters(parameters)
         merged = docs_matrix[0]
@@ -26,7 +29,7 @@ class ShardMerger(Executor):
         return merged
 
     @requests(on="/rank")
-    def rank(self, docs: DocList[MemeDoc], docs_matrix: Replies, **kwargs) -> DocList[MemeDoc]:
+    def rank(self, docs: DocList[MemeDoc], docs_matrix: Replies, **kwargs: Any) -> DocList[MemeDoc]:
         """Every shard ranks what it can alike; an id's image only its owner knows."""
         return DocList[MemeDoc]([
             docs_matrix[shard_of(doc.id, len(docs_matrix)) if doc.id else 0][position]
@@ -34,7 +37,8 @@ class ShardMerger(Executor):
         ])
 
     @requests(on="/index")
-    def index(self, docs: DocList[MemeDoc], docs_matrix: Replies, **kwargs) -> DocList[MemeDoc]:
+    def index(self, docs: DocList[MemeDoc], docs_matrix: Replies, **kwargs: Any
+              ) -> DocList[MemeDoc]:
         """Each document's error comes from its own shard; the others left it untouched."""
         merged = docs_matrix[0]
         for position, doc in enumerate(merged):
@@ -42,7 +46,8 @@ class ShardMerger(Executor):
         return merged
 
     @requests(on=["/count", "/delete", "/clear"])
-    def totals(self, docs: DocList[MemeDoc], docs_matrix: Replies, **kwargs) -> DocList[MemeDoc]:
+    def totals(self, docs: DocList[MemeDoc], docs_matrix: Replies, **kwargs: Any
+               ) -> DocList[MemeDoc]:
         tags = [shard[0].tags for shard in docs_matrix]
         summed = {key: sum(t.get(key) or 0 for t in tags) for key in ("count", "deleted")}
         dims = {t.get("dim") for t in tags} - {None}
@@ -50,7 +55,8 @@ class ShardMerger(Executor):
         return DocList[MemeDoc]([MemeDoc(tags=summed)])
 
     @requests(on="/status")
-    def status(self, docs: DocList[MemeDoc], docs_matrix: Replies, **kwargs) -> DocList[MemeDoc]:
+    def status(self, docs: DocList[MemeDoc], docs_matrix: Replies, **kwargs: Any
+               ) -> DocList[MemeDoc]:
         """One status: the first shard's, with the count of all and each shard's workspace."""
         tags = dict(docs_matrix[0][0].tags)
         tags["count"] = sum(shard[0].tags.get("count") or 0 for shard in docs_matrix)
@@ -58,5 +64,5 @@ class ShardMerger(Executor):
         return DocList[MemeDoc]([MemeDoc(tags=tags)])
 
     @requests(on=["/get", "/thumbnail", "/find"])
-    def get(self, docs: DocList[MemeDoc], docs_matrix: Replies, **kwargs) -> DocList[MemeDoc]:
+    def get(self, docs: DocList[MemeDoc], docs_matrix: Replies, **kwargs: Any) -> DocList[MemeDoc]:
         return DocList[MemeDoc]([doc for shard in docs_matrix for doc in shard])

@@ -15,17 +15,19 @@ def resolve_query_parts(
 ) -> None:
     """Fill id terms with stored vectors (`vectors_of(ids)`, None for an unknown id), then
     set the document's embedding to the combined query; the terms are not sent back."""
-    ids = [term.id for term in doc.terms if is_id_only(term)]
+    ids: list[str] = [term.id for term in doc.terms if term.id and is_id_only(term)]
     stored = dict(zip(ids, vectors_of(ids), strict=True))
     for position, term in enumerate(doc.terms, start=1):
         if is_id_only(term):
+            assert term.id is not None  # is_id_only: it has one
             if stored.get(term.id) is None:
                 doc.error = (f"{part_label(position, term)}: no meme with this id is indexed; "
                              "index it first or use its file as the term")
                 return
-            term.embedding = stored[term.id]
+            term.embedding = stored[term.id]  # type: ignore[assignment]  # pydantic: an NdArray
     try:
-        doc.embedding = combine(np.stack([np.asarray(t.embedding) for t in doc.terms]),
+        # pydantic validates the assignment: the ndarray becomes an NdArray.
+        doc.embedding = combine(np.stack([np.asarray(t.embedding) for t in doc.terms]),  # type: ignore[assignment]
                                 [t.weight for t in doc.terms])
     except ValueError as exc:
         doc.error = str(exc)

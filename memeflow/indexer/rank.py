@@ -26,7 +26,8 @@ def zero_shot(image: np.ndarray, texts: np.ndarray, scale: float = LOGIT_SCALE
 def rank_candidates(doc: MemeDoc, stored_vector: Callable[[str], np.ndarray | None]) -> None:
     """Order the document's candidates by probability; no vectors go back to the client."""
     if not doc.error and doc.embedding is None and is_id_only(doc):
-        doc.embedding = stored_vector(doc.id)
+        assert doc.id is not None  # is_id_only: it has one
+        doc.embedding = stored_vector(doc.id)  # type: ignore[assignment]  # pydantic: an NdArray
         if doc.embedding is None:
             doc.error = f"id {doc.id}: no meme with this id is indexed; send the image instead"
     if not doc.error and doc.embedding is not None:

@@ -51,7 +51,7 @@ class SearchOptions:
         dedup_on = params.flag(parameters, "dedup")
         group_by = parameters.get("group_by")
         if group_by is not None and not isinstance(group_by, str):
-            raise ValueError(f"group_by must be a tag name, got {group_by!r}")
+            raise params.RequestError(f"group_by must be a tag name, got {group_by!r}")
         return cls(
             top_k=params.top_k(parameters),
             offset=params.whole(parameters, "offset", 0, minimum=0),
@@ -117,7 +117,7 @@ def _search_one(
 
 
 def _scored(store: VectorStore, query: np.ndarray, ids: list[str], options: SearchOptions
-            ) -> list[Hit]:
+            ) -> Sequence[Mapping[str, Any]]:
     """Hits for memes their words found: scored against the query like any dense hit."""
     scores = store.vectors(ids) @ unit_rows(query[None, :])[0]
     hits = [store.hit(doc_id, float(score)) for doc_id, score in zip(ids, scores, strict=True)]

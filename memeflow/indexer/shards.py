@@ -35,10 +35,10 @@ def merge_matches(
     merged = [match for matches in per_shard for match in matches]
     merged.sort(key=lambda match: (-match.score, match.id or ""))
     if any(hybrid.LEXICAL in match.signals for match in merged):
-        by_id = {match.id: match for match in merged}
+        by_id: dict[str | None, MatchDoc] = {match.id: match for match in merged}
         dense = [_as_hit(m) for m in merged if hybrid.DENSE in m.signals]
         lexical = sorted(
-            ((m.id, m.words_score or 0.0) for m in merged if hybrid.LEXICAL in m.signals),
+            ((m.id or "", m.words_score or 0.0) for m in merged if hybrid.LEXICAL in m.signals),
             key=lambda pair: (-pair[1], pair[0]),
         )
         hits = hybrid.fuse(dense, lexical, options.ocr_weight,

@@ -184,8 +184,8 @@ class VectorStore:
         """(id, words) of every document that has words: what a text index is built from."""
         self._check_open()
         for doc_id, record in self._records.items():
-            if record.get("words"):
-                yield doc_id, record["words"]
+            if words := record.get("words"):
+                yield doc_id, words
 
     def select(self, keep: Callable[[Record], bool]) -> list[str]:
         """Ids of the documents whose record passes `keep`, in row order: a full scan, for
@@ -339,6 +339,7 @@ class VectorStore:
         """Appends one record and fsyncs it: when this returns, the change survives a crash."""
         if self._fd is None:
             return
+        assert self._dir is not None  # opened in a workspace: _fd and _dir are set together
         frame = b"".join(journal.frame({"seq": self._seq + 1, **header}, vectors))
         try:
             view = memoryview(frame)
