@@ -196,10 +196,10 @@ def bench_texts(models: dict[str, ClipModel], size: Size) -> None:
     print(f"{'naive: padded to 77 tokens, no cache':40} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")
     for name, model in models.items():
         model.text_cache.clear()
-        model.encode_texts(["warm up"])
-        p50, p99 = percentiles(lambda t, m=model: m.encode_texts([t]), texts)
+        model.embed_texts(["warm up"])
+        p50, p99 = percentiles(lambda t, m=model: m.embed_texts([t]), texts)
         print(f"{name + ': real length, cold cache':40} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms")
-        p50, p99 = percentiles(lambda t, m=model: m.encode_texts([t]), texts)
+        p50, p99 = percentiles(lambda t, m=model: m.embed_texts([t]), texts)
         print(f"{name + ': cached (repeated query)':40} p50 {p50:6.3f} ms  p99 {p99:6.3f} ms")
 
 

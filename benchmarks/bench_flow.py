@@ -215,9 +215,9 @@ def bench_queries(size: Size, log: Path, cache: Path) -> None:
         count = latencies_ms(lambda _: client.post("/count", {"data": []}), texts)
     model = ClipModel(MODEL, allow_random=True)
     store = VectorStore(workspace)
-    vectors = {t: model.encode_texts([t])[0] for t in warm + texts}  # also warms the model
+    vectors = {t: model.embed_texts([t])[0] for t in warm + texts}  # also warms the model
     model = ClipModel(MODEL, allow_random=True)  # a cold text cache again
-    encode = latencies_ms(lambda t: model.encode_texts([t]), texts)
+    encode = latencies_ms(lambda t: model.embed_texts([t]), texts)
     search = latencies_ms(lambda t: store.search(vectors[t][None], 10), texts)
     store.close()
     print(row("HTTP /search, distinct texts", distinct))

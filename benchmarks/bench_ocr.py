@@ -38,7 +38,7 @@ from memeflow.documents import MemeDoc  # noqa: E402
 from memeflow.encoder.model import ClipModel  # noqa: E402
 from memeflow.encoder.ocr import OcrReader  # noqa: E402
 from memeflow.encoder.pipeline import embed_documents  # noqa: E402
-from memeflow.indexer.bm25 import TextIndex, normalise  # noqa: E402
+from memeflow.indexer.bm25 import Bm25Index, normalise  # noqa: E402
 from memeflow.indexer.search import SearchOptions, search_store  # noqa: E402
 from memeflow.indexer.store import Record, VectorStore  # noqa: E402
 
@@ -121,7 +121,7 @@ def words_scale(templates, sizes=(10_000, 100_000), queries: int = 50) -> None:
     print("\n| documents with words | build | memory (max RSS growth) | query p50 | query max "
           "| substring scan p50 | index / scan |\n" + "| ---: " * 7 + "|")
     for size in sizes:
-        index = TextIndex()
+        index = Bm25Index()
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         started = time.perf_counter()
         for i in range(size):
@@ -189,7 +189,7 @@ def main() -> None:
                       f"CLIP {clip_seconds:.1f} s ({load()})", flush=True)
         rates = flow_rates([files[n] for n in names], FLOW_ROUNDS) if args.flow else []
 
-    store, text_index = VectorStore(), TextIndex()
+    store, text_index = VectorStore(), Bm25Index()
     store.upsert(
         [doc.id for doc in docs],
         np.stack([doc.embedding for doc in docs]),
@@ -200,10 +200,10 @@ def main() -> None:
 
     queries = queries_for(templates)
     texts, expected = [q for q, _ in queries], [name for _, name in queries]
-    vectors = model.encode_texts(texts)
+    vectors = model.embed_texts(texts)
     def search(weight: float) -> list[list[dict]]:  # the service's own /search path
         options = SearchOptions(top_k=5, ocr_weight=weight)
-        return search_store(store, vectors, options, texts=texts, words=text_index)
+        return search_store(store, vectors, options, texts=texts, lexical=text_index)
 
     rows = {
         "CLIP only (ocr_weight 0)": search(0.0),

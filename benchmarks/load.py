@@ -33,7 +33,7 @@ from PIL import Image
 
 from memeflow.client import MemeClient, parse_host
 from memeflow.documents import MemeDoc
-from memeflow.gateway.auth import client_headers
+from memeflow.protocol import client_headers
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 WORDS = [

@@ -1,4 +1,9 @@
-"""Settings read from the environment, in one place for the CLI, the client and the executors."""
+"""Settings read from the environment, in one place for the CLI, the client, the gateway and
+the executors: every MEMEFLOW_* variable is read here, by a function that says its default.
+
+Executors' own parameters (flow.yml's `uses_with`) are passed in as `configured`; a set
+variable overrides them.
+"""
 
 import os
 from pathlib import Path
@@ -8,9 +13,19 @@ DEFAULT_GRPC_PORT = 51000
 DEFAULT_HTTP_PORT = 51001
 
 
+def configured_model() -> str | None:
+    """MEMEFLOW_MODEL as set (a Hugging Face id or a folder), or None when unset."""
+    return os.environ.get("MEMEFLOW_MODEL") or None
+
+
 def model_name(configured: str | None = None) -> str:
     """MEMEFLOW_MODEL overrides the executor's `model` parameter, which defaults to ViT-B/32."""
-    return os.environ.get("MEMEFLOW_MODEL") or configured or DEFAULT_MODEL
+    return configured_model() or configured or DEFAULT_MODEL
+
+
+def runtime(configured: str) -> str:
+    """MEMEFLOW_RUNTIME (torch, int8 or onnx) overrides the encoder's `runtime` parameter."""
+    return os.environ.get("MEMEFLOW_RUNTIME") or configured
 
 
 def text_model(configured: str | None = None) -> str | None:
@@ -61,6 +76,7 @@ def host() -> str:
 
 
 DEFAULT_BIND = "127.0.0.1"
+DEFAULT_INDEX_BATCH = 32  # files per /index request of the client's `index_paths` and the CLI
 
 
 def bind_host() -> str:
@@ -73,3 +89,108 @@ def metrics_port() -> int | None:
     follow it in flow.yml order. Unset: no metrics."""
     value = os.environ.get("MEMEFLOW_METRICS_PORT")
     return int(value) if value else None
+
+
+DEFAULT_TIMEOUT = 600.0
+
+
+def request_timeout() -> float:
+    """MEMEFLOW_TIMEOUT: seconds one client request may take before the call fails (600)."""
+    return float(os.environ.get("MEMEFLOW_TIMEOUT") or DEFAULT_TIMEOUT)
+
+
+DEFAULT_OCR_WEIGHT = 1.0
+
+
+def ocr_weight() -> str | float:
+    """MEMEFLOW_OCR_WEIGHT as set, else 1.0: the say of the words on memes in text searches
+    against the picture's (0: none), where a request does not give `ocr_weight`. Returned
+    as set: the indexer checks it with the request's value (`memeflow.indexer.hybrid`)."""
+    return os.environ.get("MEMEFLOW_OCR_WEIGHT") or DEFAULT_OCR_WEIGHT
+
+
+API_KEY_ENV = "MEMEFLOW_API_KEY"
+
+
+def api_key() -> str | None:
+    """MEMEFLOW_API_KEY: the key the gateway requires and the client sends; None (unset):
+    calls are open."""
+    return os.environ.get(API_KEY_ENV) or None
+
+
+MAX_REQUEST_BYTES_ENV = "MEMEFLOW_MAX_REQUEST_BYTES"
+DEFAULT_MAX_REQUEST_BYTES = 128 * 2**20
+
+
+def max_request_bytes() -> int:
+    """MEMEFLOW_MAX_REQUEST_BYTES: the largest HTTP request body the gateway reads (128 MiB)."""
+    return int(os.environ.get(MAX_REQUEST_BYTES_ENV) or DEFAULT_MAX_REQUEST_BYTES)
+
+
+# What the encoder may read (memeflow.encoder.access): safe defaults, opened by setting.
+ROOTS_ENV = "MEMEFLOW_ROOTS"
+FETCH_HOSTS_ENV = "MEMEFLOW_FETCH_HOSTS"
+FETCH_TIMEOUT_ENV = "MEMEFLOW_FETCH_TIMEOUT"
+MAX_DOCS_ENV = "MEMEFLOW_MAX_DOCS"
+MAX_IMAGE_BYTES_ENV = "MEMEFLOW_MAX_IMAGE_BYTES"
+MAX_PIXELS_ENV = "MEMEFLOW_MAX_PIXELS"
+DEFAULT_MAX_DOCS = 1000
+DEFAULT_MAX_IMAGE_BYTES = 20 * 2**20
+DEFAULT_FETCH_TIMEOUT = 10.0
+
+
+def _positive_number(name: str, default: float) -> float:
+    """The variable `name` as a number > 0, `default` when unset; ValueError naming it."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise ValueError(f"{name}={raw!r} must be greater than 0")
+    return value
+
+
+def read_roots() -> tuple[Path, ...]:
+    """MEMEFLOW_ROOTS: folders (separated by os.pathsep) under which the encoder reads local
+    files, as real, symlink-free paths; none by default (clients send image bytes)."""
+    return tuple(
+        Path(os.path.realpath(os.path.expanduser(part)))
+        for part in os.environ.get(ROOTS_ENV, "").split(os.pathsep)
+        if part.strip()
+    )
+
+
+def fetch_hosts() -> frozenset[str]:
+    """MEMEFLOW_FETCH_HOSTS: comma-separated `host` or `host:port` entries the encoder may
+    fetch http(s) URLs from, lower-case; none by default."""
+    return frozenset(
+        part.strip().lower()
+        for part in os.environ.get(FETCH_HOSTS_ENV, "").split(",")
+        if part.strip()
+    )
+
+
+def fetch_timeout() -> float:
+    """MEMEFLOW_FETCH_TIMEOUT: seconds the encoder waits for one URL (10)."""
+    return _positive_number(FETCH_TIMEOUT_ENV, DEFAULT_FETCH_TIMEOUT)
+
+
+def max_docs() -> int:
+    """MEMEFLOW_MAX_DOCS: the most documents one request may hold (1000)."""
+    return int(_positive_number(MAX_DOCS_ENV, DEFAULT_MAX_DOCS))
+
+
+def max_image_bytes() -> int:
+    """MEMEFLOW_MAX_IMAGE_BYTES: the largest image the encoder reads, in bytes (20 MiB)."""
+    return int(_positive_number(MAX_IMAGE_BYTES_ENV, DEFAULT_MAX_IMAGE_BYTES))
+
+
+def max_pixels() -> int | None:
+    """MEMEFLOW_MAX_PIXELS: the largest image the encoder decodes, in pixels; None (unset):
+    Pillow's decompression-bomb limit."""
+    if not os.environ.get(MAX_PIXELS_ENV, "").strip():
+        return None
+    return int(_positive_number(MAX_PIXELS_ENV, 1))

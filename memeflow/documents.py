@@ -7,12 +7,14 @@ stores it or answers with `matches`. Before a reply leaves the Flow the executor
 """
 
 import hashlib
-from typing import Any
+from typing import Any, TypedDict
 
 from docarray import BaseDoc, DocList
 from docarray.typing import ID, NdArray
+from typing_extensions import NotRequired
 
 from memeflow import docarray_speedups
+from memeflow.uris import is_data_uri
 
 docarray_speedups.install()
 
@@ -35,10 +37,30 @@ class MatchDoc(BaseDoc):
     embedding: NdArray | None = None
     # The words read on the meme, the rank it had in each ranking that found it ("clip":
     # by picture, "words": by the words on it) and how well its words matched a text
-    # query (BM25, more for a whole phrase); see memeflow/wordsearch.py.
+    # query (BM25, more for a whole phrase); see memeflow/indexer/hybrid.py.
     words: str | None = None
     signals: dict[str, int] = {}  # noqa: RUF012 (see tags)
     words_score: float | None = None
+
+
+class Hit(TypedDict):
+    """One search hit as a dict, with the fields of a `MatchDoc` the API returns: what the
+    store finds, what the indexer and the shard merger rank, and what the client hands out.
+
+    `score` is the cosine similarity to the query (stored vectors are unit length). The
+    others are there once a stage has added them: `words` for memes with words on them,
+    `signals` (the rank in each ranking that found it: "clip", "words") and `words_score`
+    after ranking, `rank` (1 for the best hit of the first page) in the client's hits.
+    """
+
+    id: str
+    uri: str | None
+    score: float
+    tags: dict[str, Any]
+    words: NotRequired[str | None]
+    signals: NotRequired[dict[str, int]]
+    words_score: NotRequired[float | None]
+    rank: NotRequired[int]
 
 
 class TermDoc(BaseDoc):
@@ -94,7 +116,7 @@ def content_id(*, uri: str | None = None, data: bytes | None = None) -> str:
     the same file twice updates one entry even after the file changed; a document
     without one (bytes, a `data:` URI, a text) is named by its bytes.
     """
-    if uri and not uri.startswith("data:"):
+    if uri and not is_data_uri(uri):
         key = b"uri\0" + uri.encode()
     elif data is not None:
         key = b"data\0" + data

@@ -73,3 +73,17 @@ def number(parameters: Mapping[str, Any], name: str) -> float | None:
     if not math.isfinite(value):
         raise RequestError(f"{name} must be a number, got {raw!r}")
     return value
+
+
+class RequestTooLargeError(RequestError):
+    """A whole request is refused: it holds more documents than the service takes at once."""
+
+
+def check_request_size(count: int, limit: int) -> None:
+    """Refuse a request of more than `limit` documents (MEMEFLOW_MAX_DOCS); both executors
+    check it, since `/upsert` reaches the indexer without passing the encoder."""
+    if count > limit:
+        raise RequestTooLargeError(
+            f"request holds {count} documents, over the limit of {limit} "
+            "(MEMEFLOW_MAX_DOCS): send them in smaller requests"
+        )

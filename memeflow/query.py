@@ -10,8 +10,9 @@ The command line writes them as rclip does: `"cat + 2:hat - dog"` (terms separat
 weight); a term that names an existing image file (an image suffix, memeflow.formats),
 or an http(s) or data: URL, is an image. Anything else is text, however long: it is never
 handed to the file system as a path it cannot be (the encoder cuts texts at 77 tokens).
-Over the API a document carries them in `terms`: [{text|uri|blob|id, weight}]
-(`memeflow.terms` embeds and combines them in the Flow).
+Over the API a document carries them in `terms`: [{text|uri|blob|id, weight}]. In the Flow
+the encoder embeds them (`memeflow.encoder.query_parts`) and `resolve_query_parts` below
+combines them: in the encoder, or in the indexer when a part names an indexed id.
 """
 
 import functools
@@ -23,9 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from docarray import DocList
 
+from memeflow.documents import MemeDoc, TermDoc, is_id_only
 from memeflow.formats import IMAGE_SUFFIXES
-from memeflow.uris import IMAGE_URL_PREFIXES, describe_source
+from memeflow.uris import describe_source, names_image
+from memeflow.vectors import unit_rows
 
 _SEPARATOR = re.compile(r"(?:^|\s+)([+-])\s+")
 _WEIGHT = re.compile(r"^(\d+(?:\.\d*)?|\.\d+):(.*)$")
@@ -86,7 +90,7 @@ def parse_query(query: str, is_file: Callable[[str], bool] | None = None) -> lis
         if not body:
             raise ValueError(f"query {query!r} has an empty term: write e.g. 'cat + 2:hat - dog'")
         weight = -weight if sign == "-" else weight
-        if body.lower().startswith(IMAGE_URL_PREFIXES) or is_file(body):
+        if names_image(body) or is_file(body):
             terms.append(Term(weight, image=body))
         else:
             terms.append(Term(weight, text=body))
@@ -100,9 +104,7 @@ def is_plain_text(terms: Sequence[Term]) -> bool:
 
 def combine(vectors: np.ndarray, weights: Sequence[float]) -> np.ndarray:
     """The unit-length weighted sum of unit term vectors (see the module docstring)."""
-    units = np.asarray(vectors, np.float64)
-    units = units / np.linalg.norm(units, axis=1, keepdims=True)
-    total = np.asarray(weights, np.float64) @ units
+    total = np.asarray(weights, np.float64) @ unit_rows(vectors, np.float64)
     norm = np.linalg.norm(total)
     if not np.isfinite(norm) or norm < 1e-6:
         raise ValueError("the query's terms cancel out (their weighted sum is zero): "
@@ -115,3 +117,27 @@ def part_label(position: int, term: Any) -> str:
     what = term.text if term.text else describe_source(term.uri, term.blob) if (
         term.uri or term.blob is not None) else f"id {term.id}"
     return f"term {position} ({what})"
+
+
+def resolve_query_parts(
+    doc: MemeDoc, vectors_of: Callable[[list[str]], Sequence[np.ndarray | None]]
+) -> None:
+    """Fill id terms with stored vectors (`vectors_of(ids)`, None for an unknown id), then
+    set the document's embedding to the combined query; the terms are not sent back."""
+    ids: list[str] = [term.id for term in doc.terms if term.id and is_id_only(term)]
+    stored = dict(zip(ids, vectors_of(ids), strict=True))
+    for position, term in enumerate(doc.terms, start=1):
+        if is_id_only(term):
+            assert term.id is not None  # is_id_only: it has one
+            if stored.get(term.id) is None:
+                doc.error = (f"{part_label(position, term)}: no meme with this id is indexed; "
+                             "index it first or use its file as the term")
+                return
+            term.embedding = stored[term.id]  # type: ignore[assignment]  # pydantic: an NdArray
+    try:
+        # pydantic validates the assignment: the ndarray becomes an NdArray.
+        doc.embedding = combine(np.stack([np.asarray(t.embedding) for t in doc.terms]),  # type: ignore[assignment]
+                                [t.weight for t in doc.terms])
+    except ValueError as exc:
+        doc.error = str(exc)
+    doc.terms = DocList[TermDoc]()

@@ -112,3 +112,27 @@ def normalise_uri(uri: str) -> str:
     """
     path = local_path(uri)
     return uri if path is None else path_uri(path)
+
+
+LOCAL_SCHEMES = ("", "file")  # a path or a file: URL: a file on the machine that reads it
+FETCHED_SCHEMES = ("http", "https")
+
+
+def is_local(uri: str) -> bool:
+    """A local path or a `file:` URL (read from the disk of whoever reads the image)."""
+    return scheme(uri) in LOCAL_SCHEMES
+
+
+def is_fetched(uri: str) -> bool:
+    """An `http(s):` URL, which the encoder fetches when its access policy allows."""
+    return scheme(uri) in FETCHED_SCHEMES
+
+
+def is_data_uri(uri: str | None) -> bool:
+    """A `data:` URI: the image bytes themselves, never a place to name a document by."""
+    return uri is not None and scheme(uri) == "data"
+
+
+def names_image(text: str) -> bool:
+    """Text that is an image's URL rather than words: an http(s), data:image/ or file: URL."""
+    return text.lower().startswith(IMAGE_URL_PREFIXES)

@@ -1,8 +1,22 @@
-"""Checks for embeddings that clients bring themselves, shared by the encoder and the indexer."""
+"""Vector helpers shared by the encoder and the indexer: unit-length rows, and checks for
+embeddings that clients bring themselves."""
 
 import numpy as np
+import numpy.typing as npt
 
 from memeflow.documents import MemeDoc, content_id
+
+
+def unit_rows(rows: npt.ArrayLike, dtype: npt.DTypeLike = np.float32) -> np.ndarray:
+    """`rows` ((n, d), any real dtype) scaled to unit length, so a dot product is the cosine.
+
+    The norms are taken in float64 and the result has `dtype` (float32 by default), shape
+    (n, d). A zero row stays zero (it has no direction; callers that must refuse one check
+    first); NaN and inf pass through as they are.
+    """
+    matrix = np.asarray(rows, dtype=np.float64)
+    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
+    return (matrix / np.where(norms > 0, norms, 1.0)).astype(dtype)
 
 
 def check_own_vector(doc: MemeDoc, dim: int | None, holder: str = "the index holds") -> None:

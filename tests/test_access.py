@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from memeflow.encoder.access import AccessPolicy, RequestTooLargeError
+from memeflow.encoder.access import AccessPolicy
 from memeflow.encoder.decode import decode_image
+from memeflow.params import RequestTooLargeError
 from memeflow.uris import ImageLoadError
 from tests.conftest import local_http_server
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from memeflow.documents import Hit
 from memeflow.indexer import store as store_module
 from memeflow.indexer.ann import HnswIndex, HnswParams
-from memeflow.indexer.store import GRAPH, LOG, SNAPSHOT, Hit, Record, VectorStore
+from memeflow.indexer.store import GRAPH, LOG, SNAPSHOT, Record, VectorStore
 
 BUILT = "built the HNSW graph"
 

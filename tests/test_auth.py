@@ -8,7 +8,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from memeflow.gateway.auth import ApiKeyCheck, GrpcApiKey, HttpApiKey, client_headers, presented_key
+from memeflow.gateway.auth import ApiKeyCheck, GrpcApiKey, HttpApiKey, presented_key
+from memeflow.protocol import client_headers
 
 KEY = "s3cret-key"
 

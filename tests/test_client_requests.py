@@ -15,11 +15,13 @@ class JinaClientStub:
 
     def __init__(self, lose_answer: bool = False, error: Exception | None = None) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.inputs: list[MemeDoc] = []
         self.lose_answer = lose_answer
         self.error = error
 
     def post(self, endpoint: str, inputs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         self.requests.append({"size": len(inputs), **kwargs})
+        self.inputs.extend(inputs)
         if self.lose_answer:
             raise ConnectionError("gRPC error: StatusCode.DEADLINE_EXCEEDED Deadline Exceeded")
         if self.error is not None:
@@ -62,6 +64,14 @@ def test_a_lost_answer_is_a_timeout_that_says_what_to_do(monkeypatch) -> None:
     assert stub.requests[0]["timeout"] == 7.0
 
 
+def test_an_image_term_as_a_file_url_is_read_by_the_client_like_a_path(tmp_path) -> None:
+    image = tmp_path / "drake 1.png"
+    image.write_bytes(b"png bytes")
+    stub = JinaClientStub()
+    client_with(stub).search_query(f"{image.as_uri()} - cat")
+    (query,) = stub.inputs
+    assert query.terms[0].blob == b"png bytes" and query.terms[0].weight == 1.0
+    assert query.terms[1].text == "cat" and query.terms[1].weight == -1.0
 def jina_error_header(name: str, message: str) -> Any:
     """The header Jina's gRPC client puts in BadServer: name, message, the service's frames."""
     from jina.proto import jina_pb2

@@ -23,7 +23,8 @@ import pytest
 
 from memeflow.client import MemeClient
 from memeflow.documents import MemeDoc
-from memeflow.indexer.store import FRAME, LOG, MAGIC, Record, StoreWriteError, VectorStore
+from memeflow.indexer.journal import FRAME, MAGIC
+from memeflow.indexer.store import LOG, Record, StoreWriteError, VectorStore
 from tests.conftest import REPO, Service, processes_with
 
 BATCH, BATCHES, DIM = 100, 100, 512  # 10,000 documents in 100 /index calls

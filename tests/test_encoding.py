@@ -2,12 +2,12 @@
 
 import base64
 import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
+from memeflow import config
 from memeflow.documents import MemeDoc, content_id
 from memeflow.encoder.decode import decode_image
 from memeflow.encoder.pipeline import embed_documents
@@ -26,7 +26,7 @@ def pool():
 def test_batches_keep_each_vector_with_its_document(clip_model, pool) -> None:
     docs = [MemeDoc(uri=str(p)) for p in FIVE]
     embed_documents(clip_model, docs, pool, batch_size=2)  # three batches, pipelined
-    alone = np.vstack([clip_model.encode_images([decode_image(p.read_bytes())]) for p in FIVE])
+    alone = np.vstack([clip_model.embed_images([decode_image(p.read_bytes())]) for p in FIVE])
     similarity = np.stack([d.embedding for d in docs]) @ alone.T
     np.testing.assert_allclose(np.diag(similarity), 1.0, atol=1e-4)  # its own image's vector
     assert list(similarity.argmax(axis=1)) == [0, 1, 2, 3, 4]
@@ -115,7 +115,6 @@ def test_encoder_runtime_is_chosen_in_its_config(monkeypatch, tmp_path) -> None:
     finally:
         encoder.close()
     # MEMEFLOW_RUNTIME overrides the config, as MEMEFLOW_MODEL does the model.
-    runtime = sys.modules[type(encoder).__module__]._runtime
-    assert runtime("torch") == "torch"
+    assert config.runtime("torch") == "torch"
     monkeypatch.setenv("MEMEFLOW_RUNTIME", "int8")
-    assert runtime("torch") == "int8"
+    assert config.runtime("torch") == "int8"

@@ -37,12 +37,12 @@ def test_random_weights_warn_and_are_the_same_in_every_load(clip_model, caplog) 
     again = ClipModel(str(NO_WEIGHTS_MODEL), allow_random=True)
     assert "carry no meaning" in caplog.text
     texts = ["drake rejecting something", "a cat at a dinner table"]
-    np.testing.assert_allclose(clip_model.encode_texts(texts), again.encode_texts(texts), atol=1e-6)
+    np.testing.assert_allclose(clip_model.embed_texts(texts), again.embed_texts(texts), atol=1e-6)
 
 
 def test_vectors_are_unit_length_float32(clip_model) -> None:
     image = Image.open(MEMES / "drake" / "default.jpg").convert("RGB")
-    vectors = np.vstack([clip_model.encode_images([image]), clip_model.encode_texts(["drake"])])
+    vectors = np.vstack([clip_model.embed_images([image]), clip_model.embed_texts(["drake"])])
     assert vectors.dtype == np.float32 and vectors.shape == (2, clip_model.dim)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
@@ -50,7 +50,7 @@ def test_vectors_are_unit_length_float32(clip_model) -> None:
 def test_long_text_is_truncated_not_rejected(clip_model) -> None:
     long_text = "a meme about something " * 200  # ~800 tokens, far past 77
     cut = " ".join(long_text.split()[:100])  # still past 77 tokens
-    vectors = clip_model.encode_texts([long_text, cut])
+    vectors = clip_model.embed_texts([long_text, cut])
     assert vectors.shape == (2, clip_model.dim)
     # The first 77 tokens decide the vector: a prefix longer than that gives the same one.
     np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-5)
@@ -77,8 +77,8 @@ def int8_model() -> ClipModel:
 
 def test_a_batch_gives_each_image_its_single_image_vector(clip_model) -> None:
     images = _images(FOUR_MEMES)
-    batch = clip_model.encode_images(images)
-    alone = np.vstack([clip_model.encode_images([im]) for im in images])
+    batch = clip_model.embed_images(images)
+    alone = np.vstack([clip_model.embed_images([im]) for im in images])
     np.testing.assert_allclose(batch, alone, atol=2e-5)
 
 
@@ -92,7 +92,7 @@ def test_texts_pad_to_the_longest_in_the_batch_not_to_77(clip_model, monkeypatch
 
     monkeypatch.setattr(clip_model.model, "get_text_features", spy)
     clip_model.text_cache.clear()
-    clip_model.encode_texts(SHORT_AND_LONG)
+    clip_model.embed_texts(SHORT_AND_LONG)
     longest = len(clip_model.processor.tokenizer(SHORT_AND_LONG[1])["input_ids"])
     assert lengths == [longest] and longest < clip_model.max_text_tokens
 
@@ -110,13 +110,13 @@ def test_cache_gives_identical_vectors_and_never_runs_the_model_twice(monkeypatc
     calls = []
     run = model._run_texts
     monkeypatch.setattr(model, "_run_texts", lambda texts: calls.append(texts) or run(texts))
-    first = model.encode_texts(["drake", "drake", "doge"])  # a repeat inside one batch
-    again = model.encode_texts(["doge", "drake"])
+    first = model.embed_texts(["drake", "drake", "doge"])  # a repeat inside one batch
+    again = model.embed_texts(["doge", "drake"])
     assert calls == [["drake", "doge"]]
     np.testing.assert_array_equal(first[0], first[1])
     np.testing.assert_array_equal(again, first[[2, 0]])
     again[:] = 0  # callers own what they get; the cache keeps its copy
-    np.testing.assert_array_equal(model.encode_texts(["drake"])[0], first[0])
+    np.testing.assert_array_equal(model.embed_texts(["drake"])[0], first[0])
 
 
 def test_cache_is_bounded_and_drops_the_least_recently_used(clip_model) -> None:
@@ -136,12 +136,12 @@ def test_cache_is_bounded_and_drops_the_least_recently_used(clip_model) -> None:
 def test_int8_runtime_agrees_with_float32_on_real_images(clip_model, int8_model) -> None:
     # Random weights: this bounds the numerical error of int8, not a real checkpoint's.
     images = _images(FOUR_MEMES)
-    image_cos = np.sum(clip_model.encode_images(images) * int8_model.encode_images(images), 1)
+    image_cos = np.sum(clip_model.embed_images(images) * int8_model.embed_images(images), 1)
     text_cos = np.sum(
         clip_model._run_texts(SHORT_AND_LONG) * int8_model._run_texts(SHORT_AND_LONG), 1
     )
     assert image_cos.min() > 0.98 and text_cos.min() > 0.98
-    vectors = int8_model.encode_images(images)
+    vectors = int8_model.embed_images(images)
     assert vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
@@ -156,10 +156,10 @@ def test_onnx_runtime_gives_the_float32_vectors(clip_model) -> None:
     onnx_model = ClipModel(str(NO_WEIGHTS_MODEL), allow_random=True, runtime="onnx")
     images = _images(FOUR_MEMES)
     np.testing.assert_allclose(
-        onnx_model.encode_images(images), clip_model.encode_images(images), atol=1e-4
+        onnx_model.embed_images(images), clip_model.embed_images(images), atol=1e-4
     )
     np.testing.assert_allclose(  # one image: the batch axis is not fixed at export
-        onnx_model.encode_images(images[:1]), clip_model.encode_images(images[:1]), atol=1e-4
+        onnx_model.embed_images(images[:1]), clip_model.embed_images(images[:1]), atol=1e-4
     )
     texts = [*SHORT_AND_LONG, "a meme about something " * 40]  # the last is cut at 77
     np.testing.assert_allclose(

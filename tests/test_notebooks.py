@@ -56,7 +56,8 @@ def outputs_of(notebook: nbformat.NotebookNode) -> tuple[str, int]:
 ])
 def test_experiment_notebook_runs(name, printed, pictures, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("MEMEFLOW_NOTEBOOK_DATA", str(SHARED / "data"))
-    monkeypatch.setenv("PYTHONPATH", str(REPO / "notebooks"))  # hub_analysis.py, as in jupyter
+    # hub_analysis.py, as in jupyter, and this tree's memeflow, not whichever one is installed
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO / "notebooks"), str(REPO)]))
     text, drawn = outputs_of(run_notebook(name, tmp_path))
     assert printed in text and "random weights: True" in text
     assert drawn == pictures

@@ -5,6 +5,7 @@ import pytest
 
 from memeflow.indexer.rank import zero_shot
 from memeflow.query import Term, combine, is_existing_file, is_plain_text, parse_query
+from memeflow.vectors import unit_rows
 
 
 def no_files(_: str) -> bool:
@@ -64,11 +65,19 @@ def test_combine_is_the_renormalised_weighted_sum_of_unit_vectors() -> None:
         combine(np.stack([units[0], units[0]]), [1, -1])
 
 
+def test_unit_rows_scale_each_row_to_length_one_and_leave_zero_rows_zero() -> None:
+    rows = np.array([[3.0, 4.0], [0.0, 0.0], [0.0, -2.0]])
+    units = unit_rows(rows)
+    assert units.dtype == np.float32 and units.shape == (3, 2)
+    np.testing.assert_allclose(units, [[0.6, 0.8], [0.0, 0.0], [0.0, -1.0]], atol=1e-7)
+    assert unit_rows(rows, np.float64).dtype == np.float64
+
+
 def test_zero_shot_is_a_softmax_over_100_cosines(clip_model) -> None:
     from PIL import Image
 
-    image = clip_model.encode_images([Image.new("RGB", (224, 224), (200, 30, 30))])[0]
-    texts = clip_model.encode_texts(["a red square", "a dog", "a spreadsheet"])
+    image = clip_model.embed_images([Image.new("RGB", (224, 224), (200, 30, 30))])[0]
+    texts = clip_model.embed_texts(["a red square", "a dog", "a spreadsheet"])
     probabilities, cosines = zero_shot(image, texts)
     # The cosines are float64 dot products of the float32 vectors; with random weights they
     # lie near zero, where only an absolute tolerance makes sense.

@@ -43,7 +43,7 @@ def client(service, indexed) -> MemeClient:
 
 def image_vector(clip_model, path: Path) -> np.ndarray:
     """What the encoder computes for a file, computed here with the same model."""
-    return clip_model.encode_pixels(clip_model.preprocess(decode_image(path.read_bytes()))[None])[0]
+    return clip_model.embed_pixels(clip_model.preprocess(decode_image(path.read_bytes()))[None])[0]
 
 
 def test_a_rare_tag_returns_exactly_its_memes_in_score_order(service, client, indexed) -> None:
@@ -103,7 +103,7 @@ def test_an_image_term_alone_ranks_itself_first(service, client, indexed) -> Non
 
 def test_a_combined_query_is_the_weighted_sum_of_its_terms(service, client, clip_model) -> None:
     probe = MEMES / "doge" / "default.jpg"
-    texts = clip_model.encode_texts(["cat", "hat"])
+    texts = clip_model.embed_texts(["cat", "hat"])
     expected = combine(np.stack([texts[0], texts[1], image_vector(clip_model, probe)]),
                        [1, 2, -1])
     http = post_json(service, "/search", {"data": [{"terms": [
@@ -126,7 +126,7 @@ def test_a_bad_term_is_named(client) -> None:
 def test_rank_orders_texts_by_cosine_with_probabilities(service, client, clip_model) -> None:
     probe = MEMES / "success" / "default.jpg"
     labels = ["a baby", "a dog", "a politician", "a spreadsheet", "success kid"]
-    cosines = clip_model.encode_texts(labels) @ image_vector(clip_model, probe)
+    cosines = clip_model.embed_texts(labels) @ image_vector(clip_model, probe)
     expected = [labels[i] for i in np.argsort(-cosines, kind="stable")]
 
     grpc = client.rank(labels, image=probe)

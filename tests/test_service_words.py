@@ -55,8 +55,8 @@ def test_a_quoted_caption_finds_its_meme_over_grpc(service: Service, memes: Path
     off = client.search_text("I have read and agree to the terms and conditions", top_k=5,
                              ocr_weight=0)
     assert [hit["signals"] for hit in off] == [{"clip": rank} for rank in range(1, 6)]
-    by_picture = client.search_image(memes / "drake.jpg", top_k=5)
-    assert names(by_picture)[0] == "drake" and by_picture[0]["signals"] == {"clip": 1}
+    dense_hits = client.search_image(memes / "drake.jpg", top_k=5)
+    assert names(dense_hits)[0] == "drake" and dense_hits[0]["signals"] == {"clip": 1}
 
 
 def test_a_quoted_caption_finds_its_meme_over_http(service: Service) -> None:

@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from memeflow.indexer.store import LOG, MAGIC, SNAPSHOT, CorruptStoreError, Hit, Record, VectorStore
+from memeflow.documents import Hit
+from memeflow.indexer.journal import MAGIC
+from memeflow.indexer.store import LOG, SNAPSHOT, CorruptStoreError, Record, VectorStore
 
 TOL = 1e-5  # float32 storage against a float64 reference
 

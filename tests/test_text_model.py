@@ -53,14 +53,14 @@ def text_folder(tmp_path_factory) -> Path:
 
 def test_vectors_are_mean_pooled_projected_and_unit(text_folder) -> None:
     model = SentenceTextModel(text_folder)
-    vectors = model.encode_texts(["un chat triste", "a sad cat", "un chat triste"])
+    vectors = model.embed_texts(["un chat triste", "a sad cat", "un chat triste"])
     assert vectors.shape == (3, 512)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, rtol=1e-5)
     np.testing.assert_array_equal(vectors[0], vectors[2])
     alone = SentenceTextModel(text_folder, text_cache_size=0)
     # Padding in a batch with a longer text must not change a text's vector.
-    batched = alone.encode_texts(["dog", "a sad man hat un perro triste"])[0]
-    np.testing.assert_allclose(batched, alone.encode_texts(["dog"])[0], atol=1e-6)
+    batched = alone.embed_texts(["dog", "a sad man hat un perro triste"])[0]
+    np.testing.assert_allclose(batched, alone.embed_texts(["dog"])[0], atol=1e-6)
 
     bert = BertModel.from_pretrained(text_folder / "0_Transformer").eval()
     state = torch.load(text_folder / "2_Dense" / "pytorch_model.bin")
@@ -68,7 +68,7 @@ def test_vectors_are_mean_pooled_projected_and_unit(text_folder) -> None:
     with torch.no_grad():
         pooled = bert(**tokens).last_hidden_state.mean(dim=1)[0]
     manual = (state["linear.weight"] @ pooled + state["linear.bias"]).numpy()
-    np.testing.assert_allclose(alone.encode_texts(["perro"])[0], manual / np.linalg.norm(manual),
+    np.testing.assert_allclose(alone.embed_texts(["perro"])[0], manual / np.linalg.norm(manual),
                                atol=1e-5)
 
 
@@ -92,7 +92,7 @@ def test_the_service_embeds_queries_with_the_text_model(tmp_path, text_folder) -
         reply = post_json(service, "/search", {
             "data": [{"text": "un chat triste"}],
             "parameters": {"top_k": 3, "return_embeddings": True}})
-        expected = SentenceTextModel(text_folder).encode_texts(["un chat triste"])[0]
+        expected = SentenceTextModel(text_folder).embed_texts(["un chat triste"])[0]
         np.testing.assert_allclose(reply["data"][0]["embedding"], expected, atol=1e-5)
         direct = MemeClient(service.env["MEMEFLOW_HOST"]).search_image(folder / "yes.jpg", 1)
         assert direct[0]["score"] > 0.99  # images still go through CLIP

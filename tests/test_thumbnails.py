@@ -2,6 +2,7 @@
 queries; and a /search query with only an id passes the encoder for the indexer."""
 
 import io
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -42,6 +43,23 @@ def test_store_names_files_by_id_hash_inside_its_folder(tmp_path) -> None:
     assert store.get("plain") is None and store.get("/abs/path")
     store.clear()
     assert store.get("/abs/path") is None and list((tmp_path / "thumbnails").iterdir()) == []
+
+
+def test_a_failed_write_keeps_the_old_thumbnail_and_leaves_no_temporary_file(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ThumbnailStore(tmp_path / "thumbnails")
+    store.put("a", b"old jpeg")
+
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        store.put("a", b"new jpeg")
+    monkeypatch.undo()
+    assert store.get("a") == b"old jpeg"
+    assert [path.name for path in store.folder.iterdir()] == [store.path("a").name]
 
 
 def test_indexed_images_get_a_thumbnail_and_queries_do_not(clip_model, pool) -> None:

@@ -11,7 +11,7 @@ from docarray import DocList
 
 from memeflow.documents import MatchDoc, MemeDoc
 from memeflow.encoder.pipeline import embed_documents
-from memeflow.indexer.bm25 import K1, B, TextIndex, grams, normalise
+from memeflow.indexer.bm25 import K1, B, Bm25Index, grams, normalise
 from memeflow.indexer.filters import compile_where
 from memeflow.indexer.fusion import reciprocal_rank_fusion
 from memeflow.indexer.hybrid import ocr_weight
@@ -28,8 +28,8 @@ CAPTIONS = {
 
 
 @pytest.fixture
-def index() -> TextIndex:
-    words = TextIndex()
+def index() -> Bm25Index:
+    words = Bm25Index()
     for doc_id, text in CAPTIONS.items():
         words.upsert(doc_id, text)
     return words
@@ -131,7 +131,7 @@ DIM = 16
 
 
 @pytest.fixture
-def captioned() -> tuple[VectorStore, TextIndex, np.ndarray]:
+def captioned() -> tuple[VectorStore, Bm25Index, np.ndarray]:
     """40 memes with random pictures; four carry the captions above, in two folders."""
     rng = np.random.default_rng(7)
     vectors = rng.normal(size=(40, DIM)).astype(np.float32)
@@ -139,7 +139,7 @@ def captioned() -> tuple[VectorStore, TextIndex, np.ndarray]:
     ids = [names[i] if i < len(names) else f"m{i:02d}" for i in range(40)]
     records = [Record(uri=None, tags={"folder": "a" if i % 2 else "b"},
                       words=CAPTIONS.get(doc_id)) for i, doc_id in enumerate(ids)]
-    store, words = VectorStore(), TextIndex()
+    store, words = VectorStore(), Bm25Index()
     store.upsert(ids, vectors, records)
     for doc_id, text in store.words():
         words.upsert(doc_id, text)
@@ -148,7 +148,7 @@ def captioned() -> tuple[VectorStore, TextIndex, np.ndarray]:
 
 
 def ranked(store, words, query, text, **options) -> list[dict]:
-    (hits,) = search_store(store, query, SearchOptions(**options), texts=[text], words=words)
+    (hits,) = search_store(store, query, SearchOptions(**options), texts=[text], lexical=words)
     return hits
 
 
@@ -209,11 +209,11 @@ def test_two_shards_fuse_their_union_again(captioned) -> None:
     for shard in range(2):
         everything = store.select(lambda record: True)
         ids = [doc_id for i, doc_id in enumerate(everything) if i % 2 == shard]
-        part, part_words = VectorStore(), TextIndex()
+        part, part_words = VectorStore(), Bm25Index()
         part.upsert(ids, store.vectors(ids), store.get(ids))
         for doc_id, caption in part.words():
             part_words.upsert(doc_id, caption)
-        (hits,) = search_store(part, query, SearchOptions(), texts=[text], words=part_words,
+        (hits,) = search_store(part, query, SearchOptions(), texts=[text], lexical=part_words,
                                paged=False)
         shards.append(DocList[MatchDoc]([MatchDoc(**hit) for hit in hits]))
     merged = merge_matches(shards, SearchOptions())
@@ -229,7 +229,7 @@ def test_the_word_index_finds_what_scoring_every_document_finds() -> None:
     words = ["the", "time", "ain't", "nobody", "got", "for", "that", "trap", "one", "does",
              "not", "simply", "walk", "into", "mordor", "terms", "and", "conditions", "what"]
     texts = {f"d{i}": " ".join(rng.choices(words, k=rng.randint(2, 9))) for i in range(400)}
-    index = TextIndex()
+    index = Bm25Index()
     for doc_id, text in texts.items():
         index.upsert(doc_id, text)
     counts = {doc_id: grams(text) for doc_id, text in texts.items()}

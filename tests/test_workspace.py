@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from memeflow import workspace
 from memeflow.encoder.identity import (
     ModelMismatchError,
     check_workspace_model,
@@ -14,9 +15,9 @@ from memeflow.encoder.identity import (
     probe_image,
     same_model,
 )
-from memeflow.indexer import store, workspace
+from memeflow.indexer import store
 from memeflow.indexer.store import Record, VectorStore
-from memeflow.indexer.workspace import FORMAT, META_FILE, WorkspaceError, open_workspace
+from memeflow.workspace import FORMAT, META_FILE, WorkspaceError, open_workspace
 
 
 def unit_rows(rng: np.random.Generator, rows: int, dim: int) -> np.ndarray:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from memeflow import config
 from memeflow.cli.search_flags import add_search_flags, search_parameters
+from memeflow.params import DEFAULT_TOP_K
 from memeflow.query import is_existing_file
 
 if TYPE_CHECKING:
@@ -285,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("paths", nargs="+", metavar="PATH")
     index.add_argument("--prune", action="store_true",
                        help="also remove documents under PATH whose files no longer exist")
-    index.add_argument("--batch-size", type=_positive_int, default=32)
+    index.add_argument("--batch-size", type=_positive_int, default=config.DEFAULT_INDEX_BATCH)
     index.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     index.add_argument("--include-hidden", action="store_true",
                        help="also index dot-files and dot-folders and NAS/OS system folders "
@@ -297,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "\"cat + 2:hat - dog\" (N: weighs a term, an image file's path is an "
                         "image; texts are cut at 77 tokens)")
     search.add_argument("--image", metavar="FILE", help="search by this example image")
-    search.add_argument("-k", type=_positive_int, default=10, help="number of results (default 10)")
+    search.add_argument("-k", type=_positive_int, default=DEFAULT_TOP_K,
+                        help=f"number of results (default {DEFAULT_TOP_K})")
     search.add_argument("--preview", choices=("auto", "always", "never"), default="auto",
                         help=f"thumbnails of the best {PREVIEW_COUNT} in a colour terminal "
                         "(auto: when stdout is one)")

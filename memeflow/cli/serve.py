@@ -24,7 +24,7 @@ from memeflow import config
 from memeflow.cli import exposure
 from memeflow.encoder.identity import preflight_model
 from memeflow.encoder.source import WEIGHT_FILES, ModelLoadError, check_model_source
-from memeflow.indexer.workspace import WorkspaceError
+from memeflow.workspace import WorkspaceError
 
 READY_LINE = "memeflow is ready"
 ABORTED = "Flow is aborted"
@@ -123,7 +123,7 @@ def _child_env() -> dict[str, str]:
         # pydantic's notes about Jina's v1-style models are for Jina's developers.
         PYTHONWARNINGS="ignore::UserWarning:pydantic._internal._config",
     )
-    model = env.get("MEMEFLOW_MODEL")
+    model = config.configured_model()
     if model and Path(model).expanduser().exists():
         env["MEMEFLOW_MODEL"] = str(Path(model).expanduser().resolve())
     env["MEMEFLOW_WORKSPACE"] = str(config.workspace())

@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 from urllib.parse import quote, urlparse
 
 import numpy as np
@@ -19,31 +19,15 @@ from memeflow import config
 from memeflow.client.errors import service_error
 from memeflow.client.files import file_id, file_tags, scan_paths, sha256_file
 from memeflow.client.moves import Reuse, StoredDoc, plan_reuse, stored_path
-from memeflow.documents import MatchDoc, MemeDoc, TermDoc
-from memeflow.gateway import auth
+from memeflow.documents import Hit, MatchDoc, MemeDoc, TermDoc
+from memeflow.params import DEFAULT_TOP_K
+from memeflow.protocol import HTTP_MAX_DOCS, client_headers
 from memeflow.query import Term, is_plain_text, parse_query
-from memeflow.uris import path_uri
+from memeflow.uris import is_local, local_path, path_uri
 
 ImageInput = str | Path | bytes | Image.Image
-REQUEST_SIZE = 100  # documents per request: Jina's default, and the HTTP gateway's limit
-GRPC_REQUEST_MAX = 1000  # the service's per-request limit (MEMEFLOW_MAX_DOCS' default)
-DEFAULT_TIMEOUT = 600.0  # seconds one request may take before the call fails
-
-
-def request_timeout() -> float:
-    """MEMEFLOW_TIMEOUT: seconds a request may take; a lost answer then fails the call."""
-    return float(os.environ.get("MEMEFLOW_TIMEOUT") or DEFAULT_TIMEOUT)
-
-
-class Hit(TypedDict):
-    rank: int
-    id: str
-    uri: str | None
-    score: float
-    tags: dict[str, Any]
-    # Its rank by the picture ("clip") and by the words on it ("words"), and those words.
-    signals: dict[str, int]
-    words: str | None
+REQUEST_SIZE = HTTP_MAX_DOCS  # documents per request: Jina's default, and the HTTP limit
+GRPC_REQUEST_MAX = config.DEFAULT_MAX_DOCS  # the service's per-request limit
 
 
 @dataclass
@@ -92,6 +76,8 @@ def _image_bytes(image: ImageInput) -> bytes:
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
         return buffer.getvalue()
+    if isinstance(image, str):  # a path or a file: URL
+        return Path(local_path(image) or image).read_bytes()
     return Path(image).expanduser().read_bytes()
 
 
@@ -129,7 +115,7 @@ class MemeClient:
                               log_config="quiet")
         logging.getLogger(type(self._client).__name__).addHandler(logging.NullHandler())
         # MEMEFLOW_API_KEY, when set, goes with every call: gRPC metadata or HTTP headers.
-        headers = auth.client_headers()
+        headers = client_headers()
         self._auth: dict[str, Any] = {}
         if headers and self.protocol == "grpc":
             self._auth = {"metadata": tuple(headers.items())}
@@ -150,7 +136,7 @@ class MemeClient:
 
     def _request(self, endpoint: str, docs: Sequence[MemeDoc], parameters: dict[str, Any]
                  ) -> DocList[MemeDoc]:
-        timeout = request_timeout()
+        timeout = config.request_timeout()
         try:
             return self._client.post(
                 endpoint, inputs=DocList[MemeDoc](docs), parameters=parameters,
@@ -190,7 +176,7 @@ class MemeClient:
         return self._client.is_flow_ready()
 
     # searching -------------------------------------------------------------------------
-    def search(self, query: MemeDoc, top_k: int = 10, **options: Any) -> list[Hit]:
+    def search(self, query: MemeDoc, top_k: int = DEFAULT_TOP_K, **options: Any) -> list[Hit]:
         """`options`: the /search parameters (where, min_score, offset, dedup, group_by,
         hub_correction, ocr_weight; see README, "Search options")."""
         (result,) = self._post("/search", [query], top_k=top_k, **options)
@@ -203,15 +189,17 @@ class MemeClient:
             for rank, m in enumerate(result.matches, start=first)
         ]
 
-    def search_text(self, text: str, top_k: int = 10, **options: Any) -> list[Hit]:
+    def search_text(self, text: str, top_k: int = DEFAULT_TOP_K, **options: Any) -> list[Hit]:
         return self.search(MemeDoc(text=text), top_k, **options)
 
-    def search_image(self, image: ImageInput, top_k: int = 10, **options: Any) -> list[Hit]:
+    def search_image(self, image: ImageInput, top_k: int = DEFAULT_TOP_K, **options: Any
+                     ) -> list[Hit]:
         """Search by example: a file path, raw bytes or a PIL image."""
         name = {"uri": path_uri(image)} if isinstance(image, str | Path) else {}
         return self.search(self._image_doc(_image_bytes(image), **name), top_k, **options)
 
-    def search_terms(self, terms: Sequence[Term], top_k: int = 10, **options: Any) -> list[Hit]:
+    def search_terms(self, terms: Sequence[Term], top_k: int = DEFAULT_TOP_K, **options: Any
+                     ) -> list[Hit]:
         """A combined query (memeflow.query): weighted text and image terms, negatives
         subtract. An image term is a file path, raw bytes or a PIL image."""
         docs = DocList[TermDoc]([
@@ -222,11 +210,11 @@ class MemeClient:
         return self.search(MemeDoc(terms=docs), top_k, **options)
 
     def _term_image(self, image: ImageInput) -> dict[str, Any]:
-        if isinstance(image, str) and image.lower().startswith(("http://", "https://", "data:")):
+        if isinstance(image, str) and not is_local(image):
             return {"uri": image}  # the service fetches or decodes it
         return self._image_or_id(image, None)
 
-    def search_query(self, query: str, top_k: int = 10, **options: Any) -> list[Hit]:
+    def search_query(self, query: str, top_k: int = DEFAULT_TOP_K, **options: Any) -> list[Hit]:
         """A query in the command line's syntax: "cat + 2:hat - dog", "drake.jpg - text"."""
         terms = parse_query(query)
         if is_plain_text(terms):
@@ -261,8 +249,9 @@ class MemeClient:
     def find_by_hash(self, digests: Sequence[str]) -> dict[str, list[StoredDoc]]:
         """Indexed documents whose `sha256` tag is one of `digests`, with their vectors."""
         found: dict[str, list[StoredDoc]] = {}
-        for start in range(0, len(digests), 1000):
-            batch = [MemeDoc(tags={"sha256": d}) for d in digests[start : start + 1000]]
+        for start in range(0, len(digests), GRPC_REQUEST_MAX):
+            batch = [MemeDoc(tags={"sha256": d})
+                     for d in digests[start : start + GRPC_REQUEST_MAX]]
             replies = self._post("/find", batch, chunk=GRPC_REQUEST_MAX, tag="sha256",
                                  return_embeddings=True)
             for doc in replies:
@@ -289,7 +278,7 @@ class MemeClient:
     def index_paths(
         self,
         paths: Iterable[str | Path],
-        batch_size: int = 32,
+        batch_size: int = config.DEFAULT_INDEX_BATCH,
         on_progress: Callable[[int], object] | None = None,
         include_hidden: bool = False,
     ) -> IndexReport:
@@ -332,8 +321,8 @@ class MemeClient:
                        for digest, docs in by_hash.items()}
         reuses, to_encode = plan_reuse(unknown, hashes, by_hash)
         to_encode += unread
-        for start in range(0, len(reuses), 1000):
-            batch = reuses[start : start + 1000]
+        for start in range(0, len(reuses), GRPC_REQUEST_MAX):
+            batch = reuses[start : start + GRPC_REQUEST_MAX]
             self._reuse_batch(batch, hashes, report)
             if on_progress:
                 on_progress(len(batch))

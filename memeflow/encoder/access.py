@@ -17,37 +17,17 @@ from pathlib import Path
 
 from PIL import Image
 
+from memeflow import config
+from memeflow.config import (
+    DEFAULT_FETCH_TIMEOUT,
+    DEFAULT_MAX_DOCS,
+    DEFAULT_MAX_IMAGE_BYTES,
+    FETCH_HOSTS_ENV,
+    ROOTS_ENV,
+)
 from memeflow.encoder.fetch import read_source
-from memeflow.params import RequestError
-from memeflow.uris import ImageLoadError, local_path
-
-ROOTS_ENV = "MEMEFLOW_ROOTS"
-FETCH_HOSTS_ENV = "MEMEFLOW_FETCH_HOSTS"
-FETCH_TIMEOUT_ENV = "MEMEFLOW_FETCH_TIMEOUT"
-MAX_DOCS_ENV = "MEMEFLOW_MAX_DOCS"
-MAX_IMAGE_BYTES_ENV = "MEMEFLOW_MAX_IMAGE_BYTES"
-MAX_PIXELS_ENV = "MEMEFLOW_MAX_PIXELS"
-
-DEFAULT_MAX_DOCS = 1000
-DEFAULT_MAX_IMAGE_BYTES = 20 * 2**20
-DEFAULT_FETCH_TIMEOUT = 10.0
-
-
-class RequestTooLargeError(RequestError):
-    """A whole request is refused: it holds more documents than the service takes at once."""
-
-
-def _env_number(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number") from None
-    if value <= 0:
-        raise ValueError(f"{name}={raw!r} must be greater than 0")
-    return value
+from memeflow.params import check_request_size
+from memeflow.uris import ImageLoadError, is_fetched, is_local, local_path
 
 
 def _host_key(host: str | None, port: int | None) -> tuple[str, int | None]:
@@ -72,24 +52,13 @@ class AccessPolicy:
     @classmethod
     def from_env(cls) -> "AccessPolicy":
         """The policy from MEMEFLOW_* variables; unset ones keep the safe defaults."""
-        roots = tuple(
-            Path(os.path.realpath(os.path.expanduser(part)))
-            for part in os.environ.get(ROOTS_ENV, "").split(os.pathsep)
-            if part.strip()
-        )
-        hosts = frozenset(
-            part.strip().lower()
-            for part in os.environ.get(FETCH_HOSTS_ENV, "").split(",")
-            if part.strip()
-        )
-        pixels = os.environ.get(MAX_PIXELS_ENV, "").strip()
         return cls(
-            roots=roots,
-            fetch_hosts=hosts,
-            fetch_timeout=_env_number(FETCH_TIMEOUT_ENV, DEFAULT_FETCH_TIMEOUT),
-            max_docs=int(_env_number(MAX_DOCS_ENV, DEFAULT_MAX_DOCS)),
-            max_image_bytes=int(_env_number(MAX_IMAGE_BYTES_ENV, DEFAULT_MAX_IMAGE_BYTES)),
-            max_pixels=int(_env_number(MAX_PIXELS_ENV, 1)) if pixels else None,
+            roots=config.read_roots(),
+            fetch_hosts=config.fetch_hosts(),
+            fetch_timeout=config.fetch_timeout(),
+            max_docs=config.max_docs(),
+            max_image_bytes=config.max_image_bytes(),
+            max_pixels=config.max_pixels(),
         )
 
     @property
@@ -101,11 +70,8 @@ class AccessPolicy:
         return min(self.max_pixels, pillow)
 
     def check_request(self, count: int) -> None:
-        if count > self.max_docs:
-            raise RequestTooLargeError(
-                f"request holds {count} documents, over the limit of {self.max_docs} "
-                f"({MAX_DOCS_ENV}): send them in smaller requests"
-            )
+        """Refuse a request of more than `max_docs` documents (`RequestTooLargeError`)."""
+        check_request_size(count, self.max_docs)
 
     def check_path(self, uri: str) -> str:
         """The real path of a local `uri` inside a root; refuses `../` and symlinks out."""
@@ -148,7 +114,7 @@ class AccessPolicy:
 
         def check(target: str) -> None:
             moved = urllib.parse.urlsplit(target)
-            if moved.scheme not in ("http", "https") or _host_key(
+            if not is_fetched(target) or _host_key(
                 moved.hostname, moved.port
             ) != _host_key(origin.hostname, origin.port):
                 raise ImageLoadError(
@@ -161,8 +127,7 @@ class AccessPolicy:
     def read(self, uri: str | None, blob: bytes | None) -> bytes:
         """A document's image bytes, if this policy lets the service read them."""
         if blob is None and uri:
-            scheme = urllib.parse.urlsplit(uri).scheme.lower() if ":" in uri else ""
-            if scheme in ("http", "https"):
+            if is_fetched(uri):
                 self.check_url(uri)
                 return read_source(
                     uri,
@@ -171,6 +136,6 @@ class AccessPolicy:
                     timeout=self.fetch_timeout,
                     redirect_check=self._same_host(uri),
                 )
-            if scheme in ("", "file"):
+            if is_local(uri):
                 return read_source(self.check_path(uri), None, max_bytes=self.max_image_bytes)
         return read_source(uri, blob, max_bytes=self.max_image_bytes)

@@ -1,6 +1,5 @@
 """CLIP encoder: gives every document of /index and /search a unit-length embedding."""
 
-import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -17,20 +16,13 @@ from memeflow.encoder.hubness import GENERIC_PROMPTS, tag_hubness
 from memeflow.encoder.identity import check_workspace_model, describe, model_identity
 from memeflow.encoder.model import DEFAULT_TEXT_CACHE_SIZE, ClipModel
 from memeflow.encoder.ocr import OcrReader
-from memeflow.encoder.pipeline import PHASES, embed_documents
-from memeflow.encoder.query_parts import embed_terms
+from memeflow.encoder.pipeline import DEFAULT_BATCH_SIZE, PHASES, embed_documents
+from memeflow.encoder.query_parts import embed_query_parts
 from memeflow.encoder.rank import embed_for_rank
 from memeflow.encoder.text_model import QueryTextModel, with_text_model
 from memeflow.refusals import RefusingExecutor
 
-# The defaults below were chosen by measurement on 2 cores (BENCHMARKS.md, "Encoding").
-DEFAULT_BATCH_SIZE = 16
-DEFAULT_PREPROCESS_THREADS = 2
-
-
-def _runtime(configured: str) -> str:
-    """MEMEFLOW_RUNTIME overrides the `runtime` parameter, as MEMEFLOW_MODEL does `model`."""
-    return os.environ.get("MEMEFLOW_RUNTIME") or configured
+DEFAULT_PREPROCESS_THREADS = 2  # chosen by measurement on 2 cores (BENCHMARKS.md, "Encoding")
 
 
 class ClipEncoder(RefusingExecutor):
@@ -70,7 +62,7 @@ class ClipEncoder(RefusingExecutor):
         clip = ClipModel(
             config.model_name(model),
             allow_random=config.allow_random_weights(),
-            runtime=_runtime(runtime),
+            runtime=config.runtime(runtime),
             torch_threads=torch_threads,
             interop_threads=interop_threads,
             text_cache_size=text_cache_size,
@@ -94,7 +86,7 @@ class ClipEncoder(RefusingExecutor):
         if self.ocr is not None:
             self.logger.info("reading the words on memes at /index (MEMEFLOW_OCR)")
         # Embedded once: each indexed image's hubness is measured against it (memeflow.hubs).
-        self.hub_bank = self.model.encode_texts(list(GENERIC_PROMPTS))
+        self.hub_bank = self.model.embed_texts(list(GENERIC_PROMPTS))
 
     @requests(on="/index")
     def encode(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
@@ -106,10 +98,10 @@ class ClipEncoder(RefusingExecutor):
     @requests(on="/search")
     def encode_queries(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         """Queries need no thumbnail; one with only an id is searched by its stored vector;
-        one with `terms` is a combined query (memeflow.terms)."""
+        one with `terms` is a combined query (memeflow.encoder.query_parts)."""
         self._encode(DocList[MemeDoc]([doc for doc in docs if not doc.terms]), by_id=True)
-        embed_terms(self.model, [doc for doc in docs if doc.terms], self.pool, self.batch_size,
-                    self.policy)
+        embed_query_parts(self.model, [doc for doc in docs if doc.terms], self.pool,
+                          self.batch_size, self.policy)
         return docs
 
     @requests(on="/rank")

@@ -15,7 +15,15 @@ import urllib.request
 from collections.abc import Callable
 from typing import IO
 
-from memeflow.uris import ImageLoadError, describe_source, local_path, scheme
+from memeflow.uris import (
+    ImageLoadError,
+    describe_source,
+    is_data_uri,
+    is_fetched,
+    is_local,
+    local_path,
+    scheme,
+)
 
 CHUNK = 1 << 16
 USER_AGENT = "memeflow/0.1 (+image fetch)"
@@ -175,14 +183,13 @@ def read_source(
         return bytes(blob)
     if not uri:
         raise ImageLoadError("no image given: set `uri` (path, URL or data: URI) or `blob`")
-    kind = scheme(uri)
-    if kind == "data":
+    if is_data_uri(uri):
         return _read_data_uri(uri, max_bytes)
-    if kind in ("http", "https"):
+    if is_fetched(uri):
         return _fetch(uri, max_bytes, timeout, redirect_check)
-    if kind in ("", "file"):
+    if is_local(uri):
         return _read_file(local_path(uri) or uri, max_bytes)
     raise ImageLoadError(
-        f"{uri}: unsupported URI scheme '{kind}:'; use a local path, file://, "
+        f"{uri}: unsupported URI scheme '{scheme(uri)}:'; use a local path, file://, "
         "http(s):// or a data: URI"
     )

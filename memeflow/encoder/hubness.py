@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from memeflow.documents import HUB_TAG, MemeDoc
+from memeflow.vectors import unit_rows
 
 DEFAULT_NEIGHBOURS = 10
 GENERIC_PROMPTS = (
@@ -39,8 +40,7 @@ def tag_hubness(docs: Sequence[MemeDoc], bank: np.ndarray) -> None:
     """Store each embedded document's hubness in its tags, for `hub_correction`."""
     embedded = [doc for doc in docs if not doc.error and doc.embedding is not None]
     if embedded:
-        vectors = np.stack([np.asarray(doc.embedding, np.float32) for doc in embedded])
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = unit_rows(np.stack([np.asarray(doc.embedding) for doc in embedded]))
         for doc, value in zip(embedded, hubness(vectors, bank), strict=True):
             doc.tags = {**doc.tags, HUB_TAG: round(float(value), 6)}
 

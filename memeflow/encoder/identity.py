@@ -7,7 +7,7 @@ torch, int8 and ONNX runtimes of the same weights agree to about 0.999, while an
 checkpoint, or other random weights, land near 0. The name is only for messages: the same
 weights under another name (a downloaded folder of a Hugging Face id) are the same model.
 
-The check runs in the encoder at start (it has the model; see `memeflow.indexer.workspace`
+The check runs in the encoder at start (it has the model; see `memeflow.workspace`
 for how the identity reaches the workspace), so `memeflow serve` with another model on a
 workspace exits at once with the message of `ModelMismatchError`, instead of serving
 searches that fail or, worse, mix two models' vectors silently.
@@ -21,8 +21,8 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
+from memeflow import workspace
 from memeflow.encoder.source import ModelLoadError
-from memeflow.indexer import workspace
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +49,9 @@ class Encodes(Protocol):
     dim: int
     random_seed: int | None
 
-    def encode_texts(self, texts: list[str]) -> np.ndarray: ...
+    def embed_texts(self, texts: list[str]) -> np.ndarray: ...
 
-    def encode_images(self, images: list[Image.Image]) -> np.ndarray: ...
+    def embed_images(self, images: list[Image.Image]) -> np.ndarray: ...
 
 
 def probe_image() -> Image.Image:
@@ -66,8 +66,8 @@ def probe_image() -> Image.Image:
 def model_identity(model: Encodes) -> Identity:
     """Name, dimension, random-weights seed (None for real weights) and the fingerprint:
     (len(PROBE_TEXTS) + 1, dim) unit vectors as lists, texts first."""
-    vectors = np.vstack([model.encode_texts(list(PROBE_TEXTS)),
-                         model.encode_images([probe_image()])])
+    vectors = np.vstack([model.embed_texts(list(PROBE_TEXTS)),
+                         model.embed_images([probe_image()])])
     return {"name": model.name, "dim": int(model.dim), "random_seed": model.random_seed,
             "fingerprint": np.round(vectors.astype(np.float64), 6).tolist()}
 

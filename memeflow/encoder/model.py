@@ -19,6 +19,7 @@ from transformers import CLIPConfig, CLIPModel, CLIPProcessor, PreTrainedTokeniz
 
 from memeflow import config
 from memeflow.encoder.source import WEIGHT_FILES, ModelLoadError, check_model_source
+from memeflow.vectors import unit_rows
 
 if TYPE_CHECKING:
     from memeflow.encoder.onnx import OnnxClip
@@ -116,7 +117,7 @@ class TextVectorCache:
         with self._lock:
             self._vectors.clear()
 
-    def encode(self, texts: Sequence[str], run: Callable[[list[str]], np.ndarray], dim: int
+    def embed(self, texts: Sequence[str], run: Callable[[list[str]], np.ndarray], dim: int
                ) -> np.ndarray:
         """Vectors for `texts`: cached ones from here, the rest from one `run` call on the
         distinct missing texts (which are then cached)."""
@@ -137,7 +138,7 @@ class TextVectorCache:
 
 
 class ClipModel:
-    """A CLIP checkpoint loaded once; encodes batches into L2-normalised float32 vectors.
+    """A CLIP checkpoint loaded once; embeds batches into L2-normalised float32 vectors.
 
     `runtime` picks how it runs: "torch" (float32, the reference), "int8" (torch with
     dynamic int8 Linear layers: faster on CPU, vectors close but not equal) or "onnx"
@@ -210,25 +211,25 @@ class ClipModel:
         """Resize, crop and normalise one RGB image; thread-safe, so callers run it in a pool."""
         return self.processor.image_processor(images=image, return_tensors="pt")["pixel_values"][0]
 
-    def encode_pixels(self, pixel_values: torch.Tensor) -> np.ndarray:
+    def embed_pixels(self, pixel_values: torch.Tensor) -> np.ndarray:
         """Embed a (n, 3, H, W) batch of preprocessed images."""
         if self._onnx is not None:
-            return _unit_rows(self._onnx.image_features(pixel_values.numpy()))
+            return unit_rows(self._onnx.image_features(pixel_values.numpy()))
         assert self.model is not None  # set whenever _onnx is not
         with torch.inference_mode():
             out = self.model.get_image_features(pixel_values=pixel_values.to(self.device))
-        return _unit_rows(out.pooler_output)
+        return unit_rows(out.pooler_output.float().cpu().numpy())
 
-    def encode_images(self, images: list[Image.Image]) -> np.ndarray:
+    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
         """Embed RGB images (convenience for notebooks; the executor pipelines preprocess)."""
-        return self.encode_pixels(torch.stack([self.preprocess(im) for im in images]))
+        return self.embed_pixels(torch.stack([self.preprocess(im) for im in images]))
 
-    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Embed texts; repeated ones come from the LRU cache, the rest run as one batch.
 
         Longer texts are cut at the model's token limit, not rejected.
         """
-        return self.text_cache.encode(texts, self._run_texts, self.dim)
+        return self.text_cache.embed(texts, self._run_texts, self.dim)
 
     def _run_texts(self, texts: list[str]) -> np.ndarray:
         """The model on texts, padded only to the longest in the batch (never to 77 tokens).
@@ -245,19 +246,11 @@ class ClipModel:
         )
         if self._onnx is not None:
             ids, mask = tokens["input_ids"].numpy(), tokens["attention_mask"].numpy()
-            return _unit_rows(self._onnx.text_features(ids, mask))
+            return unit_rows(self._onnx.text_features(ids, mask))
         assert self.model is not None  # set whenever _onnx is not
         with torch.inference_mode():
             out = self.model.get_text_features(
                 input_ids=tokens["input_ids"].to(self.device),
                 attention_mask=tokens["attention_mask"].to(self.device),
             )
-        return _unit_rows(out.pooler_output)
-
-
-def _unit_rows(features: torch.Tensor | np.ndarray) -> np.ndarray:
-    if isinstance(features, torch.Tensor):
-        features = features.float().cpu().numpy()
-    vectors = np.asarray(features, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+        return unit_rows(out.pooler_output.float().cpu().numpy())

@@ -20,9 +20,10 @@ from memeflow.encoder.ocr import OcrReader, read_words
 from memeflow.encoder.phash import perceptual_hash
 from memeflow.encoder.text_model import EncoderModel
 from memeflow.encoder.thumbnail import make_thumbnail
-from memeflow.uris import ImageLoadError, describe_source, normalise_uri
+from memeflow.uris import ImageLoadError, describe_source, is_data_uri, normalise_uri
 from memeflow.vectors import check_own_vector
 
+DEFAULT_BATCH_SIZE = 16  # images per model call; chosen by measurement (BENCHMARKS.md, "Encoding")
 # A timer per phase, e.g. an executor's `self.monitor` (Prometheus); no timing by default.
 Timer = Callable[[str], AbstractContextManager[object]]
 PHASES: dict[str, str] = {
@@ -63,7 +64,7 @@ def _prepare_image(
     """
     with timer("read_seconds"):  # errors name the uri as sent, not as normalised
         data = policy.read(doc.uri, doc.blob) if policy else read_source(doc.uri, doc.blob)
-    if doc.uri and not doc.uri.startswith("data:"):
+    if doc.uri and not is_data_uri(doc.uri):
         doc.uri = normalise_uri(doc.uri)
     if doc.id is None:
         # pydantic validates the assignment: the str becomes an ID.
@@ -126,7 +127,7 @@ def embed_images(
                 doc.error = f"{describe_source(doc.uri, doc.blob)}: could not read image ({exc!r})"
         if ready:
             with timer("embed_images_seconds"):
-                vectors = model.encode_pixels(torch.stack(pixels))
+                vectors = model.embed_pixels(torch.stack(pixels))
             for doc, vector in zip(ready, vectors, strict=True):
                 doc.embedding = vector
 
@@ -137,7 +138,7 @@ def embed_texts(
     for batch in _batches(docs, batch_size):
         with timer("embed_texts_seconds"):
             # embed_documents sends only documents with a text.
-            vectors = model.encode_texts([d.text for d in batch])  # type: ignore[misc]
+            vectors = model.embed_texts([d.text for d in batch])  # type: ignore[misc]
         for doc, vector in zip(batch, vectors, strict=True):
             doc.embedding = vector
             if doc.id is None:
@@ -153,7 +154,7 @@ def embed_documents(
     model: EncoderModel,
     docs: Sequence[MemeDoc],
     pool: ThreadPoolExecutor,
-    batch_size: int = 16,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     policy: AccessPolicy | None = None,
     timer: Timer = _untimed,
     *,
@@ -187,5 +188,5 @@ def embed_documents(
     embed_texts(model, texts, batch_size, timer)
     for doc in docs:
         doc.blob = None  # never carried further: the indexer and the client need no bytes
-        if doc.uri and doc.uri.startswith("data:"):
+        if is_data_uri(doc.uri):
             doc.uri = None

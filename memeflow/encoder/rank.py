@@ -28,5 +28,6 @@ def embed_for_rank(
     for start in range(0, len(candidates), batch_size):
         batch = candidates[start : start + batch_size]
         # Every candidate has a text: the others were refused above (NO_CANDIDATES).
-        for match, vector in zip(batch, model.encode_texts([m.text for m in batch]), strict=True):  # type: ignore[misc]
+        texts: list[str] = [m.text for m in batch]  # type: ignore[misc]
+        for match, vector in zip(batch, model.embed_texts(texts), strict=True):
             match.embedding = vector

@@ -20,6 +20,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from memeflow.encoder.model import DEFAULT_TEXT_CACHE_SIZE, ClipModel, TextVectorCache
 from memeflow.encoder.source import ModelLoadError
+from memeflow.vectors import unit_rows
 
 ACTIVATIONS = {
     "torch.nn.modules.linear.Identity": torch.nn.Identity,
@@ -83,9 +84,9 @@ class SentenceTextModel:
                          else self.encoder.config.hidden_size)
         self.text_cache = TextVectorCache(text_cache_size)
 
-    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors, one per text; repeated texts come from the cache."""
-        return self.text_cache.encode(texts, self._run, self.dim)
+        return self.text_cache.embed(texts, self._run, self.dim)
 
     def _run(self, texts: list[str]) -> np.ndarray:
         tokens = self.tokenizer(texts, padding=True, truncation=True,
@@ -100,12 +101,12 @@ class SentenceTextModel:
             else:
                 pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
             projected = self.projection(pooled).float().numpy()
-        return (projected / np.linalg.norm(projected, axis=1, keepdims=True)).astype(np.float32)
+        return unit_rows(projected)
 
 
 class QueryTextModel:
     """CLIP for images, a separate model for texts: what the encoder uses when
-    MEMEFLOW_TEXT_MODEL is set. Anything but `encode_texts` is CLIP's."""
+    MEMEFLOW_TEXT_MODEL is set. Anything but `embed_texts` is CLIP's."""
 
     def __init__(self, clip: ClipModel, text: SentenceTextModel) -> None:
         if text.dim != clip.dim:
@@ -118,8 +119,8 @@ class QueryTextModel:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.clip, name)
 
-    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        return self.text.encode_texts(texts)
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return self.text.embed_texts(texts)
 
 
 # What the encoder embeds with: CLIP alone, or CLIP behind a separate text model.

@@ -10,7 +10,6 @@ the gRPC health check and load balancers keep working: they reveal nothing index
 
 import hmac
 import json
-import os
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
@@ -18,8 +17,10 @@ from urllib.parse import unquote
 
 import grpc
 
-API_KEY_ENV = "MEMEFLOW_API_KEY"
-KEY_HEADER = "x-api-key"
+from memeflow import config
+from memeflow.config import API_KEY_ENV
+from memeflow.protocol import KEY_HEADER
+
 KEY_COOKIE = "memeflow_key"  # set by the search page (gateway/static/app.js)
 OPEN_HTTP_PATHS = frozenset({"/", "/dry_run"})  # what `jina ping` and health probes ask
 OPEN_HTTP_PREFIX = "/static/"  # the search page's scripts and styles
@@ -47,17 +48,6 @@ def _open_path(method: str, path: str) -> bool:
     if path in OPEN_HTTP_PATHS:
         return True
     return method == "GET" and path.startswith(OPEN_HTTP_PREFIX) and ".." not in path
-
-
-def api_key() -> str | None:
-    """The configured key, or None when calls are open."""
-    return os.environ.get(API_KEY_ENV) or None
-
-
-def client_headers(key: str | None = None) -> dict[str, str]:
-    """What a client sends: the key from MEMEFLOW_API_KEY unless given, else nothing."""
-    key = key if key is not None else api_key()
-    return {"authorization": f"Bearer {key}"} if key else {}
 
 
 def presented_key(headers: Mapping[str, str]) -> str | None:
@@ -190,7 +180,7 @@ class ApiKeyCheck:
     """The gateway's access check on both ports: the key from MEMEFLOW_API_KEY, or none."""
 
     def __init__(self, key: str | None = None) -> None:
-        self.key = key if key is not None else api_key()
+        self.key = key if key is not None else config.api_key()
 
     def protect_http(self, app: Any) -> None:
         """Adds the key check to a FastAPI/Starlette app before it starts serving."""

@@ -7,18 +7,12 @@ with the reason and the fix), and its body at most MEMEFLOW_MAX_REQUEST_BYTES.
 """
 
 import json
-import os
 from typing import Any
 
+from memeflow import config
+from memeflow.config import MAX_REQUEST_BYTES_ENV
 from memeflow.gateway.auth import ASGIApp, Receive, Scope, Send
-
-HTTP_MAX_DOCS = 100  # Jina's HTTP request size: the gateway answers no more than this
-MAX_REQUEST_BYTES_ENV = "MEMEFLOW_MAX_REQUEST_BYTES"
-DEFAULT_MAX_REQUEST_BYTES = 128 * 2**20
-
-
-def max_request_bytes() -> int:
-    return int(os.environ.get(MAX_REQUEST_BYTES_ENV) or DEFAULT_MAX_REQUEST_BYTES)
+from memeflow.protocol import HTTP_MAX_DOCS
 
 
 async def _refuse(send: Send, status: int, detail: str) -> None:
@@ -54,7 +48,7 @@ class HttpRequestLimit:
         self, app: ASGIApp, max_docs: int = HTTP_MAX_DOCS, max_bytes: int | None = None
     ) -> None:
         self.app, self.max_docs = app, max_docs
-        self.max_bytes = max_bytes if max_bytes is not None else max_request_bytes()
+        self.max_bytes = max_bytes if max_bytes is not None else config.max_request_bytes()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":

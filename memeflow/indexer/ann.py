@@ -13,7 +13,6 @@ line followed by the label -> row table (int64 LE) and FOOTER is
 `magic | faiss length (u64) | meta length (u64) | crc32 of everything before it (u32)`.
 """
 
-import contextlib
 import json
 import os
 import struct
@@ -24,6 +23,8 @@ from typing import Any, cast
 
 import faiss
 import numpy as np
+
+from memeflow.indexer.atomic import atomic_write
 
 MAGIC = b"MFh1"
 FOOTER = struct.Struct("<4sQQI")
@@ -157,8 +158,8 @@ class HnswIndex:
         return bool(np.array_equal(expected, stored))
 
     def save(self, path: Path, seq: int) -> None:
-        """Writes a tmp file, fsyncs it and renames it over `path`: a crash leaves the old
-        file or the new one, never half of one. `seq` is the store's last applied record."""
+        """Replaces `path` atomically (`atomic_write`): a crash leaves the old file or the
+        new one, never half of one. `seq` is the store's last applied record."""
         meta: dict[str, Any] = {
             "seq": seq,
             "dim": self.dim,
@@ -167,35 +168,21 @@ class HnswIndex:
             "params": asdict(self.params),
         }
         table = np.ascontiguousarray(self._label_row[: self.index.ntotal], dtype="<i8")
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                crc, faiss_len = 0, 0
+        with atomic_write(path) as fh:
+            crc, faiss_len = 0, 0
 
-                def write(data: bytes) -> int:
-                    nonlocal crc, faiss_len
-                    crc, faiss_len = zlib.crc32(data, crc), faiss_len + len(data)
-                    return fh.write(data)
+            def write(data: bytes) -> int:
+                nonlocal crc, faiss_len
+                crc, faiss_len = zlib.crc32(data, crc), faiss_len + len(data)
+                return fh.write(data)
 
-                # PyCallbackIOWriter is missing from faiss's stubs.
-                faiss.write_index(self.index, faiss.PyCallbackIOWriter(write))  # type: ignore[attr-defined]
-                payload = json.dumps(meta, separators=(",", ":")).encode() + b"\n"
-                for part in (payload, table.data.cast("B")):
-                    crc = zlib.crc32(part, crc)
-                    fh.write(part)
-                fh.write(FOOTER.pack(MAGIC, faiss_len, len(payload) + table.nbytes, crc))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            # PyCallbackIOWriter is missing from faiss's stubs.
+            faiss.write_index(self.index, faiss.PyCallbackIOWriter(write))  # type: ignore[attr-defined]
+            payload = json.dumps(meta, separators=(",", ":")).encode() + b"\n"
+            for part in (payload, table.data.cast("B")):
+                crc = zlib.crc32(part, crc)
+                fh.write(part)
+            fh.write(FOOTER.pack(MAGIC, faiss_len, len(payload) + table.nbytes, crc))
 
     @classmethod
     def load(cls, path: Path, params: HnswParams) -> tuple["HnswIndex", int]:

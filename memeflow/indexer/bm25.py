@@ -11,7 +11,7 @@ hit; the query appearing whole in the words (a quoted caption) ranks before any 
 import math
 import unicodedata
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from typing import NamedTuple
 
 GRAM = 3
 K1, B = 1.2, 0.75  # the usual BM25 constants
@@ -32,15 +32,18 @@ def grams(text: str) -> Counter[str]:
     return Counter(letters[i : i + GRAM] for i in range(len(letters) - GRAM + 1))
 
 
-@dataclass(frozen=True)
-class WordHit:
+class LexicalHit(NamedTuple):
+    """A meme the lexical index found by the words on it (not a search `Hit`: no uri, no
+    tags; the indexer fuses these ids with the dense ranking)."""
+
     id: str
     score: float  # BM25, plus a bonus that puts whole-phrase matches first
     phrase: bool  # the normalised query occurs whole in the meme's words
 
 
-class TextIndex:
-    """An inverted index from trigrams to documents, kept in memory; rebuilt from the store."""
+class Bm25Index:
+    """The lexical index: BM25 over character trigrams, an inverted index from trigrams to
+    documents kept in memory and rebuilt from the store."""
 
     def __init__(self, min_coverage: float = DEFAULT_MIN_COVERAGE) -> None:
         self.min_coverage = min_coverage
@@ -82,7 +85,7 @@ class TextIndex:
     def clear(self) -> None:
         self._postings, self._lengths, self._texts, self._total = {}, {}, {}, 0
 
-    def search(self, query: str, top_k: int) -> list[WordHit]:
+    def search(self, query: str, top_k: int) -> list[LexicalHit]:
         """The best `top_k` memes whose words match `query`, best first, ties by id.
 
         Only documents that can reach the coverage are scored: one that shares `needed` of
@@ -114,7 +117,7 @@ class TextIndex:
                 shared[doc_id] += 1
         phrase = normalise(query)
         hits = [
-            WordHit(doc_id, score, phrase in self._texts[doc_id])
+            LexicalHit(doc_id, score, phrase in self._texts[doc_id])
             for doc_id, score in scores.items()
             if shared[doc_id] >= needed
         ]

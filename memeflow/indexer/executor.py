@@ -9,18 +9,17 @@ from jina import requests
 
 from memeflow import config, params
 from memeflow.documents import MatchDoc, MemeDoc, TermDoc, is_id_only
-from memeflow.encoder.access import AccessPolicy
-from memeflow.indexer.bm25 import TextIndex
+from memeflow.indexer.bm25 import Bm25Index
 from memeflow.indexer.lookup import record_filter
-from memeflow.indexer.query_parts import resolve_terms
 from memeflow.indexer.rank import rank_candidates
 from memeflow.indexer.search import SearchOptions, search_store
 from memeflow.indexer.shards import shard_of
 from memeflow.indexer.store import EXACT_MAX, Record, VectorStore
 from memeflow.indexer.thumbnails import ThumbnailStore
-from memeflow.indexer.workspace import bind_model, forget_model, open_workspace
+from memeflow.query import resolve_query_parts
 from memeflow.refusals import RefusingExecutor
 from memeflow.vectors import check_own_vector
+from memeflow.workspace import bind_model, forget_model, open_workspace
 
 
 class QueryDimensionError(params.RequestError):
@@ -51,12 +50,12 @@ class MemeIndexer(RefusingExecutor):
         self.path = path
         self.store = VectorStore(path, exact_max=int(exact_max))  # beyond it: HNSW
         self.thumbnails = ThumbnailStore(path / "thumbnails")
-        self.words = TextIndex()  # the words read on memes (OCR), rebuilt from the records
+        self.lexical = Bm25Index()  # the words read on memes (OCR), rebuilt from the records
         for doc_id, words in self.store.words():
-            self.words.upsert(doc_id, words)
-        self.limits = AccessPolicy.from_env()  # /upsert skips the encoder and its limits
+            self.lexical.upsert(doc_id, words)
+        self.max_docs = config.max_docs()  # /upsert skips the encoder and its limits
         self.logger.info(f"index at {path}: {len(self.store)} documents, "
-                         f"{len(self.words)} with words on them")
+                         f"{len(self.lexical)} with words on them")
 
     def _owns(self, doc: MemeDoc) -> bool:
         if self.shards == 1:
@@ -80,7 +79,7 @@ class MemeIndexer(RefusingExecutor):
     def index(self, docs: DocList[MemeDoc], parameters: dict, **kwargs: Any) -> DocList[MemeDoc]:
         """Store documents by id. `/upsert` reaches only this executor (the encoder does not
         bind it): the fast path for documents that bring their own embedding."""
-        self.limits.check_request(len(docs))
+        params.check_request_size(len(docs), self.max_docs)
         keep_vectors = params.flag(parameters, "return_embeddings")  # refused before storing
         dim_before = dim = self.store.dim
         valid = []
@@ -100,7 +99,7 @@ class MemeIndexer(RefusingExecutor):
                 bind_model(self.root)
             for doc in valid:
                 assert doc.id is not None  # as above
-                self.words.upsert(doc.id, doc.words)
+                self.lexical.upsert(doc.id, doc.words)
                 # A document re-indexed from a bare vector loses its old preview.
                 if doc.thumbnail:
                     self.thumbnails.put(doc.id, doc.thumbnail)
@@ -129,7 +128,7 @@ class MemeIndexer(RefusingExecutor):
         with_vectors = params.flag(parameters, "return_embeddings")
         for doc in docs:
             if doc.terms and not doc.error:  # a combined query with terms naming indexed ids
-                resolve_terms(doc, self._stored_vectors)
+                resolve_query_parts(doc, self._stored_vectors)
             elif not doc.error and doc.embedding is None and doc.id:
                 self._use_stored_vector(doc)
             doc.terms = DocList[TermDoc]()
@@ -146,7 +145,7 @@ class MemeIndexer(RefusingExecutor):
                 # A query's text is matched against the words on the memes too. A shard
                 # leaves paging to the merger, which pages the union.
                 results = search_store(self.store, matrix, options, paged=self.shards == 1,
-                                       texts=[doc.text for doc in queries], words=self.words)
+                                       texts=[doc.text for doc in queries], lexical=self.lexical)
             for doc, hits in zip(queries, results, strict=True):
                 doc.matches = DocList[MatchDoc]([MatchDoc(**hit) for hit in hits])
                 if with_vectors and hits:
@@ -175,7 +174,7 @@ class MemeIndexer(RefusingExecutor):
         ids: list[str] = [doc.id for doc in docs if doc.id and self._owns(doc)]
         removed = self.store.delete(ids)
         self.thumbnails.delete(ids)
-        self.words.delete(ids)
+        self.lexical.delete(ids)
         return DocList[MemeDoc]([MemeDoc(tags={"deleted": removed, "count": len(self.store)})])
 
     @requests(on="/get")
@@ -236,7 +235,7 @@ class MemeIndexer(RefusingExecutor):
     def clear(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         self.store.clear()
         self.thumbnails.clear()
-        self.words.clear()
+        self.lexical.clear()
         forget_model(self.root)  # an empty workspace takes any model
         return DocList[MemeDoc]([MemeDoc(tags={"count": 0})])
 

@@ -1,8 +1,8 @@
-"""Text queries answered by the picture and by the words on it, fused into one ranking.
+"""Hybrid search: text queries answered by the dense ranking (CLIP: what a meme shows) and
+the lexical one (BM25, `memeflow.indexer.bm25`: the words read on it), fused into one.
 
-CLIP ranks memes by what they show; the text index (`memeflow.textindex`) by the words
-read on them. Each proposes its best candidates and reciprocal rank fusion
-(`memeflow.fusion`) orders the union. `ocr_weight` scales the words' votes against
+Each proposes its best candidates and reciprocal rank fusion
+(`memeflow.indexer.fusion`) orders the union. `ocr_weight` scales the words' votes against
 CLIP's (1: equal say; 0: the pure CLIP ranking, words ignored). Every hit keeps its
 cosine similarity as `score`, reports its rank in each signal that found it (`signals`)
 and, when its words matched, how well (`words_score`): what a shard merger needs to
@@ -10,18 +10,18 @@ fuse the union of several shards' answers again.
 """
 
 import math
-import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
-from memeflow.indexer.bm25 import TextIndex
+from memeflow import config
+from memeflow.documents import Hit
+from memeflow.indexer.bm25 import Bm25Index
 from memeflow.indexer.fusion import reciprocal_rank_fusion
 from memeflow.params import RequestError
 
-DEFAULT_OCR_WEIGHT = 1.0
-PHRASE_BONUS = 1000.0  # a quoted caption outranks any partial match (as in TextIndex.search)
-
-Hit = dict[str, Any]
+PHRASE_BONUS = 1000.0  # a quoted caption outranks any partial match (as in Bm25Index.search)
+# The signals' names in a match's `signals` (the API's): dense (CLIP) and lexical (BM25).
+DENSE, LEXICAL = "clip", "words"
 
 
 def ocr_weight(parameters: dict[str, Any]) -> float:
@@ -30,7 +30,7 @@ def ocr_weight(parameters: dict[str, Any]) -> float:
     raw = parameters.get("ocr_weight")
     error: type[ValueError] = RequestError
     if raw is None:
-        raw, error = os.environ.get("MEMEFLOW_OCR_WEIGHT") or DEFAULT_OCR_WEIGHT, ValueError
+        raw, error = config.ocr_weight(), ValueError
     try:
         value = math.nan if isinstance(raw, bool) else float(raw)
     except (TypeError, ValueError):
@@ -41,41 +41,42 @@ def ocr_weight(parameters: dict[str, Any]) -> float:
     return value
 
 
-def words_ranking(
-    words: TextIndex, text: str, pool: int, keep: Callable[[str], bool] | None = None
+def lexical_ranking(
+    lexical: Bm25Index, text: str, pool: int, keep: Callable[[str], bool] | None = None
 ) -> tuple[list[tuple[str, float]], bool]:
     """(id, words_score) of the best `pool` memes by their words that `keep` accepts, and
-    whether the text index has no more matches beyond them."""
-    found = words.search(text, pool)
+    whether the lexical index has no more matches beyond them."""
+    found = lexical.search(text, pool)
     ranked = [(hit.id, hit.score + (PHRASE_BONUS if hit.phrase else 0.0)) for hit in found
               if keep is None or keep(hit.id)]
     return ranked, len(found) < pool
 
 
-def with_clip_signals(hits: Sequence[Mapping[str, Any]], first_rank: int = 1) -> list[Hit]:
-    """Hits of a picture-only ranking, each saying it was found by the picture at its rank."""
-    return [{**hit, "signals": {"clip": rank}} for rank, hit in enumerate(hits, start=first_rank)]
+def with_dense_signals(hits: Sequence[Mapping[str, Any]], first_rank: int = 1) -> list[Hit]:
+    """Hits of a dense-only ranking, each saying it was found by the dense signal at its rank."""
+    return [cast(Hit, {**hit, "signals": {DENSE: rank}})
+            for rank, hit in enumerate(hits, start=first_rank)]
 
 
 def fuse(
-    picture: Sequence[Mapping[str, Any]],
-    worded: Sequence[tuple[str, float]],
+    dense: Sequence[Mapping[str, Any]],
+    lexical: Sequence[tuple[str, float]],
     weight: float,
     hits_for: Callable[[list[str]], Sequence[Mapping[str, Any]]],
 ) -> list[Hit]:
-    """One ranking of the picture's hits (best first) and the memes found by their words
+    """One ranking of the dense hits (best first) and the memes found by their words
     ((id, words_score), best first). `hits_for(ids)` gives the hits of memes that only
     their words found (scored against the query all the same)."""
     fused = reciprocal_rank_fusion(
-        {"words": [doc_id for doc_id, _ in worded], "clip": [hit["id"] for hit in picture]},
-        {"words": weight, "clip": 1.0},
+        {LEXICAL: [doc_id for doc_id, _ in lexical], DENSE: [hit["id"] for hit in dense]},
+        {LEXICAL: weight, DENSE: 1.0},
     )
-    known = {hit["id"]: hit for hit in picture}
+    known = {hit["id"]: hit for hit in dense}
     missing = [doc_id for doc_id, _, _ in fused if doc_id not in known]
     if missing:
         known.update({hit["id"]: hit for hit in hits_for(missing)})
-    scores = dict(worded)
+    scores = dict(lexical)
     return [
-        {**known[doc_id], "signals": signals, "words_score": scores.get(doc_id)}
+        cast(Hit, {**known[doc_id], "signals": signals, "words_score": scores.get(doc_id)})
         for doc_id, _, signals in fused
     ]

@@ -9,9 +9,9 @@ that drop or reorder hits after scoring (min_score, hub correction, collapsing) 
 a candidate pool that doubles until the page is full or the index is exhausted.
 
 A text query is also matched against the words read on the memes (when the index has
-any and `ocr_weight` > 0): the picture's candidates, after hub correction and the
-minimum score, are fused with the words' candidates that pass the filters
-(`memeflow.wordsearch`). The minimum score bars pictures only: a meme found by the
+any and `ocr_weight` > 0): the dense candidates, after hub correction and the minimum
+score, are fused with the lexical candidates that pass the filters
+(`memeflow.indexer.hybrid`). The minimum score bars dense candidates only: a meme found by the
 words written on it stays, whatever its cosine.
 """
 
@@ -21,11 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from memeflow import params
+from memeflow import config, params
+from memeflow.documents import Hit
 from memeflow.indexer import collapse, hub_correction, hybrid
-from memeflow.indexer.bm25 import TextIndex
+from memeflow.indexer.bm25 import Bm25Index
 from memeflow.indexer.filters import Predicate, compile_where
-from memeflow.indexer.store import Hit, VectorStore
+from memeflow.indexer.store import VectorStore
+from memeflow.vectors import unit_rows
 
 MIN_POOL = 50
 FUSION_POOL = 100  # candidates beyond the page from each signal: fusion lifts some from below
@@ -42,7 +44,7 @@ class SearchOptions:
     hub_correction: bool = False
     dedup_distance: int | None = None  # None: near-duplicates are kept
     group_by: str | None = None
-    ocr_weight: float = hybrid.DEFAULT_OCR_WEIGHT  # 0: text queries ignore the words
+    ocr_weight: float = config.DEFAULT_OCR_WEIGHT  # 0: text queries ignore the words
 
     @classmethod
     def from_parameters(cls, parameters: Mapping[str, Any]) -> "SearchOptions":
@@ -77,8 +79,8 @@ class SearchOptions:
             or self.dedup_distance is not None or self.group_by is not None
         )
 
-    def picture(self, hits: Sequence[Hit]) -> list[Any]:
-        """Hub correction, then the minimum score: what the picture signal keeps."""
+    def dense(self, hits: Sequence[Hit]) -> list[Any]:
+        """Hub correction, then the minimum score: what the dense signal keeps."""
         ranked: list[Any] = hub_correction.rescore(hits) if self.hub_correction else list(hits)
         if self.min_score is not None:
             ranked = [hit for hit in ranked if hit["score"] >= self.min_score]
@@ -86,7 +88,7 @@ class SearchOptions:
 
     def refine(self, hits: Sequence[Hit]) -> list[Hit]:
         """Hub correction, minimum score and collapsing, in that order; no paging."""
-        return self.collapse(self.picture(hits))
+        return self.collapse(self.dense(hits))
 
     def collapse(self, hits: list[Any], tags_of: Callable[[Any], Mapping[str, Any]] | None = None
                  ) -> list[Any]:
@@ -116,61 +118,60 @@ def _search_one(
 
 def _scored(store: VectorStore, query: np.ndarray, ids: list[str], options: SearchOptions
             ) -> Sequence[Mapping[str, Any]]:
-    """Hits for memes their words found: scored against the query like any picture."""
-    unit = (query / np.linalg.norm(query)).astype(np.float32)
-    scores = store.vectors(ids) @ unit
+    """Hits for memes their words found: scored against the query like any dense hit."""
+    scores = store.vectors(ids) @ unit_rows(query[None, :])[0]
     hits = [store.hit(doc_id, float(score)) for doc_id, score in zip(ids, scores, strict=True)]
     return hub_correction.rescore(hits) if options.hub_correction else hits
 
 
 def _fused_one(
-    store: VectorStore, words: TextIndex, query: np.ndarray, text: str,
+    store: VectorStore, lexical: Bm25Index, query: np.ndarray, text: str,
     options: SearchOptions, rows: np.ndarray | None,
-) -> list[hybrid.Hit]:
-    """One text query by picture and words; the pool doubles while collapsing leaves the
-    page short and either signal has more candidates."""
+) -> list[Hit]:
+    """One text query by the dense and the lexical signal; the pool doubles while
+    collapsing leaves the page short and either signal has more candidates."""
     where = options.where
     keep = None if where is None else lambda doc_id: where(store.tags(doc_id))
     pool = options.wanted + FUSION_POOL
     while True:
-        by_picture = store.search(query[None, :], pool, rows=rows)[0]
-        by_words, words_done = hybrid.words_ranking(words, text, pool, keep)
-        fused = hybrid.fuse(options.picture(by_picture), by_words, options.ocr_weight,
+        dense_hits = store.search(query[None, :], pool, rows=rows)[0]
+        lexical_hits, lexical_done = hybrid.lexical_ranking(lexical, text, pool, keep)
+        fused = hybrid.fuse(options.dense(dense_hits), lexical_hits, options.ocr_weight,
                                 lambda ids: _scored(store, query, ids, options))
         hits = options.collapse(fused)
-        if len(hits) >= options.wanted or (len(by_picture) < pool and words_done):
+        if len(hits) >= options.wanted or (len(dense_hits) < pool and lexical_done):
             return hits
         pool *= 2
 
 
 def search_store(
     store: VectorStore, queries: np.ndarray, options: SearchOptions, *,
-    texts: Sequence[str | None] | None = None, words: TextIndex | None = None,
+    texts: Sequence[str | None] | None = None, lexical: Bm25Index | None = None,
     paged: bool = True,
-) -> list[list[hybrid.Hit]]:
+) -> list[list[Hit]]:
     """Hits per query after every option, each with its `signals`; `paged=False` returns
     everything up to the end of the page (offset + top_k), for a shard merger that pages
     the union itself. `texts[i]`, when set, is query i's text, matched also against the
-    `words` on the memes."""
+    words on the memes in the `lexical` index."""
     rows = store.rows_where(options.where) if options.where is not None else None
 
     def search(matrix: np.ndarray, k: int) -> list[list[Hit]]:
         return store.search(matrix, k, rows=rows)
 
-    fuse = words is not None and len(words) > 0 and options.ocr_weight > 0
+    fuse = lexical is not None and len(lexical) > 0 and options.ocr_weight > 0
     texts = list(texts) if texts is not None else [None] * len(queries)
     worded = {i for i, text in enumerate(texts) if fuse and text and text.strip()}
     plain = [i for i in range(len(queries)) if i not in worded]
     pool = options.wanted
     if options.drops_hits:
         pool = max(MIN_POOL, 4 * options.wanted)
-    results: list[list[hybrid.Hit]] = [[] for _ in texts]
+    results: list[list[Hit]] = [[] for _ in texts]
     if plain:
         for i, hits in zip(plain, search(queries[plain], pool), strict=True):
             refined = _search_one(search, queries[i], hits, pool, options) if options.drops_hits \
                 else hits
-            results[i] = hybrid.with_clip_signals(refined)
+            results[i] = hybrid.with_dense_signals(refined)
     for i in sorted(worded):
-        assert words is not None and texts[i]
-        results[i] = _fused_one(store, words, queries[i], str(texts[i]), options, rows)
+        assert lexical is not None and texts[i]
+        results[i] = _fused_one(store, lexical, queries[i], str(texts[i]), options, rows)
     return [options.page(hits) if paged else hits[: options.wanted] for hits in results]

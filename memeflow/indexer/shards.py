@@ -9,11 +9,11 @@ everything would return.
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any
+from typing import cast
 
 from docarray import DocList
 
-from memeflow.documents import MatchDoc
+from memeflow.documents import Hit, MatchDoc
 from memeflow.indexer import hybrid
 from memeflow.indexer.search import SearchOptions
 
@@ -34,18 +34,22 @@ def merge_matches(
     one shard would rank)."""
     merged = [match for matches in per_shard for match in matches]
     merged.sort(key=lambda match: (-match.score, match.id or ""))
-    if any("words" in match.signals for match in merged):
+    if any(hybrid.LEXICAL in match.signals for match in merged):
         by_id: dict[str | None, MatchDoc] = {match.id: match for match in merged}
-        picture = [_as_hit(m) for m in merged if "clip" in m.signals]
-        worded = sorted(((m.id or "", m.words_score or 0.0) for m in merged
-                         if "words" in m.signals), key=lambda pair: (-pair[1], pair[0]))
-        hits = hybrid.fuse(picture, worded, options.ocr_weight,
+        dense = [_as_hit(m) for m in merged if hybrid.DENSE in m.signals]
+        lexical = sorted(
+            ((m.id or "", m.words_score or 0.0) for m in merged if hybrid.LEXICAL in m.signals),
+            key=lambda pair: (-pair[1], pair[0]),
+        )
+        hits = hybrid.fuse(dense, lexical, options.ocr_weight,
                                lambda ids: [_as_hit(by_id[i]) for i in ids])
     else:
-        hits = hybrid.with_clip_signals([_as_hit(m) for m in merged])
+        hits = hybrid.with_dense_signals([_as_hit(m) for m in merged])
     page = options.page(options.collapse(hits))
     return DocList[MatchDoc]([MatchDoc(**hit) for hit in page])
 
 
-def _as_hit(match: MatchDoc) -> dict[str, Any]:
-    return {name: getattr(match, name) for name in type(match).model_fields}
+def _as_hit(match: MatchDoc) -> Hit:
+    """Every field of the match, its embedding included, so that a page rebuilt from hits
+    loses nothing."""
+    return cast(Hit, {name: getattr(match, name) for name in type(match).model_fields})

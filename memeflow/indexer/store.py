@@ -1,24 +1,22 @@
 """The vectors behind the indexer: exact cosine search in memory, made durable by a
 snapshot plus an append-only, checksummed log in a workspace folder.
 
-Both files are sequences of frames, `MAGIC | payload length (u64 LE) | crc32 (u32 LE) | payload`,
-where a payload is one JSON header line followed by raw little-endian float32 vectors.
-Log records carry increasing sequence numbers and the snapshot holds the last one it includes,
-so a log left behind by a crash mid-compaction is skipped on replay instead of re-applied.
+Both files are sequences of checksummed frames (`memeflow.indexer.journal`), each a JSON
+header line followed by raw float32 vectors. Log records carry increasing sequence numbers
+and the snapshot holds the last one it includes, so a log left behind by a crash
+mid-compaction is skipped on replay instead of re-applied.
 
-Beyond `exact_max` documents a search asks an HNSW graph (`memeflow.ann`) for candidates
-instead of scanning every row, then ranks them exactly as before. The graph is saved next to
-the snapshot (at compaction and on close) with the sequence number it covers, so a restart
-replays only the log records after it; a missing, stale or damaged graph is rebuilt.
+Beyond `exact_max` documents a search asks an HNSW graph (`memeflow.indexer.ann`) for
+candidates instead of scanning every row, then ranks them exactly as before. The graph is
+saved next to the snapshot (at compaction and on close) with the sequence number it
+covers, so a restart replays only the log records after it; a missing, stale or damaged
+graph is rebuilt.
 """
 
 import contextlib
-import json
 import logging
 import os
-import struct
 import time
-import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
@@ -26,25 +24,19 @@ from typing import Any, TypedDict
 import numpy as np
 from typing_extensions import NotRequired
 
+from memeflow.documents import Hit
+from memeflow.indexer import journal
 from memeflow.indexer.ann import HnswIndex, HnswParams
+from memeflow.indexer.atomic import atomic_write, fsync_dir, temporary_path
+from memeflow.indexer.exact import best_rows, near_kth
+from memeflow.vectors import unit_rows
 
 logger = logging.getLogger(__name__)
 
-MAGIC = b"MFv1"
-FRAME = struct.Struct("<4sQI")  # magic, payload length, crc32 of the payload
 SNAPSHOT, LOG, GRAPH = "snapshot.bin", "log.bin", "hnsw.bin"
 MIN_COMPACT_BYTES = 64 << 20
-EPS32 = float(np.finfo(np.float32).eps)
 EXACT_MAX = 200_000  # exact search scans 200k 512-d rows in about 20 ms on 2 cores
 MAX_ANN_K = 1_000  # a larger top_k is searched exactly: a graph search that wide gains little
-
-
-class Hit(TypedDict):
-    id: str
-    score: float  # cosine similarity: stored vectors are L2-normalised
-    uri: str | None
-    tags: dict[str, Any]
-    words: NotRequired[str | None]  # only for documents with words on them
 
 
 class Record(TypedDict):
@@ -63,70 +55,12 @@ class CorruptStoreError(RuntimeError):
     """A workspace file damaged in a way no crash can cause: refuse to guess what it held."""
 
 
-def _frame(header: dict[str, Any], vectors: np.ndarray | None = None) -> list[bytes | memoryview]:
-    """A frame as parts, so a large snapshot is written without copying it into one buffer."""
-    parts: list[bytes | memoryview] = [json.dumps(header, separators=(",", ":")).encode() + b"\n"]
-    if vectors is not None and vectors.size:
-        parts.append(np.ascontiguousarray(vectors, dtype="<f4").data.cast("B"))
-    crc = 0
-    for part in parts:
-        crc = zlib.crc32(part, crc)
-    return [FRAME.pack(MAGIC, sum(len(part) for part in parts), crc), *parts]
-
-
-def _frames(data: bytes, pos: int = 0) -> tuple[list[tuple[int, int]], int]:
-    """(start, end) of each whole, checksum-valid payload from `pos` on, and where they stop."""
-    view, spans = memoryview(data), []
-    while pos + FRAME.size <= len(data):
-        magic, length, crc = FRAME.unpack_from(data, pos)
-        start, end = pos + FRAME.size, pos + FRAME.size + length
-        if magic != MAGIC or end > len(data) or zlib.crc32(view[start:end]) != crc:
-            break
-        spans.append((start, end))
-        pos = end
-    return spans, pos
-
-
-def _decode(data: bytes, start: int, end: int) -> tuple[dict[str, Any], np.ndarray]:
-    newline = data.find(b"\n", start, end)
-    if newline < 0 or (end - newline - 1) % 4:
-        raise ValueError("malformed payload")
-    count = (end - newline - 1) // 4
-    vectors = np.frombuffer(data, "<f4", count, newline + 1) if count else np.empty(0, "<f4")
-    return json.loads(data[start:newline]), vectors
-
-
-def _valid_frame_after(data: bytes, pos: int) -> bool:
-    """A crash only ever tears the last record: a good one after a bad one means damage."""
-    while (pos := data.find(MAGIC, pos + 1)) >= 0:
-        if _frames(data, pos)[0]:
-            return True
-    return False
-
-
-def _exact_scores(matrix: np.ndarray, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """float64 dot products, one row at a time: equal rows get equal scores, unlike in BLAS.
-    Chunked, since collapsed embeddings (an untrained model) can make every row a candidate."""
-    query64 = query.astype(np.float64)
-    chunks = (rows[i : i + 1024] for i in range(0, len(rows), 1024))  # fits in cache
-    return np.concatenate([(matrix[c].astype(np.float64) * query64).sum(axis=1) for c in chunks])
-
-
 def _copy(record: Record) -> Record:
     """A record with its own tags dict, and `words` only when there are some."""
     copy = Record(uri=record.get("uri"), tags=dict(record.get("tags") or {}))
     if record.get("words") is not None:
         copy["words"] = record["words"]
     return copy
-
-
-def _fsync_dir(path: Path) -> None:
-    """Makes a file's creation or rename durable, not just its contents."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _id_list(ids: Sequence[str]) -> list[str]:
@@ -137,16 +71,17 @@ def _id_list(ids: Sequence[str]) -> list[str]:
 
 
 def _normalised(array: np.ndarray, what: str) -> np.ndarray:
-    """Rows scaled to unit length, so a dot product is the cosine similarity."""
+    """Rows scaled to unit length (`unit_rows`), refusing what has no direction: the
+    store's vectors and queries must be finite, non-zero (n, dim) arrays."""
     matrix = np.asarray(array, dtype=np.float32)
     if matrix.ndim != 2:
         raise ValueError(f"{what} must be a 2-d array (n, dim), got shape {matrix.shape}")
     if not np.isfinite(matrix).all():
         raise ValueError(f"{what} contain NaN or inf")
-    norms = np.linalg.norm(matrix.astype(np.float64), axis=1, keepdims=True)
-    if (norms == 0).any():
-        raise ValueError(f"{what} row {int(np.flatnonzero(norms == 0)[0])} has zero norm")
-    return (matrix / norms).astype(np.float32)
+    zero = np.flatnonzero(~matrix.any(axis=1))
+    if len(zero):
+        raise ValueError(f"{what} row {int(zero[0])} has zero norm")
+    return unit_rows(matrix)
 
 
 class VectorStore:
@@ -185,7 +120,7 @@ class VectorStore:
             self._fd = os.open(self._dir / LOG, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
             try:
                 if created:
-                    _fsync_dir(self._dir)
+                    fsync_dir(self._dir)
                 self._load()
             except BaseException:
                 self._ann = None  # half loaded: leave the saved graph as it is
@@ -280,10 +215,9 @@ class VectorStore:
         `rows` (from `rows_where`) restricts the search to those rows, always exactly:
         the top_k is the best of the subset however rare it is.
 
-        One float32 matrix product ranks everything. BLAS does not round identical rows
-        identically, so every document within its error bound of the k-th score is scored
-        again in float64, row by row (the same rounding for equal vectors), and those exact
-        scores decide the order: equal vectors are true ties, broken by id.
+        One float32 matrix product ranks everything; the documents within its error bound
+        of the k-th score are scored again in float64 and those scores decide the order:
+        equal vectors are true ties, broken by id (`memeflow.indexer.exact`).
 
         Beyond exact_max documents the HNSW graph proposes candidates instead (approximate:
         a true top-k document can be missed), ranked by the same float64 scores."""
@@ -312,17 +246,11 @@ class VectorStore:
     ) -> list[list[Hit]]:
         """Exact search over `rows` (None: all of `matrix`)."""
         scores = queries @ (matrix if rows is None else matrix[rows]).T
-        n = scores.shape[1]
-        k = min(top_k, n)
-        kth = np.partition(scores, n - k, axis=1)[:, n - k]
-        # A float32 dot product of unit vectors errs by at most dim * eps / 2; a document can
-        # belong in the top k if its score is within twice that of the k-th: double it again.
-        slack = 2 * queries.shape[1] * EPS32
-        results = []
-        for query, row, threshold in zip(queries, scores, kth, strict=True):
-            near = np.flatnonzero(row >= threshold - slack)
-            results.append(self._ranked(matrix, query, near if rows is None else rows[near], k))
-        return results
+        k = min(top_k, scores.shape[1])
+        return [
+            self._ranked(matrix, query, near if rows is None else rows[near], k)
+            for query, near in zip(queries, near_kth(queries, scores, k), strict=True)
+        ]
 
     def close(self) -> None:
         """Saves the HNSW graph if it changed, closes the log; the store refuses further use.
@@ -336,10 +264,8 @@ class VectorStore:
 
     def _ranked(self, matrix: np.ndarray, query: np.ndarray, rows: np.ndarray, k: int) -> list[Hit]:
         """The best k of `rows` by float64 score, then by id."""
-        exact = _exact_scores(matrix, rows, query)
-        ids = np.array([self._ids[r] for r in rows], dtype=object)  # Python str order
-        order = np.lexsort((ids, -exact))[:k]
-        return [self._hit(r, s) for r, s in zip(rows[order], exact[order].tolist(), strict=True)]
+        best, scores = best_rows(matrix, query, rows, k, self._ids)
+        return [self._hit(r, s) for r, s in zip(best, scores, strict=True)]
 
     def _hit(self, row: int, score: float) -> Hit:
         return self.hit(self._ids[row], score)
@@ -414,7 +340,7 @@ class VectorStore:
         if self._fd is None:
             return
         assert self._dir is not None  # opened in a workspace: _fd and _dir are set together
-        frame = b"".join(_frame({"seq": self._seq + 1, **header}, vectors))
+        frame = b"".join(journal.frame({"seq": self._seq + 1, **header}, vectors))
         try:
             view = memoryview(frame)
             while view:
@@ -447,17 +373,13 @@ class VectorStore:
     def _compact(self) -> None:
         """Writes the state to a new snapshot, swaps it in atomically, then empties the log."""
         assert self._dir is not None and self._fd is not None
-        n, tmp = len(self._ids), self._dir / f"{SNAPSHOT}.tmp"
+        n = len(self._ids)
         header = {"op": "snapshot", "seq": self._seq, "dim": self.dim, "count": n, "ids": self._ids}
         header["records"] = [self._records[doc_id] for doc_id in self._ids]
-        parts = _frame(header, self._matrix[:n])
-        with open(tmp, "wb") as fh:
+        parts = journal.frame(header, self._matrix[:n])
+        with atomic_write(self._dir / SNAPSHOT) as fh:
             for part in parts:
                 fh.write(part)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self._dir / SNAPSHOT)
-        _fsync_dir(self._dir)
         self._snapshot_size = sum(len(part) for part in parts)
         os.ftruncate(self._fd, 0)  # a crash before this: the old log's seqs are all skipped
         os.fsync(self._fd)
@@ -504,13 +426,13 @@ class VectorStore:
     def _load(self) -> None:
         assert self._dir is not None and self._fd is not None
         started = time.perf_counter()
-        (self._dir / f"{SNAPSHOT}.tmp").unlink(missing_ok=True)  # from an unfinished compaction
-        (self._dir / f"{GRAPH}.tmp").unlink(missing_ok=True)
+        temporary_path(self._dir / SNAPSHOT).unlink(missing_ok=True)  # an unfinished compaction
+        temporary_path(self._dir / GRAPH).unlink(missing_ok=True)
         why = self._read_ann()
         snapshot = self._dir / SNAPSHOT
         if snapshot.exists():
             data = snapshot.read_bytes()
-            spans, end = _frames(data)
+            spans, end = journal.frames(data)
             if len(spans) != 1 or end != len(data):
                 raise CorruptStoreError(
                     f"{snapshot} is damaged (bad frame at byte {end}); snapshots are only ever "
@@ -520,9 +442,9 @@ class VectorStore:
             self._snapshot_size = len(data)
         log = self._dir / LOG
         data = log.read_bytes()
-        spans, end = _frames(data)
+        spans, end = journal.frames(data)
         if end < len(data):
-            if _valid_frame_after(data, end):
+            if journal.valid_frame_after(data, end):
                 raise CorruptStoreError(f"{log} is damaged at byte {end}, before valid records")
             logger.warning("%s: dropping a torn record (%d bytes at the end)", log, len(data) - end)
             os.ftruncate(self._fd, end)
@@ -561,7 +483,7 @@ class VectorStore:
     def _replay(self, data: bytes, spans: list[tuple[int, int]], path: Path, ops: set[str]) -> None:
         for start, end in spans:
             try:
-                header, vectors = _decode(data, start, end)
+                header, vectors = journal.decode(data, start, end)
                 op, seq = header["op"], header["seq"]
                 if op not in ops:
                     raise ValueError(f"unexpected op {op!r}")

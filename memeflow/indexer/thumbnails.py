@@ -7,10 +7,11 @@ thumbnail folder.
 
 import contextlib
 import hashlib
-import os
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
+
+from memeflow.indexer.atomic import write_bytes
 
 
 class ThumbnailStore:
@@ -25,10 +26,7 @@ class ThumbnailStore:
 
     def put(self, doc_id: str, data: bytes) -> None:
         """Write atomically: a reader never sees half a file."""
-        target = self.path(doc_id)
-        partial = target.with_suffix(".tmp")
-        partial.write_bytes(data)
-        os.replace(partial, target)
+        write_bytes(self.path(doc_id), data)
 
     def get(self, doc_id: str) -> bytes | None:
         try:
