@@ -64,7 +64,7 @@ def test_moved_folder_is_recognised_not_encoded(service, client, library) -> Non
     probe = moved / "drake" / "default.jpg"
     hits = run_json(service, "search", "--image", str(probe), "-k", "3")
     assert hits[0]["uri"] == str(probe) and hits[0]["score"] > 0.99
-    assert client._thumbnails([file_id(probe)])  # the search page's preview moved along
+    assert client.thumbnails([file_id(probe)])  # the search page's preview moved along
     text_hits = client.search_text("a frog", top_k=len(files))
     assert {h["uri"] for h in text_hits} == {str(moved / f.relative_to(library)) for f in files}
     moved.rename(library)  # back, for the next tests

@@ -1,8 +1,9 @@
-"""Talking to a running memeflow service: `MemeClient`, and indexing folders through it.
-Needs no model library: plain dicts in and out."""
+"""Talking to a running memeflow service: `MemeClient` (client.py), and keeping the index in
+step with folders through it (sync.py: files, sidecars, moves, prune). Needs no model
+library: plain dicts in and out."""
 
-from memeflow.client.client import Hit, IndexReport, MemeClient, data_uri, parse_host
-from memeflow.client.errors import RequestRefused, ServiceError
+from memeflow.client.client import MemeClient, data_uri, parse_host
+from memeflow.client.sync import IndexReport
+from memeflow.documents import Hit
 
-__all__ = ["Hit", "IndexReport", "MemeClient", "RequestRefused", "ServiceError", "data_uri",
-           "parse_host"]
+__all__ = ["Hit", "IndexReport", "MemeClient", "data_uri", "parse_host"]

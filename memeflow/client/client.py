@@ -6,19 +6,19 @@ import logging
 import mimetypes
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlparse
+from urllib.parse import urlparse
 
 import numpy as np
 from docarray import DocList
 from PIL import Image
 
 from memeflow import config
+from memeflow.client import sync
 from memeflow.client.errors import service_error
-from memeflow.client.files import file_id, file_tags, scan_paths, sha256_file
-from memeflow.client.moves import Reuse, StoredDoc, plan_reuse, stored_path
+from memeflow.client.moves import StoredDoc, stored_path
+from memeflow.client.sync import IndexReport, reply_id, uri_prefixes
 from memeflow.documents import Hit, MatchDoc, MemeDoc, TermDoc
 from memeflow.params import DEFAULT_TOP_K
 from memeflow.protocol import HTTP_MAX_DOCS, client_headers
@@ -28,35 +28,6 @@ from memeflow.uris import is_local, local_path, path_uri
 ImageInput = str | Path | bytes | Image.Image
 REQUEST_SIZE = HTTP_MAX_DOCS  # documents per request: Jina's default, and the HTTP limit
 GRPC_REQUEST_MAX = config.DEFAULT_MAX_DOCS  # the service's per-request limit
-
-
-@dataclass
-class IndexReport:
-    """What `index_paths` did with each file (and `prune` with each gone one), each named
-    by its uri (`memeflow.uris.path_uri`: its absolute path, or a `file://` URL when that
-    path is not UTF-8)."""
-
-    encoded: list[str] = field(default_factory=list)
-    moved: list[tuple[str, str]] = field(default_factory=list)  # (old path, new path)
-    copied: list[str] = field(default_factory=list)  # same bytes as a document still indexed
-    unchanged: list[str] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
-    pruned: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # hidden, system or .memeflowignore'd
-
-    @property
-    def indexed(self) -> list[str]:
-        """Every file newly in the index, encoded or not."""
-        return self.encoded + [new for _, new in self.moved] + self.copied
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "encoded": len(self.encoded), "moved": len(self.moved), "copied": len(self.copied),
-            "unchanged": len(self.unchanged), "pruned": len(self.pruned),
-            "skipped": len(self.skipped),
-            "failed": [{"file": f, "reason": r} for f, r in self.failed],
-            "moves": [{"from": old, "to": new} for old, new in self.moved],
-        }
 
 
 def parse_host(host: str) -> tuple[str, str, int]:
@@ -79,23 +50,6 @@ def _image_bytes(image: ImageInput) -> bytes:
     if isinstance(image, str):  # a path or a file: URL
         return Path(local_path(image) or image).read_bytes()
     return Path(image).expanduser().read_bytes()
-
-
-def _uri_prefixes(root: str) -> list[str]:
-    """The uri prefixes of files under the folder `root`: its path when that is UTF-8, and
-    its `file://` form, which names the files below it that are not."""
-    encoded = "file://" + quote(os.fsencode(root), safe="/")
-    try:
-        root.encode("utf-8")
-    except UnicodeEncodeError:
-        return [encoded]
-    return [root, encoded]
-
-
-def _reply_id(doc: MemeDoc | MatchDoc) -> str:
-    """The id of a document the service sent back: every stored or answered one has one."""
-    assert doc.id is not None
-    return doc.id
 
 
 def data_uri(data: bytes, mime: str = "image/png") -> str:
@@ -162,7 +116,8 @@ class MemeClient:
             return {"blob": data, "uri": uri}
         return {"uri": data_uri(data, mimetypes.guess_type(uri or "")[0] or "image/png")}
 
-    def _image_doc(self, data: bytes, **fields: Any) -> MemeDoc:
+    def image_doc(self, data: bytes, **fields: Any) -> MemeDoc:
+        """A document carrying image bytes as this protocol can (a blob, or a data: URI)."""
         image = self._image_fields(data, fields.pop("uri", None))
         return MemeDoc(**fields, **image)
 
@@ -184,7 +139,7 @@ class MemeClient:
             raise ValueError(result.error)
         first = int(options.get("offset") or 0) + 1
         return [
-            Hit(rank=rank, id=_reply_id(m), uri=m.uri, score=m.score, tags=dict(m.tags),
+            Hit(rank=rank, id=reply_id(m), uri=m.uri, score=m.score, tags=dict(m.tags),
                 signals={name: int(at) for name, at in m.signals.items()}, words=m.words)
             for rank, m in enumerate(result.matches, start=first)
         ]
@@ -196,7 +151,7 @@ class MemeClient:
                      ) -> list[Hit]:
         """Search by example: a file path, raw bytes or a PIL image."""
         name = {"uri": path_uri(image)} if isinstance(image, str | Path) else {}
-        return self.search(self._image_doc(_image_bytes(image), **name), top_k, **options)
+        return self.search(self.image_doc(_image_bytes(image), **name), top_k, **options)
 
     def search_terms(self, terms: Sequence[Term], top_k: int = DEFAULT_TOP_K, **options: Any
                      ) -> list[Hit]:
@@ -244,7 +199,7 @@ class MemeClient:
     def _stored_docs(self, ids: Sequence[str]) -> dict[str, MemeDoc]:
         """The stored uri, tags and words of those ids that are in the index."""
         batch = [MemeDoc(id=i) for i in ids]
-        return {_reply_id(doc): doc for doc in self._post("/get", batch, chunk=GRPC_REQUEST_MAX)}
+        return {reply_id(doc): doc for doc in self._post("/get", batch, chunk=GRPC_REQUEST_MAX)}
 
     def find_by_hash(self, digests: Sequence[str]) -> dict[str, list[StoredDoc]]:
         """Indexed documents whose `sha256` tag is one of `digests`, with their vectors."""
@@ -256,7 +211,7 @@ class MemeClient:
                                  return_embeddings=True)
             for doc in replies:
                 vector = np.asarray(doc.embedding, dtype=np.float32)
-                stored = StoredDoc(_reply_id(doc), doc.uri, vector, doc.words)
+                stored = StoredDoc(reply_id(doc), doc.uri, vector, doc.words)
                 found.setdefault(doc.tags["sha256"], []).append(stored)
         return found
 
@@ -268,11 +223,11 @@ class MemeClient:
         given = os.path.abspath(os.path.expanduser(os.fspath(folder)))
         for root in dict.fromkeys([given, os.path.realpath(given)]):
             under = root.rstrip(os.sep) + os.sep
-            for prefix in _uri_prefixes(root):
+            for prefix in uri_prefixes(root):
                 for doc in self._post("/find", [], uri_prefix=prefix):
                     path = stored_path(doc.uri)
                     if doc.uri and path is not None and (path == root or path.startswith(under)):
-                        found[_reply_id(doc)] = doc.uri
+                        found[reply_id(doc)] = doc.uri
         return list(found.items())
 
     def index_paths(
@@ -281,116 +236,24 @@ class MemeClient:
         batch_size: int = config.DEFAULT_INDEX_BATCH,
         on_progress: Callable[[int], object] | None = None,
         include_hidden: bool = False,
-    ) -> IndexReport:
-        """Index image files and folders. Files already indexed with the same bytes are
-        left alone; moved, renamed and copied files reuse their stored vector
-        (`memeflow.client.moves`). When the service reads the words on memes (MEMEFLOW_OCR)
-        and a file was indexed without them, it is encoded again so that they are read.
-
-        In folders, hidden and system files and folders and what `.memeflowignore` files
-        exclude are skipped (`memeflow.client.files`); `include_hidden` keeps the hidden
-        ones. A file that cannot be read fails alone, with its reason.
-        `on_progress(n)` is called after each step with the number of files it settled.
-        """
-        report = IndexReport()
-        scan = scan_paths(paths, include_hidden=include_hidden)
-        report.skipped = [path_uri(p) for p in scan.skipped]
-        report.failed = [(path_uri(p), reason) for p, reason in scan.failed]
-        hashes: dict[Path, str] = {}
-        for path in scan.files:
-            try:
-                hashes[path] = sha256_file(path)
-            except OSError as exc:
-                report.failed.append((path_uri(path), f"cannot read file: {exc.strerror or exc}"))
-        reads_words = bool(self.status().get("ocr"))
-        stored = self._stored_docs([file_id(p) for p in hashes])
-        unknown, unread = [], []
-        for path, digest in hashes.items():
-            doc = stored.get(file_id(path))
-            if doc is None or doc.tags.get("sha256") != digest:
-                unknown.append(path)
-            elif reads_words and doc.words is None:
-                unread.append(path)
-            else:
-                report.unchanged.append(path_uri(path))
-        if on_progress and (report.unchanged or report.failed):
-            on_progress(len(report.unchanged) + len(report.failed))
-        by_hash = self.find_by_hash(sorted({hashes[p] for p in unknown})) if unknown else {}
-        if reads_words:  # a copy of a meme whose words were never read reads them itself
-            by_hash = {digest: [doc for doc in docs if doc.words is not None]
-                       for digest, docs in by_hash.items()}
-        reuses, to_encode = plan_reuse(unknown, hashes, by_hash)
-        to_encode += unread
-        for start in range(0, len(reuses), GRPC_REQUEST_MAX):
-            batch = reuses[start : start + GRPC_REQUEST_MAX]
-            self._reuse_batch(batch, hashes, report)
-            if on_progress:
-                on_progress(len(batch))
-        for start in range(0, len(to_encode), batch_size):
-            paths = to_encode[start : start + batch_size]
-            self._index_batch(paths, hashes, report)
-            if on_progress:
-                on_progress(len(paths))
-        return report
-
-    def _reuse_batch(self, batch: list[Reuse], hashes: dict[Path, str], report: IndexReport
-                     ) -> None:
-        """Store moved and copied files with their stored vectors and previews, straight in
-        the indexer, then drop moved ones' old documents (in that order: a failure in
-        between leaves a duplicate, never a loss)."""
-        previews = self._thumbnails([r.source.id for r in batch])
-        docs = [
-            MemeDoc(id=file_id(r.path), uri=path_uri(r.path), embedding=r.source.embedding,
-                    thumbnail=previews.get(r.source.id), words=r.source.words,
-                    tags={**file_tags(r.path), "sha256": hashes[r.path]})
-            for r in batch
-        ]
-        replies = {doc.id: doc for doc in self._post("/upsert", docs)}
-        moved_away = []
-        for reuse, sent in zip(batch, docs, strict=True):
-            assert sent.uri is not None  # every document above is made from a file
-            error = replies[sent.id].error if sent.id in replies else "no reply from the index"
-            if error:
-                report.failed.append((sent.uri, error))
-            elif reuse.moved:
-                report.moved.append((reuse.source.uri or reuse.source.id, sent.uri))
-                moved_away.append(reuse.source.id)
-            else:
-                report.copied.append(sent.uri)
-        if moved_away:
-            self.delete(moved_away)
-
-    def _thumbnails(self, ids: Sequence[str]) -> dict[str, bytes]:
-        """The stored previews of `ids` (gRPC only: bytes do not survive HTTP)."""
-        docs = self._post("/thumbnail", [MemeDoc(id=i) for i in dict.fromkeys(ids)])
-        return {_reply_id(doc): doc.thumbnail for doc in docs if doc.thumbnail}
-
-    def _index_batch(self, batch: list[Path], hashes: dict[Path, str], report: IndexReport) -> None:
-        docs = []
-        for path in batch:
-            try:
-                data = path.read_bytes()
-            except OSError as exc:  # gone or locked since it was hashed
-                report.failed.append((path_uri(path), f"cannot read file: {exc.strerror or exc}"))
-                continue
-            tags = {**file_tags(path), "sha256": hashes[path]}
-            docs.append(self._image_doc(data, id=file_id(path), uri=path_uri(path), tags=tags))
-        if not docs:
-            return
-        for doc in self._post("/index", docs):
-            if doc.error:
-                file = doc.uri or doc.tags.get("file", _reply_id(doc))
-                report.failed.append((file, doc.error.removeprefix(f"{file}: ")))
-            else:
-                report.encoded.append(doc.uri or _reply_id(doc))
+    ) -> "IndexReport":
+        """Index image files and folders, skipping what is already indexed and reusing the
+        vectors of moved and copied files: see `memeflow.client.sync.index_paths`."""
+        return sync.index_paths(self, paths, batch_size, on_progress, include_hidden)
 
     def prune(self, folders: Iterable[str | Path]) -> list[str]:
-        """Remove the documents under `folders` whose files no longer exist; their paths."""
-        gone = [(doc_id, uri) for folder in folders for doc_id, uri in self.documents_under(folder)
-                if not os.path.exists(stored_path(uri) or uri)]
-        if gone:
-            self.delete([doc_id for doc_id, _ in gone])
-        return [uri for _, uri in gone]
+        """Remove the documents under `folders` whose files no longer exist; their uris."""
+        return sync.prune(self, folders)
+
+    def index(self, docs: Sequence[MemeDoc]) -> DocList[MemeDoc]:
+        """Encode and store documents (images or texts); the replies, in the order sent, say
+        each one's `error` when it could not be stored."""
+        return self._post("/index", docs)
+
+    def thumbnails(self, ids: Sequence[str]) -> dict[str, bytes]:
+        """The stored previews of `ids` (gRPC only: bytes do not survive HTTP)."""
+        docs = self._post("/thumbnail", [MemeDoc(id=i) for i in dict.fromkeys(ids)])
+        return {reply_id(doc): doc.thumbnail for doc in docs if doc.thumbnail}
 
     # housekeeping ----------------------------------------------------------------------
     def upsert(self, docs: Sequence[MemeDoc], request_size: int = GRPC_REQUEST_MAX
