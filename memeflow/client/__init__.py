@@ -3,7 +3,9 @@ step with folders through it (sync.py: files, sidecars, moves, prune). Needs no 
 library: plain dicts in and out."""
 
 from memeflow.client.client import MemeClient, data_uri, parse_host
+from memeflow.client.errors import RequestRefused, ServiceError
 from memeflow.client.sync import IndexReport
 from memeflow.documents import Hit
 
-__all__ = ["Hit", "IndexReport", "MemeClient", "data_uri", "parse_host"]
+__all__ = ["Hit", "IndexReport", "MemeClient", "RequestRefused", "ServiceError", "data_uri",
+           "parse_host"]
