@@ -12,7 +12,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from memeflow import config
 from memeflow.cli.search_flags import add_search_flags, search_parameters
@@ -40,8 +40,27 @@ exit codes: 0 done, 1 some input failed, 2 bad command line, 3 service not answe
 """
 
 
+T = TypeVar("T")
+
+
 class UsageError(Exception):
     """A command line that cannot work; the message names the input and the fix."""
+
+
+class InputFailed(Exception):
+    """An input on this machine could not be used (an unreadable file, an image the client
+    cannot send); the message names it. Shown as one line, exit code 1."""
+
+
+def _asking(call: Callable[[], T]) -> T:
+    """Run a client call; a local input's failure (OSError or ValueError that is not the
+    service's answer) becomes InputFailed, and the service's own errors go on as they are."""
+    try:
+        return call()
+    except (OSError, ValueError) as exc:
+        if _is_service_error(exc):
+            raise
+        raise InputFailed(str(exc)) from exc
 
 
 def _client(args: argparse.Namespace) -> "MemeClient":
@@ -159,16 +178,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     client = _client(args)
-    try:
-        if args.image:
-            hits = client.search_image(Path(args.image), top_k=args.k, **options)
-        else:
-            hits = client.search_query(args.text, top_k=args.k, **options)
-    except (OSError, ValueError) as exc:
-        if _is_service_error(exc):
-            raise
-        _error(str(exc))
-        return EXIT_FAILED
+    if args.image:
+        hits = _asking(lambda: client.search_image(Path(args.image), top_k=args.k, **options))
+    else:
+        hits = _asking(lambda: client.search_query(args.text, top_k=args.k, **options))
     if args.json:
         fields: Final = ("rank", "id", "uri", "score", "signals", "words")  # Hit's keys
         _print_json([{k: h[k] for k in fields} for h in hits])
@@ -192,14 +205,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_rank(args: argparse.Namespace) -> int:
     is_file = is_existing_file(args.image)
-    try:
-        ranked = _client(args).rank(args.texts, image=Path(args.image) if is_file else None,
-                                    doc_id=None if is_file else args.image)
-    except (OSError, ValueError) as exc:
-        if _is_service_error(exc):
-            raise
-        _error(str(exc))
-        return EXIT_FAILED
+    client = _client(args)
+    ranked = _asking(lambda: client.rank(args.texts, image=Path(args.image) if is_file else None,
+                                         doc_id=None if is_file else args.image))
     if args.json:
         print(json.dumps(ranked))
     else:
@@ -332,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         _report(exc, args.verbose)
         return EXIT_USAGE
+    except InputFailed as exc:
+        _report(exc, args.verbose)
+        return EXIT_FAILED
     except ConnectionError as exc:
         _report(exc, args.verbose, f"cannot reach the service at {args.host}: start it with "
                 "`memeflow serve`, or point --host / MEMEFLOW_HOST at a running one")
