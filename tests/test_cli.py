@@ -257,7 +257,7 @@ def test_hidden_files_on_request_and_paths_kept_as_reached_through_a_link(client
 
 
 def test_files_that_vanish_mid_run_fail_alone(client, photos, monkeypatch) -> None:
-    import memeflow.client.client as client_module
+    import memeflow.client.sync as client_module
 
     fresh = [noise_image(photos / "late" / f"{n}.png", 30 + n) for n in range(3)]
     hash_file = client_module.sha256_file
