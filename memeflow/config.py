@@ -67,3 +67,25 @@ def metrics_port() -> int | None:
     follow it in flow.yml order. Unset: no metrics."""
     value = os.environ.get("MEMEFLOW_METRICS_PORT")
     return int(value) if value else None
+
+
+def device(configured: str | None = None) -> str:
+    """MEMEFLOW_DEVICE overrides the encoder's `device`: auto (a CUDA GPU when torch sees
+    one, else the CPU), cpu, cuda or cuda:N."""
+    return os.environ.get("MEMEFLOW_DEVICE") or configured or "auto"
+
+
+def precision(configured: str | None = None) -> str:
+    """MEMEFLOW_PRECISION overrides the encoder's `precision`: auto (fp16 on a GPU, what
+    OpenVINO picks for the CPU, f32 for torch on a CPU), f32, f16 or bf16."""
+    return os.environ.get("MEMEFLOW_PRECISION") or configured or "auto"
+
+
+def cache_dir() -> Path:
+    """Where converted models are kept between starts: MEMEFLOW_CACHE, else
+    $XDG_CACHE_HOME/memeflow, else ~/.cache/memeflow."""
+    chosen = os.environ.get("MEMEFLOW_CACHE")
+    if chosen:
+        return Path(chosen).expanduser().resolve()
+    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache_home) / "memeflow"

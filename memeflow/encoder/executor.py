@@ -13,6 +13,7 @@ from PIL import Image
 from memeflow import config
 from memeflow.documents import MemeDoc
 from memeflow.encoder.access import AccessPolicy
+from memeflow.encoder.hardware import default_batch_size, default_decode_threads
 from memeflow.encoder.hubness import GENERIC_PROMPTS, tag_hubness
 from memeflow.encoder.model import DEFAULT_TEXT_CACHE_SIZE, ClipModel
 from memeflow.encoder.ocr import OcrReader
@@ -21,9 +22,8 @@ from memeflow.encoder.query_parts import embed_terms
 from memeflow.encoder.rank import embed_for_rank
 from memeflow.encoder.text_model import with_text_model
 
-# The defaults below were chosen by measurement on 2 cores (BENCHMARKS.md, "Encoding").
-DEFAULT_BATCH_SIZE = 16
-DEFAULT_PREPROCESS_THREADS = 2
+# Batch size and decode threads default per device (memeflow.encoder.hardware), chosen by
+# measurement (BENCHMARKS.md, "Encoding").
 
 
 def _runtime(configured: str) -> str:
@@ -36,12 +36,18 @@ class ClipEncoder(Executor):
 
     Settings (`uses_with:` in flow.yml; an MEMEFLOW_* variable overrides where named):
     - model: a Hugging Face id or a local folder (MEMEFLOW_MODEL; default ViT-B/32).
-    - runtime: "torch" (float32 reference), "onnx" (the same vectors through ONNX Runtime,
-      faster on CPU, needs the `onnx` extra) or "int8" (torch with int8 Linear layers:
-      faster still, vectors close but not equal) (MEMEFLOW_RUNTIME).
-    - batch_size 16, preprocess_threads 2, torch_threads None (one per core),
-      interop_threads 1: measured on 2 cores (BENCHMARKS.md, "Encoding"): batches of 16 let
-      a client request of 32 overlap decoding with the model.
+    - runtime: "auto" (default: torch fp16 on a GPU, else OpenVINO when installed, else
+      torch; memeflow.encoder.hardware), "torch" (float32 reference), "openvino" (bf16 where
+      the CPU has it, else f32; the `openvino` extra), "onnx" (the same vectors through ONNX
+      Runtime, the `onnx` extra) or "int8" (torch with int8 Linear layers: vectors close but
+      not equal) (MEMEFLOW_RUNTIME).
+    - device: "auto" (a CUDA GPU when torch sees one), "cpu", "cuda" or "cuda:N"
+      (MEMEFLOW_DEVICE); precision: "auto", "f32", "f16" or "bf16" (MEMEFLOW_PRECISION).
+      Converted models are cached under MEMEFLOW_CACHE (default ~/.cache/memeflow).
+    - batch_size and preprocess_threads: None sizes them for the device (16 and 2 on a CPU,
+      measured on 2 cores: batches of 16 let a client request of 32 overlap decoding with
+      the model; 64 and a decoder per core on a GPU). torch_threads None (one per core),
+      interop_threads 1.
     - text_cache_size: repeated query texts skip the model (0 turns the cache off).
     - text_model: a separate (e.g. multilingual) text model folder (MEMEFLOW_TEXT_MODEL).
     - ocr: read the words on memes at /index (MEMEFLOW_OCR; needs the `ocr` extra). Off by
@@ -51,9 +57,11 @@ class ClipEncoder(Executor):
     def __init__(
         self,
         model: str | None = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        preprocess_threads: int = DEFAULT_PREPROCESS_THREADS,
-        runtime: str = "torch",
+        batch_size: int | None = None,
+        preprocess_threads: int | None = None,
+        runtime: str = "auto",
+        device: str | None = None,
+        precision: str | None = None,
         torch_threads: int | None = None,
         interop_threads: int | None = 1,
         text_cache_size: int = DEFAULT_TEXT_CACHE_SIZE,
@@ -66,19 +74,24 @@ class ClipEncoder(Executor):
             config.model_name(model),
             allow_random=config.allow_random_weights(),
             runtime=_runtime(runtime),
+            device=config.device(device),
+            precision=config.precision(precision),
             torch_threads=torch_threads,
             interop_threads=interop_threads,
             text_cache_size=text_cache_size,
         )
         # Texts (queries, /rank candidates, the hub bank) may go through a separate model.
         self.model = with_text_model(clip, config.text_model(text_model))
-        self.batch_size = batch_size
+        device_type = clip.device.type
+        self.batch_size = batch_size or default_batch_size(device_type)
+        preprocess_threads = preprocess_threads or default_decode_threads(device_type)
         self.policy = AccessPolicy.from_env()  # roots, fetch hosts, size limits
         # decode_image refuses images over the pixel limit with an error on their document;
         # Pillow's warning about the same image would only add debris to the log.
         warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
         self.pool = ThreadPoolExecutor(preprocess_threads, thread_name_prefix="preprocess")
-        self.logger.info(f"loaded {clip.name} ({clip.dim}-d, {clip.runtime})")
+        self.logger.info(f"loaded {clip.name} ({clip.dim}-d): {clip.hardware.describe()}; "
+                         f"batches of {self.batch_size}, {preprocess_threads} decode threads")
         if self.model is not clip:
             self.logger.info(f"texts go through {self.model.text.folder}")
         # Reading the words on memes costs more than CLIP (BENCHMARKS.md, "Words on memes").
@@ -125,7 +138,10 @@ class ClipEncoder(Executor):
     @requests(on="/status")
     def status(self, docs: DocList[MemeDoc], **kwargs) -> DocList[MemeDoc]:
         """The model half of `memeflow status`; the indexer adds the index half."""
-        status = MemeDoc(tags={"model": self.model.name, "runtime": self.model.runtime,
+        hardware = self.model.hardware
+        status = MemeDoc(tags={"model": self.model.name, "runtime": hardware.runtime,
+                               "precision": hardware.precision, "device": hardware.device,
+                               "cpu": hardware.cpu, "cpu_features": list(hardware.cpu_features),
                                "model_dim": self.model.dim,
                                "random_weights": self.model.random_weights,
                                "ocr": self.ocr is not None})
