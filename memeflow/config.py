@@ -27,6 +27,12 @@ def ocr_enabled(configured: bool = False) -> bool:
     return value in {"1", "true", "yes", "on"}
 
 
+def ocr_engine(configured: str | None = None) -> str:
+    """MEMEFLOW_OCR_ENGINE overrides the encoder's `ocr_engine`: auto (OpenVINO when
+    installed), onnxruntime or openvino."""
+    return os.environ.get("MEMEFLOW_OCR_ENGINE") or configured or "auto"
+
+
 def allow_random_weights() -> bool:
     """Opt-in for a model folder without weights: fine for tests and timing, useless for search."""
     return os.environ.get("MEMEFLOW_ALLOW_RANDOM_WEIGHTS", "").lower() in {"1", "true", "yes"}

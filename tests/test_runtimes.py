@@ -56,6 +56,13 @@ def _vectors(model: ClipModel, pixels: torch.Tensor, texts: list[str]
 
 
 def _agreement(model: ClipModel, samples, reference) -> tuple[np.ndarray, np.ndarray]:
+    """Cosines to torch fp32 of each image and text; also checks that one image alone (the
+    batch axis is not fixed) and a text past the token limit (cut, not refused) work."""
+    pixels, texts = samples
+    long_text = "a meme about something " * 40
+    assert model._run_texts([long_text]).shape == (1, model.dim)
+    np.testing.assert_allclose(model.encode_pixels(pixels[:1])[0] @ reference[0][0], 1.0,
+                               atol=0.01)
     images, texts = _vectors(model, *samples)
     assert images.dtype == np.float32 and images.shape == reference[0].shape
     np.testing.assert_allclose(np.linalg.norm(images, axis=1), 1.0, atol=1e-5)

@@ -52,6 +52,8 @@ class ClipEncoder(Executor):
     - text_model: a separate (e.g. multilingual) text model folder (MEMEFLOW_TEXT_MODEL).
     - ocr: read the words on memes at /index (MEMEFLOW_OCR; needs the `ocr` extra). Off by
       default: it costs more per meme than CLIP on a CPU (BENCHMARKS.md, "Words on memes").
+      ocr_engine: auto (OpenVINO when installed), onnxruntime or openvino
+      (MEMEFLOW_OCR_ENGINE).
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class ClipEncoder(Executor):
         text_cache_size: int = DEFAULT_TEXT_CACHE_SIZE,
         text_model: str | None = None,
         ocr: bool = False,
+        ocr_engine: str | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -95,9 +98,11 @@ class ClipEncoder(Executor):
         if self.model is not clip:
             self.logger.info(f"texts go through {self.model.text.folder}")
         # Reading the words on memes costs more than CLIP (BENCHMARKS.md, "Words on memes").
-        self.ocr = OcrReader() if config.ocr_enabled(ocr) else None
+        self.ocr = (OcrReader(engine=config.ocr_engine(ocr_engine)) if config.ocr_enabled(ocr)
+                    else None)
         if self.ocr is not None:
-            self.logger.info("reading the words on memes at /index (MEMEFLOW_OCR)")
+            self.logger.info(f"reading the words on memes at /index (MEMEFLOW_OCR), "
+                             f"with {self.ocr.engine}")
         # Embedded once: each indexed image's hubness is measured against it (memeflow.hubs).
         self.hub_bank = self.model.encode_texts(list(GENERIC_PROMPTS))
 
