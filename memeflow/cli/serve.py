@@ -22,6 +22,7 @@ import yaml
 
 from memeflow import config
 from memeflow.cli import exposure
+from memeflow.encoder.hardware import check_settings
 from memeflow.encoder.source import ModelLoadError, check_model_source
 
 READY_LINE = "memeflow is ready"
@@ -101,6 +102,7 @@ def run_flow(flow_file: Path) -> None:
 def preflight() -> None:
     """Refuse a model setting that cannot work before spending seconds on Jina start-up."""
     check_model_source(config.model_name(), config.allow_random_weights())
+    check_settings(config.device(), config.precision())
 
 
 def _child_env() -> dict[str, str]:

@@ -15,8 +15,6 @@ import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from memeflow.encoder.source import ModelLoadError
 
 logger = logging.getLogger(__name__)
@@ -64,6 +62,8 @@ def resolve_device(setting: str) -> str:
     Raises ModelLoadError naming the fix when CUDA is asked for but torch sees none (or
     fewer GPUs than N + 1), or when the setting is none of these.
     """
+    import torch  # here, so that `memeflow serve` can check settings without loading torch
+
     value = (setting or "auto").strip().lower()
     if value == "auto":
         return "cuda:0" if torch.cuda.is_available() else "cpu"
@@ -86,6 +86,15 @@ def resolve_device(setting: str) -> str:
                                  f"numbered 0 to {count - 1}")
         return f"cuda:{int(index_text)}"
     raise ModelLoadError(f"unknown device {setting!r}: choose auto, cpu, cuda or cuda:N")
+
+
+def check_settings(device: str, precision: str) -> None:
+    """What `memeflow serve` checks before starting the Flow: the device and precision
+    settings make sense, and a CUDA device asked for exists (torch is loaded only then).
+    Raises ModelLoadError with the fix."""
+    check_precision(precision)
+    if (device or "auto").strip().lower() not in ("auto", "cpu"):
+        resolve_device(device)
 
 
 def openvino_installed() -> bool:
