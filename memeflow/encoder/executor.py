@@ -146,6 +146,7 @@ class ClipEncoder(Executor):
         hardware = self.model.hardware
         status = MemeDoc(tags={"model": self.model.name, "runtime": hardware.runtime,
                                "precision": hardware.precision, "device": hardware.device,
+                               "gpu": hardware.gpu,
                                "cpu": hardware.cpu, "cpu_features": list(hardware.cpu_features),
                                "model_dim": self.model.dim,
                                "random_weights": self.model.random_weights,

@@ -149,9 +149,11 @@ class Hardware:
     runtime: str
     precision: str
     device: str
+    gpu: str = ""  # the GPU's name when `device` is one
     cpu: str = field(default_factory=cpu_name)
     cpu_features: tuple[str, ...] = field(default_factory=lambda: tuple(cpu_features()))
 
     def describe(self) -> str:
         flags = ", ".join(self.cpu_features) or "none known"
-        return f"{self.runtime} {self.precision} on {self.device} (CPU {self.cpu}: {flags})"
+        gpu = f" {self.gpu}" if self.gpu else ""
+        return f"{self.runtime} {self.precision} on {self.device}{gpu} (CPU {self.cpu}: {flags})"

@@ -208,6 +208,10 @@ class ClipModel:
         resolved_device = resolve_device(device)
         runtime = resolve_runtime(runtime, resolved_device)
         precision = check_precision(precision)
+        if runtime == "torch":
+            precision = _torch_precision(precision, torch.device(resolved_device))
+        elif precision not in ("auto", "f32") and runtime != "openvino":
+            raise ModelLoadError(f"runtime {runtime!r} has one precision: set precision auto")
         folder = check_model_source(name, allow_random)
         set_torch_threads(torch_threads, interop_threads)
         self.name = name
@@ -241,14 +245,12 @@ class ClipModel:
         self.model: CLIPModel | None = model
         self._autocast: torch.dtype | None = None
         if runtime == "torch":
-            self.precision = _torch_precision(precision, self.device)
+            self.precision = precision
             if self.precision == "f16":
                 model = model.half()
             elif self.precision == "bf16":  # autocast keeps norms and softmax in f32
                 self._autocast = torch.bfloat16
             self.model = model.to(self.device)
-        elif precision not in ("auto", "f32") and runtime != "openvino":
-            raise ModelLoadError(f"runtime {runtime!r} has one precision: set precision auto")
         elif runtime == "int8":
             self.model, self.precision = _quantize_int8(model), "int8"
         elif runtime == "onnx":
@@ -261,8 +263,9 @@ class ClipModel:
                 cache=cache or config.cache_dir(), precision=precision, threads=torch_threads,
             )
             self.model, self.precision = None, self._openvino.precision
+        gpu = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else ""
         self.hardware = Hardware(runtime=runtime, precision=self.precision,
-                                 device=resolved_device)
+                                 device=resolved_device, gpu=gpu)
         self.text_cache = TextVectorCache(text_cache_size)
 
     def _inference(self) -> contextlib.AbstractContextManager[object]:
