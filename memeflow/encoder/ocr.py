@@ -49,7 +49,7 @@ class _OpenVinoSession:
         import openvino as ov
 
         core = ov.Core()
-        settings: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+        settings: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False}
         if threads:
             settings["INFERENCE_NUM_THREADS"] = threads
         self._request = core.compile_model(core.read_model(model_path), "CPU",
