@@ -196,7 +196,8 @@ def row(name: str, times: Sequence[float]) -> str:
     return f"| {name} | {p50:.1f} | {p99:.1f} | {len(times)} |"
 
 
-def bench_queries(size: Size, log: Path, cache: Path) -> None:
+def bench_queries(size: Size, log: Path, cache: Path, runtime: str) -> None:
+    from memeflow.client import MemeClient
     from memeflow.encoder.model import ClipModel
 
     n = size.index_size
@@ -206,24 +207,28 @@ def bench_queries(size: Size, log: Path, cache: Path) -> None:
     print(f"\n## Text query end to end through the HTTP gateway, {n:,} vectors indexed\n")
     print("| what | p50 ms | p99 ms | queries |")
     print("|---|---:|---:|---:|")
-    with running_flow(log, workspace=workspace) as ports:
+    with running_flow(log, workspace=workspace, MEMEFLOW_RUNTIME=runtime) as ports:
         client = HttpSearch(ports.http)
+        used = MemeClient(f"grpc://127.0.0.1:{ports.grpc}").status()
         for text in warm:
             client.search(text)
         distinct = latencies_ms(client.search, texts)
         repeated = latencies_ms(client.search, texts)  # the encoder's text cache answers
         count = latencies_ms(lambda _: client.post("/count", {"data": []}), texts)
-    model = ClipModel(MODEL, allow_random=True)
+    # The in-process baseline runs what the Flow's encoder ran.
+    settings = {"runtime": used["runtime"], "device": used["device"]}
+    model = ClipModel(MODEL, allow_random=True, **settings)
     store = VectorStore(workspace)
     vectors = {t: model.embed_texts([t])[0] for t in warm + texts}  # also warms the model
-    model = ClipModel(MODEL, allow_random=True)  # a cold text cache again
+    model.text_cache.clear()  # a cold text cache again
     encode = latencies_ms(lambda t: model.embed_texts([t]), texts)
     search = latencies_ms(lambda t: store.search(vectors[t][None], 10), texts)
     store.close()
     print(row("HTTP /search, distinct texts", distinct))
     print(row("HTTP /search, repeated texts (cached encode)", repeated))
     print(row("HTTP /count round trip (gateway + indexer, no work)", count))
-    print(row("in-process text encode (ClipModel)", encode))
+    print(row(f"in-process text encode (ClipModel, {used['runtime']} {used['precision']})",
+              encode))
     print(row("in-process index search (VectorStore)", search))
     floor = statistics.median(encode) + statistics.median(search)
     print(f"\nHTTP /search p50 over in-process encode + search p50: "
@@ -237,6 +242,8 @@ def main() -> None:
                         default=Path(tempfile.gettempdir()) / "memeflow-bench",
                         help="where the prepared query workspace is kept between runs")
     parser.add_argument("--only", choices=["ingest", "queries"])
+    parser.add_argument("--runtime", default="auto",
+                        help="the encoder's MEMEFLOW_RUNTIME for the query rows (default auto)")
     args = parser.parse_args()
     size = SIZES[args.size]
     log = Path(tempfile.gettempdir()) / "bench_flow.log"
@@ -244,7 +251,7 @@ def main() -> None:
     if args.only != "queries":
         bench_ingest(size, log)
     if args.only != "ingest":
-        bench_queries(size, log, args.cache)
+        bench_queries(size, log, args.cache, args.runtime)
     print(f"\ndone ({load()})")
 
 

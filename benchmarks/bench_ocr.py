@@ -13,12 +13,14 @@ alone (ocr_weight 0), the words alone, and the two fused (ocr_weight 1).
 
 The CLIP model has random weights unless MEMEFLOW_MODEL names a real checkpoint, so the
 CLIP column is chance level and the fused column is what the words achieve despite a
-CLIP ranking that is noise; the OCR path is real. Throughput of OCR and CLIP encoding
+CLIP ranking that is noise; the OCR path is real. Throughput of OCR (each engine:
+ONNX Runtime and OpenVINO, the same models) and CLIP encoding (the runtime `auto` picks)
 is measured on the same rendered files in the same run; with --flow, also `memeflow
 index` of those files through a running Flow with MEMEFLOW_OCR off and on, alternating.
 """
 
 import argparse
+import importlib.util
 import os
 import statistics
 import sys
@@ -36,7 +38,12 @@ from captions import load_templates, render  # noqa: E402
 
 from memeflow.documents import MemeDoc  # noqa: E402
 from memeflow.encoder.model import ClipModel  # noqa: E402
-from memeflow.encoder.ocr import OcrReader  # noqa: E402
+from memeflow.encoder.ocr import (  # noqa: E402
+    DEFAULT_ENGINE,
+    ENGINES,
+    OcrReader,
+    resolve_engine,
+)
 from memeflow.encoder.pipeline import embed_documents  # noqa: E402
 from memeflow.indexer.bm25 import Bm25Index, normalise  # noqa: E402
 from memeflow.indexer.search import SearchOptions, search_store  # noqa: E402
@@ -165,28 +172,43 @@ def main() -> None:
             files[template.name] = Path(folder) / f"{template.name}.jpg"
             render(template, FONT).save(files[template.name], quality=90)
 
-        reader, model = OcrReader(), ClipModel(MODEL, allow_random=True)
-        words, docs, ratios, ocr_total, clip_total = {}, [], [], 0.0, 0.0
+        # Both OCR engines on the same memes, and CLIP with the runtime `auto` picks.
+        engines = ENGINES if importlib.util.find_spec("openvino") else ("onnxruntime",)
+        readers = {engine: OcrReader(engine=engine) for engine in engines}
+        default_engine = resolve_engine(DEFAULT_ENGINE)
+        model = ClipModel(MODEL, allow_random=True, runtime="auto", device="auto")
+        read: dict[str, dict[str, str]] = {engine: {} for engine in readers}
+        docs, clip_total = [], 0.0
+        ocr_total = dict.fromkeys(readers, 0.0)
+        ratios: dict[str, list[float]] = {engine: [] for engine in readers}
         names = list(files)
         with ThreadPoolExecutor(2) as pool:
-            reader.read(files[names[0]].read_bytes())  # warm-up
+            for reader in readers.values():
+                reader.read(files[names[0]].read_bytes())  # warm-up
             embed_documents(model, [MemeDoc(uri=str(files[n])) for n in names[:CHUNK]], pool)
-            # Chunk by chunk, OCR then CLIP on the same memes: outside load hits both alike.
-            for start in range(0, len(names), CHUNK):
+            # Chunk by chunk, each OCR engine then CLIP on the same memes (the engines' order
+            # alternating): outside load hits them alike.
+            for index, start in enumerate(range(0, len(names), CHUNK)):
                 chunk = names[start : start + CHUNK]
-                started = time.perf_counter()
-                for name in chunk:
-                    words[name] = reader.read(files[name].read_bytes())
-                ocr_seconds = time.perf_counter() - started
+                seconds = {}
+                for engine in (engines if index % 2 == 0 else engines[::-1]):
+                    started = time.perf_counter()
+                    for name in chunk:
+                        read[engine][name] = readers[engine].read(files[name].read_bytes())
+                    seconds[engine] = time.perf_counter() - started
                 batch = [MemeDoc(id=name, uri=str(files[name])) for name in chunk]
                 started = time.perf_counter()
                 embed_documents(model, batch, pool)
                 clip_seconds = time.perf_counter() - started
                 docs += batch
-                ocr_total, clip_total = ocr_total + ocr_seconds, clip_total + clip_seconds
-                ratios.append(ocr_seconds / clip_seconds)
-                print(f"  {start + len(chunk)}/{len(names)}: OCR {ocr_seconds:.1f} s, "
-                      f"CLIP {clip_seconds:.1f} s ({load()})", flush=True)
+                clip_total += clip_seconds
+                for engine, spent in seconds.items():
+                    ocr_total[engine] += spent
+                    ratios[engine].append(spent / clip_seconds)
+                print(f"  {start + len(chunk)}/{len(names)}: OCR "
+                      + ", ".join(f"{e} {t:.1f} s" for e, t in seconds.items())
+                      + f"; CLIP {clip_seconds:.1f} s ({load()})", flush=True)
+        words = read[default_engine]
         rates = flow_rates([files[n] for n in names], FLOW_ROUNDS) if args.flow else []
 
     store, text_index = VectorStore(), Bm25Index()
@@ -195,7 +217,7 @@ def main() -> None:
         np.stack([doc.embedding for doc in docs]),
         [Record(uri=doc.uri, tags={}, words=words[doc.id]) for doc in docs],
     )
-    for name, text in words.items():
+    for name, text in words.items():  # the default engine's words
         text_index.upsert(name, text)
 
     queries = queries_for(templates)
@@ -212,7 +234,6 @@ def main() -> None:
         ],
         "fused (ocr_weight 1, RRF)": search(1.0),
     }
-    read_back = sum(normalise(q) in normalise(words[name]) for q, name in queries) / len(queries)
 
     print(f"\n{len(queries)} queries quoting a caption line (>= {MIN_WORDS} words), "
           f"{len(templates)} memes indexed")
@@ -221,12 +242,23 @@ def main() -> None:
         ranked = [[hit["id"] for hit in found] for found in hits]
         at_1, at_5 = recall(ranked, expected, 1), recall(ranked, expected, 5)
         print(f"| {label} | {at_1:.3f} | {at_5:.3f} |")
-    print(f"\nqueries whose line the OCR read back letter for letter: {read_back:.3f}")
-    print(f"\n| stage ({len(docs)} memes) | memes/s |\n| --- | ---: |")
-    print(f"| OCR (PP-OCRv4 det + rec, ONNX Runtime) | {len(docs) / ocr_total:.2f} |")
-    print(f"| CLIP image encoding (torch fp32, batch 16) | {len(docs) / clip_total:.2f} |")
-    print(f"\nOCR / CLIP time per meme, median over {len(ratios)} chunks of {CHUNK}: "
-          f"{statistics.median(ratios):.1f}x ({load()})")
+    print(f"\nOCR engine of the tables above: {default_engine} (auto's choice)")
+    for engine, found in read.items():
+        back = sum(normalise(q) in normalise(found[name]) for q, name in queries) / len(queries)
+        same = sum(found[n] == words[n] for n in found)
+        print(f"  {engine}: queries whose line it read back letter for letter {back:.3f}; "
+              f"words identical to {default_engine}'s on {same}/{len(found)} memes")
+    print(f"\n| stage ({len(docs)} memes) | memes/s | OCR / CLIP time (median of "
+          f"{len(ratios[default_engine])} chunks) | est. indexing with / without OCR |")
+    print("| --- | ---: | ---: | ---: |")
+    for engine, total in ocr_total.items():
+        ratio = statistics.median(ratios[engine])
+        print(f"| OCR, PP-OCRv4 det + rec, {engine} | {len(docs) / total:.2f} | {ratio:.2f}x | "
+              f"{1 / (1 + ratio):.2f}x |")
+    hw = model.hardware
+    print(f"| CLIP image encoding ({hw.runtime} {hw.precision}, batch 16, file to vector) | "
+          f"{len(docs) / clip_total:.2f} | | |")
+    print(f"\n(est.: CLIP time / (CLIP + OCR time) per meme, both on the same cores; {load()})")
     if rates:
         print(f"\n| `memeflow index` through the Flow ({len(names) - WARM_UP} memes, "
               f"median of {len(rates)} rounds) | memes/s |\n| --- | ---: |")

@@ -24,7 +24,8 @@ def model_name(configured: str | None = None) -> str:
 
 
 def runtime(configured: str) -> str:
-    """MEMEFLOW_RUNTIME (torch, int8 or onnx) overrides the encoder's `runtime` parameter."""
+    """MEMEFLOW_RUNTIME (auto, torch, openvino, onnx or int8) overrides the encoder's
+    `runtime` parameter (memeflow.encoder.hardware resolves auto)."""
     return os.environ.get("MEMEFLOW_RUNTIME") or configured
 
 
@@ -40,6 +41,12 @@ def ocr_enabled(configured: bool = False) -> bool:
     if not value:
         return configured
     return value in {"1", "true", "yes", "on"}
+
+
+def ocr_engine(configured: str | None = None) -> str:
+    """MEMEFLOW_OCR_ENGINE overrides the encoder's `ocr_engine`: auto (OpenVINO when
+    installed), onnxruntime or openvino."""
+    return os.environ.get("MEMEFLOW_OCR_ENGINE") or configured or "auto"
 
 
 def allow_random_weights() -> bool:
@@ -194,3 +201,25 @@ def max_pixels() -> int | None:
     if not os.environ.get(MAX_PIXELS_ENV, "").strip():
         return None
     return int(_positive_number(MAX_PIXELS_ENV, 1))
+
+
+def device(configured: str | None = None) -> str:
+    """MEMEFLOW_DEVICE overrides the encoder's `device`: auto (a CUDA GPU when torch sees
+    one, else the CPU), cpu, cuda or cuda:N."""
+    return os.environ.get("MEMEFLOW_DEVICE") or configured or "auto"
+
+
+def precision(configured: str | None = None) -> str:
+    """MEMEFLOW_PRECISION overrides the encoder's `precision`: auto (fp16 on a GPU, what
+    OpenVINO picks for the CPU, f32 for torch on a CPU), f32, f16 or bf16."""
+    return os.environ.get("MEMEFLOW_PRECISION") or configured or "auto"
+
+
+def cache_dir() -> Path:
+    """Where converted models are kept between starts: MEMEFLOW_CACHE, else
+    $XDG_CACHE_HOME/memeflow, else ~/.cache/memeflow."""
+    chosen = os.environ.get("MEMEFLOW_CACHE")
+    if chosen:
+        return Path(chosen).expanduser().resolve()
+    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache_home) / "memeflow"

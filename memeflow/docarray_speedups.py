@@ -6,7 +6,7 @@ which roughly doubles the ingest rate of documents that carry their own embeddin
   an id on the wire is already a string, so the fix constructs the ID directly.
 - `BaseDoc._get_field_annotation(_array)` re-inspected the class's typing for every field
   of every document; a document class never changes once defined, so the answer is cached.
-Imported by `memeflow.docs`, so every process that handles memeflow documents has them.
+Imported by `memeflow.documents`, so every process that handles memeflow documents has them.
 """
 
 import functools

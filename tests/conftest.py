@@ -1,13 +1,16 @@
 """Shared test set-up: the no-weights CLIP model, real memes from ../shared, free ports,
 a running service, and small HTTP helpers."""
 
+import atexit
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -31,6 +34,10 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["JINA_OPTOUT_TELEMETRY"] = "1"
 os.environ["MEMEFLOW_MODEL"] = str(NO_WEIGHTS_MODEL)
 os.environ["MEMEFLOW_ALLOW_RANDOM_WEIGHTS"] = "1"
+# Converted models (runtime openvino) go to a folder of this test run, not the user's cache;
+# the services the tests start inherit it, so the model is converted once per run.
+os.environ["MEMEFLOW_CACHE"] = tempfile.mkdtemp(prefix="memeflow-test-cache-")
+atexit.register(shutil.rmtree, os.environ["MEMEFLOW_CACHE"], ignore_errors=True)
 # A call whose answer is lost fails with a clear error well before pytest's own timeout.
 os.environ.setdefault("MEMEFLOW_TIMEOUT", "240")
 

@@ -112,6 +112,25 @@ def test_status_reports_the_service(service, client) -> None:
     assert "answering" in text and "random weights" in text and f"{status['count']}" in text
 
 
+def test_status_says_which_runtime_precision_and_device_auto_chose(service) -> None:
+    import importlib.util
+
+    import torch
+
+    from memeflow.encoder.hardware import cpu_features
+
+    status = run_json(service, "status")  # the service runs the defaults: runtime auto
+    on_gpu = torch.cuda.is_available()
+    expected = ("torch" if on_gpu or importlib.util.find_spec("openvino") is None
+                else "openvino")
+    assert status["runtime"] == expected and status["device"] == ("cuda:0" if on_gpu else "cpu")
+    assert status["precision"] in {"f32", "bf16", "f16"}
+    assert status["cpu_features"] == cpu_features() and status["cpu"]
+    text = service.cli("status").stdout
+    assert f"{expected} {status['precision']} on {status['device']}" in text
+    assert all(flag in text for flag in status["cpu_features"])
+
+
 def test_search_preview_draws_thumbnails_only_when_asked_or_on_a_terminal(service, library
                                                                          ) -> None:
     plain = service.cli("search", "--image", str(library / "drake" / "default.jpg"), "-k", "2")

@@ -56,7 +56,8 @@ def test_long_text_is_truncated_not_rejected(clip_model) -> None:
     np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-5)
 
 
-# Speed-ups must not change the vectors: batching, padding, the cache, the int8 runtime.
+# Speed-ups must not change the vectors: batching, padding, the cache (the runtimes:
+# tests/test_runtimes.py).
 
 SHORT_AND_LONG = [
     "drake",
@@ -68,11 +69,6 @@ FOUR_MEMES = [MEMES / name / "default.jpg" for name in ("drake", "aag", "ackbar"
 
 def _images(paths) -> list[Image.Image]:
     return [Image.open(p).convert("RGB") for p in paths]
-
-
-@pytest.fixture(scope="module")
-def int8_model() -> ClipModel:
-    return ClipModel(str(NO_WEIGHTS_MODEL), allow_random=True, runtime="int8")
 
 
 def test_a_batch_gives_each_image_its_single_image_vector(clip_model) -> None:
@@ -133,36 +129,6 @@ def test_cache_is_bounded_and_drops_the_least_recently_used(clip_model) -> None:
     assert len(off) == 0
 
 
-def test_int8_runtime_agrees_with_float32_on_real_images(clip_model, int8_model) -> None:
-    # Random weights: this bounds the numerical error of int8, not a real checkpoint's.
-    images = _images(FOUR_MEMES)
-    image_cos = np.sum(clip_model.embed_images(images) * int8_model.embed_images(images), 1)
-    text_cos = np.sum(
-        clip_model._run_texts(SHORT_AND_LONG) * int8_model._run_texts(SHORT_AND_LONG), 1
-    )
-    assert image_cos.min() > 0.98 and text_cos.min() > 0.98
-    vectors = int8_model.embed_images(images)
-    assert vectors.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
-
-
 def test_unknown_runtime_is_refused_by_name() -> None:
     with pytest.raises(ModelLoadError, match=r"unknown runtime 'tensorrt'.*torch, int8, onnx"):
         ClipModel(str(NO_WEIGHTS_MODEL), allow_random=True, runtime="tensorrt")
-
-
-def test_onnx_runtime_gives_the_float32_vectors(clip_model) -> None:
-    pytest.importorskip("onnxruntime", reason="the optional `onnx` extra is not installed")
-    onnx_model = ClipModel(str(NO_WEIGHTS_MODEL), allow_random=True, runtime="onnx")
-    images = _images(FOUR_MEMES)
-    np.testing.assert_allclose(
-        onnx_model.embed_images(images), clip_model.embed_images(images), atol=1e-4
-    )
-    np.testing.assert_allclose(  # one image: the batch axis is not fixed at export
-        onnx_model.embed_images(images[:1]), clip_model.embed_images(images[:1]), atol=1e-4
-    )
-    texts = [*SHORT_AND_LONG, "a meme about something " * 40]  # the last is cut at 77
-    np.testing.assert_allclose(
-        onnx_model._run_texts(texts), clip_model._run_texts(texts), atol=1e-4
-    )
-    assert onnx_model.model is None  # the sessions hold the weights, torch's are freed

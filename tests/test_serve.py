@@ -16,11 +16,11 @@ from tests.conftest import MEMES, NO_WEIGHTS_MODEL, Service, free_port, processe
 MEMEFLOW = str(Path(sys.executable).parent / "memeflow")
 
 
-def serve(tmp_path: Path, model: str, marker: str, **extra: str
+def serve(tmp_path: Path, model: str, marker: str, **settings: str
           ) -> tuple[subprocess.CompletedProcess, float]:
     env = dict(os.environ, MEMEFLOW_MODEL=model, MEMEFLOW_WORKSPACE=str(tmp_path / "ws"),
                MEMEFLOW_GRPC_PORT=str(free_port()), MEMEFLOW_HTTP_PORT=str(free_port()),
-               MEMEFLOW_TEST_RUN=marker, **extra)
+               MEMEFLOW_TEST_RUN=marker, **settings)
     started = time.monotonic()
     run = subprocess.run([MEMEFLOW, "serve"], env=env, capture_output=True, text=True,
                          timeout=60, check=False)
@@ -48,6 +48,18 @@ def test_a_workspace_of_a_newer_memeflow_is_refused_at_once(tmp_path) -> None:
     assert run.returncode != 0
     assert f"workspace {tmp_path / 'ws'} was written by a newer memeflow" in run.stderr
     assert seconds < 30
+
+
+def test_bad_device_and_precision_settings_exit_at_once(tmp_path) -> None:
+    import torch
+
+    run, seconds = serve(tmp_path, str(NO_WEIGHTS_MODEL), "bad-precision",
+                         MEMEFLOW_PRECISION="fp8")
+    assert run.returncode != 0 and "unknown precision 'fp8'" in run.stderr and seconds < 30
+    if not torch.cuda.is_available():
+        run, seconds = serve(tmp_path, str(NO_WEIGHTS_MODEL), "no-cuda", MEMEFLOW_DEVICE="cuda")
+        assert run.returncode != 0 and seconds < 30
+        assert "torch sees no CUDA GPU" in run.stderr and "MEMEFLOW_DEVICE=cpu" in run.stderr
 
 
 @pytest.mark.flow

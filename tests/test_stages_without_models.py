@@ -29,7 +29,7 @@ import sys
 
 class _NoModelLibraries(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "transformers"):
+        if name.split(".")[0] in ("torch", "transformers", "openvino"):
             raise ImportError(f"{name} is not installed here")
         return None
 

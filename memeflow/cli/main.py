@@ -258,6 +258,12 @@ def cmd_status(args: argparse.Namespace) -> int:
                                               if status.get("random_weights") else "")),
                  ("workspace", status["workspace"])]
         if status["answering"]:
+            if status.get("runtime"):  # which hardware the encoder uses, and why
+                features = ", ".join(status.get("cpu_features") or []) or "none of note"
+                gpu = f" ({status['gpu']})" if status.get("gpu") else ""
+                lines += [("runtime", f"{status['runtime']} {status.get('precision', '')} on "
+                                      f"{status.get('device', 'cpu')}{gpu}"),
+                          ("cpu", f"{status.get('cpu', '?')} ({features})")]
             lines += [("documents", status["count"]), ("dimension", status["dim"]),
                       ("words", "read on memes at index time (OCR)" if status.get("ocr")
                        else "not read (MEMEFLOW_OCR=1 at `serve` turns it on)")]

@@ -22,6 +22,7 @@ import yaml
 
 from memeflow import config
 from memeflow.cli import exposure
+from memeflow.encoder.hardware import check_settings
 from memeflow.encoder.identity import preflight_model
 from memeflow.encoder.source import WEIGHT_FILES, ModelLoadError, check_model_source
 from memeflow.workspace import WorkspaceError
@@ -111,6 +112,7 @@ def preflight() -> None:
         name = str(folder)  # as the encoder names it: serve passes it the absolute path
     random = folder is not None and not any((folder / f).is_file() for f in WEIGHT_FILES)
     preflight_model(config.workspace(), name, folder, config.random_seed() if random else None)
+    check_settings(config.device(), config.precision())
 
 
 def _child_env() -> dict[str, str]:

@@ -12,17 +12,19 @@ from PIL import Image
 from memeflow import config
 from memeflow.documents import MemeDoc
 from memeflow.encoder.access import AccessPolicy
+from memeflow.encoder.hardware import default_batch_size, default_decode_threads
 from memeflow.encoder.hubness import GENERIC_PROMPTS, tag_hubness
 from memeflow.encoder.identity import check_workspace_model, describe, model_identity
 from memeflow.encoder.model import DEFAULT_TEXT_CACHE_SIZE, ClipModel
 from memeflow.encoder.ocr import OcrReader
-from memeflow.encoder.pipeline import DEFAULT_BATCH_SIZE, PHASES, embed_documents
+from memeflow.encoder.pipeline import PHASES, embed_documents
 from memeflow.encoder.query_parts import embed_query_parts
 from memeflow.encoder.rank import embed_for_rank
 from memeflow.encoder.text_model import QueryTextModel, with_text_model
 from memeflow.refusals import RefusingExecutor
 
-DEFAULT_PREPROCESS_THREADS = 2  # chosen by measurement on 2 cores (BENCHMARKS.md, "Encoding")
+# Batch size and decode threads default per device (memeflow.encoder.hardware), chosen by
+# measurement (BENCHMARKS.md, "Encoding").
 
 
 class ClipEncoder(RefusingExecutor):
@@ -30,30 +32,41 @@ class ClipEncoder(RefusingExecutor):
 
     Settings (`uses_with:` in flow.yml; an MEMEFLOW_* variable overrides where named):
     - model: a Hugging Face id or a local folder (MEMEFLOW_MODEL; default ViT-B/32).
-    - runtime: "torch" (float32 reference), "onnx" (the same vectors through ONNX Runtime,
-      faster on CPU, needs the `onnx` extra) or "int8" (torch with int8 Linear layers:
-      faster still, vectors close but not equal) (MEMEFLOW_RUNTIME).
-    - batch_size 16, preprocess_threads 2, torch_threads None (one per core),
-      interop_threads 1: measured on 2 cores (BENCHMARKS.md, "Encoding"): batches of 16 let
-      a client request of 32 overlap decoding with the model.
+    - runtime: "auto" (default: torch fp16 on a GPU, else OpenVINO when installed, else
+      torch; memeflow.encoder.hardware), "torch" (float32 reference), "openvino" (bf16 where
+      the CPU has it, else f32; the `openvino` extra), "onnx" (the same vectors through ONNX
+      Runtime, the `onnx` extra) or "int8" (torch with int8 Linear layers: vectors close but
+      not equal) (MEMEFLOW_RUNTIME).
+    - device: "auto" (a CUDA GPU when torch sees one), "cpu", "cuda" or "cuda:N"
+      (MEMEFLOW_DEVICE); precision: "auto", "f32", "f16" or "bf16" (MEMEFLOW_PRECISION).
+      Converted models are cached under MEMEFLOW_CACHE (default ~/.cache/memeflow).
+    - batch_size and preprocess_threads: None sizes them for the device (16 and 2 on a CPU,
+      measured on 2 cores: batches of 16 let a client request of 32 overlap decoding with
+      the model; 64 and a decoder per core on a GPU). torch_threads None (one per core),
+      interop_threads 1.
     - text_cache_size: repeated query texts skip the model (0 turns the cache off).
     - text_model: a separate (e.g. multilingual) text model folder (MEMEFLOW_TEXT_MODEL).
     - ocr: read the words on memes at /index (MEMEFLOW_OCR; needs the `ocr` extra). Off by
       default: it costs more per meme than CLIP on a CPU (BENCHMARKS.md, "Words on memes").
+      ocr_engine: auto (OpenVINO when installed), onnxruntime or openvino
+      (MEMEFLOW_OCR_ENGINE).
     """
 
     def __init__(
         self,
         model: str | None = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        preprocess_threads: int = DEFAULT_PREPROCESS_THREADS,
-        runtime: str = "torch",
+        batch_size: int | None = None,
+        preprocess_threads: int | None = None,
+        runtime: str = "auto",
+        device: str | None = None,
+        precision: str | None = None,
         torch_threads: int | None = None,
         interop_threads: int | None = 1,
         text_cache_size: int = DEFAULT_TEXT_CACHE_SIZE,
         text_model: str | None = None,
         ocr: bool = False,
         workspace: str | None = None,
+        ocr_engine: str | None = None,
         **kwargs: Any,
     ) -> None:
         """`workspace` is the indexer's (MEMEFLOW_WORKSPACE overrides both): a model other
@@ -63,6 +76,8 @@ class ClipEncoder(RefusingExecutor):
             config.model_name(model),
             allow_random=config.allow_random_weights(),
             runtime=config.runtime(runtime),
+            device=config.device(device),
+            precision=config.precision(precision),
             torch_threads=torch_threads,
             interop_threads=interop_threads,
             text_cache_size=text_cache_size,
@@ -72,19 +87,25 @@ class ClipEncoder(RefusingExecutor):
         check_workspace_model(root, identity)
         # Texts (queries, /rank candidates, the hub bank) may go through a separate model.
         self.model = with_text_model(clip, config.text_model(text_model))
-        self.batch_size = batch_size
+        device_type = clip.device.type
+        self.batch_size = batch_size or default_batch_size(device_type)
+        preprocess_threads = preprocess_threads or default_decode_threads(device_type)
         self.policy = AccessPolicy.from_env()  # roots, fetch hosts, size limits
         # decode_image refuses images over the pixel limit with an error on their document;
         # Pillow's warning about the same image would only add debris to the log.
         warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
         self.pool = ThreadPoolExecutor(preprocess_threads, thread_name_prefix="preprocess")
-        self.logger.info(f"loaded {describe(identity)} ({clip.runtime}), fit for {root}")
+        self.logger.info(f"loaded {describe(identity)}: {clip.hardware.describe()}; "
+                         f"batches of {self.batch_size}, {preprocess_threads} decode threads; "
+                         f"fit for {root}")
         if isinstance(self.model, QueryTextModel):
             self.logger.info(f"texts go through {self.model.text.folder}")
         # Reading the words on memes costs more than CLIP (BENCHMARKS.md, "Words on memes").
-        self.ocr = OcrReader() if config.ocr_enabled(ocr) else None
+        self.ocr = (OcrReader(engine=config.ocr_engine(ocr_engine)) if config.ocr_enabled(ocr)
+                    else None)
         if self.ocr is not None:
-            self.logger.info("reading the words on memes at /index (MEMEFLOW_OCR)")
+            self.logger.info(f"reading the words on memes at /index (MEMEFLOW_OCR), "
+                             f"with {self.ocr.engine}")
         # Embedded once: each indexed image's hubness is measured against it (memeflow.hubs).
         self.hub_bank = self.model.embed_texts(list(GENERIC_PROMPTS))
 
@@ -125,7 +146,11 @@ class ClipEncoder(RefusingExecutor):
     @requests(on="/status")
     def status(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         """The model half of `memeflow status`; the indexer adds the index half."""
-        status = MemeDoc(tags={"model": self.model.name, "runtime": self.model.runtime,
+        hardware = self.model.hardware
+        status = MemeDoc(tags={"model": self.model.name, "runtime": hardware.runtime,
+                               "precision": hardware.precision, "device": hardware.device,
+                               "gpu": hardware.gpu,
+                               "cpu": hardware.cpu, "cpu_features": list(hardware.cpu_features),
                                "model_dim": self.model.dim,
                                "random_weights": self.model.random_weights,
                                "ocr": self.ocr is not None})

@@ -4,13 +4,14 @@ Everything transformers- and torch-specific stays here, so the encoder executor,
 benchmarks and the notebooks only see numpy arrays.
 """
 
+import contextlib
 import logging
 import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -18,15 +19,21 @@ from PIL import Image
 from transformers import CLIPConfig, CLIPModel, CLIPProcessor, PreTrainedTokenizerBase
 
 from memeflow import config
+from memeflow.encoder.hardware import (
+    Hardware,
+    check_precision,
+    resolve_device,
+    resolve_runtime,
+)
 from memeflow.encoder.source import WEIGHT_FILES, ModelLoadError, check_model_source
 from memeflow.vectors import unit_rows
 
 if TYPE_CHECKING:
     from memeflow.encoder.onnx import OnnxClip
+    from memeflow.encoder.openvino import OpenVinoClip
 
 logger = logging.getLogger(__name__)
 
-RUNTIMES = ("torch", "int8", "onnx")
 DEFAULT_TEXT_CACHE_SIZE = 1024
 
 
@@ -79,6 +86,40 @@ def _onnx_runtime(model: CLIPModel, tokenizer: PreTrainedTokenizerBase, threads:
         raise ModelLoadError(
             f"runtime 'onnx' needs ONNX Runtime and onnx ({exc}): {INSTALL_HINT}"
         ) from exc
+
+
+def _openvino_runtime(model: CLIPModel, tokenizer: PreTrainedTokenizerBase, **options: Any
+                      ) -> "OpenVinoClip":
+    """Both towers compiled by OpenVINO, or a ModelLoadError saying what to install."""
+    try:
+        from memeflow.encoder.openvino import OpenVinoClip
+        return OpenVinoClip(model, tokenizer, **options)
+    except ImportError as exc:
+        from memeflow.encoder.openvino import INSTALL_HINT
+
+        raise ModelLoadError(f"runtime 'openvino' needs OpenVINO ({exc}): {INSTALL_HINT}") from exc
+
+
+def weights_id(folder: Path | None, random_seed: int | None, model: CLIPModel) -> str:
+    """What identifies the weights, for caches of converted models: the seed of random
+    weights, a local weights file's path, size and time, or the hub revision."""
+    if random_seed is not None:
+        return f"random-seed-{random_seed}"
+    if folder is not None:
+        for name in WEIGHT_FILES:
+            if (folder / name).is_file():
+                stat = (folder / name).stat()
+                return f"{(folder / name).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    return str(getattr(model.config, "_commit_hash", None) or "hub")
+
+
+def _torch_precision(precision: str, device: torch.device) -> str:
+    if precision == "auto":
+        return "f16" if device.type == "cuda" else "f32"
+    if precision == "f16" and device.type != "cuda":
+        raise ModelLoadError("precision f16 with torch needs a CUDA GPU: on a CPU use "
+                             "runtime openvino, or precision bf16 or f32")
+    return precision
 
 
 class TextVectorCache:
@@ -140,13 +181,17 @@ class TextVectorCache:
 class ClipModel:
     """A CLIP checkpoint loaded once; embeds batches into L2-normalised float32 vectors.
 
-    `runtime` picks how it runs: "torch" (float32, the reference), "int8" (torch with
-    dynamic int8 Linear layers: faster on CPU, vectors close but not equal) or "onnx"
-    (float32 in ONNX Runtime: the same vectors, faster on CPU; needs the `onnx` extra,
-    and `model` is then None since the sessions hold the weights).
+    `runtime` picks how it runs: "torch" (the reference; float32 on a CPU, fp16 on a
+    GPU), "int8" (torch with dynamic int8 Linear layers: faster on CPU, vectors close but
+    not equal), "onnx" (float32 in ONNX Runtime: the same vectors; the `onnx` extra),
+    "openvino" (OpenVINO, bf16 where the CPU has it, else f32; the `openvino` extra) or
+    "auto" (see memeflow.encoder.hardware). With onnx and openvino `model` is None: their
+    sessions hold the weights. `device`: "cpu", "cuda", "cuda:N" or "auto"; only torch
+    runs on a GPU. `precision`: "auto", "f32", "f16" (GPU or OpenVINO) or "bf16".
+    `cache` is where converted models are kept (default: config.cache_dir()).
     `torch_threads` / `interop_threads` size torch's pools (process-wide; None keeps
     torch's choice of one thread per core). `text_cache_size` bounds the LRU cache of
-    query texts (0 turns it off).
+    query texts (0 turns it off). Raises ModelLoadError with the fix for any bad setting.
     """
 
     def __init__(
@@ -156,21 +201,24 @@ class ClipModel:
         allow_random: bool = False,
         device: str = "cpu",
         runtime: str = "torch",
+        precision: str = "auto",
+        cache: Path | None = None,
         torch_threads: int | None = None,
         interop_threads: int | None = 1,
         text_cache_size: int = DEFAULT_TEXT_CACHE_SIZE,
     ) -> None:
-        if runtime not in RUNTIMES:
-            raise ModelLoadError(
-                f"unknown runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}"
-            )
-        if runtime != "torch" and device != "cpu":
-            raise ModelLoadError(f"runtime {runtime!r} runs on the CPU only: set device to 'cpu'")
+        resolved_device = resolve_device(device)
+        runtime = resolve_runtime(runtime, resolved_device)
+        precision = check_precision(precision)
+        if runtime == "torch":
+            precision = _torch_precision(precision, torch.device(resolved_device))
+        elif precision not in ("auto", "f32") and runtime != "openvino":
+            raise ModelLoadError(f"runtime {runtime!r} has one precision: set precision auto")
         folder = check_model_source(name, allow_random)
         set_torch_threads(torch_threads, interop_threads)
         self.name = name
         self.runtime = runtime
-        self.device = torch.device(device)
+        self.device = torch.device(resolved_device)
         self.random_weights = folder is not None and not any(
             (folder / f).is_file() for f in WEIGHT_FILES
         )
@@ -194,18 +242,41 @@ class ClipModel:
                 f"could not load CLIP model {name!r}: {exc}. Check the name and the network, "
                 "or download it once and set MEMEFLOW_MODEL to its folder"
             ) from exc
-        # transformers declares `to` with @wraps(Module.to), which hides its bound signature.
-        model = model.to(self.device).eval()  # type: ignore[arg-type]
+        model = model.eval()
         self.dim: int = model.config.projection_dim
         self.max_text_tokens: int = model.config.text_config.max_position_embeddings
         self._onnx: OnnxClip | None = None
+        self._openvino: OpenVinoClip | None = None
         self.model: CLIPModel | None = model
-        if runtime == "int8":
-            self.model = _quantize_int8(model)
+        self._autocast: torch.dtype | None = None
+        if runtime == "torch":
+            self.precision = precision
+            if self.precision == "f16":
+                model = model.half()
+            elif self.precision == "bf16":  # autocast keeps norms and softmax in f32
+                self._autocast = torch.bfloat16
+            self.model = model.to(self.device)
+        elif runtime == "int8":
+            self.model, self.precision = _quantize_int8(model), "int8"
         elif runtime == "onnx":
             self._onnx = _onnx_runtime(model, self.processor.tokenizer, torch_threads)
-            self.model = None
+            self.model, self.precision = None, "f32"
+        else:
+            self._openvino = _openvino_runtime(
+                model, self.processor.tokenizer, name=name,
+                weights_id=weights_id(folder, self.random_seed, model),
+                cache=cache or config.cache_dir(), precision=precision, threads=torch_threads,
+            )
+            self.model, self.precision = None, self._openvino.precision
+        gpu = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else ""
+        self.hardware = Hardware(runtime=runtime, precision=self.precision,
+                                 device=resolved_device, gpu=gpu)
         self.text_cache = TextVectorCache(text_cache_size)
+
+    def _inference(self) -> contextlib.AbstractContextManager[object]:
+        if self._autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self._autocast)
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """Resize, crop and normalise one RGB image; thread-safe, so callers run it in a pool."""
@@ -213,11 +284,15 @@ class ClipModel:
 
     def embed_pixels(self, pixel_values: torch.Tensor) -> np.ndarray:
         """Embed a (n, 3, H, W) batch of preprocessed images."""
+        if self._openvino is not None:
+            return unit_rows(self._openvino.image_features(pixel_values.numpy()))
         if self._onnx is not None:
             return unit_rows(self._onnx.image_features(pixel_values.numpy()))
-        assert self.model is not None  # set whenever _onnx is not
-        with torch.inference_mode():
-            out = self.model.get_image_features(pixel_values=pixel_values.to(self.device))
+        assert self.model is not None  # set whenever no other runtime holds the weights
+        dtype = torch.float16 if self.precision == "f16" else torch.float32
+        pixel_values = pixel_values.to(self.device, dtype, non_blocking=True)
+        with torch.inference_mode(), self._inference():
+            out = self.model.get_image_features(pixel_values=pixel_values)
         return unit_rows(out.pooler_output.float().cpu().numpy())
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:
@@ -244,11 +319,13 @@ class ClipModel:
             max_length=self.max_text_tokens,
             return_tensors="pt",
         )
-        if self._onnx is not None:
+        if self._openvino is not None or self._onnx is not None:
             ids, mask = tokens["input_ids"].numpy(), tokens["attention_mask"].numpy()
-            return unit_rows(self._onnx.text_features(ids, mask))
-        assert self.model is not None  # set whenever _onnx is not
-        with torch.inference_mode():
+            runtime = self._openvino or self._onnx
+            assert runtime is not None
+            return unit_rows(runtime.text_features(ids, mask))
+        assert self.model is not None  # set whenever no other runtime holds the weights
+        with torch.inference_mode(), self._inference():
             out = self.model.get_text_features(
                 input_ids=tokens["input_ids"].to(self.device),
                 attention_mask=tokens["attention_mask"].to(self.device),
