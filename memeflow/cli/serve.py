@@ -108,8 +108,10 @@ def preflight() -> None:
     name = config.model_name()
     folder = check_model_source(name, config.allow_random_weights())
     if folder is not None:
-        folder = folder.resolve()
-        name = str(folder)  # as the encoder names it: serve passes it the absolute path
+        # As the encoder names it: serve passes it the absolute path, links kept as the
+        # user reached them (as memeflow keeps file paths).
+        folder = Path(os.path.abspath(folder))
+        name = str(folder)
     random = folder is not None and not any((folder / f).is_file() for f in WEIGHT_FILES)
     preflight_model(config.workspace(), name, folder, config.random_seed() if random else None)
     check_settings(config.device(), config.precision())
@@ -127,7 +129,7 @@ def _child_env() -> dict[str, str]:
     )
     model = config.configured_model()
     if model and Path(model).expanduser().exists():
-        env["MEMEFLOW_MODEL"] = str(Path(model).expanduser().resolve())
+        env["MEMEFLOW_MODEL"] = os.path.abspath(Path(model).expanduser())
     env["MEMEFLOW_WORKSPACE"] = str(config.workspace())
     # OpenMP threads spin while waiting for work; with the gateway and executors sharing
     # a few cores that spinning starves the others (a text query went from ~50 ms to
