@@ -1,0 +1,172 @@
+"""The words on memes in SQLite FTS5 (memeflow.indexer.words), on an in-memory database."""
+
+import math
+import random
+import sqlite3
+from collections.abc import Iterator
+
+import pytest
+
+from memeflow.indexer.words import (
+    SCHEMA,
+    clear_words,
+    count_words,
+    delete_words,
+    grams,
+    move_words,
+    normalise,
+    put_words,
+    search_words,
+)
+
+CAPTIONS = {
+    1: "MEMES?\nAIN'TNOBODYGOT TIME FO'THAT",  # as OCR reads it: spaces lost
+    2: "IHAVEREADANDAGREETOTHE\nTERMSANDCONDITIONS",
+    3: "IDON'TKNOWWHAT\nTHISMEMEISFOR\nANDATTHISPOINTIM\nTOOAFRAIDTOASK",
+    4: "IT'SATRAP!",
+}
+SWEET_BROWN, AGNES, ANDY, ACKBAR = CAPTIONS
+
+
+def empty() -> sqlite3.Connection:
+    conn = sqlite3.connect(":memory:")
+    for statement in SCHEMA:
+        conn.execute(statement)
+    return conn
+
+
+@pytest.fixture
+def conn() -> Iterator[sqlite3.Connection]:
+    conn = empty()
+    put_words(conn, list(CAPTIONS), list(CAPTIONS.values()))
+    yield conn
+    conn.close()
+
+
+def rows(conn: sqlite3.Connection, query: str, top_k: int = 10) -> list[int]:
+    return [hit.row for hit in search_words(conn, query, top_k)[0]]
+
+
+def test_normalise_keeps_letters_and_digits_only() -> None:
+    assert normalise("Ain't nobody — got TIME fo' that!") == "aintnobodygottimefothat"
+    assert normalise("Café 2") == "cafe2"
+
+
+def test_a_quoted_caption_finds_its_meme_despite_lost_spaces(conn) -> None:
+    assert rows(conn, "ain't nobody got time for that")[0] == SWEET_BROWN
+    (hits, done) = search_words(conn, "at this point I am too afraid to ask", 10)
+    assert hits[0].row == ANDY and hits[0].phrase is False and hits[0].score > 0  # not verbatim
+    assert done
+    (hits, _) = search_words(conn, "at this point I'm too afraid", 10)
+    assert hits[0].row == ANDY and hits[0].phrase is True
+
+
+def test_a_misread_letter_still_finds_the_meme(conn) -> None:
+    assert rows(conn, "TERMSANDCONDlTIONS") == [AGNES]  # an l for an i
+
+
+def test_a_few_shared_letters_are_no_match(conn) -> None:
+    assert rows(conn, "the") == [AGNES]  # "the" is written there
+    assert search_words(conn, "a photo of a dog on the beach", 10) == ([], True)
+    assert search_words(conn, "!?", 10) == ([], True)  # no letters: nothing to look for
+
+
+def test_a_query_of_one_or_two_letters_finds_memes_saying_just_that(conn) -> None:
+    put_words(conn, [5, 6], ["NO.", "No no"])
+    assert rows(conn, "no") == [5]
+    assert rows(conn, "n") == []
+
+
+def test_grams_that_are_fts5_keywords_are_plain_letters() -> None:
+    conn = empty()
+    put_words(conn, [1, 2], ["AND NOT OR NEAR", "NEAR"])
+    assert rows(conn, "and not") == [1]
+    assert rows(conn, "near") == [2, 1]  # the shorter text first
+
+
+def test_delete_clear_and_put_replace_words(conn) -> None:
+    delete_words(conn, [AGNES, 99])  # a row without words is no error
+    assert count_words(conn) == 3
+    assert rows(conn, "terms and conditions") == []
+    put_words(conn, [ACKBAR], ["TERMS AND CONDITIONS"])
+    assert rows(conn, "terms and conditions") == [ACKBAR]
+    assert rows(conn, "it's a trap") == []
+    put_words(conn, [ACKBAR, ANDY], [None, "  ...  "])  # no words, no letters: removed
+    assert count_words(conn) == 1
+    clear_words(conn)
+    assert count_words(conn) == 0 and search_words(conn, "memes", 10) == ([], True)
+    with pytest.raises(ValueError, match="2 rows but 1 texts"):
+        put_words(conn, [1, 2], ["x"])
+
+
+def test_a_moved_row_keeps_its_words_under_its_new_number(conn) -> None:
+    move_words(conn, ACKBAR, 7)
+    assert rows(conn, "it's a trap") == [7]
+    assert count_words(conn) == 4
+    move_words(conn, 42, 43)  # no words: nothing to move
+    assert count_words(conn) == 4
+
+
+def test_top_k_and_whether_more_matches_remain(conn) -> None:
+    put_words(conn, [10, 11, 12], ["IT'S A TRAP", "ITSATRAPITSATRAP", "ITS A TRAB"])
+    everything, done = search_words(conn, "it's a trap", 10)
+    assert done and [hit.row for hit in everything][-1] == 12  # not the phrase: last
+    assert all(hit.phrase for hit in everything[:-1])
+    for top_k in range(1, len(everything) + 1):
+        hits, done = search_words(conn, "it's a trap", top_k)
+        assert hits == everything[:top_k]
+        assert done is (top_k == len(everything))
+
+
+def fts5_bm25(texts: dict[int, str], query: str) -> dict[int, float]:
+    """BM25 over the query's distinct grams, as FTS5's bm25() computes it, for every
+    document holding one of them."""
+    counts = {row: grams(text) for row, text in texts.items()}
+    lengths = {row: sum(c.values()) for row, c in counts.items()}
+    average = sum(lengths.values()) / len(lengths)
+    scores: dict[int, float] = {}
+    for gram in grams(query):
+        holders = [row for row in texts if gram in counts[row]]
+        idf = math.log((len(texts) - len(holders) + 0.5) / (len(holders) + 0.5))
+        idf = idf if idf > 0 else 1e-6
+        for row in holders:
+            count = counts[row][gram]
+            scores[row] = scores.get(row, 0.0) + idf * count * 2.2 / (
+                count + 1.2 * (0.25 + 0.75 * lengths[row] / average))
+    return scores
+
+
+def test_the_word_index_finds_what_scoring_every_document_finds() -> None:
+    """Looking only among the rows that can reach the coverage changes no result: checked
+    against BM25 and the coverage computed for every document, on random OCR-like captions."""
+    rng = random.Random(5)
+    words = ["the", "time", "ain't", "nobody", "got", "for", "that", "trap", "one", "does",
+             "not", "simply", "walk", "into", "mordor", "terms", "and", "conditions", "what"]
+    texts = {i: " ".join(rng.choices(words, k=rng.randint(2, 9))) for i in range(400)}
+    conn = empty()
+    put_words(conn, list(texts), list(texts.values()))
+    for _ in range(60):
+        query = " ".join(rng.choices(words, k=rng.randint(1, 6)))
+        wanted, phrase = grams(query), normalise(query)
+        scores = fts5_bm25(texts, query)
+        matches = {row for row in scores
+                   if sum(g in grams(texts[row]) for g in wanted) >= 0.5 * len(wanted)}
+        for top_k in (5, 50, 400):
+            hits, done = search_words(conn, query, top_k)
+            assert done is (len(matches) <= top_k), query
+            assert len(hits) == min(top_k, len(matches)), query
+            for hit in hits:
+                assert hit.row in matches, query
+                assert hit.phrase is (phrase in normalise(texts[hit.row])), query
+                assert hit.score == pytest.approx(scores[hit.row], rel=1e-9), query
+            keys = [(not hit.phrase, -hit.score, hit.row) for hit in hits]
+            assert keys == sorted(keys), query
+            # The best of all matches, up to floating point ties at the last place.
+            if hits and len(hits) < len(matches):
+                last = keys[-1]
+                left_out = matches - {hit.row for hit in hits}
+                assert all(
+                    (phrase not in normalise(texts[row]), -scores[row]) >= last[:2]
+                    or math.isclose(scores[row], -last[1], rel_tol=1e-9)
+                    for row in left_out
+                ), query
