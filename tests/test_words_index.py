@@ -8,7 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from memeflow.indexer.words import (
+    K1,
     SCHEMA,
+    B,
     clear_words,
     count_words,
     delete_words,
@@ -118,21 +120,47 @@ def test_top_k_and_whether_more_matches_remain(conn) -> None:
         assert done is (top_k == len(everything))
 
 
-def fts5_bm25(texts: dict[int, str], query: str) -> dict[int, float]:
-    """BM25 over the query's distinct grams, as FTS5's bm25() computes it, for every
-    document holding one of them."""
+def test_changes_score_as_the_same_words_put_at_once() -> None:
+    """BM25 weighs a gram by how many memes hold it: after puts, deletes and moves the
+    scores are those of an index built from the words that remain."""
+    rng = random.Random(3)
+    words = ["time", "nobody", "trap", "walk", "into", "mordor", "terms", "what", "aaaa"]
+    texts = {i: " ".join(rng.choices(words, k=rng.randint(1, 6))) for i in range(60)}
+    changed = empty()
+    put_words(changed, list(texts), list(texts.values()))
+    for step in range(40):
+        row = rng.randrange(60)
+        if step % 3 == 0:
+            delete_words(changed, [row])
+            texts.pop(row, None)
+        elif step % 3 == 1 and row in texts and 100 + step not in texts:
+            move_words(changed, row, 100 + step)
+            texts[100 + step] = texts.pop(row)
+        else:
+            texts[row] = " ".join(rng.choices(words, k=rng.randint(1, 6)))
+            put_words(changed, [row, row], ["lost", texts[row]])  # the last one counts
+    fresh = empty()
+    put_words(fresh, list(texts), list(texts.values()))
+    assert count_words(changed) == count_words(fresh) == len(texts)
+    for query in ["time", "walk into mordor", "nobody terms", "aaaa", "trap what"]:
+        (got, _), (want, _) = search_words(changed, query, 100), search_words(fresh, query, 100)
+        assert [(h.row, h.phrase) for h in got] == [(h.row, h.phrase) for h in want], query
+        assert [h.score for h in got] == pytest.approx([h.score for h in want], rel=1e-12)
+
+
+def bm25(texts: dict[int, str], query: str) -> dict[int, float]:
+    """BM25 over the query's distinct grams, computed for every document holding one."""
     counts = {row: grams(text) for row, text in texts.items()}
     lengths = {row: sum(c.values()) for row, c in counts.items()}
     average = sum(lengths.values()) / len(lengths)
     scores: dict[int, float] = {}
     for gram in grams(query):
         holders = [row for row in texts if gram in counts[row]]
-        idf = math.log((len(texts) - len(holders) + 0.5) / (len(holders) + 0.5))
-        idf = idf if idf > 0 else 1e-6
+        idf = math.log(1 + (len(texts) - len(holders) + 0.5) / (len(holders) + 0.5))
         for row in holders:
             count = counts[row][gram]
-            scores[row] = scores.get(row, 0.0) + idf * count * 2.2 / (
-                count + 1.2 * (0.25 + 0.75 * lengths[row] / average))
+            scores[row] = scores.get(row, 0.0) + idf * count * (K1 + 1) / (
+                count + K1 * (1 - B + B * lengths[row] / average))
     return scores
 
 
@@ -141,17 +169,18 @@ def test_the_word_index_finds_what_scoring_every_document_finds() -> None:
     against BM25 and the coverage computed for every document, on random OCR-like captions."""
     rng = random.Random(5)
     words = ["the", "time", "ain't", "nobody", "got", "for", "that", "trap", "one", "does",
-             "not", "simply", "walk", "into", "mordor", "terms", "and", "conditions", "what"]
+             "not", "simply", "walk", "into", "mordor", "terms", "and", "conditions", "what",
+             "haha", "aaa"]  # grams that overlap themselves: "hahaha" holds "hah" twice
     texts = {i: " ".join(rng.choices(words, k=rng.randint(2, 9))) for i in range(400)}
     conn = empty()
     put_words(conn, list(texts), list(texts.values()))
     for _ in range(60):
         query = " ".join(rng.choices(words, k=rng.randint(1, 6)))
         wanted, phrase = grams(query), normalise(query)
-        scores = fts5_bm25(texts, query)
+        scores = bm25(texts, query)
         matches = {row for row in scores
                    if sum(g in grams(texts[row]) for g in wanted) >= 0.5 * len(wanted)}
-        for top_k in (5, 50, 400):
+        for top_k in (1, 3, 10, 50, 400):
             hits, done = search_words(conn, query, top_k)
             assert done is (len(matches) <= top_k), query
             assert len(hits) == min(top_k, len(matches)), query

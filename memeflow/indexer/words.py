@@ -1,18 +1,20 @@
-"""Finding memes by the words written on them: SQLite FTS5 over character trigrams.
+"""Finding memes by the words written on them: BM25 over character trigrams, in SQLite.
 
 OCR of meme captions often loses the spaces between words ("AIN'TNOBODYGOTTIME") and
 misreads a letter here and there, so the index does not split words at all: query and
 meme text are both reduced to their letters and digits, lower case (`normalise`), and
-compared as overlapping three-letter grams (FTS5's `trigram` tokenizer). A meme must share
-at least `min_coverage` of the query's distinct grams to count as a match at all, so a few
-common grams ("the") do not make a hit; the query appearing whole in the letters (a quoted
-caption) ranks before any other match; then BM25 over the grams, as FTS5's `bm25()` computes
-it (idf = ln((N - n + 0.5) / (n + 0.5)), at least 1e-6; k1 1.2, b 0.75).
+compared as overlapping three-letter grams. A meme must share at least `min_coverage` of
+the query's distinct grams to count as a match at all, so a few common grams ("the") do not
+make a hit; the query appearing whole in the letters (a quoted caption) ranks before any
+other match; then BM25 over the grams (k1 1.2, b 0.75, idf ln(1 + (N - n + 0.5) / (n + 0.5))).
 
-The table lives in the store's database; these functions run inside the store's
-transactions and never begin or commit one. A text of one or two letters has no trigram:
-it is stored padded with `_` (never a letter after `normalise`) to one gram, so such a
-query finds the memes whose whole text it is, and nothing else.
+The tables live in the store's database and these functions run inside the store's
+transactions: they never begin or commit one. `words` (FTS5, `trigram` tokenizer) finds
+the rows that hold a gram; `words_grams` counts the rows holding each gram and
+`words_size` the rows and grams in all, which BM25 needs and FTS5 would count afresh
+for every query. A text of one or two letters has no trigram: it is stored padded with `_`
+(never a letter after `normalise`) to one gram, so such a query finds the memes whose whole
+text it is, and nothing else.
 """
 
 import heapq
@@ -20,18 +22,23 @@ import math
 import sqlite3
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Sequence
+from operator import mul, truediv
 from typing import NamedTuple
 
 GRAM = 3
 PAD = "_"
+K1, B = 1.2, 0.75  # the usual BM25 constants
 DEFAULT_MIN_COVERAGE = 0.5
 
 SCHEMA: tuple[str, ...] = (
-    # case_sensitive 1: the text is folded by `normalise` already, the grams must stay its own.
-    "CREATE VIRTUAL TABLE words USING fts5(letters, tokenize='trigram case_sensitive 1')",
-    # How many rows hold each gram: the search looks among the rows of the rarest.
-    "CREATE VIRTUAL TABLE words_vocab USING fts5vocab(words, row)",
+    # case_sensitive 1: `normalise` folded the text already. detail=none: no positions, the
+    # grams are looked up one by one (a phrase is checked on the letters).
+    "CREATE VIRTUAL TABLE words USING fts5(letters, tokenize='trigram case_sensitive 1', "
+    "detail=none)",
+    "CREATE TABLE words_grams (gram TEXT PRIMARY KEY, rows INTEGER NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE words_size (id INTEGER PRIMARY KEY CHECK (id = 0), rows INTEGER NOT NULL, "
+    "grams INTEGER NOT NULL)",
 )
 
 
@@ -63,20 +70,61 @@ def _stored(letters: str) -> str:
     return letters.rjust(GRAM, PAD) if letters else ""
 
 
+def _count(text: str, gram: str) -> int:
+    """Occurrences of `gram` in `text`, overlapping ones too ("aaaa" holds "aaa" twice,
+    "ababa" "aba"), where str.count skips them: for grams that end as they begin."""
+    found, at = 0, text.find(gram)
+    while at >= 0:
+        found, at = found + 1, text.find(gram, at + 1)
+    return found
+
+
+def _tally(conn: sqlite3.Connection, texts: Iterable[str], sign: int) -> None:
+    """Adds (sign 1) or takes away (-1) the stored `texts` in the gram and row counts."""
+    rows, total, holders = 0, 0, Counter[str]()
+    for text in texts:
+        rows, total = rows + 1, total + len(text) - GRAM + 1
+        holders.update({text[i : i + GRAM] for i in range(len(text) - GRAM + 1)})
+    if not rows:
+        return
+    conn.executemany(
+        "INSERT INTO words_grams VALUES (?, ?) "
+        "ON CONFLICT (gram) DO UPDATE SET rows = rows + excluded.rows",
+        [(gram, sign * n) for gram, n in holders.items()],
+    )
+    if sign < 0:
+        conn.executemany("DELETE FROM words_grams WHERE gram = ? AND rows <= 0",
+                         [(gram,) for gram in holders])
+    conn.execute(
+        "INSERT INTO words_size VALUES (0, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE "
+        "SET rows = rows + excluded.rows, grams = grams + excluded.grams",
+        (sign * rows, sign * total),
+    )
+
+
 def put_words(conn: sqlite3.Connection, rows: Sequence[int], words: Sequence[str | None]) -> None:
     """Replaces what is indexed for each row (`rows[i]` gets `words[i]`); None, blank or no
-    letters removes it. Raises ValueError when the lengths differ."""
+    letters removes it. A row given twice keeps its last words. Raises ValueError when the
+    lengths differ."""
     if len(rows) != len(words):
         raise ValueError(f"{len(rows)} rows but {len(words)} texts")
     delete_words(conn, rows)
-    kept = [(row, _stored(normalise(text or ""))) for row, text in zip(rows, words, strict=True)]
-    conn.executemany("INSERT INTO words(rowid, letters) VALUES (?, ?)",
-                     [(row, letters) for row, letters in kept if letters])
+    latest = {row: _stored(normalise(text or "")) for row, text in zip(rows, words, strict=True)}
+    kept = [(row, letters) for row, letters in latest.items() if letters]
+    conn.executemany("INSERT INTO words(rowid, letters) VALUES (?, ?)", kept)
+    _tally(conn, (letters for _, letters in kept), 1)
 
 
 def delete_words(conn: sqlite3.Connection, rows: Sequence[int]) -> None:
     """Removes the rows' words; a row without words is no error."""
-    conn.executemany("DELETE FROM words WHERE rowid = ?", [(row,) for row in rows])
+    gone = []
+    for row in set(rows):
+        found = conn.execute("SELECT letters FROM words WHERE rowid = ?", (row,)).fetchone()
+        if found is not None:
+            gone.append(found[0])
+            conn.execute("DELETE FROM words WHERE rowid = ?", (row,))
+    _tally(conn, gone, -1)
 
 
 def move_words(conn: sqlite3.Connection, old: int, new: int) -> None:
@@ -85,80 +133,89 @@ def move_words(conn: sqlite3.Connection, old: int, new: int) -> None:
 
 
 def clear_words(conn: sqlite3.Connection) -> None:
-    conn.execute("DELETE FROM words")
+    for table in ("words", "words_grams", "words_size"):
+        conn.execute(f"DELETE FROM {table}")
 
 
 def count_words(conn: sqlite3.Connection) -> int:
     """Rows that have words."""
-    return int(conn.execute("SELECT count(*) FROM words").fetchone()[0])
+    found = conn.execute("SELECT rows FROM words_size").fetchone()
+    return int(found[0]) if found else 0
 
 
 def _quoted(gram: str) -> str:
+    """A gram as an FTS5 string: "and", "not" and digits are letters here, not syntax."""
     return '"' + gram.replace('"', '""') + '"'
-
-
-def _any(grams_: Sequence[str]) -> str:
-    return "(" + " OR ".join(map(_quoted, grams_)) + ")"
-
-
-def _ranked(conn: sqlite3.Connection, expression: str) -> Iterator[tuple[float, int, str]]:
-    """(-score, row, letters) of the rows matching an FTS5 expression, best first."""
-    yield from conn.execute(
-        "SELECT bm25(words), rowid, letters FROM words WHERE words MATCH ? ORDER BY rank, rowid",
-        (expression,),
-    )
 
 
 def search_words(
     conn: sqlite3.Connection, query: str, top_k: int, min_coverage: float = DEFAULT_MIN_COVERAGE
 ) -> tuple[list[LexicalHit], bool]:
-    """The best `top_k` rows whose words match `query`: phrase matches first, then by score,
-    ties by row; and True when no match lies beyond them.
+    """The best `top_k` rows whose words match `query`: phrase matches first, then by BM25
+    score, ties by row; and True when no match lies beyond them (False: ask for more).
 
-    The score of a row sums FTS5's BM25 over the query's distinct grams (each gram is one
-    FTS5 phrase, so `bm25()` is that sum). Two passes: the rows holding every gram, which
-    hold every phrase match and are often all a quoted caption needs; else the rows that
-    can reach the coverage, those holding one of the q - needed + 1 rarest grams, ranked by
-    FTS5 and checked for coverage as they come.
+    The rows are looked at gram by gram, rarest first (the rarest weigh most), each time
+    those holding this gram but none before. A row sharing `needed` of the query's q grams
+    holds one of any q - needed + 1, so the search stops after that many; and earlier once
+    top_k + 1 matches score above what a row holding only the grams left could reach
+    (a phrase match holds every gram: none is left after the first). Scores are computed
+    here, not by FTS5's bm25(), which counts the rows of every gram afresh each query.
+    Raises sqlite3.Error when the tables are missing.
     """
     letters = normalise(query)
     wanted = list(grams(letters)) if len(letters) >= GRAM else [_stored(letters)] * bool(letters)
-    if not wanted or top_k <= 0:
-        return [], not wanted
-    needed = max(1, math.ceil(min_coverage * len(wanted) - 1e-9))
-    phrases: list[LexicalHit] = []
-    for rank, row, text in _ranked(conn, " AND ".join(map(_quoted, wanted))):
-        if letters in text:
-            if len(phrases) == top_k:
-                return phrases, False
-            phrases.append(LexicalHit(row, -rank, True))
-    rest = _other_hits(conn, wanted, needed, letters, top_k - len(phrases) + 1)
-    others = [LexicalHit(row, -rank, False) for rank, row in rest]
-    return (phrases + others)[:top_k], len(phrases) + len(others) <= top_k
-
-
-def _other_hits(
-    conn: sqlite3.Connection, wanted: list[str], needed: int, phrase: str, limit: int
-) -> list[tuple[float, int]]:
-    """(-score, row) of the best `limit` rows that reach the coverage but do not hold the
-    phrase. The candidates hold one of the rarest grams (any `len(wanted) - needed + 1` of
-    them would do: a row that shares `needed` grams holds one of those); each gram stays
-    one FTS5 phrase, so `bm25()` scores a row by all the grams it holds."""
+    size = conn.execute("SELECT rows, grams FROM words_size").fetchone()
+    if not wanted or top_k <= 0 or not size or not size[0]:
+        return [], not (wanted and size and size[0])
+    n, average = size[0], size[1] / size[0]
     marks = ",".join("?" * len(wanted))
-    frequencies = dict(conn.execute(
-        f"SELECT term, doc FROM words_vocab WHERE term IN ({marks})", wanted).fetchall())
-    wanted = sorted(wanted, key=lambda gram: frequencies.get(gram, 0))
-    cut = len(wanted) - needed + 1
-    rare, common = _any(wanted[:cut]), wanted[cut:]
-    if common:
-        streams = [_ranked(conn, f"{rare} AND {_any(common)}"),
-                   _ranked(conn, f"{rare} NOT {_any(common)}")]
-    else:
-        streams = [_ranked(conn, rare)]
-    found: list[tuple[float, int]] = []
-    for rank, row, text in heapq.merge(*streams):
-        if phrase not in text and sum(gram in text for gram in wanted) >= needed:
-            found.append((rank, row))
-            if len(found) == limit:
-                break
-    return found
+    holding = dict(conn.execute(
+        f"SELECT gram, rows FROM words_grams WHERE gram IN ({marks})", wanted).fetchall())
+    needed = min_coverage * len(wanted)
+    ordered = sorted(wanted, key=lambda gram: holding.get(gram, 0))  # absent grams first
+    present = [gram for gram in ordered if gram in holding]
+    weight = {gram: (K1 + 1) * math.log(1 + (n - holding[gram] + 0.5) / (holding[gram] + 0.5))
+              for gram in present}  # idf * (k1 + 1): what one gram adds at most
+    overlapping = {gram for gram in present if gram[0] == gram[-1]}
+    fixed, per_gram = K1 * (1 - B), K1 * B / average  # BM25's length norm, a + b * grams
+    least = max(0, math.ceil(needed - 1e-9))  # grams a match holds
+    looked = len(wanted) - least + 1  # grams whose rows to read
+    best: list[tuple[bool, float, int]] = []  # min-heap of the top_k + 1 so far, worst first
+    for i, gram in enumerate(present[: max(0, looked - (len(ordered) - len(present)))]):
+        rest = present[i:]
+        rest_weights = [weight[g] for g in rest]
+        if len(best) > top_k and best[0][:2] > (False, sum(weight[g] for g in rest)):
+            break  # a row holding none of the grams before cannot come near
+        # A match holds least - 1 of the others, so one of any len(others) - least + 2 of
+        # them: FTS5 checks that for the rarest, which leaves fewer rows to fetch and score.
+        others = rest[1 : len(rest) - least + 2]
+        expression = _quoted(gram)
+        if 1 < least <= len(rest):
+            expression += " AND (" + " OR ".join(map(_quoted, others)) + ")"
+        if i:
+            expression += " NOT (" + " OR ".join(map(_quoted, present[:i])) + ")"
+        for row, text in conn.execute(
+                "SELECT rowid, letters FROM words WHERE words MATCH ?", (expression,)):
+            phrase = letters in text  # then it holds every gram
+            if not phrase and len(best) > top_k and best[0][0]:
+                continue
+            held = rest if phrase else list(filter(text.__contains__, rest))
+            if len(held) < needed:
+                continue
+            # The BM25 sum, in map()s: this loop is most of a search's time.
+            counts = list(map(text.count, held))
+            if overlapping:
+                for j, g in enumerate(held):
+                    if g in overlapping:
+                        counts[j] = _count(text, g)
+            norm = fixed + per_gram * (len(text) - GRAM + 1)
+            weights = rest_weights if phrase else list(map(weight.__getitem__, held))
+            score = sum(map(truediv, map(mul, weights, counts), map(norm.__add__, counts)))
+            key = (phrase, score, -row)
+            if len(best) <= top_k:
+                heapq.heappush(best, key)
+            elif key > best[0]:
+                heapq.heapreplace(best, key)
+    ranked = sorted(best, reverse=True)
+    return [LexicalHit(-row, score, phrase) for phrase, score, row in ranked[:top_k]], (
+        len(ranked) <= top_k)
