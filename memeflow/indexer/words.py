@@ -148,6 +148,12 @@ def _quoted(gram: str) -> str:
     return '"' + gram.replace('"', '""') + '"'
 
 
+def _bm25(weights: list[float], counts: list[int], norm: float) -> float:
+    """BM25 of a row: its counts of the query's grams, their weights (idf * (k1 + 1)), and
+    its length norm; in map()s: this is most of a search's time."""
+    return sum(map(truediv, map(mul, weights, counts), map(norm.__add__, counts)))
+
+
 def search_words(
     conn: sqlite3.Connection, query: str, top_k: int, min_coverage: float = DEFAULT_MIN_COVERAGE
 ) -> tuple[list[LexicalHit], bool]:
@@ -181,6 +187,9 @@ def search_words(
     least = max(0, math.ceil(needed - 1e-9))  # grams a match holds
     looked = len(wanted) - least + 1  # grams whose rows to read
     best: list[tuple[bool, float, int]] = []  # min-heap of the top_k + 1 so far, worst first
+    own_count = grams(letters)  # each gram's count in the phrase, for phrase matches
+    own = [own_count[gram] for gram in present]
+    alone: dict[int, float] = {}  # a phrase match's score by its length, the phrase alone
     for i, gram in enumerate(present[: max(0, looked - (len(ordered) - len(present)))]):
         rest = present[i:]
         rest_weights = [weight[g] for g in rest]
@@ -199,18 +208,30 @@ def search_words(
             phrase = letters in text  # then it holds every gram
             if not phrase and len(best) > top_k and best[0][0]:
                 continue
-            held = rest if phrase else list(filter(text.__contains__, rest))
-            if len(held) < needed:
-                continue
-            # The BM25 sum, in map()s: this loop is most of a search's time.
-            counts = list(map(text.count, held))
-            if overlapping:
-                for j, g in enumerate(held):
-                    if g in overlapping:
-                        counts[j] = _count(text, g)
             norm = fixed + per_gram * (len(text) - GRAM + 1)
-            weights = rest_weights if phrase else list(map(weight.__getitem__, held))
-            score = sum(map(truediv, map(mul, weights, counts), map(norm.__add__, counts)))
+            if phrase and len(letters) >= GRAM:
+                # The phrase's own score at this length, plus what the query's grams
+                # outside the phrase add: fewer grams to count than the whole query.
+                if len(text) not in alone:
+                    alone[len(text)] = _bm25(rest_weights, own, norm)
+                score = alone[len(text)]
+                at = text.find(letters)
+                outside = text[: at + GRAM - 1] + PAD + text[at + len(letters) - GRAM + 1 :]
+                for g in filter(outside.__contains__, rest):
+                    before = own_count[g]
+                    count = before + (_count(outside, g) if g in overlapping else outside.count(g))
+                    score += weight[g] * (count / (count + norm) - before / (before + norm))
+            else:
+                held = rest if phrase else list(filter(text.__contains__, rest))
+                if len(held) < needed:
+                    continue
+                counts = list(map(text.count, held))
+                if overlapping:
+                    for j, g in enumerate(held):
+                        if g in overlapping:
+                            counts[j] = _count(text, g)
+                weights = rest_weights if phrase else list(map(weight.__getitem__, held))
+                score = _bm25(weights, counts, norm)
             key = (phrase, score, -row)
             if len(best) <= top_k:
                 heapq.heappush(best, key)
