@@ -31,14 +31,15 @@ PAD = "_"
 K1, B = 1.2, 0.75  # the usual BM25 constants
 DEFAULT_MIN_COVERAGE = 0.5
 
-SCHEMA: tuple[str, ...] = (
+SCHEMA: tuple[str, ...] = (  # IF NOT EXISTS: the store may run them at every open
     # case_sensitive 1: `normalise` folded the text already. detail=none: no positions, the
     # grams are looked up one by one (a phrase is checked on the letters).
-    "CREATE VIRTUAL TABLE words USING fts5(letters, tokenize='trigram case_sensitive 1', "
-    "detail=none)",
-    "CREATE TABLE words_grams (gram TEXT PRIMARY KEY, rows INTEGER NOT NULL) WITHOUT ROWID",
-    "CREATE TABLE words_size (id INTEGER PRIMARY KEY CHECK (id = 0), rows INTEGER NOT NULL, "
-    "grams INTEGER NOT NULL)",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS words USING fts5(letters, "
+    "tokenize='trigram case_sensitive 1', detail=none)",
+    "CREATE TABLE IF NOT EXISTS words_grams (gram TEXT PRIMARY KEY, rows INTEGER NOT NULL) "
+    "WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS words_size (id INTEGER PRIMARY KEY CHECK (id = 0), "
+    "rows INTEGER NOT NULL, grams INTEGER NOT NULL)",
 )
 
 
@@ -193,7 +194,7 @@ def search_words(
     for i, gram in enumerate(present[: max(0, looked - (len(ordered) - len(present)))]):
         rest = present[i:]
         rest_weights = [weight[g] for g in rest]
-        if len(best) > top_k and best[0][:2] > (False, sum(weight[g] for g in rest)):
+        if len(best) > top_k and best[0][:2] > (False, sum(rest_weights)):
             break  # a row holding none of the grams before cannot come near
         # A match holds least - 1 of the others, so one of any len(others) - least + 2 of
         # them: FTS5 checks that for the rarest, which leaves fewer rows to fetch and score.
