@@ -199,3 +199,20 @@ def test_the_word_index_finds_what_scoring_every_document_finds() -> None:
                     or math.isclose(scores[row], -last[1], rel_tol=1e-9)
                     for row in left_out
                 ), query
+
+
+def test_memes_repeating_a_gram_are_not_cut_off_early() -> None:
+    """The search stops early when no row left unread could score into the top_k: a row
+    saying "hahahaha" counts its grams four times, which that bound must allow for."""
+    words = ["haha", "hahahahahaha", "lol", "lololololol", "zork", "aaaaaaaaaa", "walk",
+             "mordor", "trap", "the", "abab", "ababababab", "xyz", "kek", "kekekekek"]
+    for seed in range(6):
+        rng = random.Random(seed)
+        texts = [" ".join(rng.choices(words, k=rng.randint(1, 4))) for _ in range(200)]
+        conn = empty()
+        put_words(conn, range(len(texts)), texts)
+        for _ in range(300):
+            query = " ".join(rng.choices(words, k=rng.randint(1, 4)))
+            everything, _ = search_words(conn, query, len(texts))  # no stopping early
+            for top_k in (1, 2, 3):
+                assert search_words(conn, query, top_k)[0] == everything[:top_k], query

@@ -10,11 +10,11 @@ other match; then BM25 over the grams (k1 1.2, b 0.75, idf ln(1 + (N - n + 0.5) 
 
 The tables live in the store's database and these functions run inside the store's
 transactions: they never begin or commit one. `words` (FTS5, `trigram` tokenizer) finds
-the rows that hold a gram; `words_grams` counts the rows holding each gram and
-`words_size` the rows and grams in all, which BM25 needs and FTS5 would count afresh
-for every query. A text of one or two letters has no trigram: it is stored padded with `_`
-(never a letter after `normalise`) to one gram, so such a query finds the memes whose whole
-text it is, and nothing else.
+the rows that hold a gram; `words_grams` counts the rows holding each gram (and keeps the
+most times one row held it) and `words_size` the rows and grams in all, which BM25 needs
+and FTS5 would count afresh for every query. A text of one or two letters has no trigram:
+it is stored padded with `_` (never a letter after `normalise`) to one gram, so such a
+query finds the memes whose whole text it is, and nothing else.
 """
 
 import heapq
@@ -36,8 +36,9 @@ SCHEMA: tuple[str, ...] = (  # IF NOT EXISTS: the store may run them at every op
     # grams are looked up one by one (a phrase is checked on the letters).
     "CREATE VIRTUAL TABLE IF NOT EXISTS words USING fts5(letters, "
     "tokenize='trigram case_sensitive 1', detail=none)",
-    "CREATE TABLE IF NOT EXISTS words_grams (gram TEXT PRIMARY KEY, rows INTEGER NOT NULL) "
-    "WITHOUT ROWID",
+    # most: the largest count of the gram in one row so far (deletes leave it: a bound).
+    "CREATE TABLE IF NOT EXISTS words_grams (gram TEXT PRIMARY KEY, rows INTEGER NOT NULL, "
+    "most INTEGER NOT NULL) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS words_size (id INTEGER PRIMARY KEY CHECK (id = 0), "
     "rows INTEGER NOT NULL, grams INTEGER NOT NULL)",
 )
@@ -82,16 +83,20 @@ def _count(text: str, gram: str) -> int:
 
 def _tally(conn: sqlite3.Connection, texts: Iterable[str], sign: int) -> None:
     """Adds (sign 1) or takes away (-1) the stored `texts` in the gram and row counts."""
-    rows, total, holders = 0, 0, Counter[str]()
+    rows, total, holders, most = 0, 0, Counter[str](), Counter[str]()  # most: > 1 only
     for text in texts:
         rows, total = rows + 1, total + len(text) - GRAM + 1
-        holders.update({text[i : i + GRAM] for i in range(len(text) - GRAM + 1)})
+        counts = Counter(text[i : i + GRAM] for i in range(len(text) - GRAM + 1))
+        holders.update(counts.keys())
+        if sign > 0 and len(counts) < len(text) - GRAM + 1:  # some gram more than once
+            for gram, count in counts.items():
+                most[gram] = max(most[gram], count)
     if not rows:
         return
     conn.executemany(
-        "INSERT INTO words_grams VALUES (?, ?) "
-        "ON CONFLICT (gram) DO UPDATE SET rows = rows + excluded.rows",
-        [(gram, sign * n) for gram, n in holders.items()],
+        "INSERT INTO words_grams VALUES (?, ?, ?) ON CONFLICT (gram) DO UPDATE "
+        "SET rows = rows + excluded.rows, most = max(most, excluded.most)",
+        [(gram, sign * n, most[gram] or 1) for gram, n in holders.items()],
     )
     if sign < 0:
         conn.executemany("DELETE FROM words_grams WHERE gram = ? AND rows <= 0",
@@ -165,7 +170,8 @@ def search_words(
     those holding this gram but none before. A row sharing `needed` of the query's q grams
     holds one of any q - needed + 1, so the search stops after that many; and earlier once
     top_k + 1 matches score above what a row holding only the grams left could reach
-    (a phrase match holds every gram: none is left after the first). Scores are computed
+    (each as often as a row ever held it; a phrase match holds every gram: none is left
+    after the first). Scores are computed
     here, not by FTS5's bm25(), which counts the rows of every gram afresh each query.
     Raises sqlite3.Error when the tables are missing.
     """
@@ -176,8 +182,10 @@ def search_words(
         return [], not (wanted and size and size[0])
     n, average = size[0], size[1] / size[0]
     marks = ",".join("?" * len(wanted))
-    holding = dict(conn.execute(
-        f"SELECT gram, rows FROM words_grams WHERE gram IN ({marks})", wanted).fetchall())
+    holding, most = {}, {}
+    for gram, rows, count in conn.execute(
+            f"SELECT gram, rows, most FROM words_grams WHERE gram IN ({marks})", wanted):
+        holding[gram], most[gram] = rows, count
     needed = min_coverage * len(wanted)
     ordered = sorted(wanted, key=lambda gram: holding.get(gram, 0))  # absent grams first
     present = [gram for gram in ordered if gram in holding]
@@ -191,10 +199,18 @@ def search_words(
     own_count = grams(letters)  # each gram's count in the phrase, for phrase matches
     own = [own_count[gram] for gram in present]
     alone: dict[int, float] = {}  # a phrase match's score by its length, the phrase alone
+    # A match holds `least` grams: it is as long at least. It holds each gram `most` times
+    # at most; BM25 grows with the count and shrinks with the length.
+    shortest = fixed + per_gram * max(1, least)
+
+    def reach(grams_: list[str]) -> float:
+        """The most a match holding only these grams can score."""
+        return sum(weight[g] * most[g] / (most[g] + shortest) for g in grams_)
+
     for i, gram in enumerate(present[: max(0, looked - (len(ordered) - len(present)))]):
         rest = present[i:]
         rest_weights = [weight[g] for g in rest]
-        if len(best) > top_k and best[0][:2] > (False, sum(rest_weights)):
+        if len(best) > top_k and best[0][:2] > (False, reach(rest)):
             break  # a row holding none of the grams before cannot come near
         # A match holds least - 1 of the others, so one of any len(others) - least + 2 of
         # them: FTS5 checks that for the rarest, which leaves fewer rows to fetch and score.
