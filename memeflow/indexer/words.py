@@ -139,6 +139,7 @@ def move_words(conn: sqlite3.Connection, old: int, new: int) -> None:
 
 
 def clear_words(conn: sqlite3.Connection) -> None:
+    """Removes every row's words and the counts kept for them."""
     for table in ("words", "words_grams", "words_size"):
         conn.execute(f"DELETE FROM {table}")
 
