@@ -214,10 +214,11 @@ def search_words(
         if len(best) > top_k and best[0][:2] > (False, reach(rest)):
             break  # a row holding none of the grams before cannot come near
         # A match holds least - 1 of the others, so one of any len(others) - least + 2 of
-        # them: FTS5 checks that for the rarest, which leaves fewer rows to fetch and score.
+        # them: FTS5 checks that for the rarest, which leaves fewer rows to fetch and score,
+        # unless they are common (FTS5 walks their rows: more time than it saves).
         others = rest[1 : len(rest) - least + 2]
         expression = _quoted(gram)
-        if 1 < least <= len(rest):
+        if 1 < least <= len(rest) and sum(map(holding.__getitem__, others)) <= 20 * holding[gram]:
             expression += " AND (" + " OR ".join(map(_quoted, others)) + ")"
         if i:
             expression += " NOT (" + " OR ".join(map(_quoted, present[:i])) + ")"
