@@ -216,3 +216,18 @@ def test_memes_repeating_a_gram_are_not_cut_off_early() -> None:
             everything, _ = search_words(conn, query, len(texts))  # no stopping early
             for top_k in (1, 2, 3):
                 assert search_words(conn, query, top_k)[0] == everything[:top_k], query
+
+
+def test_the_store_owns_the_transaction(conn) -> None:
+    """Nothing here commits: the store's rollback undoes words and counts alike, and its
+    schema may run again at every open."""
+    conn.commit()
+    put_words(conn, [9], ["ONE DOES NOT SIMPLY WALK INTO MORDOR"])
+    delete_words(conn, [ACKBAR])
+    assert conn.in_transaction and count_words(conn) == 4
+    conn.rollback()
+    assert count_words(conn) == 4 and rows(conn, "it's a trap") == [ACKBAR]
+    assert rows(conn, "walk into mordor") == []
+    for statement in SCHEMA:
+        conn.execute(statement)
+    assert rows(conn, "it's a trap") == [ACKBAR]
