@@ -23,6 +23,7 @@ import argparse
 import importlib.util
 import os
 import statistics
+import string
 import sys
 import tempfile
 import time
@@ -34,6 +35,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from baseline_bm25 import Bm25Index  # noqa: E402
 from captions import load_templates, render  # noqa: E402
 
 from memeflow.documents import MemeDoc  # noqa: E402
@@ -45,9 +47,9 @@ from memeflow.encoder.ocr import (  # noqa: E402
     resolve_engine,
 )
 from memeflow.encoder.pipeline import embed_documents  # noqa: E402
-from memeflow.indexer.bm25 import Bm25Index, normalise  # noqa: E402
 from memeflow.indexer.search import SearchOptions, search_store  # noqa: E402
 from memeflow.indexer.store import Record, VectorStore  # noqa: E402
+from memeflow.indexer.words import normalise  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 MODEL = os.environ.get("MEMEFLOW_MODEL") or str(
@@ -115,39 +117,100 @@ def flow_rates(files: list[Path], rounds: int) -> list[tuple[float, float]]:
     return rates
 
 
+def misread(line: str, rng) -> str:
+    """`line` as OCR might read it: spaces lost and one letter changed."""
+    letters = list(line.replace(" ", ""))
+    spots = [i for i, ch in enumerate(letters) if ch.isalpha()]
+    if spots:
+        i = rng.choice(spots)
+        letters[i] = rng.choice([c for c in string.ascii_lowercase if c != letters[i].lower()])
+    return "".join(letters)
+
+
 def words_scale(templates, sizes=(10_000, 100_000), queries: int = 50) -> None:
-    """The trigram index alone at scale: documents of two random caption lines each, the
-    candidates a /search of top_k 10 asks for; build time, memory, query latency, against
-    a baseline in the same run: a scan of every document for the query as a substring
-    (exact phrases only, what a search without an index would do)."""
+    """The word index alone at scale: documents of two random caption lines each, the
+    candidates a /search of top_k 10 asks for (top_k + memeflow.indexer.search.FUSION_POOL),
+    for caption lines quoted exactly and the same lines misread (spaces lost, one letter
+    changed). SQLite FTS5 (memeflow.indexer.words, a file database in WAL mode, built in one
+    transaction, default page cache) against the pre-SQLite in-memory index
+    (baseline_bm25) in the same run, the two timed query by query in turn; then how often
+    their top 10 agree, and how many of each top 10 hold the quoted line (of those that
+    can: min(10, documents holding it))."""
     import random
     import resource
+    import sqlite3
+
+    from baseline_bm25 import Bm25Index as BaselineIndex
+
+    from memeflow.indexer import words as fts
 
     lines = [line for t in templates for line in t.captions if line.strip()]
     rng = random.Random(1)
-    print("\n| documents with words | build | memory (max RSS growth) | query p50 | query max "
-          "| substring scan p50 | index / scan |\n" + "| ---: " * 7 + "|")
+    header = ("| documents with words | index | build | size | query p50 (quoted) | max | "
+              "query p50 (misread) | max |")
+    rows, notes = [header, "| ---: | --- " + "| ---: " * 6 + "|"], []
     for size in sizes:
-        index = Bm25Index()
+        docs = ["\n".join(rng.sample(lines, 2)).upper() for _ in range(size)]
+        baseline = BaselineIndex()
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         started = time.perf_counter()
-        for i in range(size):
-            index.upsert(f"d{i}", "\n".join(rng.sample(lines, 2)).upper())
-        build = time.perf_counter() - started
+        for i, text in enumerate(docs):
+            baseline.upsert(f"{i:07d}", text)  # ties by id: in the order of the rows
+        built = time.perf_counter() - started
         grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) / 1024
-        texts = list(index._texts.values())  # normalised, as the index compares them
-        took, scanned = [], []
-        for line in rng.sample(lines, queries):
+        with tempfile.TemporaryDirectory(prefix="memeflow-words-") as folder:
+            path = Path(folder) / "words.db"
+            conn = sqlite3.connect(path, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
             started = time.perf_counter()
-            index.search(line, 10 + 100)  # top_k + memeflow.search.FUSION_POOL
-            took.append((time.perf_counter() - started) * 1000)
-            started = time.perf_counter()
-            wanted = normalise(line)
-            [text for text in texts if wanted in text]
-            scanned.append((time.perf_counter() - started) * 1000)
-        p50, scan = statistics.median(took), statistics.median(scanned)
-        print(f"| {size:,} | {build:.1f} s | +{grown:.0f} MB | {p50:.1f} ms | {max(took):.0f} ms "
-              f"| {scan:.1f} ms | {p50 / scan:.1f}x |", flush=True)
+            conn.execute("BEGIN")
+            for statement in fts.SCHEMA:
+                conn.execute(statement)
+            fts.put_words(conn, range(size), docs)
+            conn.execute("COMMIT")
+            fts_built = time.perf_counter() - started
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # all of it in the file
+            on_disk = sum(p.stat().st_size for p in Path(folder).iterdir()) / 2**20
+            quoted = rng.sample(lines, queries)
+            kinds = {"quoted": quoted, "misread": [misread(line, rng) for line in quoted]}
+            took: dict[tuple[str, str], list[float]] = {}
+            same, overlap, holding = {}, {}, {}
+            normalised = [fts.normalise(text) for text in docs]
+            for kind, texts in kinds.items():
+                for line, text in zip(quoted, texts, strict=True):
+                    started = time.perf_counter()
+                    baseline.search(text, 10 + 100)
+                    took.setdefault(("baseline", kind), []).append(time.perf_counter() - started)
+                    started = time.perf_counter()
+                    fts.search_words(conn, text, 10 + 100)
+                    took.setdefault(("fts5", kind), []).append(time.perf_counter() - started)
+                    old = [int(hit.id) for hit in baseline.search(text, 10)]
+                    new = [hit.row for hit in fts.search_words(conn, text, 10)[0]]
+                    same.setdefault(kind, []).append(set(old) == set(new))
+                    overlap.setdefault(kind, []).append(
+                        len(set(old) & set(new)) / max(len(old), len(new)) if old or new else 1.0)
+                    want = fts.normalise(line)
+                    can = min(10, sum(want in doc for doc in normalised))
+                    for name, found in (("baseline", old), ("fts5", new)):
+                        holding.setdefault((name, kind), []).append(
+                            sum(want in normalised[i] for i in found) / can if can else 1.0)
+            conn.close()
+        for name, build, space in (
+                ("baseline (dicts, in memory)", built, f"+{grown:.0f} MB RSS"),
+                ("SQLite FTS5 + gram counts", fts_built, f"{on_disk:.1f} MB file")):
+            key = "baseline" if name.startswith("baseline") else "fts5"
+            cells = [f"{statistics.median(took[key, kind]) * 1000:.1f} ms | "
+                     f"{max(took[key, kind]) * 1000:.0f} ms" for kind in kinds]
+            rows.append(f"| {size:,} | {name} | {build:.1f} s | {space} | " + " | ".join(cells)
+                        + " |")
+        for kind in kinds:
+            notes.append(
+                f"{size:,} docs, {kind}: top 10 the same set {statistics.mean(same[kind]):.0%}, "
+                f"mean overlap {statistics.mean(overlap[kind]):.0%}; top 10 holding the line "
+                f"baseline {statistics.mean(holding['baseline', kind]):.3f}, "
+                f"fts5 {statistics.mean(holding['fts5', kind]):.3f}")
+        print(f"  {size:,} done ({load()})", flush=True)
+    print("\n" + "\n".join(rows) + "\n\n" + "\n".join(notes) + f"\n({load()})")
 
 
 def main() -> None:
@@ -159,7 +222,10 @@ def main() -> None:
                         help="only time the word index alone at 10k and 100k documents")
     args = parser.parse_args()
     if args.words_scale:
-        print(f"bench_ocr --words-scale: {os.cpu_count()} cores, {load()}")
+        import sqlite3
+
+        print(f"bench_ocr --words-scale: {os.cpu_count()} cores, SQLite {sqlite3.sqlite_version}, "
+              f"{load()}")
         words_scale(load_templates(MEMES))
         return
     templates = [t for t in load_templates(MEMES) if not t.name.startswith("_")]
