@@ -9,6 +9,11 @@ run in order when a workspace is opened, as rclip's `ensure_version` does):
 2. `memeflow.json` names the model of the stored vectors (`model`, see
    `memeflow.encoder.identity`). Migration: a workspace holding vectors gets
    `unknown_model_vectors`, so the first encoder to start adopts its own identity.
+3. The documents live in a SQLite database, `index.db` per store (the root, or each
+   `shard-I-of-N` folder; `memeflow.indexer.database`). Migration: none here; each indexer
+   moves its snapshot + log into its database at its first start
+   (`memeflow.indexer.store`). The version exists so that an older memeflow, which would
+   find no snapshot and start an empty index beside the database, refuses the workspace.
 
 A workspace from a newer memeflow (a larger version) is refused: its files may hold what
 this version cannot read, or would damage.
@@ -40,11 +45,11 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 2
+FORMAT = 3
 META_FILE = "memeflow.json"
 LOCK_FILE = ".memeflow.lock"
-# The files `memeflow.indexer.store` writes vectors to (not imported: the encoder reads this
-# module too, and has no use for faiss).
+# The files the store of formats 1 and 2 wrote vectors to (not imported: the encoder reads
+# this module too, and has no use for faiss).
 STORE_FILES = ("snapshot.bin", "log.bin")
 
 Meta = dict[str, Any]
@@ -69,7 +74,15 @@ def _add_model_identity(root: Path, meta: Meta) -> Meta:
 
 # MIGRATIONS[v] turns a version-v workspace into a version v + 1 one; never edit a step
 # once released (workspaces in the wild went through it), add the next.
-MIGRATIONS: dict[int, Callable[[Path, Meta], Meta]] = {1: _add_model_identity}
+def _documents_in_sqlite(root: Path, meta: Meta) -> Meta:
+    """2 -> 3: nothing to change here; the indexers move their files (see above)."""
+    return dict(meta)
+
+
+MIGRATIONS: dict[int, Callable[[Path, Meta], Meta]] = {
+    1: _add_model_identity,
+    2: _documents_in_sqlite,
+}
 
 
 def _write(root: Path, meta: Meta) -> None:

@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 
 from memeflow.client.moves import StoredDoc, plan_reuse
-from memeflow.indexer.lookup import record_filter
 from memeflow.indexer.store import Record, VectorStore
 
 
@@ -65,14 +64,16 @@ def test_a_file_url_whose_file_is_gone_is_a_move(tmp_path) -> None:
     assert not reuses[0].moved
 
 
-def test_store_select_finds_records_by_tag_value_and_uri_prefix() -> None:
+def test_store_finds_documents_by_tag_value_and_uri_prefix() -> None:
     store = VectorStore()
     records = [Record(uri="/m/a/1.jpg", tags={"sha256": "x"}),
                Record(uri="/m/ab/2.jpg", tags={"sha256": "y"}),
                Record(uri="/n/3.jpg", tags={"sha256": "x"}),
                Record(uri=None, tags={"sha256": ["x"]})]
     store.upsert(["1", "2", "3", "4"], np.eye(4, dtype=np.float32), records)
-    assert store.select(record_filter("sha256", ["x", "z"])) == ["1", "3"]
-    assert store.select(record_filter(uri_prefix="/m/")) == ["1", "2"]
-    assert store.select(record_filter("sha256", ["y"], uri_prefix="/n")) == []
-    assert store.select(record_filter()) == ["1", "2", "3", "4"]
+    assert store.find("sha256", ["x", "z"]) == ["1", "3"]
+    assert store.find(uri_prefix="/m/") == ["1", "2"]
+    assert store.find("sha256", ["y"], uri_prefix="/n") == []
+    assert store.find() == ["1", "2", "3", "4"]
+    store.delete(["1"])  # the last row moves into its place: found under its new row
+    assert store.find("sha256", ["x"]) == ["3"] and store.find(uri_prefix="/m/") == ["2"]

@@ -1,10 +1,13 @@
 """VectorStore against a numpy brute force, and its persistence against crashes and damage."""
 
 import itertools
-import logging
+import json
 import multiprocessing
 import os
+import resource
+import shutil
 import signal
+import sqlite3
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -14,8 +17,11 @@ import numpy as np
 import pytest
 
 from memeflow.documents import Hit
-from memeflow.indexer.journal import MAGIC
-from memeflow.indexer.store import LOG, SNAPSHOT, CorruptStoreError, Record, VectorStore
+from memeflow.indexer import journal
+from memeflow.indexer.database import DATABASE
+from memeflow.indexer.legacy import LOG, SNAPSHOT
+from memeflow.indexer.store import CorruptStoreError, Record, StoreWriteError, VectorStore
+from tests.conftest import REPO
 
 TOL = 1e-5  # float32 storage against a float64 reference
 
@@ -61,8 +67,9 @@ def state(store: VectorStore, ids: list[str], queries: np.ndarray) -> dict[str, 
     }
 
 
-def log_size(workspace: Path) -> int:
-    return (workspace / LOG).stat().st_size
+def disk_bytes(workspace: Path) -> dict[str, int]:
+    """The size of every file in the workspace (the database and its write-ahead log)."""
+    return {path.name: path.stat().st_size for path in workspace.iterdir()}
 
 
 @pytest.fixture
@@ -207,11 +214,11 @@ def test_invalid_upsert_changes_nothing(
     store = VectorStore(tmp_path)
     store.upsert(["a", "b"], rand(rng, 2, 4), recs(["a", "b"]))
     queries, ids = rand(rng, 3, 4), ["a", "b", "n1", "n2"]
-    before, size = state(store, ids, queries), log_size(tmp_path)
+    before, size = state(store, ids, queries), disk_bytes(tmp_path)
     with pytest.raises(ValueError, match=message):
         store.upsert(*make(rng))
     assert state(store, ids, queries) == before
-    assert log_size(tmp_path) == size
+    assert disk_bytes(tmp_path) == size
     store.close()
     assert state(VectorStore(tmp_path), ids, queries) == before
 
@@ -220,9 +227,9 @@ def test_unstorable_input_is_refused(rng: np.random.Generator, tmp_path: Path) -
     store = VectorStore(tmp_path)
     with pytest.raises(TypeError, match="sequence of strings"):
         store.upsert("ab", rand(rng, 2, 4), recs(["a", "b"]))
-    with pytest.raises(TypeError, match="not JSON serializable"):
+    with pytest.raises(ValueError, match="JSON"):
         store.upsert(["a"], rand(rng, 1, 4), [Record(uri=None, tags={"x": object()})])
-    assert (len(store), store.dim, log_size(tmp_path)) == (0, None, 0)
+    assert (len(store), store.dim, store.get(["a"])) == (0, None, [None])
 
 
 def test_clear_forgets_the_dimension(rng: np.random.Generator) -> None:
@@ -246,7 +253,7 @@ def test_memory_only_store_writes_no_files(
     rng: np.random.Generator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    store = VectorStore(compact_bytes=0)
+    store = VectorStore()
     store.upsert(["a", "b"], rand(rng, 2, 4), recs(["a", "b"]))
     store.delete(["a"])
     store.clear()
@@ -273,10 +280,22 @@ def test_reopen_gives_the_same_state(rng: np.random.Generator, tmp_path: Path) -
     ids, queries = fill(store, rng), rand(rng, 10, 8)
     before = state(store, ids, queries)
     store.close()
-    assert sorted(os.listdir(tmp_path / "new" / "workspace")) == [LOG]
+    assert sorted(os.listdir(tmp_path / "new" / "workspace")) == [DATABASE]
     reopened = VectorStore(tmp_path / "new" / "workspace")
     assert state(reopened, ids, queries) == before
     assert before["records"][5] == recs(["p005"], version=2)[0] and before["records"][7] is None
+
+
+def test_the_database_counts_what_the_store_counts(
+    rng: np.random.Generator, tmp_path: Path
+) -> None:
+    """What the README tells users to run with `sqlite3`, while the service has it open."""
+    store = VectorStore(tmp_path)
+    ids = fill(store, rng)
+    with sqlite3.connect(tmp_path / DATABASE) as reader:
+        assert reader.execute("select count(*) from documents").fetchone()[0] == len(store)
+        (uri,) = reader.execute("select uri from documents where id = 'p010'").fetchone()
+    assert uri == store.get(["p010"])[0]["uri"] and len(store) < len(ids)
 
 
 def test_dimension_survives_reopen(rng: np.random.Generator, tmp_path: Path) -> None:
@@ -292,160 +311,90 @@ def test_dimension_survives_reopen(rng: np.random.Generator, tmp_path: Path) -> 
 
 def test_clear_persists_and_frees_the_disk(rng: np.random.Generator, tmp_path: Path) -> None:
     store = VectorStore(tmp_path)
-    fill(store, rng)
+    ids = [f"c{i}" for i in range(4_000)]
+    store.upsert(ids, rand(rng, 4_000, 256), recs(ids))  # 4 MB of vectors
+    full = sum(disk_bytes(tmp_path).values())
     store.clear()
-    assert log_size(tmp_path) == 0
+    assert sum(disk_bytes(tmp_path).values()) < full / 10
     store.close()
     store = VectorStore(tmp_path)
     assert (len(store), store.dim) == (0, None)
     store.upsert(["z"], rand(rng, 1, 3), recs(["z"]))
     store.close()
-    assert VectorStore(tmp_path).get(["z", "p001"]) == [recs(["z"])[0], None]
+    assert VectorStore(tmp_path).get(["z", "c1"]) == [recs(["z"])[0], None]
 
 
-def two_upserts(rng: np.random.Generator, workspace: Path) -> tuple[int, int]:
-    """Log sizes after a first and a second upsert; the second is the one tests tear."""
-    store = VectorStore(workspace)
-    store.upsert(["a", "b"], rand(rng, 2, 4), recs(["a", "b"]))
-    first = log_size(workspace)
-    store.upsert([f"t{i}" for i in range(10)], rand(rng, 10, 4), recs([f"t{i}" for i in range(10)]))
-    store.close()
-    return first, log_size(workspace)
+def crash_copy(workspace: Path, to: Path) -> Path:
+    """The files of a store as a crash would leave them: the database and its write-ahead
+    log, copied while the store is open (nothing checkpointed, nothing closed)."""
+    to.mkdir()
+    for name in (DATABASE, f"{DATABASE}-wal"):
+        shutil.copy(workspace / name, to / name)
+    return to
 
 
-def assert_torn_record_dropped(rng: np.random.Generator, workspace: Path, good: int) -> None:
-    store = VectorStore(workspace)
-    assert (len(store), store.get(["a", "t0"])) == (2, [recs(["a"])[0], None])
-    assert log_size(workspace) == good  # truncated, so the next append follows a good record
-    store.upsert(["c"], rand(rng, 1, 4), recs(["c"]))
-    store.close()
-    assert VectorStore(workspace).get(["a", "b", "c", "t9"]) == [*recs(["a", "b", "c"]), None]
-
-
-@pytest.mark.parametrize("kept", [1, 15, 16, 17, 60, -1])
-def test_torn_tail_is_dropped(
-    rng: np.random.Generator, tmp_path: Path, kept: int, caplog: pytest.LogCaptureFixture
-) -> None:
-    first, second = two_upserts(rng, tmp_path)
-    os.truncate(tmp_path / LOG, first + kept if kept > 0 else second + kept)
-    with caplog.at_level(logging.WARNING, logger="memeflow.indexer.store"):
-        assert_torn_record_dropped(rng, tmp_path, first)
-    assert "torn" in caplog.text
-
-
-@pytest.mark.parametrize("garbage", [b"\x00", b"garbage" * 9, MAGIC + b"\xff" * 30, MAGIC])
-def test_garbage_after_the_log_is_dropped(
-    rng: np.random.Generator, tmp_path: Path, garbage: bytes
-) -> None:
-    _, second = two_upserts(rng, tmp_path)
-    with open(tmp_path / LOG, "ab") as fh:
-        fh.write(garbage)
-    store = VectorStore(tmp_path)
-    assert len(store) == 12 and log_size(tmp_path) == second
-    store.upsert(["c"], rand(rng, 1, 4), recs(["c"]))
-    store.close()
-    assert len(VectorStore(tmp_path)) == 13
-
-
-@pytest.mark.parametrize("where", ["crc", "header", "vector"])
-def test_bad_checksum_in_the_last_record_is_dropped(
-    rng: np.random.Generator, tmp_path: Path, where: str
-) -> None:
-    first, second = two_upserts(rng, tmp_path)
-    flip(tmp_path / LOG, {"crc": first + 13, "header": first + 20, "vector": second - 1}[where])
-    assert_torn_record_dropped(rng, tmp_path, first)
-
-
-def flip(path: Path, offset: int) -> None:
-    data = bytearray(path.read_bytes())
-    data[offset] ^= 0x40
-    path.write_bytes(bytes(data))
-
-
-def test_damage_before_good_records_is_an_error(rng: np.random.Generator, tmp_path: Path) -> None:
-    first, _ = two_upserts(rng, tmp_path)
-    flip(tmp_path / LOG, first - 1)
-    with pytest.raises(CorruptStoreError, match=r"log\.bin"):
-        VectorStore(tmp_path)
-
-
-@pytest.mark.parametrize("damage", ["flip", "truncate", "append"])
-def test_corrupt_snapshot_is_an_error(
-    rng: np.random.Generator, tmp_path: Path, damage: str
-) -> None:
-    store = VectorStore(tmp_path, compact_bytes=0)
-    fill(store, rng)
-    store.close()
-    path = tmp_path / SNAPSHOT
-    if damage == "flip":
-        flip(path, path.stat().st_size // 2)
-    elif damage == "truncate":
-        os.truncate(path, path.stat().st_size - 1)
-    else:
-        path.write_bytes(path.read_bytes() + b"\x00")
-    with pytest.raises(CorruptStoreError, match=r"snapshot\.bin"):
-        VectorStore(tmp_path)
-
-
-def test_compaction_keeps_state_and_shrinks_the_log(
-    rng: np.random.Generator, tmp_path: Path
-) -> None:
-    store = VectorStore(tmp_path, compact_bytes=2000)
+def test_a_crash_keeps_every_committed_write(rng: np.random.Generator, tmp_path: Path) -> None:
+    store = VectorStore(tmp_path / "live")
     ids, queries = fill(store, rng), rand(rng, 10, 8)
-    for i in range(30):
-        store.upsert([f"s{i}"], rand(rng, 1, 8), recs([f"s{i}"]))
-    ids += [f"s{i}" for i in range(30)]
     before = state(store, ids, queries)
-    assert (tmp_path / SNAPSHOT).exists() and not (tmp_path / f"{SNAPSHOT}.tmp").exists()
-    assert log_size(tmp_path) <= 2000
-    store.close()
-    assert state(VectorStore(tmp_path), ids, queries) == before
-    assert state(VectorStore(tmp_path, compact_bytes=2000), ids, queries) == before
+    copy = crash_copy(tmp_path / "live", tmp_path / "crashed")
+    assert state(VectorStore(copy), ids, queries) == before
 
 
-def test_crash_between_snapshot_and_log_truncation(
-    rng: np.random.Generator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The old log replayed over the new snapshot: even with a clear and a dimension change
-    in it, which a blind replay would apply onto the wrong dimension, the state is the same."""
-    monkeypatch.setattr(VectorStore, "_maybe_compact", lambda self, force=False: None)
-    store = VectorStore(tmp_path)
-    fill(store, rng, dim=4)
-    store.clear()
-    ids, queries = fill(store, rng, dim=8), rand(rng, 10, 8)
-    old_log = (tmp_path / LOG).read_bytes()
-    monkeypatch.undo()
+@pytest.mark.parametrize("cut", [1, 100, 4096, -1])
+def test_a_torn_last_write_is_dropped(rng: np.random.Generator, tmp_path: Path, cut: int) -> None:
+    """Power lost while the last transaction's pages were being written: SQLite's
+    checksums find the torn frames, and the store is as the commit before left it."""
+    store = VectorStore(tmp_path / "live")
+    ids, queries = fill(store, rng), rand(rng, 10, 8)
     before = state(store, ids, queries)
-    store._compact()
-    assert log_size(tmp_path) == 0
-    store.close()
-    (tmp_path / LOG).write_bytes(old_log)  # as if the crash came before the truncation
-    store = VectorStore(tmp_path)
-    assert state(store, ids, queries) == before
-    store.upsert(["new"], rand(rng, 1, 8), recs(["new"]))  # seqs go on after the skipped ones
-    store.close()
-    assert VectorStore(tmp_path).get(["new"]) == recs(["new"])
+    wal = tmp_path / "live" / f"{DATABASE}-wal"
+    committed = wal.stat().st_size
+    store.upsert([f"t{i}" for i in range(50)], rand(rng, 50, 8), recs([f"t{i}" for i in range(50)]))
+    copy = crash_copy(tmp_path / "live", tmp_path / "crashed")
+    torn = wal.stat().st_size + cut if cut < 0 else committed + cut
+    assert committed < torn < wal.stat().st_size
+    os.truncate(copy / f"{DATABASE}-wal", torn)
+    reopened = VectorStore(copy)
+    assert state(reopened, ids, queries) == before and "t0" not in reopened
+    reopened.upsert(["c"], rand(rng, 1, 8), recs(["c"]))  # and it takes writes again
+    reopened.close()
+    assert VectorStore(copy).get(["c"]) == recs(["c"])
 
 
-def test_log_without_its_snapshot_is_an_error(rng: np.random.Generator, tmp_path: Path) -> None:
-    store = VectorStore(tmp_path, compact_bytes=2000)
-    fill(store, rng)
-    store.upsert(["late"], rand(rng, 1, 8), recs(["late"]))
+def _fill_disk(workspace: str, conn: Connection) -> None:
+    """In a child: an upsert the file-size limit refuses, then one after it is lifted."""
+    store, rng = VectorStore(workspace), np.random.default_rng(3)
+    ids = [f"big{i}" for i in range(2_000)]
+    store.upsert(["first"], rand(rng, 1, 256), recs(["first"]))
+    _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    limit = sum(disk_bytes(Path(workspace)).values()) + 8192
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        store.upsert(ids, rand(rng, 2_000, 256), recs(ids))
+        conn.send(("stored", len(store)))
+    except StoreWriteError as exc:
+        conn.send(("refused", str(exc), len(store), ids[0] in store))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, hard))
+    store.upsert(ids, rand(rng, 2_000, 256), recs(ids))
+    conn.send(("after", len(store)))
     store.close()
-    assert log_size(tmp_path) > 0
-    (tmp_path / SNAPSHOT).unlink()
-    with pytest.raises(CorruptStoreError, match="missing"):
-        VectorStore(tmp_path)
 
 
-def test_leftover_snapshot_tmp_is_ignored(rng: np.random.Generator, tmp_path: Path) -> None:
-    store = VectorStore(tmp_path)
-    ids, queries = fill(store, rng), rand(rng, 4, 8)
-    before = state(store, ids, queries)
-    store.close()
-    (tmp_path / f"{SNAPSHOT}.tmp").write_bytes(b"half a snapsh")
-    assert state(VectorStore(tmp_path), ids, queries) == before
-    assert not (tmp_path / f"{SNAPSHOT}.tmp").exists()
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_full_disk_is_a_clear_error_and_changes_nothing(tmp_path: Path) -> None:
+    """RLIMIT_FSIZE makes the write fail as a full disk does (EFBIG, or ENOSPC)."""
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_fill_disk, args=(str(tmp_path), sender))
+    child.start()
+    refused, after = receiver.recv(), receiver.recv()
+    child.join(60)
+    assert refused[0] == "refused", refused
+    assert "nothing from this request was stored" in refused[1]
+    assert refused[2:] == (1, False)  # the store as it was
+    assert after == ("after", 2_001)
+    assert len(VectorStore(tmp_path)) == 2_001
 
 
 def test_loads_100k_vectors(rng: np.random.Generator, tmp_path: Path) -> None:
@@ -460,9 +409,6 @@ def test_loads_100k_vectors(rng: np.random.Generator, tmp_path: Path) -> None:
     assert len(store) == 100_000
     hits = store.search(vectors[[0, 54_321, 99_999]], 1)
     assert [h[0]["id"] for h in hits] == ["v0", "v54321", "v99999"]
-    store._compact()  # and load it from a snapshot
-    store.close()
-    assert len(VectorStore(tmp_path)) == 100_000
 
 
 def _writer(workspace: str, conn: Connection) -> None:
@@ -498,3 +444,66 @@ def test_killed_writer_keeps_every_confirmed_upsert(tmp_path: Path) -> None:
     assert set(confirmed) <= batches
     assert batches == set(range(len(batches)))  # a prefix: nothing later without the earlier
     assert len(store) == 64 * len(batches) and len(batches) - len(confirmed) <= 1
+
+
+# --- a workspace of the snapshot + log store (format 2), moved into the database ---------
+
+FORMAT_2 = REPO / "tests" / "workspaces" / "format-2"
+
+
+def legacy_copy(tmp_path: Path) -> Path:
+    """A copy of the format-2 workspace, written by that store (make_format_2.py)."""
+    return Path(shutil.copytree(FORMAT_2, tmp_path / "old"))
+
+
+def expected_documents() -> dict[str, Any]:
+    return json.loads((FORMAT_2.parent / "format-2-expected.json").read_text())
+
+
+def test_a_snapshot_and_log_workspace_is_moved_into_the_database(tmp_path: Path) -> None:
+    workspace, expected = legacy_copy(tmp_path), expected_documents()
+    store = VectorStore(workspace)
+    assert len(store) == len(expected) and store.dim == 8
+    ids = sorted(expected)
+    assert store.get(ids) == [expected[doc_id]["record"] for doc_id in ids]
+    np.testing.assert_allclose(store.vectors(ids), [expected[i]["vector"] for i in ids],
+                               atol=1e-6, rtol=0)
+    assert store.find(uri_prefix="/memes/m05") == ["m05"]
+    assert [hit[0] for hit in store.search_words("one does not simply", 1)[0]] == ["m07"]
+    store.close()
+    assert sorted(p.name for p in workspace.iterdir()) == [DATABASE, "memeflow.json"]
+    assert len(VectorStore(workspace)) == len(expected)  # once: nothing left to move
+
+
+def test_a_torn_log_record_is_dropped_when_moving(tmp_path: Path) -> None:
+    workspace, expected = legacy_copy(tmp_path), expected_documents()
+    os.truncate(workspace / LOG, (workspace / LOG).stat().st_size - 5)  # the m05 upsert
+    store = VectorStore(workspace)
+    assert len(store) == len(expected)
+    assert store.get(["m05"])[0]["uri"] == "/memes/m05.jpg"  # the version before it
+
+
+@pytest.mark.parametrize("damage", ["log", "snapshot", "no snapshot"])
+def test_damage_no_crash_causes_is_refused_and_the_files_are_kept(
+    tmp_path: Path, damage: str
+) -> None:
+    workspace = legacy_copy(tmp_path)
+    if damage == "no snapshot":
+        (workspace / SNAPSHOT).unlink()
+    else:
+        path = workspace / (LOG if damage == "log" else SNAPSHOT)
+        data = bytearray(path.read_bytes())
+        data[20] ^= 0x40  # inside the first record's header
+        path.write_bytes(bytes(data))
+    files = sorted(p.name for p in workspace.iterdir())
+    with pytest.raises(CorruptStoreError, match=r"snapshot\.bin|log\.bin|missing"):
+        VectorStore(workspace)
+    assert set(files) <= {p.name for p in workspace.iterdir()}
+
+
+def test_a_log_left_by_a_crash_mid_compaction_is_not_applied_twice(tmp_path: Path) -> None:
+    """A log record the snapshot already holds (its seq is not above the snapshot's)."""
+    workspace, expected = legacy_copy(tmp_path), expected_documents()
+    stale = b"".join(journal.frame({"seq": 1, "op": "clear"}))
+    (workspace / LOG).write_bytes(stale + (workspace / LOG).read_bytes())
+    assert len(VectorStore(workspace)) == len(expected)

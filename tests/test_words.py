@@ -1,8 +1,6 @@
-"""Finding memes by their words: the trigram text index and reciprocal rank fusion."""
+"""Finding memes by their words: fused with the picture ranking by reciprocal rank fusion,
+through the store and the search path (the word index alone: test_words_index.py)."""
 
-import math
-import random
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -11,7 +9,6 @@ from docarray import DocList
 
 from memeflow.documents import MatchDoc, MemeDoc
 from memeflow.encoder.pipeline import embed_documents
-from memeflow.indexer.bm25 import K1, B, Bm25Index, grams, normalise
 from memeflow.indexer.filters import compile_where
 from memeflow.indexer.fusion import reciprocal_rank_fusion
 from memeflow.indexer.hybrid import ocr_weight
@@ -25,45 +22,6 @@ CAPTIONS = {
     "andy": "IDON'TKNOWWHAT\nTHISMEMEISFOR\nANDATTHISPOINTIM\nTOOAFRAIDTOASK",
     "ackbar": "IT'SATRAP!",
 }
-
-
-@pytest.fixture
-def index() -> Bm25Index:
-    words = Bm25Index()
-    for doc_id, text in CAPTIONS.items():
-        words.upsert(doc_id, text)
-    return words
-
-
-def test_normalise_keeps_letters_and_digits_only() -> None:
-    assert normalise("Ain't nobody — got TIME fo' that!") == "aintnobodygottimefothat"
-    assert normalise("Café 2") == "cafe2"
-
-
-def test_a_quoted_caption_finds_its_meme_despite_lost_spaces(index) -> None:
-    hits = index.search("ain't nobody got time for that", 10)
-    assert hits[0].id == "sweet-brown"
-    hits = index.search("at this point I am too afraid to ask", 10)
-    assert hits[0].id == "andy" and hits[0].phrase is False  # not word for word
-    assert index.search("at this point I'm too afraid", 10)[0].phrase is True
-
-
-def test_a_few_shared_letters_are_no_match(index) -> None:
-    assert index.search("the", 10)[0].id == "agnes"  # "the" is written there
-    assert index.search("a photo of a dog on the beach", 10) == []
-
-
-def test_delete_and_clear_remove_words_and_upsert_replaces(index) -> None:
-    index.delete(["agnes"])
-    assert "agnes" not in index
-    assert index.search("terms and conditions", 10) == []
-    index.upsert("ackbar", "TERMS AND CONDITIONS")
-    assert [h.id for h in index.search("terms and conditions", 10)] == ["ackbar"]
-    assert index.search("it's a trap", 10) == []
-    index.upsert("ackbar", None)
-    assert len(index) == 2 and "ackbar" not in index
-    index.clear()
-    assert len(index) == 0 and index.search("memes", 10) == []
 
 
 def test_fusion_lifts_a_document_both_signals_found() -> None:
@@ -131,7 +89,7 @@ DIM = 16
 
 
 @pytest.fixture
-def captioned() -> tuple[VectorStore, Bm25Index, np.ndarray]:
+def captioned() -> tuple[VectorStore, np.ndarray]:
     """40 memes with random pictures; four carry the captions above, in two folders."""
     rng = np.random.default_rng(7)
     vectors = rng.normal(size=(40, DIM)).astype(np.float32)
@@ -139,115 +97,78 @@ def captioned() -> tuple[VectorStore, Bm25Index, np.ndarray]:
     ids = [names[i] if i < len(names) else f"m{i:02d}" for i in range(40)]
     records = [Record(uri=None, tags={"folder": "a" if i % 2 else "b"},
                       words=CAPTIONS.get(doc_id)) for i, doc_id in enumerate(ids)]
-    store, words = VectorStore(), Bm25Index()
+    store = VectorStore()
     store.upsert(ids, vectors, records)
-    for doc_id, text in store.words():
-        words.upsert(doc_id, text)
     query = rng.normal(size=(1, DIM)).astype(np.float32)  # the text's CLIP vector
-    return store, words, query
+    return store, query
 
 
-def ranked(store, words, query, text, **options) -> list[dict]:
-    (hits,) = search_store(store, query, SearchOptions(**options), texts=[text], lexical=words)
+def ranked(store, query, text, **options) -> list[dict]:
+    (hits,) = search_store(store, query, SearchOptions(**options), texts=[text])
     return hits
 
 
 def test_a_quoted_caption_puts_its_meme_first_and_says_why(captioned) -> None:
-    store, words, query = captioned
-    hits = ranked(store, words, query, "ain't nobody got time for that")
+    store, query = captioned
+    hits = ranked(store, query, "ain't nobody got time for that")
     assert hits[0]["id"] == "sweet-brown" and hits[0]["signals"]["words"] == 1
     assert hits[0]["words"] == CAPTIONS["sweet-brown"] and hits[0]["words_score"] > 0
-    picture = {h["id"]: h for h in ranked(store, words, query, None, top_k=40)}
-    # Still its cosine (near zero for random vectors: an absolute tolerance; a meme only its
-    # words found is scored by a float32 product, the picture ranking in float64).
+    picture = {h["id"]: h for h in ranked(store, query, None, top_k=40)}
+    # Still its cosine (near zero for random vectors: an absolute tolerance).
     assert hits[0]["score"] == pytest.approx(picture["sweet-brown"]["score"], abs=1e-6)
     assert hits[0]["signals"]["clip"] == list(picture).index("sweet-brown") + 1
     assert all(set(h["signals"]) == {"clip"} for h in hits[1:])  # no other meme says it
 
 
 def test_ocr_weight_zero_is_the_picture_ranking(captioned) -> None:
-    store, words, query = captioned
-    plain = ranked(store, words, query, None)
-    off = ranked(store, words, query, "ain't nobody got time for that", ocr_weight=0.0)
+    store, query = captioned
+    plain = ranked(store, query, None)
+    off = ranked(store, query, "ain't nobody got time for that", ocr_weight=0.0)
     assert [(h["id"], h["score"]) for h in off] == [(h["id"], h["score"]) for h in plain]
     assert [h["signals"] for h in off] == [{"clip": rank} for rank in range(1, 11)]
 
 
 def test_filters_bar_memes_found_by_their_words(captioned) -> None:
-    store, words, query = captioned
-    folder = store.tags("sweet-brown")["folder"]
+    store, query = captioned
+    folder = store.get(["sweet-brown"])[0]["tags"]["folder"]
     other = {"a": "b", "b": "a"}[folder]
-    hits = ranked(store, words, query, "ain't nobody got time for that",
+    hits = ranked(store, query, "ain't nobody got time for that",
                   where=compile_where({"folder": other}))
     assert "sweet-brown" not in {h["id"] for h in hits}
     assert len(hits) == 10 and all(h["tags"]["folder"] == other for h in hits)
 
 
 def test_min_score_bars_pictures_not_memes_found_by_their_words(captioned) -> None:
-    store, words, query = captioned
-    everything = ranked(store, words, query, None, top_k=40)
+    store, query = captioned
+    everything = ranked(store, query, None, top_k=40)
     bar = everything[5]["score"]
-    hits = ranked(store, words, query, "terms and conditions", min_score=bar, top_k=40)
+    hits = ranked(store, query, "terms and conditions", min_score=bar, top_k=40)
     assert hits[0]["id"] == "agnes"
     rest = [h for h in hits if h["id"] != "agnes"]
     assert len(rest) == 6 and all(h["score"] >= bar for h in rest)
 
 
 def test_pages_of_a_fused_ranking_follow_on(captioned) -> None:
-    store, words, query = captioned
+    store, query = captioned
     text = "I don't know what this meme is for"
-    whole = ranked(store, words, query, text, top_k=20)
-    pages = ranked(store, words, query, text, top_k=10) + ranked(
-        store, words, query, text, top_k=10, offset=10)
+    whole = ranked(store, query, text, top_k=20)
+    pages = ranked(store, query, text, top_k=10) + ranked(
+        store, query, text, top_k=10, offset=10)
     assert [h["id"] for h in pages] == [h["id"] for h in whole]
 
 
 def test_two_shards_fuse_their_union_again(captioned) -> None:
-    store, words, query = captioned
+    store, query = captioned
     text = "it's a trap"
     shards = []
     for shard in range(2):
-        everything = store.select(lambda record: True)
+        everything = store.find()
         ids = [doc_id for i, doc_id in enumerate(everything) if i % 2 == shard]
-        part, part_words = VectorStore(), Bm25Index()
-        part.upsert(ids, store.vectors(ids), store.get(ids))
-        for doc_id, caption in part.words():
-            part_words.upsert(doc_id, caption)
-        (hits,) = search_store(part, query, SearchOptions(), texts=[text], lexical=part_words,
-                               paged=False)
+        part = VectorStore()
+        part.upsert(ids, store.vectors(ids), store.get(ids))  # type: ignore[arg-type]
+        (hits,) = search_store(part, query, SearchOptions(), texts=[text], paged=False)
         shards.append(DocList[MatchDoc]([MatchDoc(**hit) for hit in hits]))
     merged = merge_matches(shards, SearchOptions())
-    single = ranked(store, words, query, text)
+    single = ranked(store, query, text)
     assert [m.id for m in merged] == [h["id"] for h in single]
     assert [m.signals for m in merged] == [h["signals"] for h in single]
-
-
-def test_the_word_index_finds_what_scoring_every_document_finds() -> None:
-    """Scoring only the documents that can reach the coverage changes no result: checked
-    against a plain BM25 over every document, on random OCR-like captions."""
-    rng = random.Random(5)
-    words = ["the", "time", "ain't", "nobody", "got", "for", "that", "trap", "one", "does",
-             "not", "simply", "walk", "into", "mordor", "terms", "and", "conditions", "what"]
-    texts = {f"d{i}": " ".join(rng.choices(words, k=rng.randint(2, 9))) for i in range(400)}
-    index = Bm25Index()
-    for doc_id, text in texts.items():
-        index.upsert(doc_id, text)
-    counts = {doc_id: grams(text) for doc_id, text in texts.items()}
-    lengths = {doc_id: sum(c.values()) for doc_id, c in counts.items()}
-    average = sum(lengths.values()) / len(lengths)
-    for _ in range(60):
-        query = " ".join(rng.choices(words, k=rng.randint(1, 6)))
-        wanted = grams(query)
-        scores, shared = Counter(), Counter()
-        for gram in wanted:
-            holders = [d for d in texts if gram in counts[d]]
-            idf = math.log(1 + (len(texts) - len(holders) + 0.5) / (len(holders) + 0.5))
-            for d in holders:
-                count = counts[d][gram]
-                scores[d] += idf * count * (K1 + 1) / (
-                    count + K1 * (1 - B + B * lengths[d] / average))
-                shared[d] += 1
-        expected = sorted(
-            (d for d in scores if shared[d] >= index.min_coverage * len(wanted)),
-            key=lambda d: (normalise(query) not in normalise(texts[d]), -scores[d], d))
-        assert [hit.id for hit in index.search(query, 50)] == expected[:50], query

@@ -1,6 +1,7 @@
 """The workspace's format version, its migrations, and the model its vectors belong to."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,11 @@ from memeflow.encoder.identity import (
     probe_image,
     same_model,
 )
-from memeflow.indexer import store
-from memeflow.indexer.store import Record, VectorStore
+from memeflow.indexer import legacy
+from memeflow.indexer.database import DATABASE
+from memeflow.indexer.store import VectorStore
 from memeflow.workspace import FORMAT, META_FILE, WorkspaceError, open_workspace
+from tests.conftest import REPO
 
 
 def unit_rows(rng: np.random.Generator, rows: int, dim: int) -> np.ndarray:
@@ -30,30 +33,32 @@ def identity(name: str, fingerprint: np.ndarray, seed: int | None = None) -> dic
             "fingerprint": fingerprint.tolist()}
 
 
-def todays_workspace(path: Path, count: int = 3) -> Path:
-    """A workspace as the store writes it before `memeflow.json` existed (format 1)."""
-    vectors = unit_rows(np.random.default_rng(0), count, 8)
-    ids = [f"doc{i}" for i in range(count)]
-    with_store = VectorStore(path)
-    with_store.upsert(ids, vectors, [Record(uri=f"/m/{i}.jpg", tags={}) for i in ids])
-    with_store.close()
+def old_workspace(path: Path) -> Path:
+    """A workspace as the snapshot + log store wrote it before `memeflow.json` existed
+    (format 1): tests/workspaces/format-2 without that file."""
+    shutil.copytree(REPO / "tests" / "workspaces" / "format-2", path)
+    (path / META_FILE).unlink()
     return path
 
 
-def test_the_workspace_module_knows_the_store_files() -> None:
-    assert workspace.STORE_FILES == (store.SNAPSHOT, store.LOG)
+def test_the_workspace_module_knows_the_old_store_files() -> None:
+    assert workspace.STORE_FILES == (legacy.SNAPSHOT, legacy.LOG)
 
 
-def test_a_workspace_of_todays_store_is_stamped_and_loads_unchanged(tmp_path) -> None:
-    root = todays_workspace(tmp_path / "ws")
+def test_an_old_workspace_is_stamped_and_its_indexer_moves_it_into_the_database(
+    tmp_path,
+) -> None:
+    root = old_workspace(tmp_path / "ws")
     before = {p.name: p.read_bytes() for p in root.iterdir()}
     meta = open_workspace(root)
-    assert meta["format"] == FORMAT
+    assert meta["format"] == FORMAT == 3
     assert meta["model"] is None and meta["unknown_model_vectors"] is True
     assert {p.name: p.read_bytes() for p in root.iterdir() if p.name in before} == before
-    reopened = VectorStore(root)
-    assert len(reopened) == 3 and reopened.get(["doc1"])[0]["uri"] == "/m/doc1.jpg"
+    reopened = VectorStore(root)  # the indexer, at its first start
+    assert len(reopened) == 38 and reopened.get(["m01"])[0]["uri"] == "/memes/m01.jpg"
     reopened.close()
+    assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) == [
+        DATABASE, META_FILE]
     assert open_workspace(root) == meta  # migrated once, opened as is afterwards
 
 
@@ -64,7 +69,7 @@ def test_an_empty_folder_holds_no_vectors_of_any_model(tmp_path) -> None:
 
 
 def test_a_workspace_of_a_newer_memeflow_is_refused(tmp_path) -> None:
-    root = todays_workspace(tmp_path / "ws")
+    root = old_workspace(tmp_path / "ws")
     (root / META_FILE).write_text(json.dumps({"format": FORMAT + 1}))
     with pytest.raises(WorkspaceError, match=f"newer memeflow \\(format {FORMAT + 1}"):
         open_workspace(root)
@@ -72,7 +77,7 @@ def test_a_workspace_of_a_newer_memeflow_is_refused(tmp_path) -> None:
 
 
 def test_a_damaged_metadata_file_is_refused_not_replaced(tmp_path) -> None:
-    root = todays_workspace(tmp_path / "ws")
+    root = old_workspace(tmp_path / "ws")
     (root / META_FILE).write_text("{ not json")
     with pytest.raises(WorkspaceError, match="damaged"):
         open_workspace(root)
@@ -80,14 +85,14 @@ def test_a_damaged_metadata_file_is_refused_not_replaced(tmp_path) -> None:
 
 
 def test_a_stamped_format_1_workspace_is_migrated(tmp_path) -> None:
-    root = todays_workspace(tmp_path / "ws")
+    root = old_workspace(tmp_path / "ws")
     (root / META_FILE).write_text(json.dumps({"format": 1}))
     assert open_workspace(root)["unknown_model_vectors"] is True
 
 
 def test_the_running_model_is_adopted_by_an_old_workspace(tmp_path) -> None:
     rng = np.random.default_rng(1)
-    root = todays_workspace(tmp_path / "ws")
+    root = old_workspace(tmp_path / "ws")
     first, other = identity("a", unit_rows(rng, 4, 8)), identity("b", unit_rows(rng, 4, 8))
     check_workspace_model(root, first)
     assert json.loads((root / META_FILE).read_text())["model"] == first

@@ -157,6 +157,30 @@ class HnswIndex:
         stored = np.stack([self.index.reconstruct(int(label)) for label in self._row_label[rows]])
         return bool(np.array_equal(expected, stored))
 
+    def repair(self, matrix: np.ndarray, chunk: int = 65_536) -> int:
+        """Brings a saved graph up to date with the store's rows after changes it missed (a
+        crash before it was saved again): rows past the end are dropped, and every row whose
+        quantised vector differs from the graph's, or that the graph lacks, is added again.
+        Returns how many rows were added. Cheaper than a rebuild while few rows changed:
+        the comparison is one quantisation of the matrix, in C."""
+        n = len(matrix)
+        for row in range(n, self._rows):
+            self._label_row[self._row_label[row]] = TOMBSTONE
+        self._rows = min(self._rows, n)
+        storage = faiss.downcast_index(self.index.storage)
+        codes = faiss.vector_to_array(storage.codes).reshape(self.index.ntotal, -1)  # type: ignore[attr-defined]
+        changed = [np.arange(self._rows, n, dtype=np.int64)]
+        for start in range(0, self._rows, chunk):
+            stop = min(start + chunk, self._rows)
+            expected = storage.sa_encode(np.ascontiguousarray(matrix[start:stop]))
+            differ = (codes[self._row_label[start:stop]] != expected).any(axis=1)
+            changed.append(start + np.flatnonzero(differ))
+        rows = np.sort(np.concatenate(changed))
+        self._live_bits = None
+        if len(rows):
+            self.add(rows, matrix[rows])
+        return len(rows)
+
     def save(self, path: Path, seq: int) -> None:
         """Replaces `path` atomically (`atomic_write`): a crash leaves the old file or the
         new one, never half of one. `seq` is the store's last applied record."""

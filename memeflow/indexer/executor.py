@@ -1,5 +1,5 @@
-"""In-memory meme index: upsert, cosine search fused with the words on memes, delete;
-durable in a workspace folder."""
+"""The meme index: upsert, cosine search fused with the words on memes, filters, delete;
+every document in a SQLite database in the workspace, its vector also in memory."""
 
 from typing import Any
 
@@ -9,8 +9,6 @@ from jina import requests
 
 from memeflow import config, params
 from memeflow.documents import MatchDoc, MemeDoc, TermDoc, is_id_only
-from memeflow.indexer.bm25 import Bm25Index
-from memeflow.indexer.lookup import record_filter
 from memeflow.indexer.rank import rank_candidates
 from memeflow.indexer.search import SearchOptions, search_store
 from memeflow.indexer.shards import shard_of
@@ -28,7 +26,8 @@ class QueryDimensionError(params.RequestError):
 
 
 class MemeIndexer(RefusingExecutor):
-    """Keeps every vector in one matrix; a search is one matrix product (see `VectorStore`).
+    """Keeps every document in SQLite and every vector in one matrix; a search is one matrix
+    product (see `VectorStore`).
 
     Settings (`uses_with:` in flow.yml):
     - workspace: the folder of the index (MEMEFLOW_WORKSPACE overrides; default
@@ -50,12 +49,8 @@ class MemeIndexer(RefusingExecutor):
         self.path = path
         self.store = VectorStore(path, exact_max=int(exact_max))  # beyond it: HNSW
         self.thumbnails = ThumbnailStore(path / "thumbnails")
-        self.lexical = Bm25Index()  # the words read on memes (OCR), rebuilt from the records
-        for doc_id, words in self.store.words():
-            self.lexical.upsert(doc_id, words)
         self.max_docs = config.max_docs()  # /upsert skips the encoder and its limits
-        self.logger.info(f"index at {path}: {len(self.store)} documents, "
-                         f"{len(self.lexical)} with words on them")
+        self.logger.info(f"index at {self.store.path}: {len(self.store)} documents")
 
     def _owns(self, doc: MemeDoc) -> bool:
         if self.shards == 1:
@@ -96,10 +91,9 @@ class MemeIndexer(RefusingExecutor):
                     [Record(uri=doc.uri, tags=doc.tags, words=doc.words) for doc in valid],
                 )
             if self.store.dim != dim_before:  # the first vectors: the workspace takes a model
-                bind_model(self.root)
+                self.store.set_model(bind_model(self.root).get("model"))
             for doc in valid:
                 assert doc.id is not None  # as above
-                self.lexical.upsert(doc.id, doc.words)
                 # A document re-indexed from a bare vector loses its old preview.
                 if doc.thumbnail:
                     self.thumbnails.put(doc.id, doc.thumbnail)
@@ -145,7 +139,7 @@ class MemeIndexer(RefusingExecutor):
                 # A query's text is matched against the words on the memes too. A shard
                 # leaves paging to the merger, which pages the union.
                 results = search_store(self.store, matrix, options, paged=self.shards == 1,
-                                       texts=[doc.text for doc in queries], lexical=self.lexical)
+                                       texts=[doc.text for doc in queries])
             for doc, hits in zip(queries, results, strict=True):
                 doc.matches = DocList[MatchDoc]([MatchDoc(**hit) for hit in hits])
                 if with_vectors and hits:
@@ -174,7 +168,6 @@ class MemeIndexer(RefusingExecutor):
         ids: list[str] = [doc.id for doc in docs if doc.id and self._owns(doc)]
         removed = self.store.delete(ids)
         self.thumbnails.delete(ids)
-        self.lexical.delete(ids)
         return DocList[MemeDoc]([MemeDoc(tags={"deleted": removed, "count": len(self.store)})])
 
     @requests(on="/get")
@@ -206,13 +199,12 @@ class MemeIndexer(RefusingExecutor):
         starts with it. Embeddings only with `return_embeddings`."""
         tag = params.text(parameters, "tag")
         with_vectors = params.flag(parameters, "return_embeddings")
-        keep = record_filter(tag, [doc.tags.get(tag) for doc in docs] if tag else (),
-                             params.text(parameters, "uri_prefix"))
-        ids = self.store.select(keep)
+        ids = self.store.find(tag, [doc.tags.get(tag) for doc in docs] if tag else (),
+                              params.text(parameters, "uri_prefix"))
         found = DocList[MemeDoc](
             [MemeDoc(id=i, uri=r["uri"], tags=r["tags"], words=r.get("words"))
              for i, r in zip(ids, self.store.get(ids), strict=True)
-             if r is not None]  # select() returns stored ids only: none is left out
+             if r is not None]  # find() returns stored ids only: none is left out
         )
         if ids and with_vectors:
             for doc, vector in zip(found, self.store.vectors(ids), strict=True):
@@ -235,8 +227,8 @@ class MemeIndexer(RefusingExecutor):
     def clear(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         self.store.clear()
         self.thumbnails.clear()
-        self.lexical.clear()
         forget_model(self.root)  # an empty workspace takes any model
+        self.store.set_model(None)
         return DocList[MemeDoc]([MemeDoc(tags={"count": 0})])
 
     def close(self) -> None:

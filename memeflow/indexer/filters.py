@@ -10,14 +10,18 @@ The format is JSON-friendly so it travels unchanged over gRPC and HTTP:
 
 Every condition must hold (AND). A missing tag fails every condition but
 `{"$exists": false}` and `$ne` / `$nin`.
+
+This module defines what a condition means, as a check of one document's tags
+(`Where.matches`); `memeflow.indexer.where_sql` answers the same conditions from the
+database's indexes, and falls back to this check where an index cannot answer exactly.
 """
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from memeflow.params import RequestError
 
-Predicate = Callable[[Mapping[str, Any]], bool]
 MISSING = object()
 RANGE_OPS: dict[str, Callable[[float, float], bool]] = {
     "$gt": lambda a, b: a > b,
@@ -47,12 +51,13 @@ def _contains(value: Any, wanted: Any) -> bool:
     return False
 
 
-def _number(value: Any) -> float | None:
+def as_number(value: Any) -> float | None:
+    """The value as a range condition reads it: a number, or a string that parses as one."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return None
     try:
         return float(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 
@@ -71,7 +76,7 @@ def _check(op: str, value: Any, wanted: Any) -> bool:
         return any(_equals(value, w) for w in wanted)
     if op == "$contains":
         return _contains(value, wanted)
-    number = _number(value)
+    number = as_number(value)
     return number is not None and RANGE_OPS[op](number, float(wanted))
 
 
@@ -89,25 +94,41 @@ def _conditions(tag: str, spec: Any) -> list[tuple[str, Any]]:
             )
         if op in ("$in", "$nin") and not isinstance(wanted, list):
             raise FilterError(f"where[{tag!r}][{op!r}] must be a list, got {wanted!r}")
-        if op in RANGE_OPS and _number(wanted) is None:
+        if op in RANGE_OPS and as_number(wanted) is None:
             raise FilterError(f"where[{tag!r}][{op!r}] must be a number, got {wanted!r}")
         conditions.append((op, wanted))
     return conditions
 
 
-def compile_where(where: Any) -> Predicate | None:
-    """A predicate over a record's tags, or None when there is nothing to check."""
+@dataclass(frozen=True)
+class Condition:
+    """One operator on one tag: `{tag: {op: operand}}`."""
+
+    tag: str
+    op: str
+    operand: Any
+
+    def matches(self, tags: Mapping[str, Any]) -> bool:
+        return _check(self.op, tags.get(self.tag, MISSING), self.operand)
+
+
+@dataclass(frozen=True)
+class Where:
+    """A checked `where`: every condition must hold."""
+
+    conditions: tuple[Condition, ...]
+
+    def matches(self, tags: Mapping[str, Any]) -> bool:
+        """Whether a document with these tags passes (the definition of every operator)."""
+        return all(condition.matches(tags) for condition in self.conditions)
+
+
+def compile_where(where: Any) -> Where | None:
+    """The conditions of a `where` parameter, or None when there is nothing to check.
+    Raises FilterError (a 400) naming the tag and the fix."""
     if where is None or where == {}:
         return None
     if not isinstance(where, dict):
         raise FilterError(f"where must be an object of tag conditions, got {where!r:.80}")
-    checks = [(tag, _conditions(tag, spec)) for tag, spec in where.items()]
-
-    def matches(tags: Mapping[str, Any]) -> bool:
-        return all(
-            _check(op, tags.get(tag, MISSING), wanted)
-            for tag, conditions in checks
-            for op, wanted in conditions
-        )
-
-    return matches
+    return Where(tuple(Condition(str(tag), op, wanted)
+                       for tag, spec in where.items() for op, wanted in _conditions(tag, spec)))

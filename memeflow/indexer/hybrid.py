@@ -1,5 +1,6 @@
 """Hybrid search: text queries answered by the dense ranking (CLIP: what a meme shows) and
-the lexical one (BM25, `memeflow.indexer.bm25`: the words read on it), fused into one.
+the lexical one (BM25 in SQLite FTS5, `memeflow.indexer.words`: the words read on it),
+fused into one.
 
 Each proposes its best candidates and reciprocal rank fusion
 (`memeflow.indexer.fusion`) orders the union. `ocr_weight` scales the words' votes against
@@ -15,11 +16,10 @@ from typing import Any, cast
 
 from memeflow import config
 from memeflow.documents import Hit
-from memeflow.indexer.bm25 import Bm25Index
 from memeflow.indexer.fusion import reciprocal_rank_fusion
 from memeflow.params import RequestError
 
-PHRASE_BONUS = 1000.0  # a quoted caption outranks any partial match (as in Bm25Index.search)
+PHRASE_BONUS = 1000.0  # a quoted caption outranks any partial match
 # The signals' names in a match's `signals` (the API's): dense (CLIP) and lexical (BM25).
 DENSE, LEXICAL = "clip", "words"
 
@@ -41,15 +41,10 @@ def ocr_weight(parameters: dict[str, Any]) -> float:
     return value
 
 
-def lexical_ranking(
-    lexical: Bm25Index, text: str, pool: int, keep: Callable[[str], bool] | None = None
-) -> tuple[list[tuple[str, float]], bool]:
-    """(id, words_score) of the best `pool` memes by their words that `keep` accepts, and
-    whether the lexical index has no more matches beyond them."""
-    found = lexical.search(text, pool)
-    ranked = [(hit.id, hit.score + (PHRASE_BONUS if hit.phrase else 0.0)) for hit in found
-              if keep is None or keep(hit.id)]
-    return ranked, len(found) < pool
+def lexical_ranking(found: Sequence[tuple[str, float, bool]]) -> list[tuple[str, float]]:
+    """(id, words_score) of the memes the words found ((id, BM25 score, whole phrase), as
+    `VectorStore.search_words` gives them, best first): a whole phrase gets PHRASE_BONUS."""
+    return [(doc_id, score + (PHRASE_BONUS if phrase else 0.0)) for doc_id, score, phrase in found]
 
 
 def with_dense_signals(hits: Sequence[Mapping[str, Any]], first_rank: int = 1) -> list[Hit]:

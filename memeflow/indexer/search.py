@@ -2,8 +2,9 @@
 filters, a minimum score, hub correction, the words on memes, collapsing near-duplicates,
 and paging.
 
-Filters restrict the candidates before the top-k is chosen (`VectorStore.search` with
-`rows`: exact over the matching subset, also beyond `exact_max` where unfiltered
+Filters restrict the candidates before the top-k is chosen (`VectorStore.rows_where` finds
+the matching rows from the database's tag indexes, `VectorStore.search` with `rows` ranks
+them exactly, also beyond `exact_max` where unfiltered
 searches use the HNSW graph), so a rare tag still yields every match it has. The steps
 that drop or reorder hits after scoring (min_score, hub correction, collapsing) run on
 a candidate pool that doubles until the page is full or the index is exhausted.
@@ -24,8 +25,7 @@ import numpy as np
 from memeflow import config, params
 from memeflow.documents import Hit
 from memeflow.indexer import collapse, hub_correction, hybrid
-from memeflow.indexer.bm25 import Bm25Index
-from memeflow.indexer.filters import Predicate, compile_where
+from memeflow.indexer.filters import Where, compile_where
 from memeflow.indexer.store import VectorStore
 from memeflow.vectors import unit_rows
 
@@ -39,7 +39,7 @@ class SearchOptions:
 
     top_k: int = params.DEFAULT_TOP_K
     offset: int = 0
-    where: Predicate | None = None
+    where: Where | None = None
     min_score: float | None = None
     hub_correction: bool = False
     dedup_distance: int | None = None  # None: near-duplicates are kept
@@ -119,25 +119,23 @@ def _search_one(
 def _scored(store: VectorStore, query: np.ndarray, ids: list[str], options: SearchOptions
             ) -> Sequence[Mapping[str, Any]]:
     """Hits for memes their words found: scored against the query like any dense hit."""
-    scores = store.vectors(ids) @ unit_rows(query[None, :])[0]
-    hits = [store.hit(doc_id, float(score)) for doc_id, score in zip(ids, scores, strict=True)]
+    scores = store.vectors(ids).astype(np.float64) @ unit_rows(query[None, :], np.float64)[0]
+    hits = store.hits(ids, scores.tolist())
     return hub_correction.rescore(hits) if options.hub_correction else hits
 
 
 def _fused_one(
-    store: VectorStore, lexical: Bm25Index, query: np.ndarray, text: str,
-    options: SearchOptions, rows: np.ndarray | None,
+    store: VectorStore, query: np.ndarray, text: str, options: SearchOptions,
+    rows: np.ndarray | None,
 ) -> list[Hit]:
     """One text query by the dense and the lexical signal; the pool doubles while
     collapsing leaves the page short and either signal has more candidates."""
-    where = options.where
-    keep = None if where is None else lambda doc_id: where(store.tags(doc_id))
     pool = options.wanted + FUSION_POOL
     while True:
         dense_hits = store.search(query[None, :], pool, rows=rows)[0]
-        lexical_hits, lexical_done = hybrid.lexical_ranking(lexical, text, pool, keep)
-        fused = hybrid.fuse(options.dense(dense_hits), lexical_hits, options.ocr_weight,
-                                lambda ids: _scored(store, query, ids, options))
+        found, lexical_done = store.search_words(text, pool, rows)
+        fused = hybrid.fuse(options.dense(dense_hits), hybrid.lexical_ranking(found),
+                            options.ocr_weight, lambda ids: _scored(store, query, ids, options))
         hits = options.collapse(fused)
         if len(hits) >= options.wanted or (len(dense_hits) < pool and lexical_done):
             return hits
@@ -146,19 +144,18 @@ def _fused_one(
 
 def search_store(
     store: VectorStore, queries: np.ndarray, options: SearchOptions, *,
-    texts: Sequence[str | None] | None = None, lexical: Bm25Index | None = None,
-    paged: bool = True,
+    texts: Sequence[str | None] | None = None, paged: bool = True,
 ) -> list[list[Hit]]:
     """Hits per query after every option, each with its `signals`; `paged=False` returns
     everything up to the end of the page (offset + top_k), for a shard merger that pages
     the union itself. `texts[i]`, when set, is query i's text, matched also against the
-    words on the memes in the `lexical` index."""
+    words read on the memes."""
     rows = store.rows_where(options.where) if options.where is not None else None
 
     def search(matrix: np.ndarray, k: int) -> list[list[Hit]]:
         return store.search(matrix, k, rows=rows)
 
-    fuse = lexical is not None and len(lexical) > 0 and options.ocr_weight > 0
+    fuse = options.ocr_weight > 0 and any(texts or ()) and store.has_words()
     texts = list(texts) if texts is not None else [None] * len(queries)
     worded = {i for i, text in enumerate(texts) if fuse and text and text.strip()}
     plain = [i for i in range(len(queries)) if i not in worded]
@@ -172,6 +169,5 @@ def search_store(
                 else hits
             results[i] = hybrid.with_dense_signals(refined)
     for i in sorted(worded):
-        assert lexical is not None and texts[i]
-        results[i] = _fused_one(store, lexical, queries[i], str(texts[i]), options, rows)
+        results[i] = _fused_one(store, queries[i], str(texts[i]), options, rows)
     return [options.page(hits) if paged else hits[: options.wanted] for hits in results]

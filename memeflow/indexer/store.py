@@ -1,23 +1,31 @@
-"""The vectors behind the indexer: exact cosine search in memory, made durable by a
-snapshot plus an append-only, checksummed log in a workspace folder.
+"""The documents behind the indexer: every document in a SQLite database
+(`memeflow.indexer.database`), and in memory only what a search scans: the float32 matrix
+of their vectors (row i = the document whose `row` is i) and, beyond `exact_max`
+documents, an HNSW graph over it.
 
-Both files are sequences of checksummed frames (`memeflow.indexer.journal`), each a JSON
-header line followed by raw float32 vectors. Log records carry increasing sequence numbers
-and the snapshot holds the last one it includes, so a log left behind by a crash
-mid-compaction is skipped on replay instead of re-applied.
+A write goes to the database first, in one transaction that has committed (and synced its
+log) when the call returns; only then does the matrix change, so a failed write changes
+nothing. A search ranks rows in memory and reads only its hits' ids, uris and tags from
+the database. A restart reads the vectors in bulk, in row order, with no per-document
+parsing.
 
 Beyond `exact_max` documents a search asks an HNSW graph (`memeflow.indexer.ann`) for
 candidates instead of scanning every row, then ranks them exactly as before. The graph is
-saved next to the snapshot (at compaction and on close) with the sequence number it
-covers, so a restart replays only the log records after it; a missing, stale or damaged
-graph is rebuilt.
+saved next to the database on close with the database's change counter, so a restart
+reuses it when nothing changed since; a missing, stale or damaged graph is rebuilt.
+
+A workspace written before the database (snapshot + log, `memeflow.indexer.legacy`) is
+moved into it once, at the first start: the database commits first, then the old files go.
 """
 
-import contextlib
+import errno
+import json
 import logging
 import os
+import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -25,18 +33,23 @@ import numpy as np
 from typing_extensions import NotRequired
 
 from memeflow.documents import Hit
-from memeflow.indexer import journal
+from memeflow.indexer import database, legacy, where_sql, words
 from memeflow.indexer.ann import HnswIndex, HnswParams
-from memeflow.indexer.atomic import atomic_write, fsync_dir, temporary_path
-from memeflow.indexer.exact import best_rows, near_kth
+from memeflow.indexer.atomic import fsync_dir, temporary_path
+from memeflow.indexer.database import DocumentRow, get_meta, set_meta, transaction
+from memeflow.indexer.exact import exact_scores, near_kth
+from memeflow.indexer.filters import Where
+from memeflow.indexer.legacy import CorruptStoreError
 from memeflow.vectors import unit_rows
 
 logger = logging.getLogger(__name__)
 
-SNAPSHOT, LOG, GRAPH = "snapshot.bin", "log.bin", "hnsw.bin"
-MIN_COMPACT_BYTES = 64 << 20
+GRAPH = "index.hnsw"
 EXACT_MAX = 200_000  # exact search scans 200k 512-d rows in about 20 ms on 2 cores
 MAX_ANN_K = 1_000  # a larger top_k is searched exactly: a graph search that wide gains little
+READ_CHUNK = 1_024  # vectors per fetch when loading: 2 MB at 512-d
+
+__all__ = ["EXACT_MAX", "CorruptStoreError", "Record", "StoreWriteError", "VectorStore"]
 
 
 class Record(TypedDict):
@@ -44,23 +57,11 @@ class Record(TypedDict):
 
     uri: str | None
     tags: dict[str, Any]
-    words: NotRequired[str | None]  # read on the image by OCR; absent in older workspaces
+    words: NotRequired[str | None]  # read on the image by OCR
 
 
 class StoreWriteError(OSError):
-    """The log could not be written (a full disk, a file-size limit): nothing was changed."""
-
-
-class CorruptStoreError(RuntimeError):
-    """A workspace file damaged in a way no crash can cause: refuse to guess what it held."""
-
-
-def _copy(record: Record) -> Record:
-    """A record with its own tags dict, and `words` only when there are some."""
-    copy = Record(uri=record.get("uri"), tags=dict(record.get("tags") or {}))
-    if record.get("words") is not None:
-        copy["words"] = record["words"]
-    return copy
+    """The database could not be written (a full disk, a file-size limit): nothing changed."""
 
 
 def _id_list(ids: Sequence[str]) -> list[str]:
@@ -84,58 +85,65 @@ def _normalised(array: np.ndarray, what: str) -> np.ndarray:
     return unit_rows(matrix)
 
 
+def _record(row: DocumentRow) -> Record:
+    record = Record(uri=row["uri"], tags=row["tags"])
+    if row["words"] is not None:
+        record["words"] = row["words"]
+    return record
+
+
+def _json_list(values: Iterable[Any]) -> str:
+    """An SQL argument for `IN (SELECT value FROM json_each(?))`: any number of values."""
+    return json.dumps(list(values))
+
+
 class VectorStore:
-    """Documents by id: a float32 matrix with spare rows, its row ids, and their records."""
+    """Documents by id: rows of a SQLite database, and their vectors as a float32 matrix."""
 
     def __init__(
         self,
         workspace: str | os.PathLike | None = None,
         *,
-        compact_bytes: int | None = None,
         exact_max: int = EXACT_MAX,
         hnsw: HnswParams | None = None,
     ) -> None:
-        """workspace=None: memory only. Otherwise a folder (created if missing) holding the
-        snapshot and the log; loads them. compact_bytes: log size that triggers compaction
-        (default: max(64 MiB, snapshot size)). exact_max: the most documents searched
-        exactly; beyond, an HNSW graph with `hnsw` settings finds the candidates."""
+        """workspace=None: memory only (nothing is written). Otherwise a folder (created if
+        missing) holding `index.db`; moves a snapshot + log store in it into the database.
+        exact_max: the most documents searched exactly; beyond, an HNSW graph with `hnsw`
+        settings finds the candidates. Raises CorruptStoreError for a damaged workspace."""
         self.dim: int | None = None
-        self._ids: list[str] = []
-        self._rows: dict[str, int] = {}
-        self._records: dict[str, Record] = {}
+        self._count = 0
         self._matrix = np.empty((0, 0), np.float32)
-        self._seq = self._log_size = self._snapshot_size = 0
-        self._compact_bytes = compact_bytes
+        self._generation = 0  # the database's change counter, which a saved graph names
         self._exact_max, self._hnsw = exact_max, hnsw or HnswParams()
         self._ann: HnswIndex | None = None
-        self._ann_seq = -1  # the seq the saved graph covers
-        self._saved_ann: tuple[HnswIndex, int] | None = None  # read at load, awaiting its seq
+        self._ann_generation = -1  # the generation the saved graph covers
         self._closed = False
-        self._dir: Path | None = None
-        self._fd: int | None = None
-        if workspace is not None:
-            self._dir = Path(workspace)
+        self._dir = None if workspace is None else Path(workspace)
+        if self._dir is not None:
             self._dir.mkdir(parents=True, exist_ok=True)
-            created = not (self._dir / LOG).exists()
-            self._fd = os.open(self._dir / LOG, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-            try:
-                if created:
-                    fsync_dir(self._dir)
-                self._load()
-            except BaseException:
-                self._ann = None  # half loaded: leave the saved graph as it is
-                self.close()
-                raise
+        self.path = None if self._dir is None else self._dir / database.DATABASE
+        self._conn = database.connect(self.path)
+        try:
+            self._load()
+        except BaseException:
+            self._ann = None  # half loaded: leave the saved graph as it is
+            self.close()
+            raise
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return self._count
 
     def __contains__(self, doc_id: str) -> bool:
-        return doc_id in self._rows
+        self._check_open()
+        found = self._conn.execute("SELECT 1 FROM documents WHERE id = ?", (doc_id,))
+        return found.fetchone() is not None
+
+    # --- writes ------------------------------------------------------------------------
 
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, records: Sequence[Record]) -> None:
         """Insert or replace by id; within one call the last duplicate wins. Invalid input
-        raises ValueError before anything changes; with a workspace, durable on return."""
+        raises ValueError before anything changes; committed to the database on return."""
         self._check_open()
         ids, records, matrix = _id_list(ids), list(records), _normalised(vectors, "vectors")
         if not len(ids) == len(matrix) == len(records):
@@ -146,71 +154,165 @@ class VectorStore:
         if not ids:
             return
         keep = list({doc_id: i for i, doc_id in enumerate(ids)}.values())
-        ids, matrix = [ids[i] for i in keep], matrix[keep]
-        records = [_copy(records[i]) for i in keep]
-        self._reserve(len(self._ids) + len(ids), dim)  # a MemoryError here changes nothing
-        self._log(
-            {"op": "upsert", "dim": dim, "count": len(ids), "ids": ids, "records": records}, matrix
-        )
-        self._apply_upsert(ids, matrix, records, dim)
+        ids, matrix, records = [ids[i] for i in keep], matrix[keep], [records[i] for i in keep]
+        tags = _tag_json(records)
+        known = self._rows_of(ids)
+        new = [doc_id for doc_id in ids if doc_id not in known]
+        rows_of = {**known, **{doc_id: self._count + i for i, doc_id in enumerate(new)}}
+        rows = [rows_of[doc_id] for doc_id in ids]
+        self._reserve(self._count + len(new), dim)  # a MemoryError here changes nothing
+        with self._writing() as conn:
+            if known:
+                conn.execute("DELETE FROM tag_values WHERE row IN "
+                             "(SELECT value FROM json_each(?))", (_json_list(known.values()),))
+            _insert(conn, rows, ids, records, tags, matrix)
+            if self.dim is None:
+                set_meta(conn, "dim", dim)
+        self._reserve(self._count + len(new), dim)
+        self.dim, self._count = dim, self._count + len(new)
+        self._matrix[rows] = matrix
+        if self._ann is not None:
+            try:
+                self._ann.add(np.array(rows), matrix)
+            except (MemoryError, RuntimeError):  # the store has the change: rebuild later
+                logger.exception("adding to the HNSW graph failed; dropping it")
+                self._ann = None
         self._maintain_ann()
-        self._maybe_compact()
 
     def delete(self, ids: Sequence[str]) -> int:
-        """Removes the given ids; returns how many were present. Durable on return."""
+        """Removes the given ids; returns how many were present. Committed on return.
+        Each deleted row's place takes the last row, so rows stay 0..n-1."""
         self._check_open()
-        present = [doc_id for doc_id in dict.fromkeys(_id_list(ids)) if doc_id in self._rows]
-        if present:
-            self._log({"op": "delete", "ids": present})
-            self._apply_delete(present)
-            self._maintain_ann()
-            self._maybe_compact()
-        return len(present)
+        rows_of = self._rows_of(list(dict.fromkeys(_id_list(ids))))
+        if not rows_of:
+            return 0
+        moves: list[tuple[int, int]] = []
+        count = self._count
+        with self._writing() as conn:
+            for doc_id in list(rows_of):
+                row, last = rows_of.pop(doc_id), count - 1
+                conn.execute("DELETE FROM documents WHERE row = ?", (row,))
+                conn.execute("DELETE FROM tag_values WHERE row = ?", (row,))
+                words.delete_words(conn, [row])
+                if row != last:
+                    (moved,) = conn.execute("SELECT id FROM documents WHERE row = ?",
+                                            (last,)).fetchone()
+                    conn.execute("UPDATE documents SET row = ? WHERE row = ?", (row, last))
+                    conn.execute("UPDATE tag_values SET row = ? WHERE row = ?", (row, last))
+                    words.move_words(conn, last, row)
+                    if moved in rows_of:
+                        rows_of[moved] = row
+                moves.append((row, last))
+                count -= 1
+        for row, last in moves:
+            if self._ann is not None:
+                self._ann.delete(row, last)
+            self._matrix[row] = self._matrix[last]
+        self._count = count
+        self._maintain_ann()
+        return len(moves)
 
     def clear(self) -> None:
-        """Removes everything and forgets the dimension; compacts so the disk is freed too."""
+        """Removes everything and forgets the dimension, and gives the disk space back."""
         self._check_open()
-        self._log({"op": "clear"})
-        self._apply_clear()
-        self._maybe_compact(force=True)
+        with self._writing() as conn:
+            for table in ("documents", "tag_values"):
+                conn.execute(f"DELETE FROM {table}")
+            words.clear_words(conn)
+            set_meta(conn, "dim", None)
+        self.dim, self._count, self._ann = None, 0, None
+        self._matrix = np.empty((0, 0), np.float32)
+        if self.path is not None:
+            try:
+                self._conn.execute("VACUUM")
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:  # the documents are gone; only the space is not back yet
+                logger.warning("giving the space of %s back failed", self.path, exc_info=True)
+            self._save_ann()
+
+    def set_model(self, model: dict[str, Any] | None) -> None:
+        """Keeps a copy of the workspace's model identity (`memeflow.json`) in the database,
+        so the database alone says which model its vectors come from."""
+        self._check_open()
+        with transaction(self._conn):
+            set_meta(self._conn, "model", model)
+
+    # --- reads -------------------------------------------------------------------------
 
     def get(self, ids: Sequence[str]) -> list[Record | None]:
-        """Copies of the stored records, None for absent ids."""
+        """The stored records, None for absent ids."""
         self._check_open()
-        found = (self._records.get(doc_id) for doc_id in _id_list(ids))
-        return [None if r is None else _copy(r) for r in found]
+        ids = _id_list(ids)
+        found = {row["id"]: _record(row) for row in database.document_rows(
+            self._conn, "WHERE id IN (SELECT value FROM json_each(?))", (_json_list(ids),))}
+        return [found.get(doc_id) for doc_id in ids]
 
-    def words(self) -> Iterator[tuple[str, str]]:
-        """(id, words) of every document that has words: what a text index is built from."""
+    def find(self, tag: str | None = None, values: Sequence[Any] = (),
+             uri_prefix: str | None = None) -> list[str]:
+        """Ids, in row order, of the documents whose tag `tag` equals one of `values` (a
+        string, number or bool; when `tag` is given) and whose uri starts with `uri_prefix`
+        (when given): look-ups in the tag and uri indexes, for recognising moved files and
+        pruning a folder."""
         self._check_open()
-        for doc_id, record in self._records.items():
-            if words := record.get("words"):
-                yield doc_id, words
-
-    def select(self, keep: Callable[[Record], bool]) -> list[str]:
-        """Ids of the documents whose record passes `keep`, in row order: a full scan, for
-        look-ups that are rare next to searches (moved files, pruning)."""
-        self._check_open()
-        return [doc_id for doc_id in self._ids if keep(self._records[doc_id])]
+        sql, args = ["SELECT id, uri FROM documents WHERE 1"], []
+        if tag is not None:
+            wanted = [v for v in values if isinstance(v, str | int | float | bool)]
+            sql.append("AND row IN (SELECT row FROM tag_values WHERE tag = ? AND element = 0 "
+                       "AND value IN (SELECT value FROM json_each(?)))")
+            args += [tag, _json_list(wanted)]
+        if uri_prefix is not None:
+            sql.append("AND uri >= ? AND uri < ?")
+            args += [uri_prefix, uri_prefix + "\U0010ffff"]
+        found = self._conn.execute(" ".join([*sql, "ORDER BY row"]), args)
+        return [doc_id for doc_id, uri in found
+                if uri_prefix is None or (uri or "").startswith(uri_prefix)]
 
     def vectors(self, ids: Sequence[str]) -> np.ndarray:
-        """The stored (normalised) vectors, (n, dim); KeyError for an absent id."""
+        """The stored (normalised) vectors, (n, dim) float32; KeyError for an absent id."""
         self._check_open()
-        rows = [self._rows[doc_id] for doc_id in _id_list(ids)]
+        ids = _id_list(ids)
+        rows_of = self._rows_of(ids)
+        missing = next((doc_id for doc_id in ids if doc_id not in rows_of), None)
+        if missing is not None:
+            raise KeyError(missing)
+        rows = [rows_of[doc_id] for doc_id in ids]
         return self._matrix[rows].reshape(len(rows), self.dim or 0)
 
-    def rows_where(self, keep: Callable[[Mapping[str, Any]], bool]) -> np.ndarray:
-        """The rows whose tags satisfy `keep`, for a search restricted to them."""
+    def rows_where(self, where: Where) -> np.ndarray:
+        """The rows (sorted int64) whose tags pass `where`, from the tag indexes
+        (`memeflow.indexer.where_sql`), for a search restricted to them."""
         self._check_open()
-        return np.array(
-            [row for row, doc_id in enumerate(self._ids) if keep(self._records[doc_id]["tags"])],
-            dtype=np.int64,
-        )
+        return where_sql.matching_rows(self._conn, where, self._count)
+
+    def has_words(self) -> bool:
+        """Whether any document has words read on it (a text query then matches them too)."""
+        self._check_open()
+        return words.count_words(self._conn) > 0
+
+    def search_words(self, text: str, top_k: int, rows: np.ndarray | None = None
+                     ) -> tuple[list[tuple[str, float, bool]], bool]:
+        """(id, words score, whole phrase) of the best `top_k` documents by the words on
+        them (`memeflow.indexer.words`), those outside `rows` left out (when given); and
+        whether there are no more matches beyond them."""
+        self._check_open()
+        found, done = words.search_words(self._conn, text, top_k)
+        if rows is not None:
+            found = [hit for hit in found if _sorted_contains(rows, hit.row)]
+        ids = self._ids_of([hit.row for hit in found])
+        return [(ids[hit.row], hit.score, hit.phrase) for hit in found], done
+
+    def hits(self, ids: Sequence[str], scores: Sequence[float]) -> list[Hit]:
+        """Stored documents as search hits with the given scores; KeyError for an absent id."""
+        self._check_open()
+        found = {row["id"]: row for row in database.document_rows(
+            self._conn, "WHERE id IN (SELECT value FROM json_each(?))", (_json_list(ids),))}
+        return [_hit(found[doc_id], score) for doc_id, score in zip(ids, scores, strict=True)]
 
     def search(
         self, queries: np.ndarray, top_k: int, rows: np.ndarray | None = None
     ) -> list[list[Hit]]:
-        """The top_k documents per query by cosine similarity, best first, ties by id.
+        """The top_k documents per query ((q, dim)) by cosine similarity, best first, ties
+        by id.
 
         `rows` (from `rows_where`) restricts the search to those rows, always exactly:
         the top_k is the best of the subset however rare it is.
@@ -227,61 +329,73 @@ class VectorStore:
         queries = _normalised(queries, "queries")
         if self.dim is not None and queries.shape[1] != self.dim:
             raise ValueError(f"expected queries of dimension {self.dim}, got {queries.shape[1]}")
-        n = len(self._ids)
+        n = self._count
         if n == 0 or (rows is not None and len(rows) == 0):
             return [[] for _ in queries]
         k, matrix = min(top_k, n), self._matrix[:n]
-        if rows is not None:  # a filtered search: exact over the subset, even beyond exact_max
-            return self._search_rows(queries, matrix, rows, top_k)
-        if self._ann is not None and n > self._exact_max and top_k <= MAX_ANN_K:
+        if rows is None and self._ann is not None and n > self._exact_max and top_k <= MAX_ANN_K:
             candidates = self._ann.search(queries, 2 * k + 10)  # the margin absorbs quantisation
-            return [
-                self._ranked(matrix, query, found, k)
-                for query, found in zip(queries, candidates, strict=True)
-            ]
-        return self._search_rows(queries, matrix, None, top_k)
-
-    def _search_rows(
-        self, queries: np.ndarray, matrix: np.ndarray, rows: np.ndarray | None, top_k: int
-    ) -> list[list[Hit]]:
-        """Exact search over `rows` (None: all of `matrix`)."""
+            return [self._ranked(matrix, query, found, k)
+                    for query, found in zip(queries, candidates, strict=True)]
+        # exact: everything, or a filtered subset however large (even beyond exact_max)
         scores = queries @ (matrix if rows is None else matrix[rows]).T
         k = min(top_k, scores.shape[1])
-        return [
-            self._ranked(matrix, query, near if rows is None else rows[near], k)
-            for query, near in zip(queries, near_kth(queries, scores, k), strict=True)
-        ]
+        return [self._ranked(matrix, query, near if rows is None else rows[near], k)
+                for query, near in zip(queries, near_kth(queries, scores, k), strict=True)]
 
     def close(self) -> None:
-        """Saves the HNSW graph if it changed, closes the log; the store refuses further use.
-        Safe to call twice."""
-        if self._fd is not None:
+        """Saves the HNSW graph if it changed, closes the database; the store refuses
+        further use. Safe to call twice."""
+        if not self._closed:
             if self._ann is not None:
                 self._save_ann()
-            os.close(self._fd)
-            self._fd = None
+            self._conn.close()
         self._closed = True
 
+    # --- internals ---------------------------------------------------------------------
+
     def _ranked(self, matrix: np.ndarray, query: np.ndarray, rows: np.ndarray, k: int) -> list[Hit]:
-        """The best k of `rows` by float64 score, then by id."""
-        best, scores = best_rows(matrix, query, rows, k, self._ids)
-        return [self._hit(r, s) for r, s in zip(best, scores, strict=True)]
+        """The best k of `rows` by float64 score, then by id: only the rows that can be in
+        the top k (score >= the k-th best) are read from the database."""
+        exact = exact_scores(matrix, rows, query)
+        if len(rows) > k:
+            kth = np.partition(exact, len(exact) - k)[len(exact) - k]
+            rows, exact = rows[exact >= kth], exact[exact >= kth]
+        found = {row["row"]: row for row in database.document_rows(
+            self._conn, "WHERE row IN (SELECT value FROM json_each(?))", (_json_list(
+                rows.tolist()),))}
+        order = sorted(range(len(rows)), key=lambda i: (-exact[i], found[int(rows[i])]["id"]))
+        return [_hit(found[int(rows[i])], float(exact[i])) for i in order[:k]]
 
-    def _hit(self, row: int, score: float) -> Hit:
-        return self.hit(self._ids[row], score)
+    def _rows_of(self, ids: Sequence[str]) -> dict[str, int]:
+        """Row by id of the given ids that are stored."""
+        found = self._conn.execute("SELECT id, row FROM documents WHERE id IN "
+                                   "(SELECT value FROM json_each(?))", (_json_list(ids),))
+        return dict(found.fetchall())
 
-    def hit(self, doc_id: str, score: float) -> Hit:
-        """A stored document as a search hit with `score`; KeyError for an absent id."""
-        record = self._records[doc_id]
-        score = min(score, 1.0)  # unit vectors: anything above is rounding
-        hit = Hit(id=doc_id, score=score, uri=record["uri"], tags=dict(record["tags"]))
-        if record.get("words") is not None:
-            hit["words"] = record["words"]
-        return hit
+    def _ids_of(self, rows: Sequence[int]) -> dict[int, str]:
+        found = self._conn.execute("SELECT row, id FROM documents WHERE row IN "
+                                   "(SELECT value FROM json_each(?))", (_json_list(rows),))
+        return dict(found.fetchall())
 
-    def tags(self, doc_id: str) -> dict[str, Any]:
-        """The stored tags of one document (not a copy: for reading); KeyError if absent."""
-        return self._records[doc_id]["tags"]
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed and synced when the block ends, or rolled back;
+        a disk that refuses the write becomes a StoreWriteError naming the fix."""
+        try:
+            with transaction(self._conn) as conn:
+                yield conn
+                set_meta(conn, "generation", self._generation + 1)
+        except sqlite3.OperationalError as exc:
+            name = getattr(exc, "sqlite_errorname", "")
+            if name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR"):
+                raise StoreWriteError(
+                    errno.ENOSPC if name == "SQLITE_FULL" else errno.EIO,
+                    f"cannot write to {self.path} ({exc}): nothing from this request was "
+                    "stored; free disk space, then send it again",
+                ) from exc
+            raise
+        self._generation += 1
 
     def _check_open(self) -> None:
         if self._closed:
@@ -294,103 +408,14 @@ class VectorStore:
             self._matrix = np.empty((max(count, 16), dim), np.float32)
         elif count > capacity:
             grown = np.empty((max(count, 2 * capacity), dim), np.float32)
-            grown[: len(self._ids)] = self._matrix[: len(self._ids)]
+            grown[: self._count] = self._matrix[: self._count]
             self._matrix = grown
-
-    def _apply_upsert(
-        self, ids: list[str], vectors: np.ndarray, records: list[Record], dim: int
-    ) -> None:
-        self._reserve(len(self._ids) + len(ids), dim)
-        self.dim, rows = dim, []
-        for doc_id, record in zip(ids, records, strict=True):
-            row = self._rows.setdefault(doc_id, len(self._ids))
-            if row == len(self._ids):
-                self._ids.append(doc_id)
-            self._records[doc_id] = record
-            rows.append(row)
-        self._matrix[rows] = vectors
-        if self._ann is not None:
-            try:
-                self._ann.add(np.array(rows), vectors)
-            except (MemoryError, RuntimeError):  # the store has the change: rebuild later
-                logger.exception("adding to the HNSW graph failed; dropping it")
-                self._ann = None
-
-    def _apply_delete(self, ids: list[str]) -> None:
-        """Moves the last row into each hole: O(1) per id, rows stay contiguous."""
-        for doc_id in ids:
-            row = self._rows.pop(doc_id, None)
-            if row is None:
-                continue
-            last = self._ids.pop()
-            if self._ann is not None:
-                self._ann.delete(row, len(self._ids))
-            if last != doc_id:
-                self._matrix[row] = self._matrix[len(self._ids)]
-                self._ids[row], self._rows[last] = last, row
-            del self._records[doc_id]
-
-    def _apply_clear(self) -> None:
-        self.dim, self._ids, self._rows, self._records = None, [], {}, {}
-        self._matrix = np.empty((0, 0), np.float32)
-        self._ann = None
-
-    def _log(self, header: dict[str, Any], vectors: np.ndarray | None = None) -> None:
-        """Appends one record and fsyncs it: when this returns, the change survives a crash."""
-        if self._fd is None:
-            return
-        assert self._dir is not None  # opened in a workspace: _fd and _dir are set together
-        frame = b"".join(journal.frame({"seq": self._seq + 1, **header}, vectors))
-        try:
-            view = memoryview(frame)
-            while view:
-                view = view[os.write(self._fd, view) :]
-            os.fsync(self._fd)
-        except BaseException as exc:
-            with contextlib.suppress(OSError):  # leave no torn record for the next one to follow
-                os.ftruncate(self._fd, self._log_size)
-            if isinstance(exc, OSError):
-                raise StoreWriteError(
-                    exc.errno,
-                    f"cannot write to {self._dir / LOG} ({exc.strerror or exc}): nothing from "
-                    "this request was stored; free disk space, then send it again",
-                ) from exc
-            raise
-        self._seq += 1
-        self._log_size += len(frame)
-
-    def _maybe_compact(self, force: bool = False) -> None:
-        """The change is already durable, so a failed compaction only warns; the next retries."""
-        limit = self._compact_bytes
-        if limit is None:
-            limit = max(MIN_COMPACT_BYTES, self._snapshot_size)
-        if self._fd is not None and (force or self._log_size > limit):
-            try:
-                self._compact()
-            except OSError:
-                logger.warning("compacting %s failed", self._dir, exc_info=True)
-
-    def _compact(self) -> None:
-        """Writes the state to a new snapshot, swaps it in atomically, then empties the log."""
-        assert self._dir is not None and self._fd is not None
-        n = len(self._ids)
-        header = {"op": "snapshot", "seq": self._seq, "dim": self.dim, "count": n, "ids": self._ids}
-        header["records"] = [self._records[doc_id] for doc_id in self._ids]
-        parts = journal.frame(header, self._matrix[:n])
-        with atomic_write(self._dir / SNAPSHOT) as fh:
-            for part in parts:
-                fh.write(part)
-        self._snapshot_size = sum(len(part) for part in parts)
-        os.ftruncate(self._fd, 0)  # a crash before this: the old log's seqs are all skipped
-        os.fsync(self._fd)
-        self._log_size = 0
-        self._save_ann()
 
     def _maintain_ann(self, why: str = "the store outgrew exact search") -> None:
         """Builds the graph once the store passes exact_max, rebuilds it when tombstones pile
         up, drops it below exact_max / 2 (not at exact_max: no rebuilding back and forth).
-        The change is already durable, so a failed build only logs; searches stay exact."""
-        n = len(self._ids)
+        The change is already committed, so a failed build only logs; searches stay exact."""
+        n = self._count
         if n <= self._exact_max // 2:
             self._ann = None
             return
@@ -408,7 +433,7 @@ class VectorStore:
         logger.info("built the HNSW graph over %d vectors in %.1f s (%s)", n, took, why)
 
     def _save_ann(self) -> None:
-        """Writes the graph next to the snapshot unless it is saved already, or removes a
+        """Writes the graph next to the database unless it is saved already, or removes a
         graph that is no longer kept. It only saves time at the next start, so failing to
         write it warns instead of raising."""
         if self._dir is None:
@@ -417,94 +442,128 @@ class VectorStore:
         try:
             if self._ann is None:
                 path.unlink(missing_ok=True)
-            elif self._ann_seq != self._seq:
-                self._ann.save(path, self._seq)
-                self._ann_seq = self._seq
+            elif self._ann_generation != self._generation:
+                self._ann.save(path, self._generation)
+                self._ann_generation = self._generation
         except (OSError, RuntimeError):
             logger.warning("saving the HNSW graph to %s failed", path, exc_info=True)
 
     def _load(self) -> None:
-        assert self._dir is not None and self._fd is not None
         started = time.perf_counter()
-        temporary_path(self._dir / SNAPSHOT).unlink(missing_ok=True)  # an unfinished compaction
-        temporary_path(self._dir / GRAPH).unlink(missing_ok=True)
+        if self._dir is not None and legacy.has_legacy_store(self._dir):
+            self._migrate_legacy()
+        conn = self._conn
+        self.dim, self._generation = get_meta(conn, "dim"), get_meta(conn, "generation") or 0
+        count, last = conn.execute("SELECT count(*), max(row) FROM documents").fetchone()
+        if count and (last != count - 1 or self.dim is None):
+            raise CorruptStoreError(
+                f"{self.path}: rows are not 0..{count - 1} (the last is {last}); restore the "
+                "workspace from a backup, or index your folders again into a new one"
+            )
+        if count:
+            assert self.dim is not None
+            self._matrix = np.empty((count, self.dim), np.float32)
+            cursor, filled = conn.execute("SELECT vector FROM documents ORDER BY row"), 0
+            while chunk := cursor.fetchmany(READ_CHUNK):
+                block = np.frombuffer(b"".join(v for (v,) in chunk), "<f4")
+                self._matrix[filled : filled + len(chunk)] = block.reshape(len(chunk), self.dim)
+                filled += len(chunk)
+        self._count = count
         why = self._read_ann()
-        snapshot = self._dir / SNAPSHOT
-        if snapshot.exists():
-            data = snapshot.read_bytes()
-            spans, end = journal.frames(data)
-            if len(spans) != 1 or end != len(data):
-                raise CorruptStoreError(
-                    f"{snapshot} is damaged (bad frame at byte {end}); snapshots are only ever "
-                    "replaced whole, so restore it from a backup or remove the workspace"
-                )
-            self._replay(data, spans, snapshot, {"snapshot"})
-            self._snapshot_size = len(data)
-        log = self._dir / LOG
-        data = log.read_bytes()
-        spans, end = journal.frames(data)
-        if end < len(data):
-            if journal.valid_frame_after(data, end):
-                raise CorruptStoreError(f"{log} is damaged at byte {end}, before valid records")
-            logger.warning("%s: dropping a torn record (%d bytes at the end)", log, len(data) - end)
-            os.ftruncate(self._fd, end)
-            os.fsync(self._fd)
-        self._replay(data, spans, log, {"upsert", "delete", "clear"})
-        self._log_size = end
-        if self._saved_ann is not None:
-            why = f"the saved graph (record {self._saved_ann[1]}) does not match the store"
-            self._saved_ann = None
         took = time.perf_counter() - started
         graph = "" if self._ann is None else " and its HNSW graph"
-        logger.info("loaded %d documents%s from %s in %.2f s", len(self), graph, self._dir, took)
-        self._maintain_ann(why or "no saved graph")
+        logger.info("loaded %d documents%s from %s in %.2f s", count, graph,
+                    self.path or "memory", took)
+        self._maintain_ann(why)
 
     def _read_ann(self) -> str:
-        """Reads the saved graph, to attach when the replay reaches the record it covers.
-        Returns why there is none, for the log line of a rebuild."""
-        assert self._dir is not None
+        """Uses the saved graph if it covers the database as it is. Returns why not."""
+        if self._dir is None:
+            return "no saved graph"
+        temporary_path(self._dir / GRAPH).unlink(missing_ok=True)
         path = self._dir / GRAPH
-        if not path.exists():
+        if not path.exists() or self._count <= self._exact_max // 2:
             return "no saved graph"
         try:
-            self._saved_ann = HnswIndex.load(path, self._hnsw)
+            ann, generation = HnswIndex.load(path, self._hnsw)
         except (OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
             return f"the saved graph is unusable: {exc}"
+        if generation > self._generation:
+            return f"the saved graph (change {generation}) is newer than the database"
+        if generation < self._generation:  # a crash: changes after the save are missing
+            repaired = ann.repair(self._matrix[: self._count])
+            logger.info("%s: %d rows changed since the graph was saved; added them again",
+                        path, repaired)
+            if ann.needs_rebuild():
+                return f"the saved graph (change {generation}) does not match the database"
+        elif not ann.matches(self._matrix[: self._count]):
+            return f"the saved graph (change {generation}) does not match the database"
+        self._ann, self._ann_generation = ann, generation
         return ""
 
-    def _attach_ann(self) -> None:
-        """The replay reached the record the saved graph covers: use it if it matches (else
-        it stays pending, and the end of the load reports it as stale)."""
-        assert self._saved_ann is not None
-        ann, seq = self._saved_ann
-        if ann.matches(self._matrix[: len(self._ids)]):
-            self._ann, self._ann_seq, self._saved_ann = ann, seq, None
+    def _migrate_legacy(self) -> None:
+        """Moves a snapshot + log store into the (empty) database, then removes its files."""
+        assert self._dir is not None
+        if self._conn.execute("SELECT count(*) FROM documents").fetchone()[0]:
+            raise CorruptStoreError(
+                f"{self._dir} holds both {database.DATABASE} with documents and the snapshot "
+                "and log of an older memeflow: move one of them away"
+            )
+        started = time.perf_counter()
+        old = legacy.read_legacy_store(self._dir)
+        ids = list(old.vectors)
+        with self._writing() as conn:
+            set_meta(conn, "dim", old.dim)
+            for start in range(0, len(ids), READ_CHUNK):
+                chunk = ids[start : start + READ_CHUNK]
+                records = [Record(**old.records[doc_id]) for doc_id in chunk]  # type: ignore[typeddict-item]
+                matrix = _normalised(np.stack([old.vectors[doc_id] for doc_id in chunk]), "vectors")
+                _insert(conn, list(range(start, start + len(chunk))), chunk, records,
+                        _tag_json(records), matrix)
+        if self.path is not None:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        for name in legacy.FILES:
+            (self._dir / name).unlink(missing_ok=True)
+        fsync_dir(self._dir)
+        logger.info("moved %d documents from the snapshot and log of %s into %s in %.1f s",
+                    len(ids), self._dir, database.DATABASE, time.perf_counter() - started)
 
-    def _replay(self, data: bytes, spans: list[tuple[int, int]], path: Path, ops: set[str]) -> None:
-        for start, end in spans:
-            try:
-                header, vectors = journal.decode(data, start, end)
-                op, seq = header["op"], header["seq"]
-                if op not in ops:
-                    raise ValueError(f"unexpected op {op!r}")
-                if op != "snapshot" and seq > self._seq + 1:
-                    raise ValueError(f"records {self._seq + 1} to {seq - 1} are missing")
-                if op == "snapshot" or seq > self._seq:  # else: the snapshot has it already
-                    self._apply(header, vectors)
-                    self._seq = seq
-                    if self._saved_ann is not None and self._saved_ann[1] == seq:
-                        self._attach_ann()
-            except (ValueError, KeyError, TypeError) as exc:
-                raise CorruptStoreError(f"{path}: bad record at byte {start}: {exc}") from exc
 
-    def _apply(self, header: dict[str, Any], vectors: np.ndarray) -> None:
-        op, dim = header["op"], header.get("dim")
-        if op in ("snapshot", "clear"):
-            self._apply_clear()
-        if op == "delete":
-            self._apply_delete(header["ids"])
-        elif op in ("snapshot", "upsert") and dim is not None:
-            if self.dim not in (None, dim):
-                raise ValueError(f"record of dimension {dim} in a store of dimension {self.dim}")
-            vectors = vectors.reshape(header["count"], dim)
-            self._apply_upsert(header["ids"], vectors, header["records"], dim)
+def _tag_json(records: Sequence[Record]) -> list[str]:
+    """Each record's tags as JSON; ValueError (before anything is written) if they are not."""
+    try:
+        return [json.dumps(record.get("tags") or {}) for record in records]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"tags must be JSON-serialisable: {exc}") from None
+
+
+def _insert(conn: sqlite3.Connection, rows: Sequence[int], ids: Sequence[str],
+            records: Sequence[Record], tags: Sequence[str], matrix: np.ndarray) -> None:
+    """Writes documents at their rows (replacing what was there), their tag rows and words;
+    the caller has removed the old tag rows of replaced documents."""
+    texts = [record.get("words") for record in records]
+    conn.executemany(
+        "INSERT OR REPLACE INTO documents(row, id, uri, tags, words, vector) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [(row, doc_id, record.get("uri"), tag_json, text, vector.astype("<f4").tobytes())
+         for row, doc_id, record, tag_json, text, vector
+         in zip(rows, ids, records, tags, texts, matrix, strict=True)],
+    )
+    conn.executemany(
+        "INSERT INTO tag_values(row, tag, element, value, number) VALUES (?, ?, ?, ?, ?)",
+        [tag_row for row, record in zip(rows, records, strict=True)
+         for tag_row in where_sql.tag_rows(row, record.get("tags") or {})],
+    )
+    words.put_words(conn, rows, texts)
+
+
+def _hit(row: DocumentRow, score: float) -> Hit:
+    hit = Hit(id=row["id"], score=min(score, 1.0), uri=row["uri"], tags=row["tags"])
+    if row["words"] is not None:  # unit vectors: a score above 1 is rounding
+        hit["words"] = row["words"]
+    return hit
+
+
+def _sorted_contains(rows: np.ndarray, row: int) -> bool:
+    at = int(np.searchsorted(rows, row))
+    return at < len(rows) and int(rows[at]) == row

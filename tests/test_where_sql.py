@@ -1,0 +1,94 @@
+"""Filters answered from the database's indexes give exactly the documents the filter's
+definition (`Where.matches`) gives, and use an index rather than reading every document."""
+
+import math
+import random
+import sqlite3
+from typing import Any
+
+import numpy as np
+import pytest
+
+from memeflow.indexer.filters import compile_where
+from memeflow.indexer.store import Record, VectorStore
+
+VALUES: list[Any] = [
+    "a", "b", "A", "1", "3", " 4 ", "1e2", "inf", "cat video", "", 0, 1, 2, -3, 2**70, 1.0,
+    2.5, math.nan, True, False, None, ["a", 1, True], ["b", "cat"], [], [["a"]], {"k": 1},
+]
+OPERANDS: list[Any] = [
+    "a", "b", "1", "3", "cat", 0, 1, 2, 2.5, -3, 2**70, True, False, None, ["a", 1, True],
+    {"k": 1}, 1e2,
+]
+TAGS = ["t1", "t2", "t3"]
+
+
+def random_tags(rng: random.Random) -> dict[str, Any]:
+    return {tag: rng.choice(VALUES) for tag in TAGS if rng.random() < 0.7}
+
+
+def random_condition(rng: random.Random) -> dict[str, Any]:
+    op = rng.choice(["$eq", "$ne", "$in", "$nin", "$contains", "$exists", "$gt", "$gte", "$lt",
+                     "$lte", "plain"])
+    if op == "plain":  # {"tag": value}: equality (an object there would be operators)
+        return {rng.choice(TAGS): rng.choice([v for v in OPERANDS if not isinstance(v, dict)])}
+    if op in ("$in", "$nin"):
+        operand: Any = rng.sample(OPERANDS, rng.randint(0, 3))
+    elif op == "$exists":
+        operand = rng.choice([True, False])
+    elif op.startswith(("$g", "$l")):
+        operand = rng.choice([0, 1, 2.5, -1, 100, "3"])
+    else:
+        operand = rng.choice(OPERANDS)
+    return {rng.choice(TAGS): {op: operand}}
+
+
+@pytest.fixture
+def documents() -> tuple[VectorStore, dict[str, dict[str, Any]]]:
+    rng = random.Random(11)
+    tags = {f"d{i:03d}": random_tags(rng) for i in range(300)}
+    store = VectorStore()
+    ids = list(tags)
+    vectors = np.random.default_rng(0).standard_normal((len(ids), 4)).astype(np.float32)
+    store.upsert(ids, vectors, [Record(uri=None, tags=tags[i]) for i in ids])
+    gone = ids[::7]  # rows move into the deleted ones' places: their tag rows must follow
+    store.delete(gone)
+    for doc_id in gone:
+        del tags[doc_id]
+    replaced = ids[1::9]
+    for doc_id in replaced:
+        tags[doc_id] = random_tags(rng)
+    store.upsert(replaced, vectors[: len(replaced)],
+                 [Record(uri=None, tags=tags[i]) for i in replaced])
+    return store, tags
+
+
+def test_indexed_filters_give_what_the_definition_gives(documents) -> None:
+    store, tags = documents
+    rng = random.Random(3)
+    in_row_order = store.find()
+    for _ in range(400):
+        spec: dict[str, Any] = {}
+        for _ in range(rng.randint(1, 3)):
+            spec.update(random_condition(rng))
+        where = compile_where(spec)
+        assert where is not None
+        found = [in_row_order[row] for row in store.rows_where(where)]
+        expected = [doc_id for doc_id in in_row_order if where.matches(tags[doc_id])]
+        assert found == expected, spec
+
+
+def test_an_equality_and_a_range_are_index_look_ups(documents) -> None:
+    store, _ = documents
+    statements: list[str] = []
+    connection: sqlite3.Connection = store._conn
+    connection.set_trace_callback(statements.append)
+    try:
+        store.rows_where(compile_where({"t1": "a", "t2": {"$gte": 1, "$lt": 3},  # type: ignore[arg-type]
+                                        "t3": {"$in": ["b", 2]}}))
+    finally:
+        connection.set_trace_callback(None)
+    assert len(statements) == 3
+    for statement in statements:
+        plan = " ".join(row[-1] for row in connection.execute(f"EXPLAIN QUERY PLAN {statement}"))
+        assert "USING COVERING INDEX tag_values_by_" in plan and "SCAN" not in plan, plan
