@@ -35,7 +35,6 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from baseline_bm25 import Bm25Index  # noqa: E402
 from captions import load_templates, render  # noqa: E402
 
 from memeflow.documents import MemeDoc  # noqa: E402
@@ -277,26 +276,24 @@ def main() -> None:
         words = read[default_engine]
         rates = flow_rates([files[n] for n in names], FLOW_ROUNDS) if args.flow else []
 
-    store, text_index = VectorStore(), Bm25Index()
+    store = VectorStore()  # the words: the default engine's
     store.upsert(
         [doc.id for doc in docs],
         np.stack([doc.embedding for doc in docs]),
         [Record(uri=doc.uri, tags={}, words=words[doc.id]) for doc in docs],
     )
-    for name, text in words.items():  # the default engine's words
-        text_index.upsert(name, text)
 
     queries = queries_for(templates)
     texts, expected = [q for q, _ in queries], [name for _, name in queries]
     vectors = model.embed_texts(texts)
     def search(weight: float) -> list[list[dict]]:  # the service's own /search path
         options = SearchOptions(top_k=5, ocr_weight=weight)
-        return search_store(store, vectors, options, texts=texts, lexical=text_index)
+        return search_store(store, vectors, options, texts=texts)
 
     rows = {
         "CLIP only (ocr_weight 0)": search(0.0),
         "words only (OCR + trigram BM25)": [
-            [{"id": hit.id} for hit in text_index.search(text, 5)] for text in texts
+            [{"id": doc_id} for doc_id, _, _ in store.search_words(text, 5)[0]] for text in texts
         ],
         "fused (ocr_weight 1, RRF)": search(1.0),
     }

@@ -37,12 +37,13 @@ from typing import Any
 
 import faiss
 import numpy as np
+from synthetic import DIM, clip_like, doc_ids, isotropic
 
-from memeflow.indexer.store import GRAPH, LOG, SNAPSHOT, Record, VectorStore
+from memeflow.indexer.database import DATABASE
+from memeflow.indexer.store import GRAPH, Record, VectorStore
 
 SIZES = {"quick": [10_000], "mid": [10_000, 100_000], "full": [10_000, 100_000, 1_000_000]}
-DIM, K, BATCH = 512, 10, 32
-LATENT = 48
+K, BATCH = 10, 32
 METHOD_SECONDS = 12.0  # time budget per method and size for single queries
 EF_SWEEP = (64, 128, 192, 256, 320, 384, 512)
 
@@ -52,33 +53,6 @@ def log(message: str) -> None:
 
 
 # --- data ------------------------------------------------------------------------------------
-
-
-def clip_like(seed: int, n: int, dim: int = DIM) -> np.ndarray:
-    """Normalised vectors with structure, generated in chunks (1M x 512 floats is 2 GB)."""
-    rng = np.random.default_rng(seed)
-    basis = np.linalg.qr(np.random.default_rng(0).standard_normal((dim, LATENT)))[0].T
-    spread = np.arange(1, LATENT + 1) ** -0.5
-    spread /= np.linalg.norm(spread)
-    mean = np.random.default_rng(1).standard_normal(dim)
-    mean /= np.linalg.norm(mean)
-    out = np.empty((n, dim), np.float32)
-    for start in range(0, n, 100_000):
-        m = min(100_000, n - start)
-        x = 0.8 * mean + (rng.standard_normal((m, LATENT)) * spread) @ basis
-        x += rng.standard_normal((m, dim)) * (0.3 / np.sqrt(dim))
-        out[start : start + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
-    return out
-
-
-def isotropic(seed: int, n: int, dim: int = DIM) -> np.ndarray:
-    x = np.random.default_rng(seed).standard_normal((n, dim), dtype=np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def doc_ids(n: int) -> list[str]:
-    """32 hex digits, like memeflow's ids for files."""
-    return [f"{(i * 0x9E3779B97F4A7C15 + 12345) % (1 << 128):032x}" for i in range(n)]
 
 
 def records(ids: Sequence[str]) -> list[Record]:
@@ -383,9 +357,7 @@ def load_probe(workspace: Path, n: int) -> dict[str, Any]:
     report = json.loads(out.stdout.strip().splitlines()[-1])
     report["probe_s"] = time.perf_counter() - started
     report["graph_file"] = (workspace / GRAPH).stat().st_size
-    snapshot = workspace / SNAPSHOT
-    report["snapshot_file"] = snapshot.stat().st_size if snapshot.exists() else 0
-    report["log_file"] = (workspace / LOG).stat().st_size
+    report["database_file"] = (workspace / DATABASE).stat().st_size
     assert n < 0 or (report["n"] == n and report["graph_loaded"]), report
     return report
 
@@ -422,14 +394,14 @@ def print_tables(results: list[Row], extra: dict[str, Any]) -> None:
     print("\n### Loading a workspace (fresh process) and memory per vector\n")
     print(
         "| n | load with saved graph (s) | RSS growth per vector (B) | float32 matrix (B) "
-        "| graph file (B) | rest: ids, records, tables (B) | snapshot + log on disk (MB) "
+        "| graph file (B) | rest (B) | database on disk (MB) "
         "| graph save (s) |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, p in extra.get("load", {}).items():
         per = p["rss_growth"] / n
         matrix, graph = p["matrix_bytes"] / n, p["graph_file"] / n
-        disk = (p["snapshot_file"] + p["log_file"]) / 2**20
+        disk = p["database_file"] / 2**20
         print(
             f"| {n:,} | {p['load_s']:.2f} | {per:,.0f} | {matrix:,.0f} | {graph:,.0f} "
             f"| {per - matrix - graph:,.0f} | {disk:,.0f} | {p['graph_save_s']:.1f} |"
