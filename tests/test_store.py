@@ -475,6 +475,16 @@ def test_a_snapshot_and_log_workspace_is_moved_into_the_database(tmp_path: Path)
     assert len(VectorStore(workspace)) == len(expected)  # once: nothing left to move
 
 
+def test_a_move_cut_short_before_the_old_files_went_is_finished(tmp_path: Path) -> None:
+    """A crash after the database committed the move, before the old files were removed."""
+    workspace, expected = legacy_copy(tmp_path), expected_documents()
+    VectorStore(workspace).close()
+    for name in (SNAPSHOT, LOG):
+        shutil.copy(FORMAT_2 / name, workspace / name)
+    store = VectorStore(workspace)
+    assert len(store) == len(expected) and not (workspace / LOG).exists()
+
+
 def test_a_torn_log_record_is_dropped_when_moving(tmp_path: Path) -> None:
     workspace, expected = legacy_copy(tmp_path), expected_documents()
     os.truncate(workspace / LOG, (workspace / LOG).stat().st_size - 5)  # the m05 upsert

@@ -378,6 +378,12 @@ class VectorStore:
                                    "(SELECT value FROM json_each(?))", (_json_list(rows),))
         return dict(found.fetchall())
 
+    def _remove_legacy_files(self) -> None:
+        assert self._dir is not None
+        for name in legacy.FILES:
+            (self._dir / name).unlink(missing_ok=True)
+        fsync_dir(self._dir)
+
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: committed and synced when the block ends, or rolled back;
@@ -502,8 +508,13 @@ class VectorStore:
         return ""
 
     def _migrate_legacy(self) -> None:
-        """Moves a snapshot + log store into the (empty) database, then removes its files."""
+        """Moves a snapshot + log store into the (empty) database, then removes its files.
+        The database remembers the move in the same commit, so a crash before the files
+        are gone only leaves them to remove at the next start."""
         assert self._dir is not None
+        if get_meta(self._conn, "moved_from_snapshot"):
+            self._remove_legacy_files()
+            return
         if self._conn.execute("SELECT count(*) FROM documents").fetchone()[0]:
             raise CorruptStoreError(
                 f"{self._dir} holds both {database.DATABASE} with documents and the snapshot "
@@ -514,6 +525,7 @@ class VectorStore:
         ids = list(old.vectors)
         with self._writing() as conn:
             set_meta(conn, "dim", old.dim)
+            set_meta(conn, "moved_from_snapshot", True)
             for start in range(0, len(ids), READ_CHUNK):
                 chunk = ids[start : start + READ_CHUNK]
                 records = [Record(**old.records[doc_id]) for doc_id in chunk]  # type: ignore[typeddict-item]
@@ -522,9 +534,7 @@ class VectorStore:
                         _tag_json(records), matrix)
         if self.path is not None:
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        for name in legacy.FILES:
-            (self._dir / name).unlink(missing_ok=True)
-        fsync_dir(self._dir)
+        self._remove_legacy_files()
         logger.info("moved %d documents from the snapshot and log of %s into %s in %.1f s",
                     len(ids), self._dir, database.DATABASE, time.perf_counter() - started)
 
