@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_flow.py --size quick   # 20k ingest, 10k index: ~3 min
     .venv/bin/python benchmarks/bench_flow.py --size full    # 100k ingest, 1M index: ~20 min
+    .venv/bin/python benchmarks/bench_flow.py --filtered DIR  # filtered searches over HTTP
 
 Ingest: documents that already carry a 512-d embedding (plus a uri and the tags `memeflow
 index` stores) go to `/upsert` (straight to the indexer) or `/index` (through the encoder,
@@ -15,6 +16,12 @@ minutes). Text queries go to `POST /search` of the HTTP gateway over one keep-al
 connection. Baselines in the same run: the encoder's text encode (ClipModel) plus the
 indexer's search (VectorStore on the same workspace), both in this process, and the
 gateway's round trip for `/count`. Every figure is a median (or p99) over repeats.
+
+Filtered (`--filtered DIR`, a workspace `bench_store.py` wrote, whose documents carry the
+tags `folder`, one of 500, and `group`, one of 5): `POST /search` with a query vector
+(so the encoder only passes it on) and no filter, `where: {"folder": "folder7"}` (0.2% of
+the documents) or `where: {"group": "group3"}` (20%); baseline in the same run: the
+indexer's own `search_store` on the same workspace, in this process, after the Flow.
 """
 
 import os
@@ -37,8 +44,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_search import clip_like, doc_ids, records
+from bench_search import records
 from flowrun import MODEL, SHARED, load, running_flow
+from synthetic import clip_like, doc_ids
 
 from memeflow.documents import MemeDoc
 from memeflow.indexer.store import VectorStore
@@ -235,6 +243,37 @@ def bench_queries(size: Size, log: Path, cache: Path, runtime: str) -> None:
           f"{statistics.median(distinct) / floor:.2f}x ({load()})")
 
 
+FILTERS = {"no filter": None, "0.2% tag": {"folder": "folder7"}, "20% tag": {"group": "group3"}}
+
+
+def bench_filtered(workspace: Path, log: Path, queries: int = 200) -> None:
+    from memeflow.indexer.search import SearchOptions, search_store
+
+    vectors = clip_like(seed=77, n=queries)
+    print(f"\n## Filtered search through the HTTP gateway, {workspace}\n")
+    print("| filter | HTTP /search p50 ms | p99 ms | in-process search_store p50 ms | queries |")
+    print("|---|---:|---:|---:|---:|")
+    http: dict[str, list[float]] = {}
+    with running_flow(log, workspace=workspace) as ports:
+        client = HttpSearch(ports.http)
+        for name, where in FILTERS.items():
+            def post(i: int, where: Any = where) -> None:
+                body = {"data": [{"embedding": vectors[i].tolist()}],
+                        "parameters": {"top_k": 10, "where": where}}
+                assert len(client.post("/search", body)["data"][0]["matches"]) == 10
+            post(0)
+            http[name] = latencies_ms(post, range(queries))  # type: ignore[arg-type]
+    store = VectorStore(workspace)
+    for name, where in FILTERS.items():
+        options = SearchOptions.from_parameters({"top_k": 10, "where": where})
+        inside = latencies_ms(lambda i: search_store(store, vectors[i][None], options),  # noqa: B023
+                              range(queries))  # type: ignore[arg-type]
+        print(f"| {name} | {statistics.median(http[name]):.1f} | "
+              f"{percentile(http[name], 99):.1f} | {statistics.median(inside):.2f} | {queries} |")
+    print(f"\n({len(store):,} documents; {load()})")
+    store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=SIZES, default="quick")
@@ -242,12 +281,17 @@ def main() -> None:
                         default=Path(tempfile.gettempdir()) / "memeflow-bench",
                         help="where the prepared query workspace is kept between runs")
     parser.add_argument("--only", choices=["ingest", "queries"])
+    parser.add_argument("--filtered", type=Path, metavar="WORKSPACE",
+                        help="only filtered searches over HTTP on a bench_store.py workspace")
     parser.add_argument("--runtime", default="auto",
                         help="the encoder's MEMEFLOW_RUNTIME for the query rows (default auto)")
     args = parser.parse_args()
     size = SIZES[args.size]
     log = Path(tempfile.gettempdir()) / "bench_flow.log"
     print(f"bench_flow --size {args.size} ({load()}); Flow log {log}")
+    if args.filtered:
+        bench_filtered(args.filtered, log)
+        return
     if args.only != "queries":
         bench_ingest(size, log)
     if args.only != "ingest":

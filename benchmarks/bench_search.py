@@ -417,10 +417,12 @@ def bench_workspace(workspace: Path) -> None:
     mode = "HNSW" if store._ann is not None else "exact"
     queries = clip_like(seed=n + 1, n=1_200)
 
+    ids = store.find()  # every id, in row order
+
     def exact_scan(q: np.ndarray) -> list[str]:
         scores = matrix @ q
         top = np.argpartition(scores, -K)[-K:]
-        return [store._ids[i] for i in top[np.argsort(-scores[top])]]
+        return [ids[i] for i in top[np.argsort(-scores[top])]]
 
     log(f"  {n:,} vectors ({mode}); exact truth for 300 queries")
     truth = [exact_scan(q) for q in queries[:300]]

@@ -15,7 +15,7 @@ from memeflow.documents import Hit
 from memeflow.indexer import store as store_module
 from memeflow.indexer.ann import HnswIndex, HnswParams
 from memeflow.indexer.database import DATABASE
-from memeflow.indexer.store import GRAPH, Record, VectorStore
+from memeflow.indexer.store import GRAPH, LOCK, Record, VectorStore
 
 BUILT = "built the HNSW graph"
 
@@ -326,4 +326,4 @@ def test_clear_removes_the_graph(rng: np.random.Generator, tmp_path: Path) -> No
     store.clear()
     assert store._ann is None and not (tmp_path / GRAPH).exists()
     store.close()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [DATABASE]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [DATABASE, LOCK]

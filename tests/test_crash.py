@@ -239,7 +239,7 @@ def test_a_torn_last_write_is_dropped_at_restart(flow: Service, workspace: Path,
     wait_gone(flow)
     wal = workspace / f"{DATABASE}-wal"
     assert wal.stat().st_size > 0  # the batch is there, not yet checkpointed
-    with wal.open("ab") as log:  # a frame cut short: its header and half a page
+    with wal.open("ab") as log:  # a frame that never finished: a header and 2 kB of page
         log.write(os.urandom(24 + 2048))
     flow.start()
     runs["torn"] = [0]

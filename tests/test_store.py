@@ -20,7 +20,14 @@ from memeflow.documents import Hit
 from memeflow.indexer import journal
 from memeflow.indexer.database import DATABASE
 from memeflow.indexer.legacy import LOG, SNAPSHOT
-from memeflow.indexer.store import CorruptStoreError, Record, StoreWriteError, VectorStore
+from memeflow.indexer.store import (
+    LOCK,
+    CorruptStoreError,
+    Record,
+    StoreWriteError,
+    VectorStore,
+    WorkspaceInUseError,
+)
 from tests.conftest import REPO
 
 TOL = 1e-5  # float32 storage against a float64 reference
@@ -280,10 +287,41 @@ def test_reopen_gives_the_same_state(rng: np.random.Generator, tmp_path: Path) -
     ids, queries = fill(store, rng), rand(rng, 10, 8)
     before = state(store, ids, queries)
     store.close()
-    assert sorted(os.listdir(tmp_path / "new" / "workspace")) == [DATABASE]
+    assert sorted(os.listdir(tmp_path / "new" / "workspace")) == [DATABASE, LOCK]
     reopened = VectorStore(tmp_path / "new" / "workspace")
     assert state(reopened, ids, queries) == before
     assert before["records"][5] == recs(["p005"], version=2)[0] and before["records"][7] is None
+
+
+def test_acknowledged_writes_survive_a_power_cut(tmp_path: Path) -> None:
+    """WAL with synchronous=FULL: each commit syncs the log before it returns (NORMAL may
+    roll the last commits back after a power cut, per SQLite's documentation)."""
+    store = VectorStore(tmp_path)
+    connection: sqlite3.Connection = store._conn
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert connection.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_one_process_at_a_time_has_a_workspace(rng: np.random.Generator, tmp_path: Path) -> None:
+    """A second store on one folder would number its new rows as the first does and
+    overwrite that one's documents: it is refused, naming the process that has it."""
+    store = VectorStore(tmp_path)
+    store.upsert(["a"], rand(rng, 1, 4), recs(["a"]))
+    with pytest.raises(WorkspaceInUseError, match=f"in use by process {os.getpid()}"):
+        VectorStore(tmp_path)
+    store.close()
+    again = VectorStore(tmp_path)
+    assert again.get(["a"]) == recs(["a"])
+
+
+def test_text_sqlite_cannot_store_is_refused_before_writing(
+    rng: np.random.Generator, tmp_path: Path
+) -> None:
+    store = VectorStore(tmp_path)
+    bad = Record(uri="/memes/caf\udce9.jpg", tags={})  # an undecodable name, not made a URI
+    with pytest.raises(ValueError, match=r"uri is not valid Unicode: /memes/caf\\xe9\.jpg"):
+        store.upsert(["a", "b"], rand(rng, 2, 4), [recs(["a"])[0], bad])
+    assert len(store) == 0 and store.get(["a"]) == [None]
 
 
 def test_the_database_counts_what_the_store_counts(
@@ -388,6 +426,7 @@ def test_a_full_disk_is_a_clear_error_and_changes_nothing(tmp_path: Path) -> Non
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(target=_fill_disk, args=(str(tmp_path), sender))
     child.start()
+    sender.close()  # a child that dies makes recv() raise instead of waiting forever
     refused, after = receiver.recv(), receiver.recv()
     child.join(60)
     assert refused[0] == "refused", refused
@@ -471,18 +510,30 @@ def test_a_snapshot_and_log_workspace_is_moved_into_the_database(tmp_path: Path)
     assert store.find(uri_prefix="/memes/m05") == ["m05"]
     assert [hit[0] for hit in store.search_words("one does not simply", 1)[0]] == ["m07"]
     store.close()
-    assert sorted(p.name for p in workspace.iterdir()) == [DATABASE, "memeflow.json"]
+    assert sorted(p.name for p in workspace.iterdir()) == [DATABASE, LOCK, "memeflow.json"]
     assert len(VectorStore(workspace)) == len(expected)  # once: nothing left to move
 
 
 def test_a_move_cut_short_before_the_old_files_went_is_finished(tmp_path: Path) -> None:
     """A crash after the database committed the move, before the old files were removed."""
     workspace, expected = legacy_copy(tmp_path), expected_documents()
+    shutil.copytree(workspace, tmp_path / "original")
     VectorStore(workspace).close()
-    for name in (SNAPSHOT, LOG):
-        shutil.copy(FORMAT_2 / name, workspace / name)
+    for name in (SNAPSHOT, LOG):  # the very files it moved
+        shutil.copy2(tmp_path / "original" / name, workspace / name)
     store = VectorStore(workspace)
     assert len(store) == len(expected) and not (workspace / LOG).exists()
+
+
+def test_old_files_that_were_not_moved_are_refused_not_deleted(tmp_path: Path) -> None:
+    """A snapshot put back beside a database that already took another one's documents."""
+    workspace = legacy_copy(tmp_path)
+    VectorStore(workspace).close()
+    (workspace / SNAPSHOT).write_bytes((FORMAT_2 / SNAPSHOT).read_bytes() + b"")
+    os.utime(workspace / SNAPSHOT, ns=(1, 1))  # a restored backup: another file
+    with pytest.raises(CorruptStoreError, match="move them away"):
+        VectorStore(workspace)
+    assert (workspace / SNAPSHOT).exists()
 
 
 def test_a_torn_log_record_is_dropped_when_moving(tmp_path: Path) -> None:

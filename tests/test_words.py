@@ -138,6 +138,18 @@ def test_filters_bar_memes_found_by_their_words(captioned) -> None:
     assert len(hits) == 10 and all(h["tags"]["folder"] == other for h in hits)
 
 
+def test_a_filter_keeps_the_memes_its_words_find_however_many_others_match() -> None:
+    """Forty memes say the same; the filter admits one: the words still find it."""
+    store = VectorStore()
+    ids = [f"m{i:02d}" for i in range(40)]
+    store.upsert(ids, np.random.default_rng(1).normal(size=(40, DIM)).astype(np.float32),
+                 [Record(uri=None, tags={"pick": i == 39}, words="ONE DOES NOT SIMPLY")
+                  for i in range(40)])
+    found, done = store.search_words("one does not simply", 5,
+                                     rows=store.rows_where(compile_where({"pick": True})))
+    assert [doc_id for doc_id, _, phrase in found if phrase] == ["m39"] and done
+
+
 def test_min_score_bars_pictures_not_memes_found_by_their_words(captioned) -> None:
     store, query = captioned
     everything = ranked(store, query, None, top_k=40)

@@ -18,7 +18,7 @@ from memeflow.encoder.identity import (
 )
 from memeflow.indexer import legacy
 from memeflow.indexer.database import DATABASE
-from memeflow.indexer.store import VectorStore
+from memeflow.indexer.store import LOCK, VectorStore
 from memeflow.workspace import FORMAT, META_FILE, WorkspaceError, open_workspace
 from tests.conftest import REPO
 
@@ -58,7 +58,7 @@ def test_an_old_workspace_is_stamped_and_its_indexer_moves_it_into_the_database(
     assert len(reopened) == 38 and reopened.get(["m01"])[0]["uri"] == "/memes/m01.jpg"
     reopened.close()
     assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) == [
-        DATABASE, META_FILE]
+        DATABASE, LOCK, META_FILE]
     assert open_workspace(root) == meta  # migrated once, opened as is afterwards
 
 
@@ -205,3 +205,16 @@ def test_the_indexer_binds_the_model_at_its_first_vectors_and_forgets_it_at_clea
     indexer.clear(DocList[MemeDoc]())
     assert workspace.read_meta(root)["model"] is None
     indexer.close()
+
+
+def test_an_old_sharded_workspace_moves_each_shard_into_its_database(tmp_path) -> None:
+    root = tmp_path / "ws"
+    for shard in ("shard-0-of-2", "shard-1-of-2"):
+        old_workspace(root / shard)
+    shutil.copy(REPO / "tests" / "workspaces" / "format-2" / META_FILE, root / META_FILE)
+    assert open_workspace(root)["format"] == FORMAT
+    for shard in ("shard-0-of-2", "shard-1-of-2"):
+        store = VectorStore(root / shard)  # each shard's indexer, at its first start
+        assert len(store) == 38
+        store.close()
+        assert not (root / shard / legacy.SNAPSHOT).exists()

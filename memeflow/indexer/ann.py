@@ -162,13 +162,18 @@ class HnswIndex:
         crash before it was saved again): rows past the end are dropped, and every row whose
         quantised vector differs from the graph's, or that the graph lacks, is added again.
         Returns how many rows were added. Cheaper than a rebuild while few rows changed:
-        the comparison is one quantisation of the matrix, in C."""
+        the comparison is one quantisation of the matrix, in C. DamagedGraphError when the
+        graph has another dimension, or so many rows changed that a rebuild is due."""
         n = len(matrix)
+        if matrix.shape[1] != self.dim:
+            raise DamagedGraphError(f"the graph is {self.dim}-d, the store {matrix.shape[1]}-d")
         for row in range(n, self._rows):
             self._label_row[self._row_label[row]] = TOMBSTONE
         self._rows = min(self._rows, n)
         storage = faiss.downcast_index(self.index.storage)
-        codes = faiss.vector_to_array(storage.codes).reshape(self.index.ntotal, -1)  # type: ignore[attr-defined]
+        size = self.index.ntotal * storage.code_size  # type: ignore[attr-defined]
+        codes = faiss.rev_swig_ptr(storage.codes.data(), size)  # type: ignore[attr-defined]
+        codes = np.asarray(codes).reshape(self.index.ntotal, -1)  # a view: no copy
         changed = [np.arange(self._rows, n, dtype=np.int64)]
         for start in range(0, self._rows, chunk):
             stop = min(start + chunk, self._rows)
@@ -177,13 +182,17 @@ class HnswIndex:
             changed.append(start + np.flatnonzero(differ))
         rows = np.sort(np.concatenate(changed))
         self._live_bits = None
+        limit = self.params.rebuild_fraction * max(self.index.ntotal, 1) - self.tombstones
+        if len(rows) > limit:  # adding them would leave a graph due for a rebuild anyway
+            raise DamagedGraphError(f"{len(rows)} rows changed since the graph was saved")
         if len(rows):
             self.add(rows, matrix[rows])
         return len(rows)
 
     def save(self, path: Path, seq: int) -> None:
         """Replaces `path` atomically (`atomic_write`): a crash leaves the old file or the
-        new one, never half of one. `seq` is the store's last applied record."""
+        new one, never half of one. `seq`: the store's generation (its count of committed
+        writes) that the graph covers."""
         meta: dict[str, Any] = {
             "seq": seq,
             "dim": self.dim,
@@ -210,9 +219,9 @@ class HnswIndex:
 
     @classmethod
     def load(cls, path: Path, params: HnswParams) -> tuple["HnswIndex", int]:
-        """The saved graph and the store seq it covers. DamagedGraphError if the file is
-        damaged or was built with other m / ef_construction (it would not be what the
-        settings ask for); OSError if it cannot be read."""
+        """The saved graph and the store's generation it covers (`seq`).
+        DamagedGraphError if the file is damaged or was built with other m / ef_construction
+        (it would not be what the settings ask for); OSError if it cannot be read."""
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
             if size < FOOTER.size:

@@ -18,8 +18,10 @@ count `memeflow count` gives):
 - `tag_values`: the tags again, one row per (document, tag) and one per element of a list
   tag, so that filters are index look-ups (`memeflow.indexer.where_sql`).
 - `words`: the words read on the memes, in FTS5 (`memeflow.indexer.words`).
-- `meta`: the vectors' dimension, a change counter (which the saved HNSW graph names) and
-  a copy of the model identity kept in `memeflow.json`.
+- `meta`: `dim`, the vectors' dimension; `generation`, a count of committed writes (the
+  saved HNSW graph names the one it covers); `model`, a copy of the model identity kept in
+  `memeflow.json`; `moved_from_snapshot`, the files a workspace of the older store was
+  moved from (`memeflow.indexer.legacy`).
 """
 
 import json
@@ -79,7 +81,8 @@ def _create(conn: sqlite3.Connection) -> None:
 
 
 # MIGRATIONS[v] turns a version-v database into a version v + 1 one, inside one transaction;
-# never edit a released step (databases in the wild went through it), add the next.
+# never edit a released step (databases in the wild went through it), add the next. SCHEMA
+# (and words.SCHEMA) is version 1's: a later version changes tables in its own step.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _create}
 VERSION = len(MIGRATIONS)
 

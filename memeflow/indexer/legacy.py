@@ -52,6 +52,16 @@ class LegacyStore:
                 self.vectors[doc_id], self.records[doc_id] = vector, record
 
 
+def file_stamps(folder: Path) -> dict[str, list[int]]:
+    """[size, mtime in ns] of each of the store's files in `folder`: which files a move read."""
+    stamps = {}
+    for name in (SNAPSHOT, LOG):
+        if (folder / name).exists():
+            stat = (folder / name).stat()
+            stamps[name] = [stat.st_size, stat.st_mtime_ns]
+    return stamps
+
+
 def has_legacy_store(folder: Path) -> bool:
     return (folder / SNAPSHOT).is_file() or (folder / LOG).is_file()
 

@@ -11,14 +11,17 @@ parsing.
 
 Beyond `exact_max` documents a search asks an HNSW graph (`memeflow.indexer.ann`) for
 candidates instead of scanning every row, then ranks them exactly as before. The graph is
-saved next to the database on close with the database's change counter, so a restart
-reuses it when nothing changed since; a missing, stale or damaged graph is rebuilt.
+saved next to the database on close with the store's generation (the count of committed
+writes), so a restart reuses it when nothing changed since. After a crash, the rows that
+changed since it was saved are added to it again (`HnswIndex.repair`); a missing or
+damaged graph, or one that too much changed since, is rebuilt.
 
 A workspace written before the database (snapshot + log, `memeflow.indexer.legacy`) is
 moved into it once, at the first start: the database commits first, then the old files go.
 """
 
 import errno
+import fcntl
 import json
 import logging
 import os
@@ -34,22 +37,31 @@ from typing_extensions import NotRequired
 
 from memeflow.documents import Hit
 from memeflow.indexer import database, legacy, where_sql, words
-from memeflow.indexer.ann import HnswIndex, HnswParams
+from memeflow.indexer.ann import DamagedGraphError, HnswIndex, HnswParams
 from memeflow.indexer.atomic import fsync_dir, temporary_path
 from memeflow.indexer.database import DocumentRow, get_meta, set_meta, transaction
 from memeflow.indexer.exact import exact_scores, near_kth
 from memeflow.indexer.filters import Where
 from memeflow.indexer.legacy import CorruptStoreError
+from memeflow.uris import printable
 from memeflow.vectors import unit_rows
 
 logger = logging.getLogger(__name__)
 
 GRAPH = "index.hnsw"
+LOCK = "index.lock"
 EXACT_MAX = 200_000  # exact search scans 200k 512-d rows in about 20 ms on 2 cores
 MAX_ANN_K = 1_000  # a larger top_k is searched exactly: a graph search that wide gains little
 READ_CHUNK = 1_024  # vectors per fetch when loading: 2 MB at 512-d
 
-__all__ = ["EXACT_MAX", "CorruptStoreError", "Record", "StoreWriteError", "VectorStore"]
+__all__ = [
+    "EXACT_MAX",
+    "CorruptStoreError",
+    "Record",
+    "StoreWriteError",
+    "VectorStore",
+    "WorkspaceInUseError",
+]
 
 
 class Record(TypedDict):
@@ -58,6 +70,10 @@ class Record(TypedDict):
     uri: str | None
     tags: dict[str, Any]
     words: NotRequired[str | None]  # read on the image by OCR
+
+
+class WorkspaceInUseError(RuntimeError):
+    """Another process has the workspace open: one store per workspace at a time."""
 
 
 class StoreWriteError(OSError):
@@ -114,7 +130,7 @@ class VectorStore:
         self.dim: int | None = None
         self._count = 0
         self._matrix = np.empty((0, 0), np.float32)
-        self._generation = 0  # the database's change counter, which a saved graph names
+        self._generation = 0  # committed writes so far: a saved graph names the one it covers
         self._exact_max, self._hnsw = exact_max, hnsw or HnswParams()
         self._ann: HnswIndex | None = None
         self._ann_generation = -1  # the generation the saved graph covers
@@ -123,12 +139,18 @@ class VectorStore:
         if self._dir is not None:
             self._dir.mkdir(parents=True, exist_ok=True)
         self.path = None if self._dir is None else self._dir / database.DATABASE
-        self._conn = database.connect(self.path)
+        self._lock = None if self._dir is None else _lock(self._dir)
+        self._loaded = False
+        try:
+            self._conn = database.connect(self.path)
+        except BaseException:
+            self._release()
+            raise
         try:
             self._load()
+            self._loaded = True
         except BaseException:
-            self._ann = None  # half loaded: leave the saved graph as it is
-            self.close()
+            self.close()  # half loaded: leaves the saved graph as it is
             raise
 
     def __len__(self) -> int:
@@ -156,6 +178,7 @@ class VectorStore:
         keep = list({doc_id: i for i, doc_id in enumerate(ids)}.values())
         ids, matrix, records = [ids[i] for i in keep], matrix[keep], [records[i] for i in keep]
         tags = _tag_json(records)
+        _check_text(ids, records)
         known = self._rows_of(ids)
         new = [doc_id for doc_id in ids if doc_id not in known]
         rows_of = {**known, **{doc_id: self._count + i for i, doc_id in enumerate(new)}}
@@ -168,7 +191,6 @@ class VectorStore:
             _insert(conn, rows, ids, records, tags, matrix)
             if self.dim is None:
                 set_meta(conn, "dim", dim)
-        self._reserve(self._count + len(new), dim)
         self.dim, self._count = dim, self._count + len(new)
         self._matrix[rows] = matrix
         if self._ann is not None:
@@ -234,8 +256,12 @@ class VectorStore:
         """Keeps a copy of the workspace's model identity (`memeflow.json`) in the database,
         so the database alone says which model its vectors come from."""
         self._check_open()
-        with transaction(self._conn):
-            set_meta(self._conn, "model", model)
+        try:
+            with transaction(self._conn):
+                set_meta(self._conn, "model", model)
+        except sqlite3.Error:  # memeflow.json holds the identity that counts
+            logger.warning("keeping a copy of the model identity in %s failed", self.path,
+                           exc_info=True)
 
     # --- reads -------------------------------------------------------------------------
 
@@ -256,7 +282,7 @@ class VectorStore:
         self._check_open()
         sql, args = ["SELECT id, uri FROM documents WHERE 1"], []
         if tag is not None:
-            wanted = [v for v in values if isinstance(v, str | int | float | bool)]
+            wanted = [v for v in values if where_sql.indexable(v)]
             sql.append("AND row IN (SELECT row FROM tag_values WHERE tag = ? AND element = 0 "
                        "AND value IN (SELECT value FROM json_each(?)))")
             args += [tag, _json_list(wanted)]
@@ -292,12 +318,11 @@ class VectorStore:
     def search_words(self, text: str, top_k: int, rows: np.ndarray | None = None
                      ) -> tuple[list[tuple[str, float, bool]], bool]:
         """(id, words score, whole phrase) of the best `top_k` documents by the words on
-        them (`memeflow.indexer.words`), those outside `rows` left out (when given); and
-        whether there are no more matches beyond them."""
+        them (`memeflow.indexer.words`) among `rows` (all when None; sorted, as `rows_where`
+        gives them); and whether there are no more such matches beyond them."""
         self._check_open()
-        found, done = words.search_words(self._conn, text, top_k)
-        if rows is not None:
-            found = [hit for hit in found if _sorted_contains(rows, hit.row)]
+        keep = None if rows is None else lambda row: _sorted_contains(rows, row)
+        found, done = words.search_words(self._conn, text, top_k, keep=keep)
         ids = self._ids_of([hit.row for hit in found])
         return [(ids[hit.row], hit.score, hit.phrase) for hit in found], done
 
@@ -344,13 +369,20 @@ class VectorStore:
                 for query, near in zip(queries, near_kth(queries, scores, k), strict=True)]
 
     def close(self) -> None:
-        """Saves the HNSW graph if it changed, closes the database; the store refuses
-        further use. Safe to call twice."""
+        """Saves the HNSW graph if it changed (or removes one no longer kept), closes the
+        database and lets another process open the workspace; the store refuses further
+        use. Safe to call twice."""
         if not self._closed:
-            if self._ann is not None:
+            if self._loaded:
                 self._save_ann()
             self._conn.close()
+            self._release()
         self._closed = True
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
 
     # --- internals ---------------------------------------------------------------------
 
@@ -497,11 +529,12 @@ class VectorStore:
         if generation > self._generation:
             return f"the saved graph (change {generation}) is newer than the database"
         if generation < self._generation:  # a crash: changes after the save are missing
-            repaired = ann.repair(self._matrix[: self._count])
+            try:
+                repaired = ann.repair(self._matrix[: self._count])
+            except DamagedGraphError as exc:
+                return f"the saved graph (change {generation}) is out of date: {exc}"
             logger.info("%s: %d rows changed since the graph was saved; added them again",
                         path, repaired)
-            if ann.needs_rebuild():
-                return f"the saved graph (change {generation}) does not match the database"
         elif not ann.matches(self._matrix[: self._count]):
             return f"the saved graph (change {generation}) does not match the database"
         self._ann, self._ann_generation = ann, generation
@@ -512,8 +545,14 @@ class VectorStore:
         The database remembers the move in the same commit, so a crash before the files
         are gone only leaves them to remove at the next start."""
         assert self._dir is not None
-        if get_meta(self._conn, "moved_from_snapshot"):
-            self._remove_legacy_files()
+        moved = get_meta(self._conn, "moved_from_snapshot")
+        if moved is not None:
+            if moved != legacy.file_stamps(self._dir):
+                raise CorruptStoreError(
+                    f"{self._dir} holds a snapshot or log beside {database.DATABASE}, which "
+                    "already holds the documents moved from others: move them away"
+                )
+            self._remove_legacy_files()  # a move cut short before the old files went
             return
         if self._conn.execute("SELECT count(*) FROM documents").fetchone()[0]:
             raise CorruptStoreError(
@@ -525,7 +564,7 @@ class VectorStore:
         ids = list(old.vectors)
         with self._writing() as conn:
             set_meta(conn, "dim", old.dim)
-            set_meta(conn, "moved_from_snapshot", True)
+            set_meta(conn, "moved_from_snapshot", legacy.file_stamps(self._dir))
             for start in range(0, len(ids), READ_CHUNK):
                 chunk = ids[start : start + READ_CHUNK]
                 records = [Record(**old.records[doc_id]) for doc_id in chunk]  # type: ignore[typeddict-item]
@@ -545,6 +584,39 @@ def _tag_json(records: Sequence[Record]) -> list[str]:
         return [json.dumps(record.get("tags") or {}) for record in records]
     except (TypeError, ValueError) as exc:
         raise ValueError(f"tags must be JSON-serialisable: {exc}") from None
+
+
+def _check_text(ids: Sequence[str], records: Sequence[Record]) -> None:
+    """ValueError for an id, uri or words that SQLite cannot store (a lone surrogate, from
+    an undecodable file name that was not made a `file://` URI): before anything is written."""
+    for doc_id, record in zip(ids, records, strict=True):
+        texts = (("id", doc_id), ("uri", record.get("uri")), ("words", record.get("words")))
+        for what, text in texts:
+            try:
+                (text or "").encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(f"document {printable(doc_id)}: its {what} is not valid "
+                                 f"Unicode: {printable(text or '')}") from None
+
+
+def _lock(folder: Path) -> Any:
+    """An exclusive lock on the workspace folder for the store's life: two processes
+    writing one database would number new rows alike and overwrite each other's."""
+    handle = open(folder / LOCK, "a+")  # noqa: SIM115  # held until close()
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise WorkspaceInUseError(
+            f"{folder} is in use by {holder}: stop that memeflow (`memeflow status` shows "
+            "where it serves), or give this one another workspace (MEMEFLOW_WORKSPACE)"
+        ) from None
+    handle.truncate(0)
+    handle.write(f"process {os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 def _insert(conn: sqlite3.Connection, rows: Sequence[int], ids: Sequence[str],

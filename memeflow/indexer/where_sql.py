@@ -33,13 +33,15 @@ NEGATED = {"$ne": "$eq", "$nin": "$in"}
 TagRow = tuple[int, str, int, Any, float | None]
 
 
-def _indexable(value: Any) -> bool:
-    """A value the (tag, value) index holds and compares as Python would."""
+def indexable(value: Any) -> bool:
+    """A value the (tag, value) index holds and compares as Python would: a string, a bool,
+    an int of 64 bits, or a float that is not NaN (SQLite stores NaN as NULL) and not
+    beyond 64-bit ints (it may equal a larger int, which the index does not hold)."""
     if isinstance(value, bool | str):
         return True
     if isinstance(value, int):
         return INT64[0] <= value <= INT64[1]
-    return isinstance(value, float) and value == value  # SQLite stores NaN as NULL
+    return isinstance(value, float) and value == value and abs(value) < 2.0**63
 
 
 def tag_rows(row: int, tags: Mapping[str, Any]) -> list[TagRow]:
@@ -47,10 +49,10 @@ def tag_rows(row: int, tags: Mapping[str, Any]) -> list[TagRow]:
     found: list[TagRow] = []
     for tag, value in tags.items():
         number = as_number(value)
-        found.append((row, tag, 0, value if _indexable(value) else None,
+        found.append((row, tag, 0, value if indexable(value) else None,
                        number if number is not None and number == number else None))
         if isinstance(value, list):
-            found.extend((row, tag, 1, item, None) for item in value if _indexable(item))
+            found.extend((row, tag, 1, item, None) for item in value if indexable(item))
     return found
 
 
@@ -65,13 +67,12 @@ def _positive(conn: sqlite3.Connection, tag: str, op: str, operand: Any) -> np.n
     if op == "$exists":
         return _rows(conn, "SELECT row FROM tag_values WHERE tag = ? AND element = 0", (tag,))
     wanted = [operand] if op == "$eq" else operand if op == "$in" else None
-    if wanted is None or not all(_indexable(value) for value in wanted):
+    if wanted is None or not all(indexable(value) for value in wanted):
         return None
     if not wanted:
         return np.empty(0, np.int64)
-    marks = ", ".join("?" * len(wanted))
-    return _rows(conn, f"SELECT row FROM tag_values WHERE tag = ? AND value IN ({marks})",
-                 (tag, *wanted))
+    return _rows(conn, "SELECT row FROM tag_values WHERE tag = ? AND value IN "
+                 "(SELECT value FROM json_each(?))", (tag, json.dumps(wanted)))
 
 
 def _ranges(conn: sqlite3.Connection, tag: str, bounds: list[tuple[str, Any]]) -> np.ndarray:

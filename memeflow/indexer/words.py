@@ -22,7 +22,7 @@ import math
 import sqlite3
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from operator import mul, truediv
 from typing import NamedTuple
 
@@ -31,7 +31,7 @@ PAD = "_"
 K1, B = 1.2, 0.75  # the usual BM25 constants
 DEFAULT_MIN_COVERAGE = 0.5
 
-SCHEMA: tuple[str, ...] = (  # IF NOT EXISTS: the store may run them at every open
+SCHEMA: tuple[str, ...] = (  # IF NOT EXISTS: running them twice does no harm
     # case_sensitive 1: `normalise` folded the text already. detail=none: no positions, the
     # grams are looked up one by one (a phrase is checked on the letters).
     "CREATE VIRTUAL TABLE IF NOT EXISTS words USING fts5(letters, "
@@ -162,10 +162,12 @@ def _bm25(weights: list[float], counts: list[int], norm: float) -> float:
 
 
 def search_words(
-    conn: sqlite3.Connection, query: str, top_k: int, min_coverage: float = DEFAULT_MIN_COVERAGE
+    conn: sqlite3.Connection, query: str, top_k: int, min_coverage: float = DEFAULT_MIN_COVERAGE,
+    keep: Callable[[int], bool] | None = None,
 ) -> tuple[list[LexicalHit], bool]:
-    """The best `top_k` rows whose words match `query`: phrase matches first, then by BM25
-    score, ties by row; and True when no match lies beyond them (False: ask for more).
+    """The best `top_k` rows whose words match `query`, among those `keep` accepts (all when
+    None: a filter): phrase matches first, then by BM25 score, ties by row; and True when
+    no such match lies beyond them (False: ask for more).
 
     The rows are looked at gram by gram, rarest first (the rarest weigh most), each time
     those holding this gram but none before. A row sharing `needed` of the query's q grams
@@ -224,6 +226,8 @@ def search_words(
             expression += " NOT (" + " OR ".join(map(_quoted, present[:i])) + ")"
         for row, text in conn.execute(
                 "SELECT rowid, letters FROM words WHERE words MATCH ?", (expression,)):
+            if keep is not None and not keep(row):
+                continue
             phrase = letters in text  # then it holds every gram
             if not phrase and len(best) > top_k and best[0][0]:
                 continue
