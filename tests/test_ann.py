@@ -327,3 +327,32 @@ def test_clear_removes_the_graph(rng: np.random.Generator, tmp_path: Path) -> No
     assert store._ann is None and not (tmp_path / GRAPH).exists()
     store.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == [DATABASE, LOCK]
+
+
+def test_the_graph_of_an_old_workspace_moves_with_it(
+    rng: np.random.Generator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A snapshot + log workspace (format 2) with its saved graph: the move into the
+    database keeps the old rows, so the graph is used, not rebuilt (minutes at 1M)."""
+    from memeflow.indexer import journal, legacy
+
+    ids, vectors = [f"o{i:04d}" for i in range(1_200)], rand_iso(rng, 1_200, 16)
+    records = [{"uri": None, "tags": {}} for _ in ids]
+    header = {"op": "snapshot", "seq": 7, "dim": 16, "count": 1_200, "ids": ids[:1_000],
+              "records": records[:1_000]}
+    header["count"] = 1_000
+    tail = {"op": "upsert", "seq": 8, "dim": 16, "count": 200, "ids": ids[1_000:],
+            "records": records[1_000:]}
+    deleted = {"op": "delete", "seq": 9, "ids": ids[:50]}  # the last rows move into these
+    (tmp_path / legacy.SNAPSHOT).write_bytes(b"".join(journal.frame(header, vectors[:1_000])))
+    (tmp_path / legacy.LOG).write_bytes(b"".join(
+        [*journal.frame(tail, vectors[1_000:]), *journal.frame(deleted)]))
+    old = legacy.read_legacy_store(tmp_path)
+    matrix = np.stack([old.vectors[doc_id] for doc_id in old.ids])
+    HnswIndex.build(matrix / np.linalg.norm(matrix, axis=1, keepdims=True),
+                    HnswParams()).save(tmp_path / legacy.GRAPH, 9)
+    store = reopen(tmp_path, caplog)
+    assert len(store) == 1_150 and BUILT not in caplog.text
+    assert store._ann is not None and store._ann.loaded_from == tmp_path / GRAPH
+    hits = store.search(vectors[[60, 1_100]], 1)
+    assert [h[0]["id"] for h in hits] == [ids[60], ids[1_100]]

@@ -15,7 +15,7 @@ import numpy as np
 
 from memeflow.indexer import journal
 
-SNAPSHOT, LOG, GRAPH = "snapshot.bin", "log.bin", "hnsw.bin"
+SNAPSHOT, LOG, GRAPH = "snapshot.bin", "log.bin", "hnsw.bin"  # GRAPH: labelled by `seq`
 FILES = (SNAPSHOT, LOG, GRAPH, f"{SNAPSHOT}.tmp", f"{GRAPH}.tmp")
 
 
@@ -24,24 +24,32 @@ class CorruptStoreError(RuntimeError):
 
 
 class LegacyStore:
-    """The documents of a snapshot + log store, by id in the order it kept them."""
+    """The documents of a snapshot + log store, in the rows that store kept them in (`ids`:
+    a deleted row's place taken by the last one), so its saved HNSW graph still fits."""
 
     def __init__(self) -> None:
         self.dim: int | None = None
         self.seq = 0
+        self.ids: list[str] = []
+        self.rows: dict[str, int] = {}
         self.vectors: dict[str, np.ndarray] = {}
         self.records: dict[str, dict[str, Any]] = {}
 
     def apply(self, header: dict[str, Any], flat: np.ndarray) -> None:
         op, dim = header["op"], header.get("dim")
         if op in ("snapshot", "clear"):
-            self.vectors, self.records = {}, {}
+            self.ids, self.rows, self.vectors, self.records = [], {}, {}, {}
             if op == "clear":
                 self.dim = None
         if op == "delete":
             for doc_id in header["ids"]:
-                self.vectors.pop(doc_id, None)
-                self.records.pop(doc_id, None)
+                row = self.rows.pop(doc_id, None)
+                if row is None:
+                    continue
+                last = self.ids.pop()
+                if last != doc_id:
+                    self.ids[row], self.rows[last] = last, row
+                del self.vectors[doc_id], self.records[doc_id]
         elif op in ("snapshot", "upsert") and dim is not None:
             if self.dim not in (None, dim):
                 raise ValueError(f"record of dimension {dim} in a store of dimension {self.dim}")
@@ -49,6 +57,9 @@ class LegacyStore:
             matrix = flat.reshape(header["count"], dim)
             for doc_id, vector, record in zip(header["ids"], matrix, header["records"],
                                               strict=True):
+                if doc_id not in self.rows:
+                    self.rows[doc_id] = len(self.ids)
+                    self.ids.append(doc_id)
                 self.vectors[doc_id], self.records[doc_id] = vector, record
 
 

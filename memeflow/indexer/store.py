@@ -561,7 +561,8 @@ class VectorStore:
             )
         started = time.perf_counter()
         old = legacy.read_legacy_store(self._dir)
-        ids = list(old.vectors)
+        ids = old.ids  # in the old store's rows: its saved graph fits them
+        self._generation = old.seq - 1  # the move's commit then names the old graph's seq
         with self._writing() as conn:
             set_meta(conn, "dim", old.dim)
             set_meta(conn, "moved_from_snapshot", legacy.file_stamps(self._dir))
@@ -573,6 +574,9 @@ class VectorStore:
                         _tag_json(records), matrix)
         if self.path is not None:
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        graph = self._dir / legacy.GRAPH
+        if graph.exists():  # checked against the vectors as it is loaded (`_read_ann`)
+            os.replace(graph, self._dir / GRAPH)
         self._remove_legacy_files()
         logger.info("moved %d documents from the snapshot and log of %s into %s in %.1f s",
                     len(ids), self._dir, database.DATABASE, time.perf_counter() - started)
