@@ -1,27 +1,10 @@
 """The pre-SQLite word index (memeflow.indexer.bm25.Bm25Index), kept as the benchmark baseline."""
 
 import math
-import unicodedata
 from collections import Counter, defaultdict
 from typing import NamedTuple
 
-GRAM = 3
-K1, B = 1.2, 0.75  # the usual BM25 constants
-DEFAULT_MIN_COVERAGE = 0.5
-
-
-def normalise(text: str) -> str:
-    """Letters and digits only, lower case, accents removed: what survives OCR reliably."""
-    folded = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in folded if ch.isalnum())
-
-
-def grams(text: str) -> Counter[str]:
-    """Overlapping character trigrams of the normalised text (the whole text if shorter)."""
-    letters = normalise(text)
-    if len(letters) < GRAM:
-        return Counter([letters] if letters else [])
-    return Counter(letters[i : i + GRAM] for i in range(len(letters) - GRAM + 1))
+from memeflow.indexer.words import DEFAULT_MIN_COVERAGE, K1, B, grams, normalise  # the same
 
 
 class LexicalHit(NamedTuple):

@@ -37,7 +37,7 @@ from typing import Any
 
 import faiss
 import numpy as np
-from synthetic import DIM, clip_like, doc_ids, isotropic
+from synthetic import DIM, clip_like, doc_ids, isotropic, rss_bytes
 
 from memeflow.indexer.database import DATABASE
 from memeflow.indexer.store import GRAPH, Record, VectorStore
@@ -315,14 +315,6 @@ def bench_isotropic(n: int) -> Row:
 
 
 # --- load time and memory, in a fresh process ------------------------------------------------
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
 
 
 def probe_main(workspace: str) -> None:

@@ -29,20 +29,12 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from synthetic import clip_like, doc_ids
+from synthetic import clip_like, doc_ids, rss_bytes
 
 BATCH, FOLDERS, GROUPS = 1_000, 500, 5
 FILTERS: dict[str, dict[str, Any] | None] = {
     "none": None, "0.2%": {"folder": "folder7"}, "20%": {"group": "group3"}}
 QUERY_SECONDS = 10.0  # per filter: as many single queries as fit, at most 300
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
 
 
 def records(ids: list[str], start: int) -> list[dict[str, Any]]:

@@ -1,5 +1,6 @@
-"""Synthetic embeddings and ids for the benchmarks, with no memeflow import, so that a
-benchmark can run them under another checkout's code (bench_store.py --baseline)."""
+"""Synthetic embeddings and ids for the benchmarks, and reading the process's memory, with
+no memeflow import, so that a benchmark can run them under another checkout's code
+(bench_store.py --baseline)."""
 
 import numpy as np
 
@@ -32,3 +33,12 @@ def isotropic(seed: int, n: int, dim: int = DIM) -> np.ndarray:
 def doc_ids(n: int) -> list[str]:
     """32 hex digits, like memeflow's ids for files."""
     return [f"{(i * 0x9E3779B97F4A7C15 + 12345) % (1 << 128):032x}" for i in range(n)]
+
+
+def rss_bytes() -> int:
+    """The resident memory of this process (Linux)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
