@@ -8,6 +8,7 @@ process whose `sitecustomize` makes importing torch or transformers fail.
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -68,13 +69,14 @@ def running(args: list[str], env: dict[str, str], log: Path, ready: str) -> Iter
             assert time.monotonic() < deadline, log.read_text(errors="replace")
             time.sleep(0.3)
         yield
-    finally:
-        process.terminate()
+    finally:  # the whole group: `jina executor` runs the executor in a process of its own
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(30)
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def executor(config: str, port: int, env: dict[str, str], log: Path):

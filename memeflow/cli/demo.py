@@ -26,7 +26,7 @@ def show(title: str, hits: list[Hit]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    folder = Path(argv[0] if argv else Path(__file__).resolve().parents[1] / "data/memes/templates")
+    folder = Path(argv[0] if argv else Path(__file__).resolve().parents[2] / "data/memes/templates")
     if not folder.is_dir():
         print(f"no memes in {folder}: run `python data/fetch_memes.py` first", file=sys.stderr)
         return 2
