@@ -400,6 +400,17 @@ def test_a_torn_last_write_is_dropped(rng: np.random.Generator, tmp_path: Path, 
     assert VectorStore(copy).get(["c"]) == recs(["c"])
 
 
+def in_child(target: Any, workspace: Path) -> tuple[Any, Connection]:
+    """`target(workspace, connection)` in a forked process, and the end that reads what it
+    sends; a child that dies makes recv() raise instead of waiting forever."""
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=target, args=(str(workspace), sender))
+    child.start()
+    sender.close()
+    return child, receiver
+
+
 def _fill_disk(workspace: str, conn: Connection) -> None:
     """In a child: an upsert the file-size limit refuses, then one after it is lifted."""
     store, rng = VectorStore(workspace), np.random.default_rng(3)
@@ -422,11 +433,7 @@ def _fill_disk(workspace: str, conn: Connection) -> None:
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_full_disk_is_a_clear_error_and_changes_nothing(tmp_path: Path) -> None:
     """RLIMIT_FSIZE makes the write fail as a full disk does (EFBIG, or ENOSPC)."""
-    context = multiprocessing.get_context("fork")
-    receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_fill_disk, args=(str(tmp_path), sender))
-    child.start()
-    sender.close()  # a child that dies makes recv() raise instead of waiting forever
+    child, receiver = in_child(_fill_disk, tmp_path)
     refused, after = receiver.recv(), receiver.recv()
     child.join(60)
     assert refused[0] == "refused", refused
@@ -461,11 +468,7 @@ def _writer(workspace: str, conn: Connection) -> None:
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_killed_writer_keeps_every_confirmed_upsert(tmp_path: Path) -> None:
-    context = multiprocessing.get_context("fork")
-    receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_writer, args=(str(tmp_path), sender))
-    child.start()
-    sender.close()
+    child, receiver = in_child(_writer, tmp_path)
     confirmed: list[int] = []
     try:
         while len(confirmed) < 25:

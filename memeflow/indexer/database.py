@@ -27,10 +27,10 @@ count `memeflow count` gives):
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 from memeflow.indexer import words
 
@@ -157,9 +157,13 @@ def set_meta(conn: sqlite3.Connection, key: str, value: Any) -> None:
                  "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, json.dumps(value)))
 
 
-def document_rows(conn: sqlite3.Connection, sql: str, args: tuple[Any, ...] = ()
-                  ) -> list[DocumentRow]:
-    """`SELECT row, id, uri, tags, words FROM documents ...` + `sql`, tags decoded."""
-    found = conn.execute(f"SELECT row, id, uri, tags, words FROM documents {sql}", args)
-    return [DocumentRow(row=row, id=doc_id, uri=uri, tags=json.loads(tags), words=text)
-            for row, doc_id, uri, tags, text in found]
+def documents_by(conn: sqlite3.Connection, key: Literal["id", "row"], values: Iterable[Any]
+                 ) -> dict[Any, DocumentRow]:
+    """The stored documents whose `key` column is one of `values` (any number of them,
+    through `json_each`), by that key, tags decoded; absent ones are left out."""
+    found = conn.execute(
+        f"SELECT row, id, uri, tags, words FROM documents WHERE {key} IN "
+        "(SELECT value FROM json_each(?))", (json.dumps(list(values)),))
+    documents = (DocumentRow(row=row, id=doc_id, uri=uri, tags=json.loads(tags), words=text)
+                 for row, doc_id, uri, tags, text in found)
+    return {document[key]: document for document in documents}

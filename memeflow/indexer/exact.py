@@ -1,5 +1,5 @@
 """Exact ranking for the vector store: which rows can be in a query's top k, and their
-order by float64 scores, ties broken by id.
+float64 scores (the store orders by those, ties by id).
 
 One float32 matrix product ranks everything, but BLAS does not round identical rows
 identically. So every row within that product's error bound of the k-th score is scored
@@ -7,7 +7,6 @@ again in float64, row by row (the same rounding for equal vectors), and those ex
 scores decide the order: equal vectors are true ties, broken by id.
 """
 
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -31,14 +30,3 @@ def exact_scores(matrix: np.ndarray, rows: np.ndarray, query: np.ndarray) -> np.
     query64 = query.astype(np.float64)
     chunks = (rows[i : i + 1024] for i in range(0, len(rows), 1024))  # fits in cache
     return np.concatenate([(matrix[c].astype(np.float64) * query64).sum(axis=1) for c in chunks])
-
-
-def best_rows(
-    matrix: np.ndarray, query: np.ndarray, rows: np.ndarray, k: int, ids: Sequence[str]
-) -> tuple[np.ndarray, list[float]]:
-    """The best k of `rows` by float64 score, then by `ids[row]` (Python str order), and
-    their scores, best first."""
-    exact = exact_scores(matrix, rows, query)
-    keys = np.array([ids[r] for r in rows], dtype=object)
-    order = np.lexsort((keys, -exact))[:k]
-    return rows[order], exact[order].tolist()

@@ -269,9 +269,8 @@ class VectorStore:
         """The stored records, None for absent ids."""
         self._check_open()
         ids = _id_list(ids)
-        found = {row["id"]: _record(row) for row in database.document_rows(
-            self._conn, "WHERE id IN (SELECT value FROM json_each(?))", (_json_list(ids),))}
-        return [found.get(doc_id) for doc_id in ids]
+        found = database.documents_by(self._conn, "id", ids)
+        return [None if doc_id not in found else _record(found[doc_id]) for doc_id in ids]
 
     def find(self, tag: str | None = None, values: Sequence[Any] = (),
              uri_prefix: str | None = None) -> list[str]:
@@ -329,8 +328,7 @@ class VectorStore:
     def hits(self, ids: Sequence[str], scores: Sequence[float]) -> list[Hit]:
         """Stored documents as search hits with the given scores; KeyError for an absent id."""
         self._check_open()
-        found = {row["id"]: row for row in database.document_rows(
-            self._conn, "WHERE id IN (SELECT value FROM json_each(?))", (_json_list(ids),))}
+        found = database.documents_by(self._conn, "id", ids)
         return [_hit(found[doc_id], score) for doc_id, score in zip(ids, scores, strict=True)]
 
     def search(
@@ -393,9 +391,7 @@ class VectorStore:
         if len(rows) > k:
             kth = np.partition(exact, len(exact) - k)[len(exact) - k]
             rows, exact = rows[exact >= kth], exact[exact >= kth]
-        found = {row["row"]: row for row in database.document_rows(
-            self._conn, "WHERE row IN (SELECT value FROM json_each(?))", (_json_list(
-                rows.tolist()),))}
+        found = database.documents_by(self._conn, "row", rows.tolist())
         order = sorted(range(len(rows)), key=lambda i: (-exact[i], found[int(rows[i])]["id"]))
         return [_hit(found[int(rows[i])], float(exact[i])) for i in order[:k]]
 
