@@ -7,7 +7,7 @@ MEMES ?= data/memes/templates
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[test,notebook,onnx,ocr]'
+	$(PY) -m pip install --quiet -e '.[test,notebook,onnx,ocr,milvus]'
 	touch $@
 
 install: $(VENV)/.installed
