@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 MEMES ?= data/memes/templates
 
-.PHONY: install demo test lint
+.PHONY: install demo test lint wire
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -27,3 +27,9 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+
+# The client's message code, made from memeflow/client/wire/memeflow_wire.proto (committed;
+# run after changing the .proto). grpcio-tools matches the pinned grpcio.
+wire: install
+	$(PY) -m pip install --quiet grpcio-tools==1.67.1
+	$(PY) -m grpc_tools.protoc -I. --python_out=. memeflow/client/wire/memeflow_wire.proto

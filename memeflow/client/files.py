@@ -23,7 +23,7 @@ from typing import Any
 import pathspec
 import yaml
 
-from memeflow.documents import content_id
+from memeflow.fields import content_id
 from memeflow.formats import IMAGE_SUFFIXES
 from memeflow.uris import path_uri, printable
 
