@@ -315,3 +315,59 @@ def test_a_refused_request_is_one_line(service) -> None:
     verbose = service.cli("--verbose", "search", "cat", "--offset", "-1")
     assert verbose.returncode == 1 and "Traceback" in verbose.stderr
     assert verbose.stderr.splitlines()[-1] == run.stderr.strip()
+
+
+def test_a_moved_or_copied_file_keeps_what_was_derived_from_its_pixels(service, client,
+                                                                         tmp_path) -> None:
+    """The answers of duplicate collapsing and hub correction, which read the perceptual
+    hash and hubness the encoder derived, are the same after a move and a copy as before."""
+    folder = tmp_path / "rewrites"
+    folder.mkdir()
+    for name in FOLDERS:
+        shutil.copy(MEMES / name / "default.jpg", folder / f"{name}.jpg")
+    run_json(service, "index", str(folder))
+    only_here = {"where": {"folder": "rewrites"}}
+
+    def answers(**options) -> list[tuple[str, float]]:
+        hits = client.search_text("a frog", top_k=10, **only_here, **options)
+        return [(Path(h["uri"]).name, h["score"]) for h in hits]
+
+    before_hub, before_dedup = answers(hub_correction=True), answers(dedup=True)
+    derived = client.stored([file_id(folder / "drake.jpg")])[file_id(folder / "drake.jpg")]
+    assert {"phash", "hubness"} <= set(derived)
+
+    (folder / "drake.jpg").rename(folder / "renamed.jpg")
+    shutil.copy(folder / "renamed.jpg", folder / "copy.jpg")
+    report = run_json(service, "index", str(folder))
+    assert (report["encoded"], report["moved"], report["copied"]) == (0, 1, 1)
+    for name in ("renamed.jpg", "copy.jpg"):
+        tags = client.stored([file_id(folder / name)])[file_id(folder / name)]
+        assert {k: tags[k] for k in ("phash", "hubness")} == {
+            k: derived[k] for k in ("phash", "hubness")}
+        assert tags["file"] == name
+
+    rename = {"drake.jpg": "renamed.jpg"}
+    after_hub = dict(answers(hub_correction=True))
+    for name, score in before_hub:
+        assert after_hub[rename.get(name, name)] == pytest.approx(score, abs=1e-6)
+    assert after_hub["copy.jpg"] == pytest.approx(after_hub["renamed.jpg"], abs=1e-6)
+    after_dedup = answers(dedup=True)  # the byte-identical copy collapses into one hit
+    assert len(after_dedup) == len(before_dedup)
+    assert [s for _, s in after_dedup] == pytest.approx([s for _, s in before_dedup], abs=1e-6)
+    assert {rename.get(n, n) for n, _ in before_dedup} ^ {n for n, _ in after_dedup} <= {
+        "renamed.jpg", "copy.jpg"}  # either of the two stands for both
+
+    # Stored again from its own vector without the derived tags (a re-upsert): kept; a
+    # different picture under the same id: not.
+    renamed_id = file_id(folder / "renamed.jpg")
+    (found,) = client.find_by_hash([derived["sha256"]])[derived["sha256"]][:1]
+    bare = {"id": renamed_id, "uri": str(folder / "renamed.jpg"), "embedding": found.embedding,
+            "tags": {"file": "renamed.jpg", "folder": "rewrites", "note": "re-filed"}}
+    assert [d.error for d in client.upsert([bare])] == [None]
+    tags = client.stored([renamed_id])[renamed_id]
+    assert tags["note"] == "re-filed" and tags["phash"] == derived["phash"]
+    other = {**bare, "embedding": found.embedding[::-1].copy()}
+    assert [d.error for d in client.upsert([other])] == [None]
+    assert "phash" not in client.stored([renamed_id])[renamed_id]
+    client.delete([file_id(folder / n) for n in ("renamed.jpg", "copy.jpg", *(
+        f"{name}.jpg" for name in FOLDERS[1:]))])

@@ -9,6 +9,7 @@ from jina import requests
 
 from memeflow import config, params
 from memeflow.documents import MatchDoc, MemeDoc, TermDoc, is_id_only
+from memeflow.indexer.derived import keep_derived
 from memeflow.indexer.rank import rank_candidates
 from memeflow.indexer.search import SearchOptions, search_store
 from memeflow.indexer.shards import shard_of
@@ -85,11 +86,13 @@ class MemeIndexer(RefusingExecutor):
                 dim = dim or np.shape(doc.embedding)[0]  # an empty index takes the first one's
         if valid:
             with self.monitor("index_seconds", "Time to store a request's vectors"):
-                self.store.upsert(
-                    [doc.id for doc in valid],  # type: ignore[misc]  # all set: asserted above
-                    np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in valid]),
+                ids: list[str] = [doc.id for doc in valid]  # type: ignore[misc]  # asserted above
+                vectors = np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in valid])
+                records = keep_derived(  # a re-filed picture keeps its hash, hubness, words
+                    ids, vectors,
                     [Record(uri=doc.uri, tags=doc.tags, words=doc.words) for doc in valid],
-                )
+                    self._stored_records)
+                self.store.upsert(ids, vectors, records)
             if self.store.dim != dim_before:  # the first vectors: the workspace takes a model
                 self.store.set_model(bind_model(self.root).get("model"))
             for doc in valid:
@@ -162,6 +165,11 @@ class MemeIndexer(RefusingExecutor):
 
     def _stored_vectors(self, ids: list[str]) -> list[np.ndarray | None]:
         return [self.store.vectors([i])[0] if i in self.store else None for i in ids]
+
+    def _stored_records(self, ids: list[str]) -> list[tuple[Record, np.ndarray] | None]:
+        """The stored record and unit vector of each id; None for one not stored."""
+        return [None if record is None else (record, self.store.vectors([doc_id])[0])
+                for doc_id, record in zip(ids, self.store.get(ids), strict=True)]
 
     @requests(on="/delete")
     def delete(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
