@@ -253,6 +253,14 @@ class MemeClient:
                         found[doc["id"]] = uri
         return list(found.items())
 
+    def list_documents(self, uri_prefix: str | None = None) -> list[tuple[str, str | None]]:
+        """(id, uri) of every indexed document, or of those whose uri starts with
+        `uri_prefix` (a path prefix, or a URL's), in the order of their uris."""
+        options: dict[str, Any] = {"uri_prefix": uri_prefix} if uri_prefix else {}
+        docs = self.post("/find", [], **options)
+        return sorted(((doc["id"], doc.get("uri")) for doc in docs),
+                      key=lambda pair: (pair[1] or "", pair[0]))
+
     def index_paths(
         self,
         paths: Iterable[str | Path],

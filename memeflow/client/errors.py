@@ -79,6 +79,10 @@ def from_rpc(code: str, details: str, endpoint: str, address: str) -> ServiceErr
     caller turns UNAVAILABLE and DEADLINE_EXCEEDED into ConnectionError and TimeoutError):
     `code` is the status's name, e.g. "UNAUTHENTICATED"."""
     text = f"{code} {details.splitlines()[0] if details else ''}".strip()
-    if code == "UNAUTHENTICATED":  # the API key check (memeflow.gateway.auth)
+    # The API key check (memeflow.gateway.auth); a request that does not parse.
+    if code in ("UNAUTHENTICATED", "INVALID_ARGUMENT"):
         return RequestRefused(f"{address} refused {endpoint}: {text}")
+    if code == "UNIMPLEMENTED":  # something else listens there
+        return ServiceError(f"{address} is not a memeflow service ({text}): check --host or "
+                            "MEMEFLOW_HOST")
     return _fault(endpoint, text)

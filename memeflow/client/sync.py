@@ -10,6 +10,7 @@ It talks to the service through `Service`, the part of `MemeClient` it needs (th
 imports this module; this module does not import the client).
 """
 
+import hashlib
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from memeflow.client.files import file_id, file_tags, scan_paths, sha256_file
 from memeflow.client.moves import Reuse, StoredDoc, plan_reuse, stored_path
 from memeflow.fields import derived_tags
 from memeflow.uris import path_uri
+
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
 class Service(Protocol):
@@ -97,9 +100,14 @@ def index_paths(
     hashes: dict[Path, str] = {}
     for path in scan.files:
         try:
-            hashes[path] = sha256_file(path)
+            digest = sha256_file(path)
         except OSError as exc:
             report.failed.append((path_uri(path), f"cannot read file: {exc.strerror or exc}"))
+            continue
+        if digest == EMPTY_SHA256:  # said here, in a user's words, not by the decoder
+            report.failed.append((path_uri(path), "empty file (0 bytes)"))
+        else:
+            hashes[path] = digest
     reads_words = bool(client.status().get("ocr"))
     stored = client.documents([file_id(p) for p in hashes])
     unknown, unread = [], []
@@ -190,10 +198,16 @@ def _index_batch(client: Service, batch: list[Path], hashes: dict[Path, str],
             report.encoded.append(file)
 
 
+def gone_documents(client: Service, folders: Iterable[str | Path]) -> list[tuple[str, str]]:
+    """(id, uri) of the documents under `folders` whose files no longer exist."""
+    return [(doc_id, uri) for folder in folders
+            for doc_id, uri in client.documents_under(folder)
+            if not os.path.exists(stored_path(uri) or uri)]
+
+
 def prune(client: Service, folders: Iterable[str | Path]) -> list[str]:
     """Remove the documents under `folders` whose files no longer exist; their paths."""
-    gone = [(doc_id, uri) for folder in folders for doc_id, uri in client.documents_under(folder)
-            if not os.path.exists(stored_path(uri) or uri)]
+    gone = gone_documents(client, folders)
     if gone:
         client.delete([doc_id for doc_id, _ in gone])
     return [uri for _, uri in gone]
