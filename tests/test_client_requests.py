@@ -260,3 +260,53 @@ def test_no_service_is_a_connection_error_of_one_line() -> None:
             MemeClient(f"{protocol}://127.0.0.1:{port}").count()
         assert str(caught.value).startswith(f"cannot reach {protocol}://127.0.0.1:{port}: ")
         assert "\n" not in str(caught.value) and "None" not in str(caught.value)
+
+
+BLOCKER = '''
+import importlib.abc
+import sys
+
+
+class _NotHere(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("jina", "docarray", "torch", "transformers", "pydantic"):
+            raise ImportError(f"{name} is not installed here")
+        return None
+
+
+sys.meta_path.insert(0, _NotHere())
+'''
+
+
+def test_the_command_line_needs_neither_jina_nor_docarray(tmp_path) -> None:
+    """What makes a command start in a fraction of a second: `count` and `search` run
+    where Jina, DocArray, pydantic and the model libraries cannot be imported."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from memeflow.documents import MatchDoc, MemeDoc
+
+    (tmp_path / "sitecustomize.py").write_text(BLOCKER)
+
+    def answer(request: bytes, context: grpc.ServicerContext) -> bytes:
+        from docarray import DocList
+
+        return jina_reply("/any", [MemeDoc(tags={"count": 5}, matches=DocList[MatchDoc](
+            [MatchDoc(id="m", uri="/memes/a b.jpg", score=0.5, signals={"clip": 1})]))])
+
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    memeflow = str(Path(sys.executable).parent / "memeflow")
+    blocked = subprocess.run([sys.executable, "-c", "import docarray"], env=env,
+                             capture_output=True, text=True, check=False)
+    assert "docarray is not installed here" in blocked.stderr  # the blocker works
+    with grpc_gateway(answer) as port:
+        host = ["--host", f"grpc://127.0.0.1:{port}"]
+        count = subprocess.run([memeflow, *host, "count"], env=env, capture_output=True,
+                               text=True, timeout=60, check=False)
+        assert (count.returncode, count.stdout, count.stderr) == (0, "5\n", "")
+        search = subprocess.run([memeflow, *host, "search", "a cat"], env=env,
+                                capture_output=True, text=True, timeout=60, check=False)
+        assert search.returncode == 0, search.stderr
+        assert search.stdout.split() == ["1", "0.5000", "'/memes/a", "b.jpg'"]
