@@ -120,7 +120,13 @@ def main() -> None:
             for label, argv in COMMANDS.items():
                 for name, tree in trees.items():
                     times.setdefault((label, name), []).append(run_once(tree, argv, env))
+        bare = []
+        for _ in range(args.runs):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "pass"], env=env, check=True)
+            bare.append(time.perf_counter() - start)
         print(f"\ncold wall time, median of {args.runs} runs ({load()} at the end):")
+        print(f"  python -c pass         {statistics.median(bare):.2f} s (the interpreter alone)")
         for label in COMMANDS:
             medians = {name: statistics.median(times[(label, name)]) for name in trees}
             cells = ", ".join(f"{name} {m:.2f} s" for name, m in medians.items())

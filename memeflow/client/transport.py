@@ -118,10 +118,11 @@ class GrpcTransport:
 
 
 def _json_doc(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """A document as JSON: arrays as lists, documents in lists as dicts."""
+    """A document as JSON: arrays as lists, documents in lists as dicts. Bytes (a preview)
+    are left out: JSON has none, and images go over HTTP as `data:` URIs."""
     out: dict[str, Any] = {}
     for name, value in doc.items():
-        if value is None:
+        if value is None or isinstance(value, bytes):
             continue
         if isinstance(value, np.ndarray):
             value = value.tolist()
