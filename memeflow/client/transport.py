@@ -13,6 +13,7 @@ once instead of waiting out the old channel's reconnect backoff.
 """
 
 import json
+import os
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,10 @@ import numpy as np
 
 from memeflow.client.errors import from_http, from_rpc, from_status
 from memeflow.client.wire.codec import WireDoc, parse_reply, reply_docs, request_bytes
+
+# gRPC's C core logs a closed connection ("Got goaway") at INFO on stderr, which a kept
+# client meets at every restart of the service; its errors still show.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 CALL = "/jina.JinaSingleDataRequestRPC/process_single_data"
 DRY_RUN = "/jina.JinaGatewayDryRunRPC/dry_run"  # answers a StatusProto: the Flow is up
