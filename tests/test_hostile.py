@@ -30,6 +30,7 @@ from PIL import Image
 from memeflow.cli.serve import FlowProcess
 from memeflow.client import MemeClient, RequestRefused, ServiceError
 from memeflow.documents import MemeDoc
+from memeflow.protocol import client_headers
 from tests.conftest import REPO, Service, free_port, local_http_server, serving
 from tests.test_images import BLUE, RED, cmyk_profile, encode, noise
 
@@ -375,7 +376,8 @@ def test_bad_parameters_are_the_callers_error(client: MemeClient, service: Servi
     with pytest.raises(BadServer) as raised:
         Client(host="127.0.0.1", port=service.grpc_port, protocol="grpc").post(
             "/search", inputs=DocList[MemeDoc]([MemeDoc(text="a cat")]),
-            parameters={"top_k": 0}, return_type=DocList[MemeDoc])
+            parameters={"top_k": 0}, return_type=DocList[MemeDoc],
+            metadata=tuple(client_headers().items()))
     exception = raised.value.args[0].status.exception
     assert (exception.name, list(exception.args)) == (
         "RequestError", ["top_k must be a whole number >= 1, got 0.0"])
