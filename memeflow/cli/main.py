@@ -258,12 +258,6 @@ def cmd_count(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ids_at(client: "MemeClient", path: str) -> list[tuple[str, str]]:
-    """(id, uri) of the documents indexed from `path`: that file, or the folder and all below
-    it, whether or not it is still on disk."""
-    return client.documents_under(path)
-
-
 def cmd_delete(args: argparse.Namespace) -> int:
     """Each argument is a path when --path is given, when it exists on disk, or when it holds
     a path separator; an id otherwise."""
@@ -272,7 +266,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     not_found = []
     for item in args.items:
         if args.path or os.sep in item or Path(item).expanduser().exists():
-            found = _ids_at(client, item)
+            found = client.documents_under(item)  # that file, or a folder and all below
             if not found:
                 not_found.append(item)
             ids.update(found)
