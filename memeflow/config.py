@@ -69,6 +69,19 @@ def workspace(configured: str | None = None) -> Path:
     return Path(data_home) / "memeflow" / "index"
 
 
+def index(configured: str | None = None) -> str | None:
+    """Where the documents live: MEMEFLOW_INDEX, else the indexer's `index` parameter, else
+    None (the workspace). A folder: the embedded backend there; http(s)://HOST:PORT or a
+    Milvus Lite file (*.db): Milvus (`memeflow.indexer.backends.open_collection`)."""
+    return os.environ.get("MEMEFLOW_INDEX") or configured or None
+
+
+def collection_name(configured: str | None = None) -> str:
+    """MEMEFLOW_COLLECTION, else the indexer's `collection` parameter, else "memeflow": the
+    name of the collection in a Milvus server (several indexes can share one server)."""
+    return os.environ.get("MEMEFLOW_COLLECTION") or configured or "memeflow"
+
+
 def grpc_port() -> int:
     return int(os.environ.get("MEMEFLOW_GRPC_PORT") or DEFAULT_GRPC_PORT)
 

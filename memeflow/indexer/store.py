@@ -30,15 +30,15 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 import numpy as np
-from typing_extensions import NotRequired
 
 from memeflow.documents import Hit
 from memeflow.indexer import database, legacy, where_sql, words
 from memeflow.indexer.ann import DamagedGraphError, HnswIndex, HnswParams
 from memeflow.indexer.atomic import fsync_dir, temporary_path
+from memeflow.indexer.backends.base import Collection, LexicalMatch, Selection, StoredDocument
 from memeflow.indexer.database import DocumentRow, get_meta, set_meta, transaction
 from memeflow.indexer.exact import exact_scores, near_kth
 from memeflow.indexer.filters import Where
@@ -64,12 +64,7 @@ __all__ = [
 ]
 
 
-class Record(TypedDict):
-    """What is stored per document besides its vector; tags must be JSON-serialisable."""
-
-    uri: str | None
-    tags: dict[str, Any]
-    words: NotRequired[str | None]  # read on the image by OCR
+Record = StoredDocument
 
 
 class WorkspaceInUseError(RuntimeError):
@@ -113,7 +108,15 @@ def _json_list(values: Iterable[Any]) -> str:
     return json.dumps(list(values))
 
 
-class VectorStore:
+class RowSelection(Selection):
+    """The rows (sorted int64) a `where` selects, from the tag indexes; None: every row."""
+
+    def __init__(self, where: Where | None, rows: np.ndarray | None) -> None:
+        super().__init__(where, empty=rows is not None and len(rows) == 0)
+        self.rows = rows
+
+
+class VectorStore(Collection):
     """Documents by id: rows of a SQLite database, and their vectors as a float32 matrix."""
 
     def __init__(
@@ -127,7 +130,7 @@ class VectorStore:
         missing) holding `index.db`; moves a snapshot + log store in it into the database.
         exact_max: the most documents searched exactly; beyond, an HNSW graph with `hnsw`
         settings finds the candidates. Raises CorruptStoreError for a damaged workspace."""
-        self.dim: int | None = None
+        self._dim: int | None = None
         self._count = 0
         self._matrix = np.empty((0, 0), np.float32)
         self._generation = 0  # committed writes so far: a saved graph names the one it covers
@@ -153,13 +156,49 @@ class VectorStore:
             self.close()  # half loaded: leaves the saved graph as it is
             raise
 
+    @property
+    def dim(self) -> int | None:
+        return self._dim
+
+    @dim.setter
+    def dim(self, value: int | None) -> None:
+        self._dim = value
+
+    @property
+    def location(self) -> str:
+        return str(self.path or "memory")
+
+    def count(self) -> int:
+        return self._count
+
     def __len__(self) -> int:
         return self._count
 
-    def __contains__(self, doc_id: str) -> bool:
+    def __contains__(self, doc_id: object) -> bool:
         self._check_open()
         found = self._conn.execute("SELECT 1 FROM documents WHERE id = ?", (doc_id,))
         return found.fetchone() is not None
+
+    def select(self, where: Where | None) -> RowSelection:
+        return RowSelection(where, None if where is None else self.rows_where(where))
+
+    def dense_search(self, queries: np.ndarray, top_k: int,
+                     selection: Selection | None = None) -> list[list[Hit]]:
+        rows = selection.rows if isinstance(selection, RowSelection) else None
+        return self.search(queries, top_k, rows=rows)
+
+    def has_lexical(self) -> bool:
+        return self.has_words()
+
+    def lexical_search(self, text: str, top_k: int, selection: Selection | None = None
+                       ) -> tuple[list[LexicalMatch], bool]:
+        rows = selection.rows if isinstance(selection, RowSelection) else None
+        found, done = self.search_words(text, top_k, rows)
+        return [LexicalMatch(*match) for match in found], done
+
+    def model(self) -> dict[str, Any] | None:
+        self._check_open()
+        return get_meta(self._conn, "model")
 
     # --- writes ------------------------------------------------------------------------
 
