@@ -54,12 +54,12 @@ def build(workspace: str, n: int) -> dict[str, Any]:
         vectors = clip_like(1000 + chunk, min(100_000, n - chunk))
         for start in range(0, len(vectors), BATCH):
             at = chunk + start
-            had_graph = store._ann is not None
+            had_graph = store.graph is not None
             began = time.perf_counter()
             store.upsert(ids[at : at + BATCH], vectors[start : start + BATCH],
                          records(ids[at : at + BATCH], at))  # type: ignore[arg-type]
             took = time.perf_counter() - began
-            if store._ann is not None and not had_graph:
+            if store.graph is not None and not had_graph:
                 graph_s = took  # this request built the graph
             else:
                 rates.append(BATCH / took)
@@ -84,7 +84,7 @@ def probe(workspace: str, n: int) -> dict[str, Any]:
     report["rss_per_doc"] = (rss_bytes() - before) / n
     report["peak_per_doc"] = (peak - max(before, peak_before * 1024)) / n if peak > before \
         else report["rss_per_doc"]
-    report["graph"] = store._ann is not None
+    report["graph"] = store.graph is not None
     queries = clip_like(99, 300)
     for name, where in FILTERS.items():
         options = SearchOptions.from_parameters({"top_k": 10, "where": where})
