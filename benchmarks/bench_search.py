@@ -406,7 +406,8 @@ def bench_workspace(workspace: Path) -> None:
     scan of the same matrix (the truth, and the baseline), then load time and memory."""
     probe = load_probe(workspace, n=-1)
     store = EmbeddedCollection(workspace)
-    n, matrix = len(store), store._matrix[: len(store)]
+    n = len(store)
+    matrix = store.vectors(store.find())  # every vector, in row order
     mode = "HNSW" if store.graph is not None else "exact"
     queries = clip_like(seed=n + 1, n=1_200)
 

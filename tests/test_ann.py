@@ -14,6 +14,7 @@ import pytest
 from memeflow.documents import Hit
 from memeflow.indexer.backends import embedded as store_module
 from memeflow.indexer.backends.embedded import GRAPH, LOCK, EmbeddedCollection, StoredDocument
+from memeflow.indexer.filters import compile_where
 from memeflow.indexer.indexes.ann import HnswIndex, HnswParams
 from memeflow.indexer.storage.database import DATABASE
 
@@ -68,6 +69,43 @@ def rng() -> np.random.Generator:
 
 
 # --- search --------------------------------------------------------------------------------
+
+
+def test_beyond_exact_max_only_the_graph_stays_in_memory_and_filters_stay_exact(
+        rng: np.random.Generator, tmp_path: Path) -> None:
+    """Past exact_max the float32 vectors leave memory (candidates are rescored from the
+    database); a filtered search ranks the graph's 8-bit copies within their error bounds,
+    so it still returns exactly the brute-force top k, with exact cosines. Below
+    exact_max / 2 the graph goes and the vectors come back."""
+    vectors = clip_like(rng, 3_000, 64)
+    ids = [f"d{i:04d}" for i in range(3_000)]
+    store = EmbeddedCollection(tmp_path, exact_max=1_000)
+    store.upsert(ids, vectors, [StoredDocument(uri=None, tags={"part": i % 7})
+                                for i in range(3_000)])
+    assert store.graph is not None and not store.vectors_in_memory
+    unit = vectors.astype(np.float64) / np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = clip_like(rng, 20, 64)
+    for query in queries:
+        q = query.astype(np.float64) / np.linalg.norm(query)
+        (hits,) = store.dense_search(query[None], 15, store.select(compile_where({"part": 3})))
+        part = [i for i in range(3_000) if i % 7 == 3]
+        best = sorted(part, key=lambda i: (-float(unit[i] @ q), ids[i]))[:15]
+        assert [hit["id"] for hit in hits] == [ids[i] for i in best]
+        for hit, i in zip(hits, best, strict=True):
+            assert hit["score"] == pytest.approx(float(unit[i] @ q), abs=1e-6)
+    np.testing.assert_allclose(store.vectors(["d0042"])[0], unit[42], atol=1e-6)
+    store.close()
+    store = EmbeddedCollection(tmp_path, exact_max=1_000)  # the saved graph; no vectors read
+    assert store.graph is not None and store.graph.loaded_from is not None
+    assert not store.vectors_in_memory
+    store.delete(ids[:2_600])  # 400 left: below exact_max / 2
+    assert store.graph is None and store.vectors_in_memory
+    (hits,) = store.dense_search(queries[:1], 5)
+    q = queries[0].astype(np.float64) / np.linalg.norm(queries[0])
+    left = sorted(range(2_600, 3_000), key=lambda i: (-float(unit[i] @ q), ids[i]))[:5]
+    assert [hit["id"] for hit in hits] == [ids[i] for i in left]
+    store.close()
+
 
 
 @pytest.mark.parametrize("dim", [512, 64], ids=["clip-like-512d", "isotropic-64d"])

@@ -1,7 +1,10 @@
 """The embedded backend: every document in a SQLite database in the workspace
-(`memeflow.indexer.storage`), and in memory only what a search scans: the matrix of their
-vectors (`memeflow.indexer.indexes.matrix`) and, beyond `exact_max` documents, an HNSW
-graph over it (`memeflow.indexer.indexes.graph`).
+(`memeflow.indexer.storage`), and in memory only what a search scans: up to `exact_max`
+documents, the float32 matrix of their vectors (`memeflow.indexer.indexes.matrix`), ranked
+exactly; beyond, an HNSW graph over 8-bit copies of them (`memeflow.indexer.indexes.graph`)
+and no float32 copy: the graph (or, for a filtered search, a bounded scan of its 8-bit
+copies) proposes candidates, rescored exactly from the vectors in the database, so the
+scores are exact float32 cosines either way.
 
 A write goes to the database first, in one transaction that has committed (and synced its
 log) when the call returns; only then do the matrix and the graph change, so a failed
@@ -28,7 +31,7 @@ from memeflow.indexer.backends.checks import id_list, tag_json, unit_vectors, va
 from memeflow.indexer.filters import Where
 from memeflow.indexer.indexes import where_sql, words
 from memeflow.indexer.indexes.ann import HnswIndex, HnswParams
-from memeflow.indexer.indexes.exact import exact_scores, near_kth
+from memeflow.indexer.indexes.exact import exact_scores, near_kth, within_bound
 from memeflow.indexer.indexes.graph import EXACT_MAX, GRAPH, MAX_ANN_K, GraphKeeper
 from memeflow.indexer.indexes.matrix import VectorMatrix
 from memeflow.indexer.storage import database, documents, legacy
@@ -76,7 +79,8 @@ class EmbeddedCollection(Collection):
         settings finds the candidates. Raises CorruptStoreError for a damaged workspace,
         WorkspaceInUseError when another process has it open."""
         self._dim: int | None = None
-        self._matrix = VectorMatrix()
+        self._count = 0
+        self._matrix: VectorMatrix | None = VectorMatrix()  # None while the graph serves
         self._generation = 0  # committed writes so far: a saved graph names the one it covers
         self._closed = self._loaded = False
         self._dir = None if workspace is None else Path(workspace)
@@ -112,8 +116,14 @@ class EmbeddedCollection(Collection):
         """The HNSW graph unfiltered searches ask, None while they scan every row."""
         return self._graph.graph
 
+    @property
+    def vectors_in_memory(self) -> bool:
+        """Whether the float32 vectors are in memory (up to exact_max documents), or only
+        the graph's 8-bit copies (beyond, while the graph serves the searches)."""
+        return self._matrix is not None
+
     def count(self) -> int:
-        return self._matrix.count
+        return self._count
 
     def __contains__(self, doc_id: object) -> bool:
         self._check_open()
@@ -140,21 +150,23 @@ class EmbeddedCollection(Collection):
         tags = tag_json(stored)
         valid_text(ids, stored)
         known = documents.rows_of(self._conn, ids)
-        count = self._matrix.count
+        count = self._count
         new = [doc_id for doc_id in ids if doc_id not in known]
         rows_of = {**known, **{doc_id: count + i for i, doc_id in enumerate(new)}}
         rows = [rows_of[doc_id] for doc_id in ids]
-        self._matrix.reserve(count + len(new), dim)  # a MemoryError here changes nothing
+        if self._matrix is not None:  # a MemoryError here changes nothing
+            self._matrix.reserve(count + len(new), dim)
         with self._writing() as conn:
             if known:
                 documents.forget_tags(conn, known.values())
             documents.insert(conn, rows, ids, stored, tags, matrix)
             if self._dim is None:
                 set_meta(conn, "dim", dim)
-        self._dim = dim
-        self._matrix.put(rows, matrix, count + len(new))
+        self._dim, self._count = dim, count + len(new)
+        if self._matrix is not None:
+            self._matrix.put(rows, matrix, self._count)
         self._graph.add(np.array(rows), matrix)
-        self._graph.maintain(self._matrix.view())
+        self._settle()
 
     def delete(self, ids: Sequence[str]) -> int:
         """Removes the given ids; returns how many were present. Committed on return.
@@ -164,10 +176,12 @@ class EmbeddedCollection(Collection):
         if not rows_of:
             return 0
         with self._writing() as conn:
-            moves = documents.delete(conn, rows_of, self._matrix.count)
+            moves = documents.delete(conn, rows_of, self._count)
+        self._count -= len(moves)
         self._graph.delete(moves)
-        self._matrix.move(moves)
-        self._graph.maintain(self._matrix.view())
+        if self._matrix is not None:
+            self._matrix.move(moves)
+        self._settle()
         return len(moves)
 
     def clear(self) -> None:
@@ -176,8 +190,8 @@ class EmbeddedCollection(Collection):
         with self._writing() as conn:
             documents.clear(conn)
             set_meta(conn, "dim", None)
-        self._dim, self._graph.graph = None, None
-        self._matrix.clear()
+        self._dim, self._count, self._graph.graph = None, 0, None
+        self._matrix = VectorMatrix()
         if self.path is not None:
             try:
                 self._conn.execute("VACUUM")
@@ -221,8 +235,8 @@ class EmbeddedCollection(Collection):
         missing = next((doc_id for doc_id in ids if doc_id not in rows_of), None)
         if missing is not None:
             raise KeyError(missing)
-        rows = [rows_of[doc_id] for doc_id in ids]
-        return self._matrix.view()[rows].reshape(len(rows), self._dim or 0)
+        rows = np.array([rows_of[doc_id] for doc_id in ids], np.int64)
+        return self._vectors_of(rows).reshape(len(rows), self._dim or 0)
 
     # --- searches ------------------------------------------------------------------------
 
@@ -249,15 +263,27 @@ class EmbeddedCollection(Collection):
         if self._dim is not None and queries.shape[1] != self._dim:
             raise ValueError(f"expected queries of dimension {self._dim}, got {queries.shape[1]}")
         rows = selection.rows if isinstance(selection, RowSelection) else None
-        n, matrix = self.count(), self._matrix.view()
+        n = self._count
         if n == 0 or (rows is not None and len(rows) == 0):
             return [[] for _ in queries]
         k = min(top_k, n)
+        graph = self._graph.graph
         if rows is None and self._graph.serves(n, top_k):
-            assert self._graph.graph is not None  # serves() says so
-            candidates = self._graph.graph.search(queries, 2 * k + 10)  # margin: quantisation
+            assert graph is not None  # serves() says so
+            candidates = graph.search(queries, 2 * k + 10)  # the margin absorbs quantisation
             return [self._ranked(query, found, k)
                     for query, found in zip(queries, candidates, strict=True)]
+        if self._matrix is None:  # the graph's 8-bit copies, then exact rescoring
+            assert graph is not None  # the matrix goes only while the graph serves
+            chosen = np.arange(n, dtype=np.int64) if rows is None else rows
+            k = min(top_k, len(chosen))
+            found = []
+            for query in queries:
+                approximate, errors = graph.approximate(chosen, query)
+                near = within_bound(approximate, errors, k, queries.shape[1])
+                found.append(self._ranked(query, chosen[near], k))
+            return found
+        matrix = self._matrix.view()
         scores = queries @ (matrix if rows is None else matrix[rows]).T
         k = min(top_k, scores.shape[1])
         return [self._ranked(query, near if rows is None else rows[near], k)
@@ -303,7 +329,7 @@ class EmbeddedCollection(Collection):
     def _ranked(self, query: np.ndarray, rows: np.ndarray, k: int) -> list[Hit]:
         """The best k of `rows` by float64 score, then by id: only the rows that can be in
         the top k (score >= the k-th best) are read from the database."""
-        exact = exact_scores(self._matrix.view(), rows, query)
+        exact = exact_scores(self._vectors_of, rows, query)
         if len(rows) > k:
             kth = np.partition(exact, len(exact) - k)[len(exact) - k]
             rows, exact = rows[exact >= kth], exact[exact >= kth]
@@ -344,14 +370,37 @@ class EmbeddedCollection(Collection):
                 f"{self.path}: rows are not 0..{count - 1} (the last is {last}); restore the "
                 "workspace from a backup, or index your folders again into a new one"
             )
-        if count:
-            assert self._dim is not None
-            self._matrix = VectorMatrix(documents.read_vectors(conn, count, self._dim))
-        why = self._graph.load(self._matrix.view(), self._generation)
+        self._count, self._matrix = count, None
+        why = self._graph.load(count, self._vectors_of, self._all_vectors, self._generation)
+        self._settle(why or "the store outgrew exact search")
         graph = "" if self._graph.graph is None else " and its HNSW graph"
-        logger.info("loaded %d documents%s from %s in %.2f s", count, graph,
+        kept = "" if self._matrix is None else ", vectors in memory"
+        logger.info("loaded %d documents%s%s from %s in %.2f s", count, graph, kept,
                     self.path or "memory", time.perf_counter() - started)
-        self._graph.maintain(self._matrix.view(), why or "the store outgrew exact search")
+
+    def _settle(self, why: str = "the store outgrew exact search") -> None:
+        """After a change: the graph built, rebuilt or dropped as the count asks; then the
+        float32 matrix dropped while the graph serves every search, or read back from the
+        database when it no longer does."""
+        self._graph.maintain(self._count, self._all_vectors, why)
+        if self._graph.in_use(self._count):
+            self._matrix = None
+        elif self._matrix is None:
+            self._matrix = VectorMatrix(self._all_vectors())
+
+    def _vectors_of(self, rows: np.ndarray) -> np.ndarray:
+        """The float32 vectors of `rows`, (len(rows), dim): from memory, or the database."""
+        if self._matrix is not None:
+            return self._matrix.view()[rows]
+        return documents.vectors_by_row(self._conn, rows, self._dim or 0)
+
+    def _all_vectors(self) -> np.ndarray:
+        """Every vector, (count, dim) float32, in row order."""
+        if self._matrix is not None:
+            return self._matrix.view()
+        if not self._count:
+            return np.empty((0, self._dim or 0), np.float32)
+        return documents.read_vectors(self._conn, self._count, self._dim or 0)
 
 
 def _stored(row: DocumentRow) -> StoredDocument:

@@ -11,6 +11,7 @@ a failure to add, build or save only logs, and searches fall back to exact ranki
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,12 @@ class GraphKeeper:
 
     def serves(self, count: int, top_k: int) -> bool:
         """Whether an unfiltered search of `top_k` over `count` documents asks the graph."""
-        return self.graph is not None and count > self.exact_max and top_k <= MAX_ANN_K
+        return self.in_use(count) and top_k <= MAX_ANN_K
+
+    def in_use(self, count: int) -> bool:
+        """Whether searches over `count` documents go through the graph: then the float32
+        vectors need not stay in memory (candidates are rescored from the database)."""
+        return self.graph is not None and count > self.exact_max
 
     def add(self, rows: np.ndarray, vectors: np.ndarray) -> None:
         """Adds (or replaces) rows; a failure drops the graph, to be rebuilt."""
@@ -53,10 +59,10 @@ class GraphKeeper:
             for row, last in moves:
                 self.graph.delete(row, last)
 
-    def maintain(self, matrix: np.ndarray, why: str = "the store outgrew exact search") -> None:
-        """Builds, rebuilds or drops the graph for the collection's vectors (`matrix`, its
-        n rows)."""
-        n = len(matrix)
+    def maintain(self, n: int, vectors: Callable[[], np.ndarray],
+                 why: str = "the store outgrew exact search") -> None:
+        """Builds, rebuilds or drops the graph for the collection's n documents; `vectors()`
+        gives all their vectors, (n, dim), when a build needs them."""
         if n <= self.exact_max // 2:
             self.graph = None
             return
@@ -66,7 +72,7 @@ class GraphKeeper:
             return
         started, self.graph = time.perf_counter(), None
         try:
-            self.graph = HnswIndex.build(matrix, self.params)
+            self.graph = HnswIndex.build(vectors(), self.params)
         except (MemoryError, RuntimeError):
             logger.exception("building the HNSW graph over %d vectors failed", n)
             return
@@ -87,13 +93,15 @@ class GraphKeeper:
         except (OSError, RuntimeError):
             logger.warning("saving the HNSW graph to %s failed", self.path, exc_info=True)
 
-    def load(self, matrix: np.ndarray, generation: int) -> str:
-        """Uses the saved graph if it covers the collection as it is (`matrix`, committed
-        `generation`), repairing it after a crash. Returns why not ("" when it does)."""
+    def load(self, count: int, vectors_of: Callable[[np.ndarray], np.ndarray],
+             vectors: Callable[[], np.ndarray], generation: int) -> str:
+        """Uses the saved graph if it covers the collection as it is (`count` documents,
+        `vectors_of(rows)` and `vectors()` their vectors, committed `generation`),
+        repairing it after a crash. Returns why not ("" when it does)."""
         if self.path is None:
             return "no saved graph"
         temporary_path(self.path).unlink(missing_ok=True)
-        if not self.path.exists() or len(matrix) <= self.exact_max // 2:
+        if not self.path.exists() or count <= self.exact_max // 2:
             return "no saved graph"
         try:
             graph, saved = HnswIndex.load(self.path, self.params)
@@ -103,12 +111,12 @@ class GraphKeeper:
             return f"the saved graph (change {saved}) is newer than the database"
         if saved < generation:  # a crash: changes after the save are missing
             try:
-                repaired = graph.repair(matrix)
+                repaired = graph.repair(vectors())
             except DamagedGraphError as exc:
                 return f"the saved graph (change {saved}) is out of date: {exc}"
             logger.info("%s: %d rows changed since the graph was saved; added them again",
                         self.path, repaired)
-        elif not graph.matches(matrix):
+        elif not graph.matches(count, vectors_of):
             return f"the saved graph (change {saved}) does not match the database"
         self.graph, self.saved_generation = graph, saved
         return ""

@@ -121,3 +121,13 @@ def read_vectors(conn: sqlite3.Connection, count: int, dim: int, chunk: int = 1_
         matrix[filled : filled + len(block)] = data.reshape(len(block), dim)
         filled += len(block)
     return matrix
+
+
+def vectors_by_row(conn: sqlite3.Connection, rows: np.ndarray, dim: int) -> np.ndarray:
+    """The stored vectors of `rows`, in their order, (len(rows), dim) float32: what a search
+    rescores exactly when the vectors are not in memory. KeyError for a row not stored."""
+    found = dict(conn.execute("SELECT row, vector FROM documents WHERE row IN "
+                              "(SELECT value FROM json_each(?))",
+                              (json_list(np.asarray(rows).tolist()),)))
+    data = b"".join(found[int(row)] for row in rows)
+    return np.frombuffer(data, "<f4").astype(np.float32).reshape(len(rows), dim)
