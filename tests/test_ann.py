@@ -71,6 +71,38 @@ def rng() -> np.random.Generator:
 # --- search --------------------------------------------------------------------------------
 
 
+def test_a_graph_saved_without_its_error_table_is_kept(rng: np.random.Generator,
+                                                     tmp_path: Path) -> None:
+    """A graph file of the format before the error table (MFh1) is used, not rebuilt: the
+    errors are measured once from the vectors in the database, and filtered searches are
+    exact with them."""
+    import zlib
+
+    from memeflow.indexer.indexes import ann
+
+    vectors = clip_like(rng, 1_500, 64)
+    ids = [f"d{i:04d}" for i in range(1_500)]
+    store = EmbeddedCollection(tmp_path, exact_max=1_000)
+    store.upsert(ids, vectors, [StoredDocument(uri=None, tags={"odd": i % 2})
+                                for i in range(1_500)])
+    store.close()
+    data = (tmp_path / GRAPH).read_bytes()
+    _, faiss_len, meta_len, _ = ann.FOOTER.unpack(data[-ann.FOOTER.size:])
+    ntotal = 1_500
+    body = data[: faiss_len + meta_len - 4 * ntotal]  # without the float32 error table
+    footer = ann.FOOTER.pack(b"MFh1", faiss_len, meta_len - 4 * ntotal, zlib.crc32(body))
+    (tmp_path / GRAPH).write_bytes(body + footer)
+    store = EmbeddedCollection(tmp_path, exact_max=1_000)
+    assert store.graph is not None and store.graph.loaded_from is not None
+    unit = vectors.astype(np.float64) / np.linalg.norm(vectors, axis=1, keepdims=True)
+    query = clip_like(rng, 1, 64)
+    q = query[0].astype(np.float64) / np.linalg.norm(query[0])
+    (hits,) = store.dense_search(query, 10, store.select(compile_where({"odd": 1})))
+    best = sorted(range(1, 1_500, 2), key=lambda i: (-float(unit[i] @ q), ids[i]))[:10]
+    assert [hit["id"] for hit in hits] == [ids[i] for i in best]
+    store.close()
+
+
 def test_beyond_exact_max_only_the_graph_stays_in_memory_and_filters_stay_exact(
         rng: np.random.Generator, tmp_path: Path) -> None:
     """Past exact_max the float32 vectors leave memory (candidates are rescored from the

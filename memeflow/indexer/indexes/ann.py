@@ -31,7 +31,8 @@ import numpy as np
 
 from memeflow.indexer.storage.atomic import atomic_write
 
-MAGIC = b"MFh2"  # MFh1 (no error table): rebuilt once
+MAGIC = b"MFh2"
+MAGIC_WITHOUT_ERRORS = b"MFh1"  # no error table: measured again from the vectors at load
 FOOTER = struct.Struct("<4sQQI")
 TOMBSTONE = -1
 CHUNK = 16 << 20
@@ -153,6 +154,21 @@ class HnswIndex:
             todo, ef = np.array(short, np.int64), ef * 2
         return results
 
+    @property
+    def knows_errors(self) -> bool:
+        """False for a graph saved without its error table (by an older memeflow)."""
+        return not np.isnan(self._label_error[: self.index.ntotal]).any()
+
+    def measure_errors(self, matrix: np.ndarray, chunk: int = 65_536) -> None:
+        """Measures the quantisation error of every live row from its vectors (`matrix`,
+        row i = row i), as `add` does for new ones."""
+        storage = self._storage()
+        for start in range(0, self._rows, chunk):
+            labels = self._row_label[start : min(start + chunk, self._rows)]
+            decoded = storage.reconstruct_batch(np.ascontiguousarray(labels))
+            self._label_error[labels] = np.linalg.norm(
+                matrix[start : start + len(labels)].astype(np.float64) - decoded, axis=1)
+
     def approximate(self, rows: np.ndarray, query: np.ndarray, chunk: int = 65_536
                     ) -> tuple[np.ndarray, np.ndarray]:
         """(quantised scores, error bounds) of `rows` against a unit `query` ((dim,)): each
@@ -261,7 +277,8 @@ class HnswIndex:
                 raise DamagedGraphError(f"{path} is too short")
             fh.seek(size - FOOTER.size)
             magic, faiss_len, meta_len, crc = FOOTER.unpack(fh.read(FOOTER.size))
-            if magic != MAGIC or faiss_len + meta_len + FOOTER.size != size:
+            if magic not in (MAGIC, MAGIC_WITHOUT_ERRORS) \
+                    or faiss_len + meta_len + FOOTER.size != size:
                 raise DamagedGraphError(f"{path} has a bad footer")
             fh.seek(0)
             actual, left = 0, size - FOOTER.size
@@ -279,8 +296,9 @@ class HnswIndex:
         meta = json.loads(meta_bytes[:newline])
         ntotal = int(meta["ntotal"])
         table = np.frombuffer(meta_bytes, "<i8", count=ntotal, offset=newline + 1).astype(np.int64)
-        errors = np.frombuffer(meta_bytes, "<f4", offset=newline + 1 + 8 * ntotal)
-        errors = errors.astype(np.float32)
+        errors = (np.full(ntotal, np.nan, np.float32) if magic == MAGIC_WITHOUT_ERRORS else
+                  np.frombuffer(meta_bytes, "<f4", offset=newline + 1 + 8 * ntotal).astype(
+                      np.float32))
         saved = HnswParams(**meta["params"])
         if (saved.m, saved.ef_construction) != (params.m, params.ef_construction):
             raise DamagedGraphError(f"{path} was built with {saved}, not {params}")

@@ -118,5 +118,7 @@ class GraphKeeper:
                         self.path, repaired)
         elif not graph.matches(count, vectors_of):
             return f"the saved graph (change {saved}) does not match the database"
+        if not graph.knows_errors:  # saved by an older memeflow: measure them once
+            graph.measure_errors(vectors())
         self.graph, self.saved_generation = graph, saved
         return ""
