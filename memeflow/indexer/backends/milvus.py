@@ -46,8 +46,14 @@ from memeflow.indexer.backends.base import (
     Selection,
     StoredDocument,
 )
-from memeflow.indexer.backends.milvus_where import MilvusFilter, compile_where, filter_fields
-from memeflow.indexer.filters import Condition, Where
+from memeflow.indexer.backends.milvus_where import (
+    MilvusFilter,
+    comparable,
+    compile_where,
+    equals_any,
+    filter_fields,
+)
+from memeflow.indexer.filters import Where
 from memeflow.indexer.words import DEFAULT_MIN_COVERAGE, GRAM, grams, normalise
 from memeflow.vectors import unit_rows
 
@@ -203,15 +209,15 @@ class MilvusCollection(Collection):
 
     def find(self, tag: str | None = None, values: Sequence[Any] = (),
              uri_prefix: str | None = None) -> list[str]:
-        """See `Collection.find`; here in the order of the ids."""
+        """See `Collection.find`; as the embedded backend finds them, a list tag does not
+        match by its elements. In the order of the ids (Milvus keeps no order of insertion)."""
         self._check_open()
         parts = []
-        if tag is not None:
-            where = Where((Condition(tag, "$in", list(values)),))
-            compiled = compile_where(where)
-            if compiled.empty or compiled.residual:  # nothing, or values find cannot look up
+        if tag is not None:  # the tag's value itself, not a list tag's elements
+            wanted = [value for value in values if comparable(value)]
+            if not wanted:
                 return []
-            parts.append(compiled.expression or "")
+            parts.append(equals_any(tag, wanted, elements=False))
         if uri_prefix is not None:
             low, high = (json.dumps(text, ensure_ascii=False)
                          for text in (uri_prefix, uri_prefix + "\U0010ffff"))

@@ -65,8 +65,9 @@ def _key(field: str, tag: str) -> str:
     return f"{field}[{json.dumps(tag, ensure_ascii=False)}]"
 
 
-def _equals_any(tag: str, wanted: list[Any]) -> str:
-    """`tags[tag]` equals one of `wanted`, or (a list tag) holds one of them."""
+def equals_any(tag: str, wanted: list[Any], *, elements: bool = True) -> str:
+    """`tags[tag]` equals one of `wanted` (comparable values), or, with `elements`, is a
+    list holding one of them."""
     values: list[Any] = []
     for value in wanted:
         values.append(value)
@@ -77,8 +78,8 @@ def _equals_any(tag: str, wanted: list[Any]) -> str:
             values.append(bool(value))
     key = _key("tags", tag)
     tests = [f"{key} == {literal(v)}" for v in values]
-    # json_contains_any: Milvus Lite parses no negative number as json_contains's argument.
-    tests.append(f"json_contains_any({key}, [{', '.join(literal(v) for v in values)}])")
+    if elements:  # json_contains_any: Milvus Lite parses no negative json_contains argument
+        tests.append(f"json_contains_any({key}, [{', '.join(literal(v) for v in values)}])")
     return "(" + " or ".join(tests) + ")"
 
 
@@ -117,8 +118,8 @@ def _expressed(condition: Condition) -> str | None:
     if op in NEGATED:
         if not wanted:
             return ""  # $nin []: every document passes
-        return f"(not {_has('valued_tags', tag)} or not {_equals_any(tag, wanted)})"
-    return _equals_any(tag, wanted) if wanted else None
+        return f"(not {_has('valued_tags', tag)} or not {equals_any(tag, wanted)})"
+    return equals_any(tag, wanted) if wanted else None
 
 
 def compile_where(where: Where | None) -> MilvusFilter:
