@@ -17,8 +17,8 @@ from collections import Counter
 import numpy as np
 
 from memeflow.encoder import hubness as hubs
-from memeflow.indexer.search import SearchOptions, search_store
-from memeflow.indexer.store import Record, VectorStore
+from memeflow.indexer.backends.embedded import EmbeddedCollection, StoredDocument
+from memeflow.indexer.search.pipeline import SearchOptions, search_store
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -44,9 +44,9 @@ def main() -> None:
                   + 0.3 * centre)
     images[: args.hubs] = unit(centre + 0.2 * rng.normal(size=(args.hubs, args.dim))
                                / np.sqrt(args.dim))
-    store = VectorStore()
+    store = EmbeddedCollection()
     store.upsert([f"img{i:05d}" for i in range(args.images)], images, [
-        Record(uri=None, tags={hubs.HUB_TAG: float(h)}) for h in hubs.hubness(images, bank)
+        StoredDocument(uri=None, tags={hubs.HUB_TAG: float(h)}) for h in hubs.hubness(images, bank)
     ])
     hub_ids = {f"img{i:05d}" for i in range(args.hubs)}
     print(f"{args.images} images ({args.hubs} planted hubs), {args.queries} queries, "

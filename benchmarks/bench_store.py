@@ -10,7 +10,7 @@ the tags `folder` (one of 500: each held by 0.2% of the documents), `group` (one
 is the median request's rate; a request that builds the HNSW graph is left out) and
 closes the store; a fresh probe process then opens it as the indexer does (restart time,
 RSS growth after loading and at its peak, per document) and times one query at a time
-through `memeflow.indexer.search.search_store`, the indexer's own `/search` path: top 10,
+through `memeflow.indexer.search.pipeline.search_store`, the indexer's own `/search` path: top 10,
 no filter, `where: {"folder": "folder7"}` (0.2%) and `where: {"group": "group3"}` (20%).
 Workspaces (and their build reports) are kept in --workdir and reused by later runs.
 """
@@ -46,9 +46,9 @@ def records(ids: list[str], start: int) -> list[dict[str, Any]]:
 
 def build(workspace: str, n: int) -> dict[str, Any]:
     """Child: upsert n documents into a new store at `workspace`, in requests of BATCH."""
-    from memeflow.indexer.store import VectorStore
+    from memeflow.indexer.backends.embedded import EmbeddedCollection
 
-    store, ids, rates, graph_s = VectorStore(workspace), doc_ids(n), [], 0.0
+    store, ids, rates, graph_s = EmbeddedCollection(workspace), doc_ids(n), [], 0.0
     for chunk in range(0, n, 100_000):
         vectors = clip_like(1000 + chunk, min(100_000, n - chunk))
         for start in range(0, len(vectors), BATCH):
@@ -70,13 +70,13 @@ def build(workspace: str, n: int) -> dict[str, Any]:
 
 def probe(workspace: str, n: int) -> dict[str, Any]:
     """Child: open the store as the indexer does, then time searches."""
-    from memeflow.indexer.search import SearchOptions, search_store
-    from memeflow.indexer.store import VectorStore
+    from memeflow.indexer.backends.embedded import EmbeddedCollection
+    from memeflow.indexer.search.pipeline import SearchOptions, search_store
 
     gc.collect()
     before, peak_before = rss_bytes(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     began = time.perf_counter()
-    store = VectorStore(workspace)
+    store = EmbeddedCollection(workspace)
     report: dict[str, Any] = {"load_s": time.perf_counter() - began, "n": len(store)}
     gc.collect()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

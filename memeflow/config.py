@@ -125,7 +125,8 @@ DEFAULT_OCR_WEIGHT = 1.0
 def ocr_weight() -> str | float:
     """MEMEFLOW_OCR_WEIGHT as set, else 1.0: the say of the words on memes in text searches
     against the picture's (0: none), where a request does not give `ocr_weight`. Returned
-    as set: the indexer checks it with the request's value (`memeflow.indexer.hybrid`)."""
+    as set: the indexer checks it with the request's value
+    (`memeflow.indexer.search.hybrid`)."""
     return os.environ.get("MEMEFLOW_OCR_WEIGHT") or DEFAULT_OCR_WEIGHT
 
 

@@ -1,4 +1,4 @@
-"""The HNSW path of VectorStore: recall against exact search, the graph kept in step with
+"""The HNSW path of EmbeddedCollection: recall against exact search, the graph kept in step with
 upserts and deletes, and the saved graph used, repaired after a crash, or rebuilt.
 
 faiss builds graphs on several threads, so a graph is not the same from run to run: these
@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from memeflow.documents import Hit
-from memeflow.indexer import store as store_module
-from memeflow.indexer.ann import HnswIndex, HnswParams
-from memeflow.indexer.database import DATABASE
-from memeflow.indexer.store import GRAPH, LOCK, Record, VectorStore
+from memeflow.indexer.backends import embedded as store_module
+from memeflow.indexer.backends.embedded import GRAPH, LOCK, EmbeddedCollection, StoredDocument
+from memeflow.indexer.indexes.ann import HnswIndex, HnswParams
+from memeflow.indexer.storage.database import DATABASE
 
 BUILT = "built the HNSW graph"
 
@@ -37,8 +37,8 @@ def rand_iso(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     return rng.standard_normal((n, dim)).astype(np.float32)
 
 
-def upsert(store: VectorStore, ids: list[str], vectors: np.ndarray) -> None:
-    store.upsert(ids, vectors, [Record(uri=None, tags={"n": i}) for i in range(len(ids))])
+def upsert(store: EmbeddedCollection, ids: list[str], vectors: np.ndarray) -> None:
+    store.upsert(ids, vectors, [StoredDocument(uri=None, tags={"n": i}) for i in range(len(ids))])
 
 
 def unit64(docs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -76,7 +76,7 @@ def test_recall_against_exact(rng: np.random.Generator, dim: int) -> None:
     n = 20_000
     vectors = clip_like(rng, n + 200, dim) if dim == 512 else rand_iso(rng, n + 200, dim)
     ids = [f"d{i:05d}" for i in range(n)]
-    ann, exact = VectorStore(exact_max=1_000), VectorStore()
+    ann, exact = EmbeddedCollection(exact_max=1_000), EmbeddedCollection()
     for start in range(0, n, 5_000):  # the graph is built at 5k, then added to
         sl = slice(start, start + 5_000)
         upsert(ann, ids[sl], vectors[sl])
@@ -97,7 +97,7 @@ def test_top_k_beyond_the_graph_limit_is_exact(
     rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     vectors, ids = rand_iso(rng, 3_000, 16), [f"d{i}" for i in range(3_000)]
-    ann, exact = VectorStore(exact_max=100), VectorStore()
+    ann, exact = EmbeddedCollection(exact_max=100), EmbeddedCollection()
     upsert(ann, ids, vectors)
     upsert(exact, ids, vectors)
     monkeypatch.setattr(store_module, "MAX_ANN_K", 5)
@@ -110,7 +110,7 @@ def test_top_k_beyond_the_graph_limit_is_exact(
 
 
 def test_upserts_and_deletes_kept_in_step(rng: np.random.Generator) -> None:
-    store, dim = VectorStore(exact_max=500), 32
+    store, dim = EmbeddedCollection(exact_max=500), 32
     ids = [f"d{i:04d}" for i in range(3_000)]
     docs = dict(zip(ids, rand_iso(rng, 3_000, dim), strict=True))
     upsert(store, ids, np.stack(list(docs.values())))
@@ -155,19 +155,19 @@ def test_upserts_and_deletes_kept_in_step(rng: np.random.Generator) -> None:
 def test_tombstones_trigger_a_rebuild(
     rng: np.random.Generator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = VectorStore(exact_max=500, hnsw=HnswParams(rebuild_fraction=0.3))
+    store = EmbeddedCollection(exact_max=500, hnsw=HnswParams(rebuild_fraction=0.3))
     ids = [f"d{i}" for i in range(2_000)]
     upsert(store, ids, rand_iso(rng, 2_000, 16))
     upsert(store, ids[:700], rand_iso(rng, 700, 16))  # 700 tombstones of 2700 labels: 26%
     assert store._ann is not None and store._ann.tombstones == 700
-    with caplog.at_level(logging.INFO, logger="memeflow.indexer.store"):
+    with caplog.at_level(logging.INFO, logger="memeflow.indexer.backends.embedded"):
         store.delete(ids[700:900])  # 900 of 2700: 33%
     assert store._ann.tombstones == 0 and len(store._ann) == 1_800
     assert "deleted or replaced" in caplog.text
 
 
 def test_a_shrunk_store_drops_the_graph_and_searches_exactly(rng: np.random.Generator) -> None:
-    store, exact = VectorStore(exact_max=1_000), VectorStore()
+    store, exact = EmbeddedCollection(exact_max=1_000), EmbeddedCollection()
     ids, vectors = [f"d{i}" for i in range(1_500)], rand_iso(rng, 1_500, 16)
     upsert(store, ids, vectors)
     upsert(exact, ids, vectors)
@@ -184,8 +184,9 @@ def test_a_shrunk_store_drops_the_graph_and_searches_exactly(rng: np.random.Gene
 # --- persistence ---------------------------------------------------------------------------
 
 
-def filled(path: Path, rng: np.random.Generator, **kwargs: object) -> tuple[VectorStore, list[str]]:
-    store = VectorStore(path, exact_max=500, **kwargs)  # type: ignore[arg-type]
+def filled(path: Path, rng: np.random.Generator, **kwargs: object
+           ) -> tuple[EmbeddedCollection, list[str]]:
+    store = EmbeddedCollection(path, exact_max=500, **kwargs)  # type: ignore[arg-type]
     ids = [f"d{i:04d}" for i in range(2_000)]
     upsert(store, ids, rand_iso(rng, 2_000, 16))
     upsert(store, ids[:100], rand_iso(rng, 100, 16))
@@ -193,10 +194,10 @@ def filled(path: Path, rng: np.random.Generator, **kwargs: object) -> tuple[Vect
     return store, ids
 
 
-def reopen(path: Path, caplog: pytest.LogCaptureFixture, **kwargs: object) -> VectorStore:
+def reopen(path: Path, caplog: pytest.LogCaptureFixture, **kwargs: object) -> EmbeddedCollection:
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="memeflow.indexer.store"):
-        return VectorStore(path, exact_max=500, **kwargs)  # type: ignore[arg-type]
+    with caplog.at_level(logging.INFO, logger="memeflow.indexer.backends.embedded"):
+        return EmbeddedCollection(path, exact_max=500, **kwargs)  # type: ignore[arg-type]
 
 
 def test_reopen_uses_the_saved_graph(
@@ -222,7 +223,7 @@ def test_a_graph_saved_before_a_crash_is_repaired_not_rebuilt(
 ) -> None:
     store, ids = filled(tmp_path, rng)
     store.close()
-    store = VectorStore(tmp_path, exact_max=500)
+    store = EmbeddedCollection(tmp_path, exact_max=500)
     late = rand_iso(rng, 30, 16)
     upsert(store, [f"late{i}" for i in range(30)], late)
     store.delete(ids[300:400])  # rows move: the last ones into the deleted ones' places
@@ -237,7 +238,7 @@ def test_a_graph_saved_before_a_crash_is_repaired_not_rebuilt(
     queries = rand_iso(rng, 50, 16)
     found = {hit["id"] for hits in store.search(queries, 20) for hit in hits}
     assert found and not found & gone
-    exact = VectorStore(exact_max=10_000)  # the same documents, searched exactly
+    exact = EmbeddedCollection(exact_max=10_000)  # the same documents, searched exactly
     kept = [doc_id for doc_id in [*ids, *(f"late{i}" for i in range(30))] if doc_id in store]
     upsert(exact, kept, store.vectors(kept))
     assert recall(store.search(queries, 10), exact.search(queries, 10)) >= 0.95
@@ -250,7 +251,7 @@ def test_a_graph_newer_than_the_database_is_rebuilt(
     store, ids = filled(tmp_path, rng)
     store.close()
     shutil.copy(tmp_path / DATABASE, tmp_path / "backup")
-    store = VectorStore(tmp_path, exact_max=500)
+    store = EmbeddedCollection(tmp_path, exact_max=500)
     store.delete(ids[500:510])
     store.close()
     shutil.copy(tmp_path / "backup", tmp_path / DATABASE)
@@ -310,7 +311,7 @@ def test_failed_graph_save_only_warns(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(HnswIndex, "save", disk_full)
-    with caplog.at_level(logging.WARNING, logger="memeflow.indexer.store"):
+    with caplog.at_level(logging.WARNING, logger="memeflow.indexer.backends.embedded"):
         store.close()
     assert "saving the HNSW graph" in caplog.text and not (tmp_path / GRAPH).exists()
     monkeypatch.undo()
@@ -322,7 +323,7 @@ def test_failed_graph_save_only_warns(
 def test_clear_removes_the_graph(rng: np.random.Generator, tmp_path: Path) -> None:
     store, _ = filled(tmp_path, rng)
     store.close()
-    store = VectorStore(tmp_path, exact_max=500)
+    store = EmbeddedCollection(tmp_path, exact_max=500)
     store.clear()
     assert store._ann is None and not (tmp_path / GRAPH).exists()
     store.close()
@@ -334,7 +335,7 @@ def test_the_graph_of_an_old_workspace_moves_with_it(
 ) -> None:
     """A snapshot + log workspace (format 2) with its saved graph: the move into the
     database keeps the old rows, so the graph is used, not rebuilt (minutes at 1M)."""
-    from memeflow.indexer import journal, legacy
+    from memeflow.indexer.storage import journal, legacy
 
     ids, vectors = [f"o{i:04d}" for i in range(1_200)], rand_iso(rng, 1_200, 16)
     records = [{"uri": None, "tags": {}} for _ in ids]

@@ -20,9 +20,9 @@ import pytest
 from docarray import DocList
 
 from memeflow.documents import MatchDoc
-from memeflow.indexer.search import SearchOptions, search_store
+from memeflow.indexer.backends.embedded import EmbeddedCollection, StoredDocument
+from memeflow.indexer.search.pipeline import SearchOptions, search_store
 from memeflow.indexer.shards import merge_matches, shard_of
-from memeflow.indexer.store import Record, VectorStore
 
 GOLDEN = Path(__file__).parent / "golden" / "search.json"
 DIM, N = 24, 420
@@ -37,7 +37,7 @@ def _phash(i: int) -> str:
     return f"{original * 2654435761 % 2**64 ^ flipped:016x}"
 
 
-def _records(rng: np.random.Generator) -> list[Record]:
+def _records(rng: np.random.Generator) -> list[StoredDocument]:
     records = []
     for i in range(N):
         tags: dict[str, Any] = {
@@ -51,11 +51,11 @@ def _records(rng: np.random.Generator) -> list[Record]:
         words = None
         if i % 4 == 0:
             words = f"{PHRASES[i % len(PHRASES)]} {'extra words' if i % 8 == 0 else ''} {i}"
-        records.append(Record(uri=f"/m/{i}.jpg", tags=tags, words=words))
+        records.append(StoredDocument(uri=f"/m/{i}.jpg", tags=tags, words=words))
     return records
 
 
-def _index(exact_max: int) -> tuple[list[str], np.ndarray, list[Record]]:
+def _index(exact_max: int) -> tuple[list[str], np.ndarray, list[StoredDocument]]:
     rng = np.random.default_rng(22)
     vectors = rng.normal(size=(N, DIM)).astype(np.float32)
     vectors[300:330] = vectors[0:30] + rng.normal(scale=0.05, size=(30, DIM)).astype(np.float32)
@@ -63,11 +63,11 @@ def _index(exact_max: int) -> tuple[list[str], np.ndarray, list[Record]]:
 
 
 @pytest.fixture(scope="module")
-def stores() -> dict[str, VectorStore]:
+def stores() -> dict[str, EmbeddedCollection]:
     built = {}
     for name, exact_max in (("exact", 10_000), ("graph", 100)):
         ids, vectors, records = _index(exact_max)
-        store = VectorStore(exact_max=exact_max)
+        store = EmbeddedCollection(exact_max=exact_max)
         store.upsert(ids, vectors, records)
         built[name] = store
     return built
@@ -123,24 +123,24 @@ CASES: list[tuple[str, str, str | None, dict[str, Any], int]] = [
 ]
 
 
-def _query(store: VectorStore, name: str) -> np.ndarray:
+def _query(store: EmbeddedCollection, name: str) -> np.ndarray:
     if name.startswith("id:"):
         return store.vectors([name[3:]])
     return QUERIES[name][None, :]
 
 
-def _sharded(store: VectorStore, shards: int) -> list[VectorStore]:
+def _sharded(store: EmbeddedCollection, shards: int) -> list[EmbeddedCollection]:
     parts = []
     everything = store.find()
     for shard in range(shards):
         ids = [doc_id for doc_id in everything if shard_of(doc_id, shards) == shard]
-        part = VectorStore()
+        part = EmbeddedCollection()
         part.upsert(ids, store.vectors(ids), store.get(ids))  # type: ignore[arg-type]
         parts.append(part)
     return parts
 
 
-def _answer(stores: dict[str, VectorStore], case: tuple) -> list[tuple[str, float]]:
+def _answer(stores: dict[str, EmbeddedCollection], case: tuple) -> list[tuple[str, float]]:
     name, query_name, text, parameters, shards = case
     store = stores[name]
     query = _query(store, query_name)

@@ -7,10 +7,10 @@ import pytest
 from memeflow import params
 from memeflow.cli.search_flags import parse_cli_where
 from memeflow.encoder import hubness as hubs
-from memeflow.indexer.collapse import collapse, hash_distance
+from memeflow.indexer.backends.embedded import EmbeddedCollection, StoredDocument
 from memeflow.indexer.filters import FilterError, compile_where
-from memeflow.indexer.search import SearchOptions, search_store
-from memeflow.indexer.store import Record, VectorStore
+from memeflow.indexer.search.collapse import collapse, hash_distance
+from memeflow.indexer.search.pipeline import SearchOptions, search_store
 from memeflow.params import RequestError
 
 DIM = 32
@@ -22,12 +22,12 @@ def unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 @pytest.fixture()
-def store() -> VectorStore:
+def store() -> EmbeddedCollection:
     """600 documents; every 97th is `rare`, the others cycle over three folders."""
     rng = np.random.default_rng(3)
-    store = VectorStore(exact_max=100)  # beyond exact_max: unfiltered searches use HNSW
+    store = EmbeddedCollection(exact_max=100)  # beyond exact_max: unfiltered searches use HNSW
     records = [
-        Record(uri=f"/{i}.jpg", tags={
+        StoredDocument(uri=f"/{i}.jpg", tags={
             "folder": "rare" if i % 97 == 0 else f"f{i % 3}",
             "year": 2000 + i % 25, "keywords": ["cat", "hat"] if i % 2 else ["dog"],
             "name": f"Meme number {i}",
@@ -38,7 +38,7 @@ def store() -> VectorStore:
     return store
 
 
-def exact_order(store: VectorStore, query: np.ndarray, keep) -> list[str]:
+def exact_order(store: EmbeddedCollection, query: np.ndarray, keep) -> list[str]:
     """Every matching id by score, computed by hand from the stored vectors."""
     ids = [i for i in (f"m{n:03d}" for n in range(600)) if keep(store.get([i])[0]["tags"])]
     scores = store.vectors(ids) @ query
@@ -161,9 +161,9 @@ def test_hub_correction_stops_a_constructed_hub_from_dominating() -> None:
     bank, queries = queries_like(64), queries_like(200)
     images = unit_rows(rng, 300)
     images[0] = centre  # the hub
-    store = VectorStore()
+    store = EmbeddedCollection()
     store.upsert([f"i{n:03d}" for n in range(300)], images, [
-        Record(uri=None, tags={hubs.HUB_TAG: float(h)}) for h in hubs.hubness(images, bank)
+        StoredDocument(uri=None, tags={hubs.HUB_TAG: float(h)}) for h in hubs.hubness(images, bank)
     ])
 
     def hub_wins(correct: bool) -> int:

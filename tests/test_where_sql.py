@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from memeflow.indexer.backends.embedded import EmbeddedCollection, StoredDocument
 from memeflow.indexer.filters import compile_where
-from memeflow.indexer.store import Record, VectorStore
 
 VALUES: list[Any] = [
     "a", "b", "A", "1", "3", " 4 ", "1e2", "inf", "cat video", "", 0, 1, 2, -3, 2**70, 1.0,
@@ -44,13 +44,13 @@ def random_condition(rng: random.Random) -> dict[str, Any]:
 
 
 @pytest.fixture
-def documents() -> tuple[VectorStore, dict[str, dict[str, Any]]]:
+def documents() -> tuple[EmbeddedCollection, dict[str, dict[str, Any]]]:
     rng = random.Random(11)
     tags = {f"d{i:03d}": random_tags(rng) for i in range(300)}
-    store = VectorStore()
+    store = EmbeddedCollection()
     ids = list(tags)
     vectors = np.random.default_rng(0).standard_normal((len(ids), 4)).astype(np.float32)
-    store.upsert(ids, vectors, [Record(uri=None, tags=tags[i]) for i in ids])
+    store.upsert(ids, vectors, [StoredDocument(uri=None, tags=tags[i]) for i in ids])
     gone = ids[::7]  # rows move into the deleted ones' places: their tag rows must follow
     store.delete(gone)
     for doc_id in gone:
@@ -59,7 +59,7 @@ def documents() -> tuple[VectorStore, dict[str, dict[str, Any]]]:
     for doc_id in replaced:
         tags[doc_id] = random_tags(rng)
     store.upsert(replaced, vectors[: len(replaced)],
-                 [Record(uri=None, tags=tags[i]) for i in replaced])
+                 [StoredDocument(uri=None, tags=tags[i]) for i in replaced])
     return store, tags
 
 

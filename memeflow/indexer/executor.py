@@ -9,11 +9,11 @@ from jina import requests
 
 from memeflow import config, params
 from memeflow.documents import MatchDoc, MemeDoc, TermDoc, is_id_only
+from memeflow.indexer.backends.embedded import EXACT_MAX, EmbeddedCollection, StoredDocument
 from memeflow.indexer.rank import rank_candidates
-from memeflow.indexer.search import SearchOptions, search_store
+from memeflow.indexer.search.pipeline import SearchOptions, search_store
 from memeflow.indexer.shards import shard_of
-from memeflow.indexer.store import EXACT_MAX, Record, VectorStore
-from memeflow.indexer.thumbnails import ThumbnailStore
+from memeflow.indexer.storage.thumbnails import ThumbnailStore
 from memeflow.query import resolve_query_parts
 from memeflow.refusals import RefusingExecutor
 from memeflow.vectors import check_own_vector
@@ -27,7 +27,7 @@ class QueryDimensionError(params.RequestError):
 
 class MemeIndexer(RefusingExecutor):
     """Keeps every document in SQLite and every vector in one matrix; a search is one matrix
-    product (see `VectorStore`).
+    product (see `EmbeddedCollection`).
 
     Settings (`uses_with:` in flow.yml):
     - workspace: the folder of the index (MEMEFLOW_WORKSPACE overrides; default
@@ -47,7 +47,7 @@ class MemeIndexer(RefusingExecutor):
         if self.shards > 1:
             path = path / f"shard-{self.shard_id}-of-{self.shards}"
         self.path = path
-        self.store = VectorStore(path, exact_max=int(exact_max))  # beyond it: HNSW
+        self.store = EmbeddedCollection(path, exact_max=int(exact_max))  # beyond it: HNSW
         self.thumbnails = ThumbnailStore(path / "thumbnails")
         self.max_docs = config.max_docs()  # /upsert skips the encoder and its limits
         self.logger.info(f"index at {self.store.path}: {len(self.store)} documents")
@@ -88,7 +88,7 @@ class MemeIndexer(RefusingExecutor):
                 self.store.upsert(
                     [doc.id for doc in valid],  # type: ignore[misc]  # all set: asserted above
                     np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in valid]),
-                    [Record(uri=doc.uri, tags=doc.tags, words=doc.words) for doc in valid],
+                    [StoredDocument(uri=doc.uri, tags=doc.tags, words=doc.words) for doc in valid],
                 )
             if self.store.dim != dim_before:  # the first vectors: the workspace takes a model
                 self.store.set_model(bind_model(self.root).get("model"))

@@ -14,8 +14,8 @@ from typing import cast
 from docarray import DocList
 
 from memeflow.documents import Hit, MatchDoc
-from memeflow.indexer import hybrid
-from memeflow.indexer.search import SearchOptions
+from memeflow.indexer.search import hybrid
+from memeflow.indexer.search.pipeline import SearchOptions
 
 
 def shard_of(doc_id: str, shards: int) -> int:

@@ -2,8 +2,8 @@
 filters, a minimum score, hub correction, the words on memes, collapsing near-duplicates,
 and paging.
 
-Filters restrict the candidates before the top-k is chosen (`VectorStore.rows_where` finds
-the matching rows from the database's tag indexes, `VectorStore.search` with `rows` ranks
+Filters restrict the candidates before the top-k is chosen (`EmbeddedCollection.rows_where` finds
+the matching rows from the database's tag indexes, `EmbeddedCollection.search` with `rows` ranks
 them exactly, also beyond `exact_max` where unfiltered
 searches use the HNSW graph), so a rare tag still yields every match it has. The steps
 that drop or reorder hits after scoring (min_score, hub correction, collapsing) run on
@@ -12,7 +12,8 @@ a candidate pool that doubles until the page is full or the index is exhausted.
 A text query is also matched against the words read on the memes (when the index has
 any and `ocr_weight` > 0): the dense candidates, after hub correction and the minimum
 score, are fused with the lexical candidates that pass the filters
-(`memeflow.indexer.hybrid`). The minimum score bars dense candidates only: a meme found by the
+(`memeflow.indexer.search.hybrid`). The minimum score bars dense candidates only: a meme
+found by the
 words written on it stays, whatever its cosine.
 """
 
@@ -24,9 +25,9 @@ import numpy as np
 
 from memeflow import config, params
 from memeflow.documents import Hit
-from memeflow.indexer import collapse, hub_correction, hybrid
+from memeflow.indexer.backends.embedded import EmbeddedCollection
 from memeflow.indexer.filters import Where, compile_where
-from memeflow.indexer.store import VectorStore
+from memeflow.indexer.search import collapse, hub_correction, hybrid
 from memeflow.vectors import unit_rows
 
 MIN_POOL = 50
@@ -116,7 +117,7 @@ def _search_one(
         hits = search(query[None, :], pool)[0]
 
 
-def _scored(store: VectorStore, query: np.ndarray, ids: list[str], options: SearchOptions
+def _scored(store: EmbeddedCollection, query: np.ndarray, ids: list[str], options: SearchOptions
             ) -> Sequence[Mapping[str, Any]]:
     """Hits for memes their words found: scored against the query like any dense hit."""
     scores = store.vectors(ids).astype(np.float64) @ unit_rows(query[None, :], np.float64)[0]
@@ -125,7 +126,7 @@ def _scored(store: VectorStore, query: np.ndarray, ids: list[str], options: Sear
 
 
 def _fused_one(
-    store: VectorStore, query: np.ndarray, text: str, options: SearchOptions,
+    store: EmbeddedCollection, query: np.ndarray, text: str, options: SearchOptions,
     rows: np.ndarray | None,
 ) -> list[Hit]:
     """One text query by the dense and the lexical signal; the pool doubles while
@@ -143,7 +144,7 @@ def _fused_one(
 
 
 def search_store(
-    store: VectorStore, queries: np.ndarray, options: SearchOptions, *,
+    store: EmbeddedCollection, queries: np.ndarray, options: SearchOptions, *,
     texts: Sequence[str | None] | None = None, paged: bool = True,
 ) -> list[list[Hit]]:
     """Hits per query after every option, each with its `signals`; `paged=False` returns

@@ -24,7 +24,7 @@ from typing import Any, cast
 import faiss
 import numpy as np
 
-from memeflow.indexer.atomic import atomic_write
+from memeflow.indexer.storage.atomic import atomic_write
 
 MAGIC = b"MFh1"
 FOOTER = struct.Struct("<4sQQI")

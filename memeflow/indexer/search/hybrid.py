@@ -1,10 +1,10 @@
 """Hybrid search: text queries answered by the dense ranking (CLIP: what a meme shows) and
-the lexical one (BM25 in SQLite FTS5, `memeflow.indexer.words`: the words read on it),
+the lexical one (BM25 in SQLite FTS5, `memeflow.indexer.indexes.words`: the words read on it),
 fused into one.
 
 Each proposes its best candidates and reciprocal rank fusion
-(`memeflow.indexer.fusion`) orders the union. `ocr_weight` scales the words' votes against
-CLIP's (1: equal say; 0: the pure CLIP ranking, words ignored). Every hit keeps its
+(`memeflow.indexer.search.fusion`) orders the union. `ocr_weight` scales the words'
+votes against CLIP's (1: equal say; 0: the pure CLIP ranking, words ignored). Every hit keeps its
 cosine similarity as `score`, reports its rank in each signal that found it (`signals`)
 and, when its words matched, how well (`words_score`): what a shard merger needs to
 fuse the union of several shards' answers again.
@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from memeflow import config
 from memeflow.documents import Hit
-from memeflow.indexer.fusion import reciprocal_rank_fusion
+from memeflow.indexer.search.fusion import reciprocal_rank_fusion
 from memeflow.params import RequestError
 
 PHRASE_BONUS = 1000.0  # a quoted caption outranks any partial match
@@ -43,7 +43,7 @@ def ocr_weight(parameters: dict[str, Any]) -> float:
 
 def lexical_ranking(found: Sequence[tuple[str, float, bool]]) -> list[tuple[str, float]]:
     """(id, words_score) of the memes the words found ((id, BM25 score, whole phrase), as
-    `VectorStore.search_words` gives them, best first): a whole phrase gets PHRASE_BONUS."""
+    `EmbeddedCollection.search_words` gives them, best first): a whole phrase gets PHRASE_BONUS."""
     return [(doc_id, score + (PHRASE_BONUS if phrase else 0.0)) for doc_id, score, phrase in found]
 
 
