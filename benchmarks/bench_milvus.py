@@ -137,7 +137,7 @@ def words_run(uri: str) -> None:
     from captions import load_templates
     from pymilvus import MilvusClient
 
-    from memeflow.indexer.words import normalise
+    from memeflow.indexer.indexes.words import normalise
 
     shared = HERE.parent.parent / "shared" / "data" / "memes" / "templates"
     lines = sorted({line.strip() for t in load_templates(shared) for line in t.captions

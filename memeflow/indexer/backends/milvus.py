@@ -19,7 +19,7 @@ upsert (its vectors' dimension fixes the schema) and dropped by `clear`:
 | grams_bm25 | SPARSE_FLOAT_VECTOR | BM25 of the grams, made by Milvus (a BM25 `Function`) |
 | vector | FLOAT_VECTOR | the unit-length vector (HNSW, COSINE) |
 
-The words are matched as the embedded backend matches them (`memeflow.indexer.words`):
+The words are matched as the embedded backend matches them (`memeflow.indexer.indexes.words`):
 letters and digits only, compared as character trigrams, since OCR loses the spaces
 between words; Milvus ranks the grams by BM25 (its k1 1.2, b 0.75, the same idf), and the
 backend keeps the matches holding at least half the query's grams, whole phrases first.
@@ -54,7 +54,7 @@ from memeflow.indexer.backends.milvus_where import (
     filter_fields,
 )
 from memeflow.indexer.filters import Where
-from memeflow.indexer.words import DEFAULT_MIN_COVERAGE, GRAM, grams, normalise
+from memeflow.indexer.indexes.words import DEFAULT_MIN_COVERAGE, GRAM, grams, normalise
 from memeflow.vectors import unit_rows
 
 logger = logging.getLogger(__name__)
@@ -69,8 +69,9 @@ PAD = "_"
 
 
 def gram_text(words: str | None) -> str:
-    """The character trigrams of `words` as Milvus's whitespace analyser reads them: what
-    `memeflow.indexer.words` indexes (a text of one or two letters is padded to one gram)."""
+    """The character trigrams of `words`, space-separated, as `memeflow.indexer.indexes.words`
+    indexes them (a text of one or two letters is padded to one gram). Each gram is letters,
+    digits or `_`: one token for Milvus's standard analyser."""
     letters = normalise(words or "")
     if not letters:
         return ""
