@@ -2,6 +2,7 @@
 (SQLite in a workspace) and Milvus (Milvus Lite's real server, `milvus_uri`)."""
 
 import math
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -11,6 +12,7 @@ from memeflow.indexer.backends import Collection
 from memeflow.indexer.backends.embedded import EmbeddedCollection
 from memeflow.indexer.backends.milvus import MilvusCollection
 from memeflow.indexer.filters import compile_where
+from tests.conftest import free_port
 
 BACKENDS = ["embedded", "milvus"]
 DIM = 8
@@ -211,3 +213,11 @@ def test_bad_input_is_refused_and_changes_nothing(collection, bad) -> None:
     with pytest.raises((ValueError, TypeError)):
         bad(collection)
     assert collection.count() == 3 and "a" not in collection
+
+
+def test_a_milvus_that_does_not_answer_is_named_with_the_fix() -> None:
+    uri = f"http://127.0.0.1:{free_port()}"
+    began = time.monotonic()
+    with pytest.raises(ConnectionError, match=f"no Milvus answered at {uri}.*MEMEFLOW_INDEX"):
+        MilvusCollection(uri, timeout=1)
+    assert time.monotonic() - began < 30

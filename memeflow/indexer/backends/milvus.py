@@ -107,12 +107,13 @@ class MilvusCollection(Collection):
     """Documents in a Milvus collection (see the module's docstring)."""
 
     def __init__(self, uri: str, *, collection: str = "memeflow", token: str = "",
-                 client: MilvusClient | None = None) -> None:
-        """`uri`: a server (`http://HOST:19530`) or a Milvus Lite file. Raises
-        ConnectionError naming the uri when no Milvus answers there."""
+                 timeout: float = 10.0) -> None:
+        """`uri`: a server (`http://HOST:19530`) or a Milvus Lite file; `token`: its
+        credentials ("user:password" or an API key), if it asks for any. Raises
+        ConnectionError naming the uri when no Milvus answers there within `timeout` s."""
         self.uri, self.name, self.model_name = uri, collection, f"{collection}_model"
         try:
-            self._client = client or MilvusClient(uri=uri, token=token)
+            self._client = MilvusClient(uri=uri, token=token, timeout=timeout)
         except MilvusException as exc:
             raise ConnectionError(
                 f"no Milvus answered at {uri} ({exc.message}): start it, or set MEMEFLOW_INDEX "
