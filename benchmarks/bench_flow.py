@@ -21,7 +21,7 @@ Filtered (`--filtered DIR`, a workspace `bench_store.py` wrote, whose documents 
 tags `folder`, one of 500, and `group`, one of 5): `POST /search` with a query vector
 (so the encoder only passes it on) and no filter, `where: {"folder": "folder7"}` (0.2% of
 the documents) or `where: {"group": "group3"}` (20%); baseline in the same run: the
-indexer's own `search_store` on the same workspace, in this process, after the Flow.
+indexer's own `search_collection` on the same workspace, in this process, after the Flow.
 """
 
 import os
@@ -247,11 +247,11 @@ FILTERS = {"no filter": None, "0.2% tag": {"folder": "folder7"}, "20% tag": {"gr
 
 
 def bench_filtered(workspace: Path, log: Path, queries: int = 200) -> None:
-    from memeflow.indexer.search.pipeline import SearchOptions, search_store
+    from memeflow.indexer.search.pipeline import SearchOptions, search_collection
 
     vectors = clip_like(seed=77, n=queries)
     print(f"\n## Filtered search through the HTTP gateway, {workspace}\n")
-    print("| filter | HTTP /search p50 ms | p99 ms | in-process search_store p50 ms | queries |")
+    print("| filter | HTTP /search p50 ms | p99 ms | in-process search p50 ms | queries |")
     print("|---|---:|---:|---:|---:|")
     http: dict[str, list[float]] = {}
     with running_flow(log, workspace=workspace) as ports:
@@ -266,7 +266,7 @@ def bench_filtered(workspace: Path, log: Path, queries: int = 200) -> None:
     store = EmbeddedCollection(workspace)
     for name, where in FILTERS.items():
         options = SearchOptions.from_parameters({"top_k": 10, "where": where})
-        inside = latencies_ms(lambda i: search_store(store, vectors[i][None], options),  # noqa: B023
+        inside = latencies_ms(lambda i: search_collection(store, vectors[i][None], options),  # noqa: B023
                               range(queries))  # type: ignore[arg-type]
         print(f"| {name} | {statistics.median(http[name]):.1f} | "
               f"{percentile(http[name], 99):.1f} | {statistics.median(inside):.2f} | {queries} |")

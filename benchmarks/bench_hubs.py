@@ -18,7 +18,7 @@ import numpy as np
 
 from memeflow.encoder import hubness as hubs
 from memeflow.indexer.backends.embedded import EmbeddedCollection, StoredDocument
-from memeflow.indexer.search.pipeline import SearchOptions, search_store
+from memeflow.indexer.search.pipeline import SearchOptions, search_collection
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -55,7 +55,7 @@ def main() -> None:
           "| max k-occurrence (top-10) |")
     print("| --- | --- | --- | --- |")
     for correct in (False, True):
-        results = search_store(store, queries, SearchOptions(top_k=10, hub_correction=correct))
+        results = search_collection(store, queries, SearchOptions(top_k=10, hub_correction=correct))
         top1 = sum(hits[0]["id"] in hub_ids for hits in results)
         top10 = sum(hit["id"] in hub_ids for hits in results for hit in hits)
         occurrence = Counter(hit["id"] for hits in results for hit in hits).most_common(1)[0][1]

@@ -48,7 +48,7 @@ from memeflow.encoder.ocr import (  # noqa: E402
 from memeflow.encoder.pipeline import embed_documents  # noqa: E402
 from memeflow.indexer.backends.embedded import EmbeddedCollection, StoredDocument  # noqa: E402
 from memeflow.indexer.indexes.words import normalise  # noqa: E402
-from memeflow.indexer.search.pipeline import SearchOptions, search_store  # noqa: E402
+from memeflow.indexer.search.pipeline import SearchOptions, search_collection  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 MODEL = os.environ.get("MEMEFLOW_MODEL") or str(
@@ -290,7 +290,7 @@ def main() -> None:
     vectors = model.embed_texts(texts)
     def search(weight: float) -> list[list[dict]]:  # the service's own /search path
         options = SearchOptions(top_k=5, ocr_weight=weight)
-        return search_store(store, vectors, options, texts=texts)
+        return search_collection(store, vectors, options, texts=texts)
 
     rows = {
         "CLIP only (ocr_weight 0)": search(0.0),

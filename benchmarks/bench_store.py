@@ -10,8 +10,9 @@ the tags `folder` (one of 500: each held by 0.2% of the documents), `group` (one
 is the median request's rate; a request that builds the HNSW graph is left out) and
 closes the store; a fresh probe process then opens it as the indexer does (restart time,
 RSS growth after loading and at its peak, per document) and times one query at a time
-through `memeflow.indexer.search.pipeline.search_store`, the indexer's own `/search` path: top 10,
-no filter, `where: {"folder": "folder7"}` (0.2%) and `where: {"group": "group3"}` (20%).
+through `memeflow.indexer.search.pipeline.search_collection`, the indexer's own `/search`
+path: top 10, no filter, `where: {"folder": "folder7"}` (0.2%) and
+`where: {"group": "group3"}` (20%).
 Workspaces (and their build reports) are kept in --workdir and reused by later runs.
 """
 
@@ -71,7 +72,7 @@ def build(workspace: str, n: int) -> dict[str, Any]:
 def probe(workspace: str, n: int) -> dict[str, Any]:
     """Child: open the store as the indexer does, then time searches."""
     from memeflow.indexer.backends.embedded import EmbeddedCollection
-    from memeflow.indexer.search.pipeline import SearchOptions, search_store
+    from memeflow.indexer.search.pipeline import SearchOptions, search_collection
 
     gc.collect()
     before, peak_before = rss_bytes(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -87,11 +88,11 @@ def probe(workspace: str, n: int) -> dict[str, Any]:
     queries = clip_like(99, 300)
     for name, where in FILTERS.items():
         options = SearchOptions.from_parameters({"top_k": 10, "where": where})
-        search_store(store, queries[:1], options)  # warm-up
+        search_collection(store, queries[:1], options)  # warm-up
         times, deadline = [], time.perf_counter() + QUERY_SECONDS
         for query in queries:
             began = time.perf_counter()
-            (hits,) = search_store(store, query[None, :], options)
+            (hits,) = search_collection(store, query[None, :], options)
             times.append(time.perf_counter() - began)
             if where:
                 assert all(hit["tags"][key] == value for hit in hits

@@ -126,7 +126,7 @@ def ocr_weight() -> str | float:
     """MEMEFLOW_OCR_WEIGHT as set, else 1.0: the say of the words on memes in text searches
     against the picture's (0: none), where a request does not give `ocr_weight`. Returned
     as set: the indexer checks it with the request's value
-    (`memeflow.indexer.search.hybrid`)."""
+    (`memeflow.indexer.search.options`)."""
     return os.environ.get("MEMEFLOW_OCR_WEIGHT") or DEFAULT_OCR_WEIGHT
 
 

@@ -21,7 +21,7 @@ from docarray import DocList
 
 from memeflow.documents import MatchDoc
 from memeflow.indexer.backends.embedded import EmbeddedCollection, StoredDocument
-from memeflow.indexer.search.pipeline import SearchOptions, search_store
+from memeflow.indexer.search.pipeline import SearchOptions, search_collection
 from memeflow.indexer.shards import merge_matches, shard_of
 
 GOLDEN = Path(__file__).parent / "golden" / "search.json"
@@ -146,11 +146,11 @@ def _answer(stores: dict[str, EmbeddedCollection], case: tuple) -> list[tuple[st
     query = _query(store, query_name)
     options = SearchOptions.from_parameters(parameters)
     if shards == 1:
-        (hits,) = search_store(store, query, options, texts=[text])
+        (hits,) = search_collection(store, query, options, texts=[text])
         return [(hit["id"], hit["score"]) for hit in hits]
     replies = []
     for part in _sharded(store, shards):
-        (hits,) = search_store(part, query, options, texts=[text], paged=False)
+        (hits,) = search_collection(part, query, options, texts=[text], paged=False)
         replies.append(DocList[MatchDoc]([MatchDoc(**hit) for hit in hits]))
         part.close()
     return [(m.id or "", m.score) for m in merge_matches(replies, options)]

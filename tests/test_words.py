@@ -12,8 +12,8 @@ from memeflow.encoder.pipeline import embed_documents
 from memeflow.indexer.backends.embedded import EmbeddedCollection, StoredDocument
 from memeflow.indexer.filters import compile_where
 from memeflow.indexer.search.fusion import reciprocal_rank_fusion
-from memeflow.indexer.search.hybrid import ocr_weight
-from memeflow.indexer.search.pipeline import SearchOptions, search_store
+from memeflow.indexer.search.options import ocr_weight
+from memeflow.indexer.search.pipeline import SearchOptions, search_collection
 from memeflow.indexer.shards import merge_matches
 
 CAPTIONS = {
@@ -104,7 +104,7 @@ def captioned() -> tuple[EmbeddedCollection, np.ndarray]:
 
 
 def ranked(store, query, text, **options) -> list[dict]:
-    (hits,) = search_store(store, query, SearchOptions(**options), texts=[text])
+    (hits,) = search_collection(store, query, SearchOptions(**options), texts=[text])
     return hits
 
 
@@ -178,7 +178,7 @@ def test_two_shards_fuse_their_union_again(captioned) -> None:
         ids = [doc_id for i, doc_id in enumerate(everything) if i % 2 == shard]
         part = EmbeddedCollection()
         part.upsert(ids, store.vectors(ids), store.get(ids))  # type: ignore[arg-type]
-        (hits,) = search_store(part, query, SearchOptions(), texts=[text], paged=False)
+        (hits,) = search_collection(part, query, SearchOptions(), texts=[text], paged=False)
         shards.append(DocList[MatchDoc]([MatchDoc(**hit) for hit in hits]))
     merged = merge_matches(shards, SearchOptions())
     single = ranked(store, query, text)

@@ -36,6 +36,7 @@ import numpy as np
 
 from memeflow.documents import Hit
 from memeflow.indexer.backends.base import Collection, LexicalMatch, Selection, StoredDocument
+from memeflow.indexer.backends.checks import id_list, tag_json, unit_vectors, valid_text
 from memeflow.indexer.filters import Where
 from memeflow.indexer.indexes import where_sql, words
 from memeflow.indexer.indexes.ann import DamagedGraphError, HnswIndex, HnswParams
@@ -44,8 +45,6 @@ from memeflow.indexer.storage import database, legacy
 from memeflow.indexer.storage.atomic import fsync_dir, temporary_path
 from memeflow.indexer.storage.database import DocumentRow, get_meta, set_meta, transaction
 from memeflow.indexer.storage.legacy import CorruptStoreError
-from memeflow.uris import printable
-from memeflow.vectors import unit_rows
 
 logger = logging.getLogger(__name__)
 
@@ -73,27 +72,6 @@ class WorkspaceInUseError(RuntimeError):
 
 class StoreWriteError(OSError):
     """The database could not be written (a full disk, a file-size limit): nothing changed."""
-
-
-def _id_list(ids: Sequence[str]) -> list[str]:
-    """A str is a Sequence[str] too (of its letters): refuse it rather than store letters."""
-    if isinstance(ids, str) or not all(isinstance(doc_id, str) for doc_id in ids):
-        raise TypeError(f"ids must be a sequence of strings, got {ids!r:.80}")
-    return list(ids)
-
-
-def _normalised(array: np.ndarray, what: str) -> np.ndarray:
-    """Rows scaled to unit length (`unit_rows`), refusing what has no direction: the
-    store's vectors and queries must be finite, non-zero (n, dim) arrays."""
-    matrix = np.asarray(array, dtype=np.float32)
-    if matrix.ndim != 2:
-        raise ValueError(f"{what} must be a 2-d array (n, dim), got shape {matrix.shape}")
-    if not np.isfinite(matrix).all():
-        raise ValueError(f"{what} contain NaN or inf")
-    zero = np.flatnonzero(~matrix.any(axis=1))
-    if len(zero):
-        raise ValueError(f"{what} row {int(zero[0])} has zero norm")
-    return unit_rows(matrix)
 
 
 def _record(row: DocumentRow) -> StoredDocument:
@@ -207,7 +185,7 @@ class EmbeddedCollection(Collection):
         """Insert or replace by id; within one call the last duplicate wins. Invalid input
         raises ValueError before anything changes; committed to the database on return."""
         self._check_open()
-        ids, records, matrix = _id_list(ids), list(records), _normalised(vectors, "vectors")
+        ids, records, matrix = id_list(ids), list(records), unit_vectors(vectors, "vectors")
         if not len(ids) == len(matrix) == len(records):
             raise ValueError(f"got {len(ids)} ids, {len(matrix)} vectors, {len(records)} records")
         dim = matrix.shape[1]
@@ -217,8 +195,8 @@ class EmbeddedCollection(Collection):
             return
         keep = list({doc_id: i for i, doc_id in enumerate(ids)}.values())
         ids, matrix, records = [ids[i] for i in keep], matrix[keep], [records[i] for i in keep]
-        tags = _tag_json(records)
-        _check_text(ids, records)
+        tags = tag_json(records)
+        valid_text(ids, records)
         known = self._rows_of(ids)
         new = [doc_id for doc_id in ids if doc_id not in known]
         rows_of = {**known, **{doc_id: self._count + i for i, doc_id in enumerate(new)}}
@@ -245,7 +223,7 @@ class EmbeddedCollection(Collection):
         """Removes the given ids; returns how many were present. Committed on return.
         Each deleted row's place takes the last row, so rows stay 0..n-1."""
         self._check_open()
-        rows_of = self._rows_of(list(dict.fromkeys(_id_list(ids))))
+        rows_of = self._rows_of(list(dict.fromkeys(id_list(ids))))
         if not rows_of:
             return 0
         moves: list[tuple[int, int]] = []
@@ -308,7 +286,7 @@ class EmbeddedCollection(Collection):
     def get(self, ids: Sequence[str]) -> list[StoredDocument | None]:
         """The stored records, None for absent ids."""
         self._check_open()
-        ids = _id_list(ids)
+        ids = id_list(ids)
         found = database.documents_by(self._conn, "id", ids)
         return [None if doc_id not in found else _record(found[doc_id]) for doc_id in ids]
 
@@ -335,7 +313,7 @@ class EmbeddedCollection(Collection):
     def vectors(self, ids: Sequence[str]) -> np.ndarray:
         """The stored (normalised) vectors, (n, dim) float32; KeyError for an absent id."""
         self._check_open()
-        ids = _id_list(ids)
+        ids = id_list(ids)
         rows_of = self._rows_of(ids)
         missing = next((doc_id for doc_id in ids if doc_id not in rows_of), None)
         if missing is not None:
@@ -389,7 +367,7 @@ class EmbeddedCollection(Collection):
         self._check_open()
         if top_k <= 0:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
-        queries = _normalised(queries, "queries")
+        queries = unit_vectors(queries, "queries")
         if self.dim is not None and queries.shape[1] != self.dim:
             raise ValueError(f"expected queries of dimension {self.dim}, got {queries.shape[1]}")
         n = self._count
@@ -605,9 +583,10 @@ class EmbeddedCollection(Collection):
             for start in range(0, len(ids), READ_CHUNK):
                 chunk = ids[start : start + READ_CHUNK]
                 records = [StoredDocument(**old.records[doc_id]) for doc_id in chunk]  # type: ignore[typeddict-item]
-                matrix = _normalised(np.stack([old.vectors[doc_id] for doc_id in chunk]), "vectors")
+                matrix = unit_vectors(np.stack([old.vectors[doc_id] for doc_id in chunk]),
+                                      "vectors")
                 _insert(conn, list(range(start, start + len(chunk))), chunk, records,
-                        _tag_json(records), matrix)
+                        tag_json(records), matrix)
         if self.path is not None:
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         graph = self._dir / legacy.GRAPH
@@ -616,27 +595,6 @@ class EmbeddedCollection(Collection):
         self._remove_legacy_files()
         logger.info("moved %d documents from the snapshot and log of %s into %s in %.1f s",
                     len(ids), self._dir, database.DATABASE, time.perf_counter() - started)
-
-
-def _tag_json(records: Sequence[StoredDocument]) -> list[str]:
-    """Each record's tags as JSON; ValueError (before anything is written) if they are not."""
-    try:
-        return [json.dumps(record.get("tags") or {}) for record in records]
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"tags must be JSON-serialisable: {exc}") from None
-
-
-def _check_text(ids: Sequence[str], records: Sequence[StoredDocument]) -> None:
-    """ValueError for an id, uri or words that SQLite cannot store (a lone surrogate, from
-    an undecodable file name that was not made a `file://` URI): before anything is written."""
-    for doc_id, record in zip(ids, records, strict=True):
-        texts = (("id", doc_id), ("uri", record.get("uri")), ("words", record.get("words")))
-        for what, text in texts:
-            try:
-                (text or "").encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValueError(f"document {printable(doc_id)}: its {what} is not valid "
-                                 f"Unicode: {printable(text or '')}") from None
 
 
 def _lock(folder: Path) -> Any:
@@ -667,8 +625,8 @@ def _insert(conn: sqlite3.Connection, rows: Sequence[int], ids: Sequence[str],
     conn.executemany(
         "INSERT OR REPLACE INTO documents(row, id, uri, tags, words, vector) "
         "VALUES (?, ?, ?, ?, ?, ?)",
-        [(row, doc_id, record.get("uri"), tag_json, text, vector.astype("<f4").tobytes())
-         for row, doc_id, record, tag_json, text, vector
+        [(row, doc_id, record.get("uri"), tag_text, text, vector.astype("<f4").tobytes())
+         for row, doc_id, record, tag_text, text, vector
          in zip(rows, ids, records, tags, texts, matrix, strict=True)],
     )
     conn.executemany(
