@@ -46,6 +46,7 @@ from memeflow.indexer.backends.base import (
     Selection,
     StoredDocument,
 )
+from memeflow.indexer.backends.checks import id_list, tag_json, unit_vectors, valid_text
 from memeflow.indexer.backends.milvus_where import (
     MilvusFilter,
     comparable,
@@ -55,7 +56,7 @@ from memeflow.indexer.backends.milvus_where import (
 )
 from memeflow.indexer.filters import Where
 from memeflow.indexer.indexes.words import DEFAULT_MIN_COVERAGE, GRAM, grams, normalise
-from memeflow.vectors import unit_rows
+from memeflow.uris import printable
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,10 @@ MAX_LIMIT = 16_384  # Milvus's largest limit (top_k) of one search or query
 CANDIDATE_MARGIN = 10  # candidates beyond top_k: the exact rescoring may reorder the edge
 READ_BATCH = 1_000
 PAD = "_"
+# pymilvus pings an idle connection every 10 s; a gRPC server left at its defaults (Milvus
+# Lite's) allows one ping per 5 minutes and closes the connection after the third: ping
+# no more often than that, and only while a call is under way.
+KEEPALIVE = {"grpc.keepalive_time_ms": 300_000, "grpc.keepalive_permit_without_calls": False}
 
 
 def gram_text(words: str | None) -> str:
@@ -113,7 +118,8 @@ class MilvusCollection(Collection):
         ConnectionError naming the uri when no Milvus answers there within `timeout` s."""
         self.uri, self.name, self.model_name = uri, collection, f"{collection}_model"
         try:
-            self._client = MilvusClient(uri=uri, token=token, timeout=timeout)
+            self._client = MilvusClient(uri=uri, token=token, timeout=timeout,
+                                        grpc_options=KEEPALIVE)
         except MilvusException as exc:
             raise ConnectionError(
                 f"no Milvus answered at {uri} ({exc.message}): start it, or set MEMEFLOW_INDEX "
@@ -153,8 +159,8 @@ class MilvusCollection(Collection):
     def upsert(self, ids: Sequence[str], vectors: np.ndarray,
                documents: Sequence[StoredDocument]) -> None:
         self._check_open()
-        ids, documents = _id_list(ids), list(documents)
-        matrix = _normalised(vectors, "vectors")
+        ids, documents = id_list(ids), list(documents)
+        matrix = unit_vectors(vectors, "vectors")
         if not len(ids) == len(matrix) == len(documents):
             raise ValueError(f"got {len(ids)} ids, {len(matrix)} vectors, "
                              f"{len(documents)} documents")
@@ -164,6 +170,9 @@ class MilvusCollection(Collection):
         if not ids:
             return
         latest = {doc_id: i for i, doc_id in enumerate(ids)}  # the last duplicate wins
+        kept = [documents[i] for i in latest.values()]
+        tag_json(kept)
+        valid_text(list(latest), kept)
         rows = [_row(doc_id, matrix[i], documents[i]) for doc_id, i in latest.items()]
         if self._dim is None:
             self._create(dim)
@@ -175,7 +184,7 @@ class MilvusCollection(Collection):
 
     def delete(self, ids: Sequence[str]) -> int:
         self._check_open()
-        ids = list(dict.fromkeys(_id_list(ids)))
+        ids = list(dict.fromkeys(id_list(ids)))
         if not ids or not self._exists():
             return 0
         stored = [row["id"] for chunk in _chunks(ids) for row in self._client.query(
@@ -195,13 +204,13 @@ class MilvusCollection(Collection):
 
     def get(self, ids: Sequence[str]) -> list[StoredDocument | None]:
         self._check_open()
-        ids = _id_list(ids)
+        ids = id_list(ids)
         found = self._rows(ids, ["uri", "has_uri", "tags", "exact_tags", "words"])
         return [_document(found[doc_id]) if doc_id in found else None for doc_id in ids]
 
     def vectors(self, ids: Sequence[str]) -> np.ndarray:
         self._check_open()
-        ids = _id_list(ids)
+        ids = id_list(ids)
         found = self._rows(ids, ["vector"])
         missing = next((doc_id for doc_id in ids if doc_id not in found), None)
         if missing is not None:
@@ -245,7 +254,7 @@ class MilvusCollection(Collection):
         self._check_open()
         if top_k <= 0:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
-        matrix = _normalised(queries, "queries")
+        matrix = unit_vectors(queries, "queries")
         if self.dim is not None and matrix.shape[1] != self.dim:
             raise ValueError(f"expected queries of dimension {self.dim}, got {matrix.shape[1]}")
         expression = self._expression(selection)
@@ -431,32 +440,11 @@ def _chunks(ids: list[str], size: int = READ_BATCH) -> Iterable[list[str]]:
     return (ids[i : i + size] for i in range(0, len(ids), size))
 
 
-def _id_list(ids: Sequence[str]) -> list[str]:
-    """A str is a Sequence[str] too (of its letters): refuse it rather than store letters."""
-    if isinstance(ids, str) or not all(isinstance(doc_id, str) for doc_id in ids):
-        raise TypeError(f"ids must be a sequence of strings, got {ids!r:.80}")
-    return list(ids)
-
-
-def _normalised(array: np.ndarray, what: str) -> np.ndarray:
-    matrix = np.asarray(array, dtype=np.float32)
-    if matrix.ndim != 2:
-        raise ValueError(f"{what} must be a 2-d array (n, dim), got shape {matrix.shape}")
-    if not np.isfinite(matrix).all():
-        raise ValueError(f"{what} contain NaN or inf")
-    zero = np.flatnonzero(~matrix.any(axis=1))
-    if len(zero):
-        raise ValueError(f"{what} row {int(zero[0])} has zero norm")
-    return unit_rows(matrix)
-
-
 def _text(value: str, what: str, doc_id: str) -> str:
-    try:
-        size = len(value.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise ValueError(f"document {doc_id!r:.200}: its {what} is not valid Unicode") from None
+    """`value`, or ValueError when it is longer than a Milvus VARCHAR holds."""
+    size = len(value.encode("utf-8"))  # checks.valid_text made sure it encodes
     if size > MAX_TEXT:
-        raise ValueError(f"document {doc_id!r:.200}: its {what} is {size} bytes, Milvus "
+        raise ValueError(f"document {printable(doc_id)}: its {what} is {size} bytes, Milvus "
                          f"keeps at most {MAX_TEXT}")
     return value
 
@@ -464,14 +452,11 @@ def _text(value: str, what: str, doc_id: str) -> str:
 def _row(doc_id: str, vector: np.ndarray, document: StoredDocument) -> dict[str, Any]:
     """The Milvus row of one document; ValueError for what the collection cannot hold."""
     tags = document.get("tags") or {}
-    try:
-        exact = json.dumps(tags, ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"tags must be JSON-serialisable: {exc}") from None
+    exact = json.dumps(tags, ensure_ascii=False)  # checks.tag_json made sure it can
     fields = filter_fields(tags)
     if len(tags) > MAX_TAGS or any(len(tag.encode("utf-8", "replace")) > MAX_TAG_NAME
                                    for tag in tags):
-        raise ValueError(f"document {doc_id!r:.200}: Milvus keeps at most {MAX_TAGS} tags "
+        raise ValueError(f"document {printable(doc_id)}: Milvus keeps at most {MAX_TAGS} tags "
                          f"of names up to {MAX_TAG_NAME} bytes")
     words = document.get("words")
     uri = document.get("uri")
