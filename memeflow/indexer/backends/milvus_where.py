@@ -77,9 +77,15 @@ def equals_any(tag: str, wanted: list[Any], *, elements: bool = True) -> str:
         elif isinstance(value, int | float) and value in (0, 1):
             values.append(bool(value))
     key = _key("tags", tag)
+    values = list({(type(v), v): v for v in values}.values())  # 1 and True both stay
     tests = [f"{key} == {literal(v)}" for v in values]
     if elements:  # json_contains_any: Milvus Lite parses no negative json_contains argument
-        tests.append(f"json_contains_any({key}, [{', '.join(literal(v) for v in values)}])")
+        kinds: dict[type, list[Any]] = {}  # one array literal per type: Milvus's are uniform
+        for value in values:
+            kinds.setdefault(bool if isinstance(value, bool) else str if isinstance(value, str)
+                             else float, []).append(value)
+        tests += [f"json_contains_any({key}, [{', '.join(map(literal, same))}])"
+                  for same in kinds.values()]
     return "(" + " or ".join(tests) + ")"
 
 
