@@ -5,10 +5,12 @@ index; the documents are in Milvus, not in the workspace."""
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from memeflow.client import MemeClient
 from memeflow.client.files import file_id
+from memeflow.documents import MemeDoc
 from memeflow.indexer.backends.milvus import MilvusCollection
 from tests.conftest import serving
 
@@ -87,6 +89,25 @@ def test_a_moved_file_keeps_its_document(client, memes) -> None:
     finally:
         new.rename(old)
         client.index_paths([memes[0].parents[1]])
+
+
+def test_bad_requests_are_refused_and_bad_documents_fail_alone(client) -> None:
+    good = np.random.default_rng(7).standard_normal((2, 512)).astype(np.float32)
+    docs = [MemeDoc(id=f"own-{i}", uri=f"memes/own-{i}.png", tags={"n": i}, embedding=v)
+            for i, v in enumerate(good)]
+    docs += [MemeDoc(id="own-nan", embedding=np.full(512, np.nan, np.float32)),
+             MemeDoc(id="own-short", embedding=good[0][:100])]
+    results = {d.id: d for d in client.upsert(docs)}
+    assert [results["own-0"].error, results["own-1"].error] == [None, None]
+    assert "NaN" in results["own-nan"].error and "512" in results["own-short"].error
+    assert set(client.stored(list(results))) == {"own-0", "own-1"}
+    (hit,) = client.search(MemeDoc(embedding=good[1]), top_k=1, where={"n": {"$gte": 1}})
+    assert hit["id"] == "own-1" and hit["score"] == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="unknown operator"):
+        client.search_text("a dog", where={"folder": {"$like": "x"}})
+    with pytest.raises(ValueError, match="512"):
+        client.search(MemeDoc(embedding=good[0][:100]), top_k=1)
+    assert client.delete(["own-0", "own-1"]) == 2
 
 
 def test_delete_removes_from_milvus(client, milvus_service, memes) -> None:
