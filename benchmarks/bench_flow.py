@@ -230,7 +230,7 @@ def bench_queries(size: Size, log: Path, cache: Path, runtime: str) -> None:
     vectors = {t: model.embed_texts([t])[0] for t in warm + texts}  # also warms the model
     model.text_cache.clear()  # a cold text cache again
     encode = latencies_ms(lambda t: model.embed_texts([t]), texts)
-    search = latencies_ms(lambda t: store.search(vectors[t][None], 10), texts)
+    search = latencies_ms(lambda t: store.dense_search(vectors[t][None], 10), texts)
     store.close()
     print(row("HTTP /search, distinct texts", distinct))
     print(row("HTTP /search, repeated texts (cached encode)", repeated))

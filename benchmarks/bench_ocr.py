@@ -295,7 +295,7 @@ def main() -> None:
     rows = {
         "CLIP only (ocr_weight 0)": search(0.0),
         "words only (OCR + trigram BM25)": [
-            [{"id": doc_id} for doc_id, _, _ in store.search_words(text, 5)[0]] for text in texts
+            [{"id": doc_id} for doc_id, _, _ in store.lexical_search(text, 5)[0]] for text in texts
         ],
         "fused (ocr_weight 1, RRF)": search(1.0),
     }

@@ -129,7 +129,7 @@ def measure(
 
 def measure_store(row: Row, store: EmbeddedCollection, queries: np.ndarray, cap: int) -> Row:
     """A store searched as the indexer does: one query per call, or a batch in one call."""
-    single, batch = (lambda q: store.search(q[None], K)), (lambda b: store.search(b, K))
+    single, batch = (lambda q: store.dense_search(q[None], K)), (lambda b: store.dense_search(b, K))
     return measure(row, single, batch, queries, cap)
 
 
@@ -200,7 +200,7 @@ def bench_exact(workspace: Path, data: Data) -> Row:
         ids = data.ids[s : s + 10_000]
         store.upsert(ids, data.vectors[s : s + 10_000], records(ids))
     index_s = time.perf_counter() - started
-    data.truth = [[h["id"] for h in hits] for hits in store.search(data.truth_queries, K)]
+    data.truth = [[h["id"] for h in hits] for hits in store.dense_search(data.truth_queries, K)]
     row = Row(n, "memeflow exact (float32 matmul + argpartition)", note=f"indexing {index_s:.0f} s")
     measure_store(row, store, data.queries, cap=300)
     store.close()
@@ -241,21 +241,21 @@ def bench_ann(workspace: Path, data: Data, captured: "Captured", extra: dict[str
     started = time.perf_counter()
     store = EmbeddedCollection(workspace, exact_max=0)
     open_s = time.perf_counter() - started
-    ann = store._ann
+    ann = store.graph
     assert ann is not None
     params = ann.params
     name = f"memeflow ANN (HNSW m={params.m}, efC={params.ef_construction}, ef={params.ef_search})"
     row = Row(data.n, name, build_s=captured.seconds(r"built the HNSW graph"))
     row.note = f"open + build {open_s:.0f} s"
     measure_store(row, store, data.queries, cap=1_000)
-    found = [[h["id"] for h in hits] for hits in store.search(data.truth_queries, K)]
+    found = [[h["id"] for h in hits] for hits in store.dense_search(data.truth_queries, K)]
     row.recall = recall(found, data.truth)
 
     sweep = []
     for ef in EF_SWEEP:  # the same graph; only the search width changes
         ann.params = dataclasses.replace(params, ef_search=ef)
-        times = time_single(lambda q: store.search(q[None], K), data.queries, cap=500)
-        found = [[h["id"] for h in hits] for hits in store.search(data.truth_queries, K)]
+        times = time_single(lambda q: store.dense_search(q[None], K), data.queries, cap=500)
+        found = [[h["id"] for h in hits] for hits in store.dense_search(data.truth_queries, K)]
         sweep.append((ef, float(np.median(times)) * 1e3, recall(found, data.truth)))
     ann.params = params
     extra.setdefault("sweep", {})[data.n] = sweep
@@ -304,13 +304,14 @@ def bench_isotropic(n: int) -> Row:
     recs = [StoredDocument(uri=None, tags={})] * n
     exact, ann = EmbeddedCollection(exact_max=n), EmbeddedCollection(exact_max=0)
     exact.upsert(ids, data, recs)
-    truth = [[h["id"] for h in hits] for hits in exact.search(queries[:300], K)]
+    truth = [[h["id"] for h in hits] for hits in exact.dense_search(queries[:300], K)]
     started = time.perf_counter()
     ann.upsert(ids, data, recs)
     name = "memeflow ANN, isotropic vectors (worst case)"
     row = Row(n, name, build_s=time.perf_counter() - started)
     measure_store(row, ann, queries, cap=1_000)
-    row.recall = recall([[h["id"] for h in hits] for hits in ann.search(queries[:300], K)], truth)
+    found = ann.dense_search(queries[:300], K)
+    row.recall = recall([[h["id"] for h in hits] for hits in found], truth)
     return row
 
 
@@ -326,7 +327,7 @@ def probe_main(workspace: str) -> None:
     load_s = time.perf_counter() - started
     gc.collect()
     after = rss_bytes()
-    ann = store._ann
+    ann = store.graph
     report = {
         "load_s": load_s,
         "rss_growth": after - before,
@@ -405,8 +406,9 @@ def bench_workspace(workspace: Path) -> None:
     scan of the same matrix (the truth, and the baseline), then load time and memory."""
     probe = load_probe(workspace, n=-1)
     store = EmbeddedCollection(workspace)
-    n, matrix = len(store), store._matrix[: len(store)]
-    mode = "HNSW" if store._ann is not None else "exact"
+    n = len(store)
+    matrix = store.vectors(store.find())  # every vector, in row order
+    mode = "HNSW" if store.graph is not None else "exact"
     queries = clip_like(seed=n + 1, n=1_200)
 
     ids = store.find()  # every id, in row order
@@ -421,7 +423,8 @@ def bench_workspace(workspace: Path) -> None:
     rows = [measure(Row(n, "numpy exact scan (matmul + argpartition)"), exact_scan, None,
                     queries, cap=300)]
     row = measure_store(Row(n, f"memeflow /search as configured ({mode})"), store, queries, 1_000)
-    row.recall = recall([[h["id"] for h in hits] for hits in store.search(queries[:300], K)], truth)
+    found = store.dense_search(queries[:300], K)
+    row.recall = recall([[h["id"] for h in hits] for hits in found], truth)
     rows.append(row)
     store.close()
     probe["graph_save_s"] = 0.0

@@ -72,7 +72,7 @@ def state(store: EmbeddedCollection, ids: list[str], queries: np.ndarray) -> dic
         "dim": store.dim,
         "records": store.get(ids),
         "vectors": store.vectors(present).tolist(),
-        "hits": store.search(queries, 7) if store.dim == queries.shape[1] else None,
+        "hits": store.dense_search(queries, 7) if store.dim == queries.shape[1] else None,
     }
 
 
@@ -99,11 +99,11 @@ def test_search_matches_brute_force(rng: np.random.Generator) -> None:
     docs = dict(zip(ids, vectors, strict=True))
     queries = rand(rng, 40, 32)
     for top_k in (1, 5, 64, 599, 600, 10_000):
-        results = store.search(queries, top_k)
+        results = store.dense_search(queries, top_k)
         assert len(results) == len(queries)
         for query, hits in zip(queries, results, strict=True):
             assert_ranking(hits, brute_force(docs, query), top_k)
-    hit = store.search(vectors[:1], 1)[0][0]
+    hit = store.dense_search(vectors[:1], 1)[0][0]
     assert hit == Hit(
         id=ids[0], score=hit["score"], uri=recs(ids[:1])[0]["uri"], tags=recs(ids[:1])[0]["tags"]
     )
@@ -122,7 +122,7 @@ def test_equal_vectors_tie_exactly_and_order_by_id(rng: np.random.Generator) -> 
     queries = rand(rng, 30, 64)
     queries[:20] = vectors[twins[0]] * 3 + 0.5 * queries[:20]  # twins first, k cuts among them
     for top_k in (1, 7, 40, 45, 500):
-        results = store.search(queries, top_k)
+        results = store.dense_search(queries, top_k)
         assert all([hit["id"] for hit in hits[:40]] == twin_ids[:top_k] for hits in results[:20])
         for hits in results:
             found = [i for i, hit in enumerate(hits) if hit["id"] in twin_ids]
@@ -134,21 +134,21 @@ def test_equal_vectors_tie_exactly_and_order_by_id(rng: np.random.Generator) -> 
 
 def test_search_edge_cases(rng: np.random.Generator) -> None:
     store = EmbeddedCollection()
-    assert store.search(rand(rng, 3, 5), 4) == [[], [], []]
+    assert store.dense_search(rand(rng, 3, 5), 4) == [[], [], []]
     store.upsert(["a", "b"], rand(rng, 2, 5), recs(["a", "b"]))
     with pytest.raises(ValueError, match="top_k"):
-        store.search(rand(rng, 1, 5), 0)
+        store.dense_search(rand(rng, 1, 5), 0)
     with pytest.raises(ValueError, match="top_k"):
-        store.search(rand(rng, 1, 5), -3)
+        store.dense_search(rand(rng, 1, 5), -3)
     with pytest.raises(ValueError, match=r"dimension 5, got 3"):
-        store.search(rand(rng, 1, 3), 1)
+        store.dense_search(rand(rng, 1, 3), 1)
     with pytest.raises(ValueError, match="NaN"):
-        store.search(np.full((1, 5), np.nan), 1)
-    assert store.search(np.zeros((0, 5), np.float32), 3) == []
-    assert [len(hits) for hits in store.search(rand(rng, 2, 5), 50)] == [2, 2]
+        store.dense_search(np.full((1, 5), np.nan), 1)
+    assert store.dense_search(np.zeros((0, 5), np.float32), 3) == []
+    assert [len(hits) for hits in store.dense_search(rand(rng, 2, 5), 50)] == [2, 2]
     store.delete(["a", "b"])
     assert store.dim == 5  # an emptied store keeps its dimension until clear()
-    assert store.search(rand(rng, 2, 5), 3) == [[], []]
+    assert store.dense_search(rand(rng, 2, 5), 3) == [[], []]
 
 
 # --- upsert, delete, get -----------------------------------------------------------------
@@ -162,7 +162,7 @@ def test_upsert_replaces(rng: np.random.Generator) -> None:
     assert len(store) == 3
     assert store.get(["b"]) == [StoredDocument(uri=None, tags={"v": 2})]
     np.testing.assert_allclose(store.vectors(["b"])[0], new[0] / np.linalg.norm(new[0]), atol=TOL)
-    assert store.search(new, 1)[0][0]["id"] == "b"
+    assert store.dense_search(new, 1)[0][0]["id"] == "b"
 
 
 def test_duplicate_ids_in_one_call_last_wins(rng: np.random.Generator) -> None:
@@ -190,7 +190,7 @@ def test_delete(rng: np.random.Generator) -> None:
         store.vectors(["d0"])
     docs = {i: v for i, v in zip(ids, vectors, strict=True) if i not in gone}
     for query in rand(rng, 20, 6):
-        hits = store.search(query[None], 50)[0]
+        hits = store.dense_search(query[None], 50)[0]
         assert not {hit["id"] for hit in hits} & set(gone)
         assert_ranking(hits, brute_force(docs, query), 50)
 
@@ -456,7 +456,7 @@ def test_loads_100k_vectors(rng: np.random.Generator, tmp_path: Path) -> None:
     store.close()
     store = EmbeddedCollection(tmp_path)
     assert len(store) == 100_000
-    hits = store.search(vectors[[0, 54_321, 99_999]], 1)
+    hits = store.dense_search(vectors[[0, 54_321, 99_999]], 1)
     assert [h[0]["id"] for h in hits] == ["v0", "v54321", "v99999"]
 
 
@@ -515,7 +515,7 @@ def test_a_snapshot_and_log_workspace_is_moved_into_the_database(tmp_path: Path)
     np.testing.assert_allclose(store.vectors(ids), [expected[i]["vector"] for i in ids],
                                atol=1e-6, rtol=0)
     assert store.find(uri_prefix="/memes/m05") == ["m05"]
-    assert [hit[0] for hit in store.search_words("one does not simply", 1)[0]] == ["m07"]
+    assert [hit[0] for hit in store.lexical_search("one does not simply", 1)[0]] == ["m07"]
     store.close()
     assert sorted(p.name for p in workspace.iterdir()) == [DATABASE, LOCK, "memeflow.json"]
     assert len(EmbeddedCollection(workspace)) == len(expected)  # once: nothing left to move

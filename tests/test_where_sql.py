@@ -73,7 +73,7 @@ def test_indexed_filters_give_what_the_definition_gives(documents) -> None:
             spec.update(random_condition(rng))
         where = compile_where(spec)
         assert where is not None
-        found = [in_row_order[row] for row in store.rows_where(where)]
+        found = [in_row_order[row] for row in store.select(where).rows]
         expected = [doc_id for doc_id in in_row_order if where.matches(tags[doc_id])]
         assert found == expected, spec
 
@@ -84,8 +84,8 @@ def test_an_equality_and_a_range_are_index_look_ups(documents) -> None:
     connection: sqlite3.Connection = store._conn
     connection.set_trace_callback(statements.append)
     try:
-        store.rows_where(compile_where({"t1": "a", "t2": {"$gte": 1, "$lt": 3},  # type: ignore[arg-type]
-                                        "t3": {"$in": ["b", 2]}}))
+        store.select(compile_where({"t1": "a", "t2": {"$gte": 1, "$lt": 3},
+                                    "t3": {"$in": ["b", 2]}}))
     finally:
         connection.set_trace_callback(None)
     assert len(statements) == 3

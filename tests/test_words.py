@@ -145,8 +145,8 @@ def test_a_filter_keeps_the_memes_its_words_find_however_many_others_match() -> 
     store.upsert(ids, np.random.default_rng(1).normal(size=(40, DIM)).astype(np.float32),
                  [StoredDocument(uri=None, tags={"pick": i == 39}, words="ONE DOES NOT SIMPLY")
                   for i in range(40)])
-    found, done = store.search_words("one does not simply", 5,
-                                     rows=store.rows_where(compile_where({"pick": True})))
+    found, done = store.lexical_search("one does not simply", 5,
+                                       store.select(compile_where({"pick": True})))
     assert [doc_id for doc_id, _, phrase in found if phrase] == ["m39"] and done
 
 
