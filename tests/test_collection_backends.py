@@ -221,3 +221,21 @@ def test_a_milvus_that_does_not_answer_is_named_with_the_fix() -> None:
     with pytest.raises(ConnectionError, match=f"no Milvus answered at {uri}.*MEMEFLOW_INDEX"):
         MilvusCollection(uri, timeout=1)
     assert time.monotonic() - began < 30
+
+
+def test_a_milvus_lite_file_keeps_the_collection_across_opens(tmp_path) -> None:
+    """MEMEFLOW_INDEX=~/memes.db: Milvus Lite inside the indexer's process."""
+    from memeflow.indexer.backends import open_collection
+
+    path = str(tmp_path / "memes.db")
+    first = open_collection(None, index=path)
+    assert isinstance(first, MilvusCollection)
+    fill(first, 4)
+    first.set_model({"name": "clip"})
+    first.close()
+    again = open_collection(None, index=path)
+    try:
+        assert again.count() == 4 and again.dim == DIM and again.model() == {"name": "clip"}
+        assert [h["id"] for h in again.dense_search(unit(1, 4)[2:3], 1)[0]] == ["meme-02"]
+    finally:
+        again.close()
