@@ -239,3 +239,24 @@ def test_a_milvus_lite_file_keeps_the_collection_across_opens(tmp_path) -> None:
         assert [h["id"] for h in again.dense_search(unit(1, 4)[2:3], 1)[0]] == ["meme-02"]
     finally:
         again.close()
+
+
+def test_two_indexers_sharing_a_milvus_collection_see_each_others_writes(
+        milvus_uri, milvus_collection_name) -> None:
+    one, two = (MilvusCollection(milvus_uri, collection=milvus_collection_name)
+                for _ in range(2))
+    try:
+        assert one.dim is None and two.dim is None
+        one.upsert(["a"], unit(1), [{"uri": None, "tags": {}}])
+        two.upsert(["b"], unit(2), [{"uri": None, "tags": {}}])  # made by the other: reused
+        assert one.count() == two.count() == 2
+        with pytest.raises(ValueError, match="dimension"):
+            two.upsert(["c"], np.ones((1, DIM + 1), np.float32), [{"uri": None, "tags": {}}])
+        one.clear()
+        assert two.dim is None and two.count() == 0 and two.dense_search(unit(1), 3) == [[]]
+        two.upsert(["d"], np.ones((1, 3), np.float32), [{"uri": None, "tags": {}}])
+        assert one.dim == 3 and one.get(["d"]) == [{"uri": None, "tags": {}}]
+    finally:
+        one.clear()
+        one.close()
+        two.close()

@@ -132,7 +132,7 @@ class MilvusCollection(Collection):
 
     @property
     def dim(self) -> int | None:
-        if self._dim is None and self._exists():
+        if self._exists() and self._dim is None:
             schema = self._client.describe_collection(self.name)
             self._dim = next(int(field["params"]["dim"]) for field in schema["fields"]
                              if field["name"] == "vector")
@@ -349,10 +349,13 @@ class MilvusCollection(Collection):
             raise RuntimeError(f"the collection {self.location} is closed")
 
     def _exists(self) -> bool:
+        """Whether the collection exists; asked of Milvus every time, since another indexer
+        sharing it may have dropped it (`clear`) or made it (the first upsert)."""
         self._check_open()
-        if self._dim is not None:
-            return True
-        return bool(self._client.has_collection(self.name))
+        if not self._client.has_collection(self.name):
+            self._dim = None
+            return False
+        return True
 
     def _create(self, dim: int) -> None:
         """The collection for vectors of `dim` (see the module's docstring)."""
@@ -380,9 +383,16 @@ class MilvusCollection(Collection):
                         params={"M": 16, "efConstruction": 200})
         index.add_index("grams_bm25", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
                         params={"bm25_k1": 1.2, "bm25_b": 0.75})
-        # Strong: a search sees every write acknowledged before it (index, then search).
-        client.create_collection(self.name, schema=schema, index_params=index,
-                                 consistency_level="Strong")
+        try:  # Strong: a search sees every write acknowledged before it (index, then search)
+            client.create_collection(self.name, schema=schema, index_params=index,
+                                     consistency_level="Strong")
+        except MilvusException:
+            if not client.has_collection(self.name):
+                raise
+            # another indexer sharing the collection made it first: it must hold `dim`
+            if self.dim != dim:
+                raise ValueError(f"expected vectors of dimension {self.dim}, got dimension "
+                                 f"{dim}") from None
         self._dim = dim
 
     def _expression(self, selection: Selection | None) -> str | bool | None:
