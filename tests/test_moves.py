@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from memeflow.client.moves import StoredDoc, plan_reuse
-from memeflow.indexer.store import Record, VectorStore
+from memeflow.indexer.backends.embedded import EmbeddedCollection, StoredDocument
 
 
 def stored(doc_id: str, uri: str) -> StoredDoc:
@@ -65,11 +65,11 @@ def test_a_file_url_whose_file_is_gone_is_a_move(tmp_path) -> None:
 
 
 def test_store_finds_documents_by_tag_value_and_uri_prefix() -> None:
-    store = VectorStore()
-    records = [Record(uri="/m/a/1.jpg", tags={"sha256": "x"}),
-               Record(uri="/m/ab/2.jpg", tags={"sha256": "y"}),
-               Record(uri="/n/3.jpg", tags={"sha256": "x"}),
-               Record(uri=None, tags={"sha256": ["x"]})]
+    store = EmbeddedCollection()
+    records = [StoredDocument(uri="/m/a/1.jpg", tags={"sha256": "x"}),
+               StoredDocument(uri="/m/ab/2.jpg", tags={"sha256": "y"}),
+               StoredDocument(uri="/n/3.jpg", tags={"sha256": "x"}),
+               StoredDocument(uri=None, tags={"sha256": ["x"]})]
     store.upsert(["1", "2", "3", "4"], np.eye(4, dtype=np.float32), records)
     assert store.find("sha256", ["x", "z"]) == ["1", "3"]
     assert store.find(uri_prefix="/m/") == ["1", "2"]
@@ -98,15 +98,16 @@ def test_a_reused_document_carries_the_derived_tags_and_its_own_file_tags(tmp_pa
     assert doc["embedding"] is source.embedding
 
 
-def derived_store() -> VectorStore:
-    store = VectorStore()
+def derived_store() -> EmbeddedCollection:
+    store = EmbeddedCollection()
     store.upsert(["a", "b"], np.eye(4, dtype=np.float32)[:2], [
-        Record(uri="/m/a.jpg", tags={"sha256": "ha", "phash": "0a", "hubness": 0.1}, words="hi"),
-        Record(uri=None, tags={"phash": "0b", "hubness": 0.2}, words=None)])
+        StoredDocument(uri="/m/a.jpg", tags={"sha256": "ha", "phash": "0a", "hubness": 0.1},
+                       words="hi"),
+        StoredDocument(uri=None, tags={"phash": "0b", "hubness": 0.2}, words=None)])
     return store
 
 
-def stored_of(store: VectorStore):
+def stored_of(store: EmbeddedCollection):
     return lambda ids: [None if r is None else (r, store.vectors([i])[0])
                         for i, r in zip(ids, store.get(ids), strict=True)]
 
@@ -116,17 +117,18 @@ def test_a_document_stored_again_without_its_derived_tags_keeps_them() -> None:
 
     store = derived_store()
     vectors = np.array([[2, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 3, 0, 0]], np.float32)
-    records = [
-        Record(uri="/n/a.jpg", tags={"sha256": "ha", "file": "a.jpg"}, words=None),  # same bytes
-        Record(uri=None, tags={}, words=None),  # b's id, another picture: nothing kept
-        Record(uri=None, tags={}, words=None),  # not stored before
-        Record(uri=None, tags={"phash": "ff"}, words="own"),  # b, same vector, own values win
+    records = [  # a: the same bytes; b: another picture (nothing kept); c: not stored
+        # before; b again: the same vector, its own values win
+        StoredDocument(uri="/n/a.jpg", tags={"sha256": "ha", "file": "a.jpg"}, words=None),
+        StoredDocument(uri=None, tags={}, words=None),
+        StoredDocument(uri=None, tags={}, words=None),
+        StoredDocument(uri=None, tags={"phash": "ff"}, words="own"),
     ]
     kept = keep_derived(["a", "b", "c", "b"], vectors, records, stored_of(store))
-    assert kept[0] == Record(uri="/n/a.jpg", tags={"sha256": "ha", "file": "a.jpg",
+    assert kept[0] == StoredDocument(uri="/n/a.jpg", tags={"sha256": "ha", "file": "a.jpg",
                                                    "phash": "0a", "hubness": 0.1}, words="hi")
     assert kept[1] == records[1] and kept[2] == records[2]
-    assert kept[3] == Record(uri=None, tags={"phash": "ff", "hubness": 0.2}, words="own")
+    assert kept[3] == StoredDocument(uri=None, tags={"phash": "ff", "hubness": 0.2}, words="own")
     # Other bytes under the same id (the file was edited): the old hash is not carried over.
-    edited = Record(uri="/m/a.jpg", tags={"sha256": "other"}, words=None)
+    edited = StoredDocument(uri="/m/a.jpg", tags={"sha256": "other"}, words=None)
     assert keep_derived(["a"], vectors[:1], [edited], stored_of(store)) == [edited]

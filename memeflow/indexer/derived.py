@@ -3,6 +3,7 @@ them: an `/upsert` (or an `/index` of a document that brings its own vector) of 
 stored, for the same picture, keeps the stored `memeflow.fields.DERIVED_TAGS` (perceptual
 hash, hubness) and words read on it, unless the new document brings its own. Without this,
 re-filing a document would silently drop it from duplicate collapsing and hub correction.
+It asks the collection only through its interface, so every backend keeps them.
 
 "The same picture": both documents carry the same `sha256` tag (the file's bytes), or, when
 either has none, their vectors are the same direction (cosine >= 1 - 1e-6: a vector read back
@@ -14,19 +15,19 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from memeflow.fields import DERIVED_TAGS, derived_tags
-from memeflow.indexer.store import Record
+from memeflow.indexer.backends.base import StoredDocument
 
 SAME_DIRECTION = 1 - 1e-6
 
 
-def lacks_derived(record: Record) -> bool:
+def lacks_derived(record: StoredDocument) -> bool:
     """Whether a record to store is missing any derived tag, or its words."""
     tags = record.get("tags") or {}
     return record.get("words") is None or any(name not in tags for name in DERIVED_TAGS)
 
 
-def same_picture(new: Record, new_vector: np.ndarray, old: Record, old_vector: np.ndarray
-                 ) -> bool:
+def same_picture(new: StoredDocument, new_vector: np.ndarray, old: StoredDocument,
+                 old_vector: np.ndarray) -> bool:
     """See the module docstring. `old_vector` is unit length (as the store keeps them)."""
     new_hash = (new.get("tags") or {}).get("sha256")
     old_hash = (old.get("tags") or {}).get("sha256")
@@ -37,17 +38,17 @@ def same_picture(new: Record, new_vector: np.ndarray, old: Record, old_vector: n
     return bool(norm > 0 and float(vector @ old_vector) / norm >= SAME_DIRECTION)
 
 
-def with_derived(new: Record, old: Record) -> Record:
+def with_derived(new: StoredDocument, old: StoredDocument) -> StoredDocument:
     """`new`, with the derived tags and words of `old` where it has none of its own."""
     words = new.get("words")
-    return Record(uri=new.get("uri"), tags={**derived_tags(old.get("tags") or {}),
+    return StoredDocument(uri=new.get("uri"), tags={**derived_tags(old.get("tags") or {}),
                                             **(new.get("tags") or {})},
                   words=words if words is not None else old.get("words"))
 
 
-def keep_derived(ids: Sequence[str], vectors: np.ndarray, records: Sequence[Record],
-                 stored: Callable[[list[str]], list[tuple[Record, np.ndarray] | None]]
-                 ) -> list[Record]:
+def keep_derived(ids: Sequence[str], vectors: np.ndarray, records: Sequence[StoredDocument],
+                 stored: Callable[[list[str]], list[tuple[StoredDocument, np.ndarray] | None]]
+                 ) -> list[StoredDocument]:
     """`records` to store under `ids` with `vectors` ((n, d)), each completed from the stored
     document of its id when that is the same picture. `stored(ids)` gives the stored record
     and unit vector of each id (None when absent); it is asked only about records that lack
