@@ -42,6 +42,26 @@ def printable(text: str) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
+# What a terminal acts on rather than shows: C0 and C1 controls and DEL (escape sequences
+# that clear the screen or retitle the window, newlines that split a line), line and
+# paragraph separators, and the bidirectional overrides that reorder what is shown
+# (CVE-2021-42574). Zero-width joiners stay: emoji are made of them.
+_UNSAFE = {
+    **{code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F, *range(0x80, 0xA0)]},
+    **{code: f"\\u{code:04x}" for code in [0x061C, 0x200E, 0x200F, 0x2028, 0x2029,
+                                           *range(0x202A, 0x202F), *range(0x2066, 0x206A)]},
+    0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r",
+}
+
+
+def terminal_safe(text: object) -> str:
+    """`text` (anything, as `str()`) fit for a terminal line: `printable`, then every
+    control character, line separator and bidi override escaped (`\\x1b`, `\\n`,
+    `\\u202e`), so a file name, tag or message from outside can neither move the cursor,
+    clear the screen, retitle the window, nor split one line into two."""
+    return printable(str(text)).translate(_UNSAFE)
+
+
 def path_uri(path: str | os.PathLike[str]) -> str:
     """The uri of a local file: its absolute path as given (links are not resolved, `~`
     is expanded), or, when that path is not UTF-8, `file://` and its percent-encoded bytes.

@@ -23,6 +23,7 @@ from memeflow.documents import Hit, MatchDoc, MemeDoc, TermDoc
 from memeflow.params import DEFAULT_TOP_K
 from memeflow.protocol import HTTP_MAX_DOCS, client_headers
 from memeflow.query import Term, is_plain_text, parse_query
+from memeflow.regular_files import read_regular
 from memeflow.uris import is_local, local_path, path_uri
 
 ImageInput = str | Path | bytes | Image.Image
@@ -48,8 +49,8 @@ def _image_bytes(image: ImageInput) -> bytes:
         image.save(buffer, format="PNG")
         return buffer.getvalue()
     if isinstance(image, str):  # a path or a file: URL
-        return Path(local_path(image) or image).read_bytes()
-    return Path(image).expanduser().read_bytes()
+        return read_regular(Path(local_path(image) or image))
+    return read_regular(Path(image).expanduser())
 
 
 def data_uri(data: bytes, mime: str = "image/png") -> str:
