@@ -29,8 +29,11 @@ class NotRegularFile(OSError):
 
     def __init__(self, path: str | os.PathLike[str], mode: int) -> None:
         super().__init__(f"not a regular file: {file_kind(mode)}")
-        self.strerror = str(self)
+        self.strerror = f"not a regular file: {file_kind(mode)}"
         self.filename = os.fspath(path)
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.strerror}"
 
 
 def file_kind(mode: int) -> str:

@@ -28,7 +28,7 @@ import yaml
 from memeflow.documents import content_id
 from memeflow.formats import IMAGE_SUFFIXES
 from memeflow.regular_files import file_kind, open_regular, read_regular_text
-from memeflow.uris import path_uri, printable
+from memeflow.uris import path_uri, printable, terminal_safe
 
 logger = logging.getLogger(__name__)
 
@@ -258,7 +258,8 @@ def _read_sidecar(path: Path) -> dict[str, Any]:
         text = read_regular_text(path)
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (OSError, ValueError, RecursionError, yaml.YAMLError) as exc:
-        logger.warning("ignoring unreadable metadata file %s: %s", printable(str(path)), exc)
+        logger.warning("ignoring unreadable metadata file %s: %s", terminal_safe(path),
+                       terminal_safe(exc))
         return {}
     if not isinstance(data, dict):
         return {}

@@ -95,7 +95,7 @@ client: "MemeClient",
         try:
             hashes[path] = sha256_file(path)
         except NotRegularFile as exc:  # swapped for a FIFO since the walk
-            report.failed.append((path_uri(path), str(exc)))
+            report.failed.append((path_uri(path), str(exc.strerror)))
         except OSError as exc:
             report.failed.append((path_uri(path), f"cannot read file: {exc.strerror or exc}"))
     reads_words = bool(client.status().get("ocr"))
@@ -166,7 +166,7 @@ def _index_batch(client: "MemeClient", batch: list[Path], hashes: dict[Path, str
         try:
             data = read_regular(path)
         except NotRegularFile as exc:
-            report.failed.append((path_uri(path), str(exc)))
+            report.failed.append((path_uri(path), str(exc.strerror)))
             continue
         except OSError as exc:  # gone or locked since it was hashed
             report.failed.append((path_uri(path), f"cannot read file: {exc.strerror or exc}"))
