@@ -62,6 +62,27 @@ def terminal_safe(text: object) -> str:
     return printable(str(text)).translate(_UNSAFE)
 
 
+def lone_surrogate_text(value: object) -> str | None:
+    """The first string in `value` (nested lists, tuples and dict keys and values) that is
+    not Unicode text (holds a lone surrogate: an undecodable byte of a command line or a
+    `\\udXXX` JSON escape), which neither JSON's UTF-8 nor protobuf can carry; else None.
+    Iterative, so no nesting exhausts the stack."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return item
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return None
+
+
 def path_uri(path: str | os.PathLike[str]) -> str:
     """The uri of a local file: its absolute path as given (links are not resolved, `~`
     is expanded), or, when that path is not UTF-8, `file://` and its percent-encoded bytes.

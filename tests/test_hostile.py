@@ -627,6 +627,13 @@ def test_malformed_requests_are_the_callers_error(client: MemeClient, service: S
     assert sum("refused" in line for line in lines) == refusals
     assert not any("Traceback" in line or "ERROR" in line for line in lines), lines[:5]
     assert client.search_text("cat", top_k=1)[0]["id"] == "at-limit"  # still answering
+    # The command line: a search text or --where value whose bytes are not UTF-8 (a lone
+    # surrogate in Python) is one line naming it, before anything is sent.
+    for args in (["search", os.fsdecode(b"cat \xff")],
+                 ["search", "cat", "--where", os.fsdecode(b"folder=\xffx")]):
+        run = service.cli(*args)
+        assert run.returncode == 1 and run.stderr.count("\n") == 1, run.stderr
+        assert "\\xff" in run.stderr and "not Unicode text" in run.stderr, run.stderr
     client.delete(["at-limit"])
 
 
