@@ -208,6 +208,10 @@ class FlowProcess:
                 start_new_session=True,  # its own process group: one signal reaches every process
                 pass_fds=(read_end,),
             )
+        except BaseException:
+            os.close(self._lifeline)
+            self._lifeline = None
+            raise
         finally:
             os.close(read_end)
         threading.Thread(target=self._watch_output, daemon=True).start()
