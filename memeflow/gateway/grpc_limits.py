@@ -39,9 +39,35 @@ class Malformed:
         self.reason = reason
 
 
+def _bounded_depth(descriptor: Any) -> int | None:
+    """The most levels a message of this type can span (1: no message fields), or None when
+    it can hold itself (Struct, DocArray's nodes) and so nest without bound. Cached."""
+    name = descriptor.full_name
+    if name not in _BOUNDED:
+        _BOUNDED[name] = _span(descriptor, frozenset())
+    return _BOUNDED[name]
+
+
+def _span(descriptor: Any, visiting: frozenset[str]) -> int | None:
+    if descriptor.full_name in visiting:
+        return None
+    deepest = 1
+    for field in descriptor.fields:
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            inner = _span(field.message_type, visiting | {descriptor.full_name})
+            if inner is None:
+                return None
+            deepest = max(deepest, 1 + inner)
+    return deepest
+
+
+_BOUNDED: dict[str, int | None] = {}
+
+
 def proto_depth_over(message: Message, limit: int) -> int | None:
     """The depth of the first message nested deeper than `limit` (the outermost is 1; a
-    map entry counts as a level, as on the wire), else None. Iterative: no recursion."""
+    map entry counts as a level, as on the wire), else None. Iterative: no recursion; a
+    part whose type cannot nest (an array's message) is counted without being walked."""
     stack: list[tuple[Message, int]] = [(message, 1)]
     while stack:
         current, depth = stack.pop()
@@ -50,10 +76,13 @@ def proto_depth_over(message: Message, limit: int) -> int | None:
         for field, value in current.ListFields():
             if field.type != FieldDescriptor.TYPE_MESSAGE:
                 continue
+            bounded = _bounded_depth(field.message_type)
+            if bounded is not None:
+                if depth + bounded > limit:
+                    return depth + bounded
+                continue
             if field.message_type.GetOptions().map_entry:
-                value_field = field.message_type.fields_by_name["value"]
-                if value_field.type == FieldDescriptor.TYPE_MESSAGE:
-                    stack.extend((item, depth + 2) for item in value.values())
+                stack.extend((item, depth + 2) for item in value.values())
             elif field.label == FieldDescriptor.LABEL_REPEATED:
                 stack.extend((item, depth + 1) for item in value)
             else:
