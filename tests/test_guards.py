@@ -244,3 +244,22 @@ def test_where_values_in_quotes_are_strings() -> None:
     assert parse_cli_where(["t~007"]) == {"t": {"$contains": "007"}}  # always a string
     assert parse_cli_where(['q=""']) == {"q": {"$eq": ""}}
     assert parse_cli_where(['q="']) == {"q": {"$eq": '"'}}  # unmatched: as written
+
+
+def test_serve_forwards_the_flows_log_with_outside_text_escaped() -> None:
+    """A refusal line quotes what a client sent; `memeflow serve` prints the Flow's log."""
+    import io
+    from types import SimpleNamespace
+
+    from memeflow.cli.serve import READY_LINE, FlowProcess
+
+    flow = FlowProcess(log=io.StringIO())
+    flow.process = SimpleNamespace(stdout=iter([  # type: ignore[assignment]
+        "WARNING indexer/rep-0 refused /search: where['\x1b]0;pwned\a'] must be an object\n",
+        f"{READY_LINE}: gRPC localhost:51000\n"]))
+    flow._watch_output()
+    shown = flow.log.getvalue()  # type: ignore[attr-defined]
+    assert shown.splitlines() == [
+        "WARNING indexer/rep-0 refused /search: where['\\x1b]0;pwned\\x07'] must be an object",
+        f"{READY_LINE}: gRPC localhost:51000"]
+    assert flow.ready.is_set()
