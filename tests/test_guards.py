@@ -166,11 +166,13 @@ def alarm() -> Iterator[None]:
 
 
 @pytest.fixture
-def odd_files(tmp_path: Path) -> Iterator[dict[str, Path]]:
+def odd_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Path]]:
     """A FIFO, a socket, a character device and links to them, all named as images."""
     os.mkfifo(tmp_path / "pipe.jpg")
     server = socket.socket(socket.AF_UNIX)
-    server.bind(str(tmp_path / "sock.png"))
+    with monkeypatch.context() as here:  # a relative name: socket paths have a short limit
+        here.chdir(tmp_path)
+        server.bind("sock.png")
     (tmp_path / "zero.png").symlink_to("/dev/zero")
     (tmp_path / "link-to-pipe.jpg").symlink_to(tmp_path / "pipe.jpg")
     yield {"pipe.jpg": tmp_path / "pipe.jpg", "sock.png": tmp_path / "sock.png",
