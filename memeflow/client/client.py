@@ -29,7 +29,8 @@ from memeflow.fields import Hit
 from memeflow.params import DEFAULT_TOP_K
 from memeflow.protocol import HTTP_MAX_DOCS, client_headers
 from memeflow.query import Term, is_plain_text, parse_query
-from memeflow.uris import is_local, local_path, path_uri
+from memeflow.regular_files import read_regular
+from memeflow.uris import is_local, local_path, lone_surrogate_text, path_uri, printable
 
 if TYPE_CHECKING:
     from docarray import DocList
@@ -58,9 +59,9 @@ def _image_bytes(image: ImageInput) -> bytes:
     if isinstance(image, bytes):
         return image
     if isinstance(image, str):  # a path or a file: URL
-        return Path(local_path(image) or image).read_bytes()
+        return read_regular(Path(local_path(image) or image))
     if isinstance(image, Path):
-        return image.expanduser().read_bytes()
+        return read_regular(image.expanduser())
     buffer = io.BytesIO()  # a PIL image
     image.save(buffer, format="PNG")
     return buffer.getvalue()
@@ -124,6 +125,11 @@ class MemeClient:
         if self.protocol != "grpc":
             chunk = min(chunk, REQUEST_SIZE)
         wire = [as_wire_doc(doc) for doc in docs]
+        texts = [parameters, *([d.get("id"), d.get("text"), d.get("uri"), d.get("tags")]
+                               for d in wire)]
+        if (bad := lone_surrogate_text(texts)) is not None:  # the service would refuse it
+            raise ValueError(f"cannot send \"{printable(bad)}\": it is not Unicode text (a byte "
+                             "that is not UTF-8, shown as \\xNN): write it in UTF-8")
         replies: list[WireDoc] = []
         for start in range(0, max(len(wire), 1), chunk):  # an empty call is one request too
             replies.extend(self._transport.call(endpoint, wire[start : start + chunk],

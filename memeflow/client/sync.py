@@ -21,6 +21,7 @@ from memeflow import config
 from memeflow.client.files import file_id, file_tags, scan_paths, sha256_file
 from memeflow.client.moves import Reuse, StoredDoc, plan_reuse, stored_path
 from memeflow.fields import derived_tags
+from memeflow.regular_files import NotRegularFile, read_regular
 from memeflow.uris import path_uri
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -101,6 +102,9 @@ def index_paths(
     for path in scan.files:
         try:
             digest = sha256_file(path)
+        except NotRegularFile as exc:  # swapped for a FIFO since the walk
+            report.failed.append((path_uri(path), str(exc.strerror)))
+            continue
         except OSError as exc:
             report.failed.append((path_uri(path), f"cannot read file: {exc.strerror or exc}"))
             continue
@@ -181,7 +185,10 @@ def _index_batch(client: Service, batch: list[Path], hashes: dict[Path, str],
     docs = []
     for path in batch:
         try:
-            data = path.read_bytes()
+            data = read_regular(path)
+        except NotRegularFile as exc:
+            report.failed.append((path_uri(path), str(exc.strerror)))
+            continue
         except OSError as exc:  # gone or locked since it was hashed
             report.failed.append((path_uri(path), f"cannot read file: {exc.strerror or exc}"))
             continue
