@@ -9,6 +9,7 @@ here with Pillow.
 import json
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -652,14 +653,15 @@ def test_the_command_line_shows_outside_text_safely(service: Service, client: Me
     (folder / "meta.json").write_text(json.dumps({"caption": "\x1b[31mred\x1b[0m"}))
     os.mkfifo(folder / "pipe\x1b[1m.jpg")  # fails, and its failure line is shown too
     indexed = service.cli("index", str(folder), str(folder / "pipe\x1b[1m.jpg"))
-    assert indexed.returncode == 0, indexed.stderr
+    assert indexed.returncode == 1, indexed.stderr  # the FIFO failed; the rest is indexed
     out = indexed.stdout + indexed.stderr
     assert "\x1b" not in out and "\a" not in out, out
     assert "not a regular file: a named pipe (FIFO)" in out and "pipe\\x1b[1m.jpg" in out
     searched = service.cli("search", "red", "-k", "3", "--preview", "always")
     assert searched.returncode == 0, searched.stderr
     hits = searched.stdout.splitlines()[-3:]  # after the preview's rows: one line per hit
-    assert {h.split(maxsplit=3)[-1].split("/")[-1] for h in hits} == {
+    # each path escaped, then quoted as a shell reads it (it holds backslashes)
+    assert {shlex.split(h.split(maxsplit=3)[-1])[0].split("/")[-1] for h in hits} == {
         "x\\x1b[2J\\x1b]0;pwned\\x07.png", "two\\nlines.png", "rlo\\u202egnp.exe.png"}
     for dangerous in ("\x1b[2J", "\x1b]0;", "\a", "\u202e", "two\nlines"):
         assert dangerous not in searched.stdout  # the preview's own colours stay
@@ -683,7 +685,7 @@ def test_a_fifo_named_on_the_command_line_fails_alone(service: Service, client: 
     (tmp_path / "dev.png").symlink_to("/dev/zero")
     run = service.cli("index", str(tmp_path / "d" / "pipe.jpg"), str(tmp_path / "dev.png"),
                       str(tmp_path / "d" / "ok.png"), timeout=120)  # it hung forever
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 1, run.stderr  # two failed (exit 1), ok.png indexed
     assert f"failed: {tmp_path}/d/pipe.jpg: not a regular file: a named pipe (FIFO)" in run.stdout
     assert f"failed: {tmp_path}/dev.png: not a regular file: a character device" in run.stdout
     assert "1 encoded" in run.stdout and "2 failed" in run.stdout
