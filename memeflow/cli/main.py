@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from memeflow import config
+from memeflow import __version__, config
 from memeflow.cli.search_flags import add_search_flags, search_parameters
 from memeflow.params import DEFAULT_TOP_K
 from memeflow.query import is_existing_file
@@ -105,9 +105,27 @@ def _positive_int(text: str) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """The flags stand for their MEMEFLOW_* variables, which the Flow's processes read."""
+    import os
+
     from memeflow.cli.serve import serve
 
-    return serve(Path(args.flow) if args.flow else None, args.ready_timeout)
+    http_port = args.http_port or (args.port + 1 if args.port else None)
+    for variable, value in (("MEMEFLOW_WORKSPACE", args.workspace), ("MEMEFLOW_MODEL", args.model),
+                            ("MEMEFLOW_GRPC_PORT", args.port), ("MEMEFLOW_HTTP_PORT", http_port)):
+        if value is not None:
+            os.environ[variable] = str(value)
+    return serve(Path(args.flow) if args.flow else None, args.ready_timeout, args.verbose)
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, got {text}")
+    return value
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -279,7 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default=None,
                         help="the Flow to talk to (default $MEMEFLOW_HOST or grpc://localhost:51000)")
     parser.add_argument("-v", "--verbose", action="store_true",
-                        help="with an error, also print its traceback (and the service's)")
+                        help="with an error, also print its traceback (and the service's); "
+                        "with serve, the Flow's whole log while it starts")
+    parser.add_argument("--version", action="version", version=f"memeflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, func: Callable[[argparse.Namespace], int], summary: str,
@@ -291,6 +311,19 @@ def build_parser() -> argparse.ArgumentParser:
         return sub_parser
 
     serve = command("serve", cmd_serve, "start the Flow and keep it up (Ctrl-C stops it)")
+    serve.add_argument("--workspace", metavar="DIR",
+                       help="the index folder (default $MEMEFLOW_WORKSPACE or "
+                       "~/.local/share/memeflow/index)")
+    serve.add_argument("--model", metavar="ID_OR_FOLDER",
+                       help="a Hugging Face id or a local model folder (default $MEMEFLOW_MODEL "
+                       f"or {config.DEFAULT_MODEL})")
+    serve.add_argument("--port", type=_port, metavar="N",
+                       help="gRPC port (default $MEMEFLOW_GRPC_PORT or "
+                       f"{config.DEFAULT_GRPC_PORT}); the HTTP port and page follow on N+1 unless "
+                       "--http-port is given")
+    serve.add_argument("--http-port", type=_port, metavar="N",
+                       help="HTTP port of the API and the search page (default "
+                       f"$MEMEFLOW_HTTP_PORT or {config.DEFAULT_HTTP_PORT})")
     serve.add_argument("--flow", help="a Flow YAML of your own (default: the one memeflow ships)")
     serve.add_argument("--ready-timeout", type=float, default=600,
                        help="seconds to wait for the model to load (default 600)")
