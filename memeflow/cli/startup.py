@@ -135,6 +135,8 @@ class StartupLog:
         elif message.startswith("start server bound to") and name != "gateway":
             detail = self.details.get(name)
             return [f"{name} ready" + (f": {detail}" if detail else "")]
+        elif record["level"] == "WARNING":
+            return [f"{name}: warning: {message}"]
         return []
 
     def last_exception(self) -> str | None:
