@@ -3,7 +3,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 MEMES ?= data/memes/templates
 # PyTorch comes first from its CPU-only index: from PyPI, pip takes the build with CUDA
-# (several GB). `make demo TORCH_INDEX=` leaves the choice to pip (a GPU machine).
+# (several GB). Its own dependencies come with memeflow's, from the usual index.
+# `make demo TORCH_INDEX=` leaves the choice to pip (a GPU machine).
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 
@@ -11,7 +12,7 @@ TORCH := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 
 $(VENV)/.torch: pyproject.toml
 	python3 -m venv $(VENV)
-	[ -z "$(TORCH_INDEX)" ] || $(PY) -m pip install --quiet "$(TORCH)" --index-url $(TORCH_INDEX)
+	[ -z "$(TORCH_INDEX)" ] || $(PY) -m pip install --quiet --no-deps "$(TORCH)" --index-url $(TORCH_INDEX)
 	touch $@
 
 # The demo needs memeflow alone; the tests also every extra (about a minute more).

@@ -345,3 +345,23 @@ def test_serve_flags_progress_and_a_second_serve_on_the_same_port(tmp_path) -> N
     finally:
         first.terminate()
         assert first.wait(60) == 0
+
+
+def test_a_port_taken_after_the_check_is_named_by_the_flow_process(tmp_path) -> None:
+    """The Flow's own process (what `memeflow serve` runs after its checks) names a port
+    taken in between, in the line the supervisor reports, rather than a traceback."""
+    from memeflow.cli.serve import default_flow_file
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = dict(os.environ, MEMEFLOW_GRPC_PORT=str(port), MEMEFLOW_HTTP_PORT=str(free_port()),
+                   MEMEFLOW_WORKSPACE=str(tmp_path / "ws"))
+        run = subprocess.run([sys.executable, "-m", "memeflow.cli.serve",
+                              str(default_flow_file())], env=env, capture_output=True,
+                             text=True, timeout=120, check=False)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert run.stdout.strip().splitlines()[-1] == (
+        f"memeflow cannot start: port {port} (gRPC) on 127.0.0.1 is in use, perhaps by another "
+        "`memeflow serve`: stop that, or choose another port with --port N or MEMEFLOW_GRPC_PORT")

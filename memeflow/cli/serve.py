@@ -1,8 +1,10 @@
 """Starting and stopping the Flow: `memeflow serve`, and a handle for tests and notebooks.
 
 The Flow runs in a child process group watched by a light parent. The parent checks the
-model setting before anything starts, forwards the Flow's log, and stops every process
-of the group on Ctrl-C or SIGTERM. It also guards against a Jina 3.34 hang: with gRPC
+settings before anything starts (`memeflow.cli.startup`), prints progress lines while the
+Flow starts and the Flow's log once it is ready (all of it with --verbose), names the
+cause of a failed start in one line, and stops every process of the group on Ctrl-C or
+SIGTERM. It also guards against a Jina 3.34 hang: with gRPC
 and HTTP served together, an executor that fails to start leaves the Flow "aborted" but
 never exiting, so the parent kills the group as soon as the log says so.
 """
