@@ -126,7 +126,7 @@ class StartupLog:
             return []
         name, message = record["name"], record["text"]
         if name == "indexer" and (count := re.search(r": (\d+) documents$", message)):
-            self.details[name] = f"{count[1]} documents"
+            self.details[name] = f"{count[1]} document" + ("" if count[1] == "1" else "s")
         elif name == "encoder" and message.startswith("loaded "):
             loaded = message.removeprefix("loaded ").split("; ")[0].split(" (CPU ")[0]
             if "random weights" in loaded:
