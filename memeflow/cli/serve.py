@@ -7,6 +7,17 @@ cause of a failed start in one line, and stops every process of the group on Ctr
 SIGTERM. It also guards against a Jina 3.34 hang: with gRPC
 and HTTP served together, an executor that fails to start leaves the Flow "aborted" but
 never exiting, so the parent kills the group as soon as the log says so.
+
+The Flow dies with its parent, however the parent dies (`kill -9`, the OOM killer,
+`timeout -s KILL`): the parent holds the write end of a pipe, the lifeline, whose read
+end the Flow process watches; when the parent is gone the kernel closes it, the read
+returns end-of-file, and the Flow stops its whole group as Ctrl-C would (SIGINT), then
+SIGKILL after STOP_GRACE_SECONDS. A pipe rather than Linux's parent-death signal: that
+signal follows the parent *thread* that started the child (a notebook's or a test's
+worker thread ending would stop the Flow), and a pipe works on every POSIX system. If the
+Flow process alone dies, the parent stops what is left of its group. Before starting,
+a Flow left running by a dead parent of an older memeflow is recognised by the ports or
+the workspace it holds (`memeflow.cli.leftovers`).
 """
 
 import contextlib
@@ -24,13 +35,15 @@ from typing import IO
 import yaml
 
 from memeflow import config
-from memeflow.cli import exposure, startup
+from memeflow.cli import exposure, leftovers, startup
 from memeflow.cli.startup import READY_LINE, StartError
 from memeflow.encoder.hardware import check_settings
 from memeflow.encoder.identity import preflight_model
 from memeflow.encoder.source import WEIGHT_FILES, ModelLoadError, check_model_source
+from memeflow.uris import terminal_safe
 from memeflow.workspace import WorkspaceError
 
+LIFELINE_ENV = "MEMEFLOW_LIFELINE_FD"  # the Flow process's read end of the lifeline
 ABORTED = "Flow is aborted"
 # The gateway polls executors that are still loading their model; Jina's log wraps each
 # failed poll over several lines, the first and the last of which say so.
@@ -89,6 +102,7 @@ def run_flow(flow_file: Path) -> None:
     from jina import Flow
     from jina.excepts import PortAlreadyUsed
 
+    _watch_lifeline()
     # The ready banner looks up the public IP on three web services; never ask them.
     orchestrator.get_public_ip = lambda *args, **kwargs: None
     exposure.metrics_on_loopback()
@@ -110,6 +124,26 @@ def run_flow(flow_file: Path) -> None:
             print(f"{startup.CAUSE_PREFIX}{exc}", flush=True)
             sys.exit(1)
         raise
+
+
+def _watch_lifeline() -> None:
+    """Flow side: stop the whole process group when the parent's end of the lifeline closes
+    (see the module docstring). Started before Jina, so no executor holds the variable."""
+    fd = os.environ.pop(LIFELINE_ENV, "")
+    if not fd.isdigit():
+        return  # started by hand (`python -m memeflow.cli.serve`): no parent to follow
+
+    def watch() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(int(fd), 1):
+                pass
+        group = os.getpgrp()
+        with contextlib.suppress(OSError):
+            os.killpg(group, signal.SIGINT)  # Jina's clean shutdown, as Ctrl-C
+        time.sleep(STOP_GRACE_SECONDS)
+        os.killpg(group, signal.SIGKILL)  # still here: Jina hung on the way out
+
+    threading.Thread(target=watch, name="lifeline", daemon=True).start()
 
 
 def preflight() -> bool:
@@ -153,6 +187,7 @@ def _child_env() -> dict[str, str]:
     # ~860 ms on 2 busy cores). Passive waiting costs nothing measurable when idle.
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     env.update(exposure.child_env())
+    env[leftovers.SUPERVISOR_ENV] = str(os.getpid())  # how a leftover is told from a live one
     return env
 
 
@@ -175,12 +210,17 @@ class FlowProcess:
         self.startup = startup.StartupLog()
         self.process: subprocess.Popen[str] | None = None
         self.reader: threading.Thread | None = None
+        self._lifeline: int | None = None  # the write end, held while the Flow runs
 
     def _say(self, message: str) -> None:
         if self.progress is not None:
             self.progress(message)
 
     def start(self) -> "FlowProcess":
+        leftover = leftovers.find_leftover([config.grpc_port(), config.http_port()],
+                                           config.workspace())
+        if leftover is not None:
+            raise ServiceError(leftover)
         try:
             downloading = preflight()
         except (WorkspaceError, StartError) as exc:  # a ServiceError, which the demo reports
@@ -189,14 +229,25 @@ class FlowProcess:
         self._say(f"starting: model {model}, workspace {config.workspace()}")
         self._say(f"downloading {model} from Hugging Face (once) and loading it ..."
                   if downloading else "loading the model ...")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "memeflow.cli.serve", str(self.flow_file)],
-            env=_child_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,  # its own process group: one signal reaches every process
-        )
+        read_end, self._lifeline = os.pipe()  # neither is inherited by other children
+        env = _child_env()
+        env[LIFELINE_ENV] = str(read_end)
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", leftovers.FLOW_MODULE, str(self.flow_file)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,  # its own process group: one signal reaches every process
+                pass_fds=(read_end,),
+            )
+        except BaseException:
+            os.close(self._lifeline)
+            self._lifeline = None
+            raise
+        finally:
+            os.close(read_end)
         self.reader = threading.Thread(target=self._watch_output, daemon=True)
         self.reader.start()
         return self
@@ -207,6 +258,8 @@ class FlowProcess:
             starting = not self.ready.is_set()
             if starting and any(noise in line for noise in STARTUP_NOISE):
                 continue
+            # A log line may quote what a client sent: it must not drive the terminal.
+            line = terminal_safe(line.rstrip("\n")) + "\n"
             if starting:
                 self.first_error.feed(line)
                 for message in self.startup.feed(line):
@@ -247,19 +300,22 @@ class FlowProcess:
         return f"the Flow could not start: {reason}"
 
     def stop(self) -> None:
-        """SIGINT to the whole group (Jina's clean shutdown), SIGKILL if it does not end."""
-        if not self.process or self.process.poll() is not None:
+        """SIGINT to the whole group (Jina's clean shutdown), SIGKILL to what is left of it
+        (all of it when the Flow process does not end; executors whose Flow process died)."""
+        if not self.process:
             return
-        try:
-            os.killpg(self.process.pid, signal.SIGINT)
-            self.process.wait(STOP_GRACE_SECONDS if not self.aborted.is_set() else 1)
-        except subprocess.TimeoutExpired:
-            pass
-        except ProcessLookupError:
-            return
-        with contextlib.suppress(ProcessLookupError):
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGINT)
+                self.process.wait(STOP_GRACE_SECONDS if not self.aborted.is_set() else 1)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                pass
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
+        if self._lifeline is not None:  # only now: the Flow must not stop itself twice
+            os.close(self._lifeline)
+            self._lifeline = None
 
     def __enter__(self) -> "FlowProcess":
         self.start().wait_ready()
@@ -280,7 +336,7 @@ def serve(flow_file: Path | None = None, ready_timeout: float = 600, verbose: bo
     try:
         flow = FlowProcess(flow_file, progress=_progress, quiet_start=not verbose).start()
     except (ModelLoadError, ServiceError) as exc:
-        print(f"memeflow: cannot start: {exc}", file=sys.stderr)
+        print(f"memeflow: cannot start: {terminal_safe(exc)}", file=sys.stderr)
         return 2
     stopping = threading.Event()
 
@@ -293,11 +349,12 @@ def serve(flow_file: Path | None = None, ready_timeout: float = 600, verbose: bo
         flow.wait_ready(ready_timeout, cancel=stopping)
     except ServiceError as exc:
         more = "" if verbose else " (`memeflow --verbose serve` shows the Flow's log)"
-        print(f"memeflow: {exc}{more}", file=sys.stderr)
+        print(f"memeflow: {terminal_safe(exc)}{more}", file=sys.stderr)
         return 1
     while not stopping.wait(0.5):
         if flow.process and flow.process.poll() is not None:
             print("memeflow: the Flow exited unexpectedly", file=sys.stderr)
+            flow.stop()  # its executors, if they outlived it
             return 1
     flow.stop()
     return 0
