@@ -8,7 +8,7 @@ MEMES ?= data/memes/templates
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 
-.PHONY: install demo test lint
+.PHONY: install demo test lint wire
 
 $(VENV)/.torch: pyproject.toml
 	python3 -m venv $(VENV)
@@ -41,3 +41,9 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+
+# The client's message code, made from memeflow/client/wire/memeflow_wire.proto (committed;
+# run after changing the .proto). grpcio-tools matches the pinned grpcio.
+wire: install
+	$(PY) -m pip install --quiet grpcio-tools==1.67.1
+	$(PY) -m grpc_tools.protoc -I. --python_out=. memeflow/client/wire/memeflow_wire.proto
