@@ -57,6 +57,16 @@ def data_uri(data: bytes, mime: str = "image/png") -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
+def _failed_documents(error: BaseException) -> DocList[MemeDoc] | None:
+    """Over HTTP, a request of one document that failed is a 400 carrying that document
+    (memeflow.gateway.answers): handed back as gRPC answers it, with its `error`."""
+    content = error.args[0] if type(error) is ValueError and error.args else None
+    data = content.get("data") if isinstance(content, dict) else None
+    if not isinstance(data, list) or not all(isinstance(doc, dict) for doc in data):
+        return None
+    return DocList[MemeDoc]([MemeDoc(**doc) for doc in data])
+
+
 class MemeClient:
     """Talks to a memeflow Flow over gRPC (default) or HTTP."""
 
@@ -105,6 +115,8 @@ class MemeClient:
                 "check the service's log, or raise MEMEFLOW_TIMEOUT for slow requests"
             ) from None
         except Exception as exc:  # an answer that is an error: one line, not Jina's pages
+            if (failed := _failed_documents(exc)) is not None:
+                return failed
             error = service_error(exc, endpoint, f"{self.protocol}://{self.hostname}:{self.port}")
             if error is None:
                 raise
