@@ -127,8 +127,9 @@ class IndexedFiles:
         return answers
 
     async def file(self, doc_id: str) -> ServedFile:
-        """The full-size file of an indexed document; FileRefused says why not (403: not
-        readable by the policy, 404: no such document or file gone, 415: not an image)."""
+        """The full-size file of an indexed document; FileRefused says why not (403: the
+        policy does not let the service read it, or it is over MEMEFLOW_MAX_IMAGE_BYTES;
+        404: no such document, or its file is gone; 415: not an image memeflow reads)."""
         if not self.serves_files:
             self._checked_path(doc_id, None)  # raises the refusal that names the setting
         uris = await self._uris([doc_id])
@@ -140,8 +141,8 @@ class IndexedFiles:
         path = self._checked_path(doc_id, uri)
         try:
             data = read_source(path, None, max_bytes=self.policy.max_image_bytes)
-        except ImageLoadError as error:
-            raise FileRefused(404, str(error)) from None
+        except ImageLoadError as error:  # gone since the check, unreadable or too large
+            raise FileRefused(404 if not os.path.exists(path) else 403, str(error)) from None
         kind = media_type(data)
         if kind is None:
             raise FileRefused(415, f"{uri}: not an image in a format memeflow reads")
