@@ -319,6 +319,14 @@ def test_more_results_come_with_the_button_and_on_scroll(page, service, indexed)
     assert len(set(result_ids(page))) == 72
 
 
+@pytest.mark.parametrize("page", [{"width": 1280, "height": 2400}], indirect=True)
+def test_a_screen_taller_than_a_page_of_results_fills_itself(page) -> None:
+    page.goto("/?q=a+cat")
+    page.wait_for_function("() => document.querySelectorAll('#results li').length >= 48")
+    ids = result_ids(page)
+    assert len(set(ids)) == len(ids)
+
+
 def test_paging_stops_at_the_end_of_the_index(page, indexed) -> None:
     page.goto("/?q=a+dog")
     wait_for_results(page, "24 results")

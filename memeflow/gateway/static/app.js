@@ -287,6 +287,7 @@ async function run(query) {
     moreButton.hidden = current.done;
     setStatus(summary());
     offerFiles(items);
+    watchTheEnd();
   } catch (error) {
     if (ticket !== latest) return;
     results.replaceChildren();
@@ -310,6 +311,7 @@ async function loadMore() {
   search.loading = true;
   moreButton.disabled = true;
   moreButton.textContent = "Loading more…";
+  let loaded = false;
   try {
     const matches = await postSearch(queryDoc(search.query), search.shown);
     if (search !== current) return;
@@ -319,6 +321,7 @@ async function loadMore() {
     search.done = matches.length < TOP_K;
     setStatus(summary());
     offerFiles(items);
+    loaded = true;
   } catch (error) {
     if (search !== current) return;
     setStatus(`More results for ${describe(search.query)} failed: ${error.message}`, "error");
@@ -327,14 +330,20 @@ async function loadMore() {
     moreButton.disabled = false;
     moreButton.textContent = "More results";
     if (search === current) moreButton.hidden = search.done;
+    if (search === current && loaded) watchTheEnd(); // after a failure, only a click retries
   }
 }
 
 moreButton.addEventListener("click", loadMore);
-// Scrolling down to the button loads the next page too.
-new IntersectionObserver((entries) => {
+// Scrolling down to the button loads the next page too; watched anew after each page, so
+// a screen tall enough to still show the button gets the next one.
+const nearTheEnd = new IntersectionObserver((entries) => {
   if (entries.some((entry) => entry.isIntersecting)) loadMore();
-}, { rootMargin: "200px" }).observe(moreButton);
+}, { rootMargin: "200px" });
+function watchTheEnd() {
+  nearTheEnd.unobserve(moreButton);
+  if (current && !current.done) nearTheEnd.observe(moreButton);
+}
 
 function askForKey(query) {
   const tried = document.cookie.split("; ").some((c) => c.startsWith(`${KEY_COOKIE}=`));
