@@ -134,8 +134,8 @@ def serving(folder: Path, **env: str) -> Iterator[Service]:
     """`memeflow serve` with a fresh workspace in `folder` and `env` on top; stopped after."""
     running = Service(folder / "workspace", folder / "serve.log")
     running.env.update(env)
-    running.start()
     try:
+        running.start()  # inside: a service that does not get ready in time is stopped too
         yield running
     finally:
         if running.process and running.process.poll() is None:
