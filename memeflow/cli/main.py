@@ -272,6 +272,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if status["answering"] else EXIT_UNREACHABLE
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from memeflow.cli import eval_command
+    from memeflow.encoder.source import ModelLoadError
+
+    try:
+        return eval_command.run(args)
+    except (ValueError, ModelLoadError) as exc:
+        raise UsageError(str(exc)) from exc
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="memeflow", description="Neural search for memes: index folders, find by words or "
@@ -334,6 +344,12 @@ def build_parser() -> argparse.ArgumentParser:
     clear.add_argument("--yes", action="store_true", help="confirm")
     command("status", cmd_status, "model, documents, dimension, workspace and ports of the "
             "service, and whether it answers", "print the status as JSON")
+    from memeflow.cli.eval_command import add_arguments as add_eval_arguments
+
+    add_eval_arguments(command(
+        "eval", cmd_eval, "measure models on this machine: zero-shot top-1, text-to-image and "
+        "image-to-image recall@1/5/10, images/s and text p50 (in this process, no service)",
+        "print one result object per model"))
     return parser
 
 
