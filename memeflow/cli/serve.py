@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -139,11 +140,30 @@ def _child_env() -> dict[str, str]:
     return env
 
 
+@contextlib.contextmanager
+def _environment(overrides: dict[str, str]) -> Iterator[None]:
+    """os.environ with `overrides`, restored after (the settings are read from it)."""
+    saved = {name: os.environ.get(name) for name in overrides}
+    os.environ.update(overrides)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 class FlowProcess:
     """The Flow's process group, started in the background; also a context manager."""
 
-    def __init__(self, flow_file: Path | None = None, log: IO[str] | None = None) -> None:
+    def __init__(self, flow_file: Path | None = None, log: IO[str] | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        """`env`: MEMEFLOW_* settings for this Flow only, in place of this process's (a
+        second Flow beside a serving one: `memeflow reindex`)."""
         self.flow_file = (flow_file or default_flow_file()).resolve()
+        self.env = env or {}
         self.log = log if log is not None else sys.stderr
         self.ready = threading.Event()
         self.aborted = threading.Event()
@@ -151,13 +171,15 @@ class FlowProcess:
         self.process: subprocess.Popen[str] | None = None
 
     def start(self) -> "FlowProcess":
-        try:
-            preflight()
-        except WorkspaceError as exc:  # a ServiceError, which the demo reports too
-            raise ServiceError(str(exc)) from exc
+        with _environment(self.env):
+            try:
+                preflight()
+            except WorkspaceError as exc:  # a ServiceError, which the demo reports too
+                raise ServiceError(str(exc)) from exc
+            env = _child_env()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "memeflow.cli.serve", str(self.flow_file)],
-            env=_child_env(),
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -1,7 +1,8 @@
 """The meme index: upsert, cosine search fused with the words on memes, filters, delete;
 every document in a SQLite database in the workspace, its vector also in memory."""
 
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 from docarray import DocList
@@ -16,8 +17,20 @@ from memeflow.indexer.store import EXACT_MAX, Record, VectorStore
 from memeflow.indexer.thumbnails import ThumbnailStore
 from memeflow.query import resolve_query_parts
 from memeflow.refusals import RefusingExecutor
+from memeflow.switch import PendingSwitch, SwitchError, phase_of, target_of
 from memeflow.vectors import check_own_vector
 from memeflow.workspace import bind_model, forget_model, open_workspace
+
+
+class _Opened(NamedTuple):
+    root: Path
+    path: Path
+    store: VectorStore
+    thumbnails: ThumbnailStore
+
+
+def _close(opened: _Opened) -> None:
+    opened.store.close()
 
 
 class QueryDimensionError(params.RequestError):
@@ -42,15 +55,46 @@ class MemeIndexer(RefusingExecutor):
         # With `shards: N` every shard sees every request and keeps the ids it owns.
         self.shard_id = getattr(self.runtime_args, "shard_id", 0) or 0
         self.shards = getattr(self.runtime_args, "shards", 1) or 1
-        path = self.root = config.workspace(workspace)
-        open_workspace(path)  # refuses one of a newer memeflow, migrates an older one
-        if self.shards > 1:
-            path = path / f"shard-{self.shard_id}-of-{self.shards}"
-        self.path = path
-        self.store = VectorStore(path, exact_max=int(exact_max))  # beyond it: HNSW
-        self.thumbnails = ThumbnailStore(path / "thumbnails")
+        self.exact_max = int(exact_max)
+        self.root, self.path, self.store, self.thumbnails = self._open(config.workspace(workspace))
+        self._switch: PendingSwitch[_Opened] = PendingSwitch()
         self.max_docs = config.max_docs()  # /upsert skips the encoder and its limits
         self.logger.info(f"index at {self.store.path}: {len(self.store)} documents")
+
+    def _open(self, root: Path) -> "_Opened":
+        """The workspace `root` (this shard's folder of it) opened: its store and previews."""
+        open_workspace(root)  # refuses one of a newer memeflow, migrates an older one
+        path = root / f"shard-{self.shard_id}-of-{self.shards}" if self.shards > 1 else root
+        store = VectorStore(path, exact_max=self.exact_max)  # beyond exact_max: HNSW
+        return _Opened(root, path, store, ThumbnailStore(path / "thumbnails"))
+
+    @requests(on="/switch")
+    def switch(self, docs: DocList[MemeDoc], parameters: dict, **kwargs: Any
+               ) -> DocList[MemeDoc]:
+        """Another workspace, opened beside the one serving and swapped in at commit
+        (memeflow.switch); adds an `indexer` tag saying how far it got."""
+        phase = phase_of(parameters)
+        state = phase
+        if phase == "prepare":
+            if self.shards > 1:
+                raise SwitchError("a sharded index cannot switch workspaces while serving: "
+                                  "serve the new workspace with the same shards instead")
+            _, workspace = target_of(parameters)
+            self._switch.prepare(lambda: self._open(Path(workspace)), _close)
+        elif phase == "commit":
+            old = self.store
+            self.root, self.path, self.store, self.thumbnails = self._switch.take()
+            old.close()  # lets another process open the workspace this one served
+            self.logger.info(f"switched to the index at {self.store.path}: "
+                             f"{len(self.store)} documents")
+            state = "committed"
+        elif phase == "abort":
+            self._switch.abort(_close)
+        if phase in ("prepare", "poll"):
+            state = self._switch.state()
+        reply = docs[0] if docs else MemeDoc()
+        reply.tags["indexer"] = state
+        return DocList[MemeDoc]([reply])
 
     def _owns(self, doc: MemeDoc) -> bool:
         if self.shards == 1:
@@ -232,5 +276,6 @@ class MemeIndexer(RefusingExecutor):
         return DocList[MemeDoc]([MemeDoc(tags={"count": 0})])
 
     def close(self) -> None:
+        self._switch.abort(_close)
         self.store.close()
         super().close()
