@@ -1,0 +1,202 @@
+"""Where the milliseconds of a new text query, and of an indexed image, go in the Flow.
+
+    .venv/bin/python benchmarks/bench_flow_path.py [--queries 60] [--images 128] [--runtime auto]
+
+One Flow on a 10,000-vector workspace, with Prometheus metrics on (MEMEFLOW_METRICS_PORT):
+each stage's own timers are read before and after each kind of request, so the time a
+request spends in the gateway, in each executor's function and in memeflow's own code is
+measured inside the Flow, not inferred. Kinds: `/count`; `/search` with the query vector
+given (the encoder passes it on: the hops and the search, no model); `/search` with a new
+text; the same texts again (the encoder's text cache answers). In the same run, in this
+process: the text tower back to back, and with an idle pause before each call as the
+Flow's encoder has between requests. Prints means per request (Prometheus summaries give
+sums and counts) and end-to-end p50.
+
+Images (`--images N`): N memes indexed as `memeflow index` does (client batches of 32,
+gRPC) into a fresh workspace of the same Flow, with each stage's timers read around it;
+in the same run, in this process: the model alone on the same images preprocessed
+(`embed_pixels`, batches of 16) and the thumbnail and perceptual hash of each image.
+"""
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the Flow runs (memeflow serve)
+
+import argparse
+import re
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+
+from bench_flow import HttpSearch, latencies_ms, prepared_workspace, query_texts
+from flowrun import MODEL, load, running_flow
+
+from memeflow.cli.exposure import free_port_run
+
+SAMPLE = re.compile(r'^(\w+?)_(sum|count)\{(.*)\} ([0-9.e+-]+)$')
+
+
+def scrape(base: int) -> dict[str, float]:
+    """`name{labels}_sum` / `_count` of every *seconds metric of the gateway (base), the
+    encoder (base + 1) and the indexer (base + 2)."""
+    values: dict[str, float] = {}
+    for offset, stage in enumerate(("gateway", "encoder", "indexer")):
+        with urllib.request.urlopen(f"http://127.0.0.1:{base + offset}/", timeout=30) as r:
+            for line in r.read().decode().splitlines():
+                match = SAMPLE.match(line)
+                if match and "seconds" in match[1]:
+                    labels = ",".join(part for part in match[3].split(",")
+                                      if part.startswith(("executor_endpoint", "endpoint",
+                                                          "runtime_name")))
+                    values[f"{stage} {match[1]}{{{labels}}} {match[2]}"] = float(match[4])
+    return values
+
+
+def per_request(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Mean milliseconds per observation of each metric observed between two scrapes."""
+    sums: dict[str, float] = defaultdict(float)
+    counts: dict[str, float] = defaultdict(float)
+    for key, value in after.items():
+        name, kind = key.rsplit(" ", 1)
+        delta = value - before.get(key, 0.0)
+        (sums if kind == "sum" else counts)[name] += delta
+    return {name: sums[name] / counts[name] * 1e3 for name in sums if counts[name] > 0}
+
+
+def index_memes(grpc_port: int, base: int, count: int) -> dict[str, object]:
+    """Index `count` memes through the Flow after 8 of warm-up; wall time and stage timers."""
+    from flowrun import SHARED
+
+    from memeflow.client import MemeClient
+
+    memes = sorted(p for p in (SHARED / "data" / "memes" / "templates").rglob("*")
+                   if p.suffix in {".jpg", ".png"})[:count + 8]
+    folder = Path(tempfile.mkdtemp(prefix="memeflow-bench-memes-"))
+    for path in memes:  # links: the client reads each file, the encoder gets its bytes
+        (folder / f"{path.parent.name}-{path.name}").symlink_to(path)
+    links = sorted(folder.iterdir())
+    client = MemeClient(f"grpc://127.0.0.1:{grpc_port}")
+    client.clear()
+    client.index_paths([str(p) for p in links[:8]])
+    before = scrape(base)
+    started = time.perf_counter()
+    report = client.index_paths([str(p) for p in links[8:]])
+    seconds = time.perf_counter() - started
+    metrics = per_request(before, scrape(base))
+    done = len(report.encoded)
+    print(f"\n## Indexing {done} memes through the Flow: {done / seconds:.2f} memes/s "
+          f"({seconds:.1f} s; {load()})")
+    for metric, ms in sorted(metrics.items()):
+        print(f"    {ms:8.2f} ms  {metric}")
+    return {"paths": memes[8:], "rate": done / seconds}
+
+
+def image_baselines(model: object, run: dict[str, object]) -> None:
+    """The model alone and the index-time extras on the same images, in this process."""
+    import torch
+    from PIL import Image
+
+    from memeflow.encoder.decode import central_crop
+    from memeflow.encoder.phash import perceptual_hash
+    from memeflow.encoder.thumbnail import make_thumbnail
+
+    paths = run["paths"]
+    assert isinstance(paths, list)
+    images = []
+    for path in paths:
+        with Image.open(path) as image:
+            images.append(image.convert("RGB"))
+    started = time.perf_counter()
+    pixels = [model.preprocess(central_crop(image)) for image in images]  # type: ignore[attr-defined]
+    preprocess = (time.perf_counter() - started) / len(images) * 1e3
+    model.embed_pixels(torch.stack(pixels[:16]))  # type: ignore[attr-defined]  # warm-up
+    started = time.perf_counter()
+    for start in range(0, len(pixels), 16):
+        model.embed_pixels(torch.stack(pixels[start:start + 16]))  # type: ignore[attr-defined]
+    model_only = len(pixels) / (time.perf_counter() - started)
+    started = time.perf_counter()
+    for image in images:
+        make_thumbnail(image)
+        perceptual_hash(image)
+    extras = (time.perf_counter() - started) / len(images) * 1e3
+    rate = float(run["rate"])  # type: ignore[arg-type]
+    print(f"\nin-process model alone (embed_pixels, batches of 16): {model_only:.2f} img/s; "
+          f"the Flow indexed at {rate:.2f} memes/s = {rate / model_only:.0%} of it")
+    print(f"in-process per image: preprocess {preprocess:.2f} ms, thumbnail + perceptual "
+          f"hash {extras:.2f} ms ({load()})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--queries", type=int, default=60)
+    parser.add_argument("--runtime", default="auto")
+    parser.add_argument("--images", type=int, default=128)
+    parser.add_argument("--idle-ms", type=float, default=15.0,
+                        help="pause before each in-process call, as between Flow requests")
+    args = parser.parse_args()
+    texts = query_texts(args.queries + 20)
+    warm, texts = texts[:20], texts[20:]
+    base = free_port_run(3)
+    cache = Path(tempfile.mkdtemp(prefix="memeflow-bench-"))
+    workspace = prepared_workspace(cache, 10_000)
+    log = cache / "flow.log"
+    results: dict[str, tuple[list[float], dict[str, float]]] = {}
+    with running_flow(log, workspace=workspace, MEMEFLOW_RUNTIME=args.runtime,
+                      MEMEFLOW_METRICS_PORT=str(base)) as ports:
+        client = HttpSearch(ports.http)
+        for text in warm:
+            client.search(text)
+        vector = client.post("/search", {"data": [{"text": warm[0]}], "parameters": {
+            "top_k": 1, "return_embeddings": True}})["data"][0]["embedding"]
+        kinds = {
+            "/count": lambda t: client.post("/count", {"data": []}),
+            "/search, vector given": lambda t: client.post("/search", {
+                "data": [{"embedding": vector}], "parameters": {"top_k": 10}}),
+            "/search, new text": client.search,
+            "/search, repeated text": client.search,
+        }
+        for name, call in kinds.items():
+            before = scrape(base)
+            times = latencies_ms(call, texts)
+            results[name] = (times, per_request(before, scrape(base)))
+        status = client.post("/status", {"data": []})["data"][0]["tags"]
+        image_run = index_memes(ports.grpc, base, args.images)
+    print(f"# runtime {status['runtime']} {status['precision']} on {status['cpu']} "
+          f"({', '.join(status['cpu_features'])}); {load()}\n")
+    for name, (times, metrics) in results.items():
+        print(f"## HTTP {name}: p50 {statistics.median(times):.2f} ms, "
+              f"mean {statistics.fmean(times):.2f} ms ({len(times)} requests)")
+        for metric, ms in sorted(metrics.items()):
+            print(f"    {ms:8.2f} ms  {metric}")
+    from memeflow.encoder.model import ClipModel
+
+    model = ClipModel(MODEL, allow_random=True, runtime=status["runtime"],
+                      device=status["device"], text_cache_size=0)
+    for text in warm:
+        model.embed_texts([text])
+    hot = latencies_ms(lambda t: model.embed_texts([t]), texts)
+
+    def after_pause(text: str) -> None:
+        time.sleep(args.idle_ms / 1e3)
+
+    idle = []
+    for text in texts:
+        after_pause(text)
+        started = time.perf_counter()
+        model.embed_texts([text])
+        idle.append((time.perf_counter() - started) * 1e3)
+    print(f"\nin-process text tower, back to back: p50 {statistics.median(hot):.2f} ms, "
+          f"mean {statistics.fmean(hot):.2f} ms")
+    print(f"in-process text tower, {args.idle_ms:g} ms idle before each: "
+          f"p50 {statistics.median(idle):.2f} ms, mean {statistics.fmean(idle):.2f} ms "
+          f"({load()})")
+    image_baselines(model, image_run)
+    print(f"(flow log: {log})", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
