@@ -92,7 +92,34 @@ def index_memes(grpc_port: int, base: int, count: int) -> dict[str, object]:
           f"({seconds:.1f} s; {load()})")
     for metric, ms in sorted(metrics.items()):
         print(f"    {ms:8.2f} ms  {metric}")
+    in_flight(grpc_port, memes[8:])
     return {"paths": memes[8:], "rate": done / seconds}
+
+
+def in_flight(grpc_port: int, paths: list[Path], batch: int = 32) -> None:
+    """The same images as /index requests of `batch`, one at a time and two at a time (one
+    client per thread): whether the encoder waits for the rest of the Flow between them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from memeflow.client import MemeClient
+    from memeflow.documents import MemeDoc
+
+    data = [p.read_bytes() for p in paths]
+    for threads in (1, 2, 1, 2):
+        clients = [MemeClient(f"grpc://127.0.0.1:{grpc_port}") for _ in range(threads)]
+        clients[0].clear()
+        batches = [[MemeDoc(id=f"{threads}-{i}", blob=d, uri=str(p))
+                    for i, (p, d) in enumerate(zip(paths, data, strict=True))][s:s + batch]
+                   for s in range(0, len(paths), batch)]
+        started = time.perf_counter()
+        def send(job: tuple[int, list[MemeDoc]], clients: list[MemeClient] = clients) -> int:
+            return len(clients[job[0] % len(clients)].index(job[1]))
+
+        with ThreadPoolExecutor(threads) as pool:
+            done = sum(pool.map(send, enumerate(batches)))
+        rate = done / (time.perf_counter() - started)
+        print(f"    /index requests of {batch}, {threads} in flight: {rate:.2f} memes/s "
+              f"({load()})")
 
 
 def image_baselines(model: object, run: dict[str, object]) -> None:
