@@ -56,6 +56,51 @@ def scrape(base: int) -> dict[str, float]:
     return values
 
 
+def _listening_inodes() -> dict[str, int]:
+    """Inode of each listening TCP socket -> its port (/proc/net/tcp, tcp6)."""
+    found = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as fh:
+            for line in fh.readlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A":  # LISTEN
+                    found[fields[9]] = int(fields[1].rsplit(":", 1)[1], 16)
+    return found
+
+
+def stage_cpu(base: int) -> dict[str, float]:
+    """CPU seconds (user + system, all threads) used so far by each Flow process, named by
+    the metrics port it listens on (gateway: base, encoder: base + 1, indexer: base + 2);
+    the Flow's other processes (its parent) as "other". CPU time, unlike wall time, is
+    barely changed by other work on the machine."""
+    names = {base: "gateway", base + 1: "encoder", base + 2: "indexer"}
+    marker = f"MEMEFLOW_METRICS_PORT={base}".encode()
+    ports = _listening_inodes()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu: dict[str, float] = defaultdict(float)
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if marker not in (proc / "environ").read_bytes():
+                continue
+            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            inodes = [os.readlink(fd)[8:-1] for fd in (proc / "fd").iterdir()
+                      if os.readlink(fd).startswith("socket:")]
+        except OSError:
+            continue
+        stage = next((names[ports[i]] for i in inodes if ports.get(i) in names), "other")
+        cpu[stage] += (int(stat[11]) + int(stat[12])) / ticks
+    cpu["client (this process)"] = time.process_time()
+    return cpu
+
+
+def cpu_per(before: dict[str, float], after: dict[str, float], count: int) -> str:
+    """CPU milliseconds per item of each stage between two readings, largest first."""
+    used = {k: (after[k] - before.get(k, 0.0)) / count * 1e3 for k in after}
+    return ", ".join(f"{k} {v:.1f}" for k, v in sorted(used.items(), key=lambda kv: -kv[1]))
+
+
 def per_request(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """Mean milliseconds per observation of each metric observed between two scrapes."""
     sums: dict[str, float] = defaultdict(float)
@@ -82,16 +127,18 @@ def index_memes(grpc_port: int, base: int, count: int) -> dict[str, object]:
     client = MemeClient(f"grpc://127.0.0.1:{grpc_port}")
     client.clear()
     client.index_paths([str(p) for p in links[:8]])
-    before = scrape(base)
+    before, cpu_before = scrape(base), stage_cpu(base)
     started = time.perf_counter()
     report = client.index_paths([str(p) for p in links[8:]])
     seconds = time.perf_counter() - started
     metrics = per_request(before, scrape(base))
+    cpu = cpu_per(cpu_before, stage_cpu(base), len(report.encoded))
     done = len(report.encoded)
     print(f"\n## Indexing {done} memes through the Flow: {done / seconds:.2f} memes/s "
           f"({seconds:.1f} s; {load()})")
     for metric, ms in sorted(metrics.items()):
         print(f"    {ms:8.2f} ms  {metric}")
+    print(f"    CPU ms per meme: {cpu}")
     in_flight(grpc_port, memes[8:])
     return {"paths": memes[8:], "rate": done / seconds}
 
@@ -137,24 +184,36 @@ def image_baselines(model: object, run: dict[str, object]) -> None:
     for path in paths:
         with Image.open(path) as image:
             images.append(image.convert("RGB"))
-    started = time.perf_counter()
+    from memeflow.encoder.decode import decode_image
+
+    data = [path.read_bytes() for path in paths]
+    cpu_started = time.process_time()
+    for blob in data:
+        decode_image(blob)
+    decode = (time.process_time() - cpu_started) / len(images) * 1e3
+    started, cpu_started = time.perf_counter(), time.process_time()
     pixels = [model.preprocess(central_crop(image)) for image in images]  # type: ignore[attr-defined]
     preprocess = (time.perf_counter() - started) / len(images) * 1e3
+    preprocess_cpu = (time.process_time() - cpu_started) / len(images) * 1e3
     model.embed_pixels(torch.stack(pixels[:16]))  # type: ignore[attr-defined]  # warm-up
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for start in range(0, len(pixels), 16):
         model.embed_pixels(torch.stack(pixels[start:start + 16]))  # type: ignore[attr-defined]
     model_only = len(pixels) / (time.perf_counter() - started)
-    started = time.perf_counter()
+    model_cpu = (time.process_time() - cpu_started) / len(pixels) * 1e3
+    started, cpu_started = time.perf_counter(), time.process_time()
     for image in images:
         make_thumbnail(image)
         perceptual_hash(image)
     extras = (time.perf_counter() - started) / len(images) * 1e3
+    extras_cpu = (time.process_time() - cpu_started) / len(images) * 1e3
     rate = float(run["rate"])  # type: ignore[arg-type]
     print(f"\nin-process model alone (embed_pixels, batches of 16): {model_only:.2f} img/s; "
           f"the Flow indexed at {rate:.2f} memes/s = {rate / model_only:.0%} of it")
     print(f"in-process per image: preprocess {preprocess:.2f} ms, thumbnail + perceptual "
           f"hash {extras:.2f} ms ({load()})")
+    print(f"in-process CPU ms per image: model {model_cpu:.1f}; decode {decode:.1f}, "
+          f"preprocess {preprocess_cpu:.1f}, thumbnail + perceptual hash {extras_cpu:.1f}")
 
 
 def main() -> None:
@@ -186,12 +245,14 @@ def main() -> None:
             "/search, new text": client.search,
             "/search, repeated text": client.search,
         }
+        cpu: dict[str, str] = {}
         for name, call in kinds.items():
-            before = scrape(base)
+            before, cpu_before = scrape(base), stage_cpu(base)
             times = latencies_ms(call, texts)
+            cpu[name] = cpu_per(cpu_before, stage_cpu(base), len(texts))
             results[name] = (times, per_request(before, scrape(base)))
         status = client.post("/status", {"data": []})["data"][0]["tags"]
-        image_run = index_memes(ports.grpc, base, args.images)
+        image_run = index_memes(ports.grpc, base, args.images) if args.images else None
     print(f"# runtime {status['runtime']} {status['precision']} on {status['cpu']} "
           f"({', '.join(status['cpu_features'])}); {load()}\n")
     for name, (times, metrics) in results.items():
@@ -199,6 +260,7 @@ def main() -> None:
               f"mean {statistics.fmean(times):.2f} ms ({len(times)} requests)")
         for metric, ms in sorted(metrics.items()):
             print(f"    {ms:8.2f} ms  {metric}")
+        print(f"    CPU ms per request: {cpu[name]}")
     from memeflow.encoder.model import ClipModel
 
     model = ClipModel(MODEL, allow_random=True, runtime=status["runtime"],
@@ -221,7 +283,8 @@ def main() -> None:
     print(f"in-process text tower, {args.idle_ms:g} ms idle before each: "
           f"p50 {statistics.median(idle):.2f} ms, mean {statistics.fmean(idle):.2f} ms "
           f"({load()})")
-    image_baselines(model, image_run)
+    if image_run is not None:
+        image_baselines(model, image_run)
     print(f"(flow log: {log})", file=sys.stderr)
 
 
