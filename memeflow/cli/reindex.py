@@ -160,6 +160,9 @@ def reindex(client: "MemeClient", model: str, workspace: Path | None = None,
     from memeflow.encoder.source import ModelLoadError
 
     step = on_step or (lambda message: None)
+    if config.index():  # the second Flow would write into the serving Flow's collection
+        raise ReindexError("MEMEFLOW_INDEX points at an index outside the workspace: reindex "
+                           "moves the embedded index of a workspace; unset it here")
     if Path(model).expanduser().exists():  # the service runs elsewhere: an absolute path
         model = str(Path(model).expanduser().absolute())
     status = client.status()
