@@ -409,6 +409,52 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if status["answering"] else EXIT_UNREACHABLE
 
 
+def cmd_reindex(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from memeflow.cli.reindex import ReindexError, reindex
+    from memeflow.uris import printable
+
+    client = _client(args)
+    bar = tqdm(unit="doc", desc="reindexing", disable=args.quiet, file=sys.stderr)
+
+    def total(count: int) -> None:
+        bar.total = count
+        bar.refresh()
+
+    def step(message: str) -> None:
+        if not args.quiet:
+            bar.write(f"memeflow: {message}", file=sys.stderr)
+
+    try:
+        with bar:
+            report = reindex(client, args.model, Path(args.workspace) if args.workspace else None,
+                             args.batch_size, on_total=total, on_progress=bar.update,
+                             on_step=step)
+    except ReindexError as exc:
+        raise InputFailed(f"{exc}; the service still serves what it served") from exc
+    if args.json:
+        _print_json(report.as_dict())
+    else:
+        for name, reason in report.failed:
+            print(printable(f"failed: {name}: {reason}"))
+        print(f"{report.encoded} encoded, {len(report.failed)} failed (not in the new index); "
+              f"the service now runs {report.model} on {report.workspace}")
+        print(f"to serve it after a restart: MEMEFLOW_MODEL={report.model} "
+              f"MEMEFLOW_WORKSPACE={report.workspace} memeflow serve")
+    return 0  # switched; files that could not be read are listed, as `index` lists them
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from memeflow.cli import eval_command
+    from memeflow.encoder.source import ModelLoadError
+
+    try:
+        return eval_command.run(args)
+    except (ValueError, ModelLoadError) as exc:
+        raise UsageError(str(exc)) from exc
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="memeflow", description="Neural search for memes: index folders, find by words or "
@@ -499,6 +545,22 @@ def build_parser() -> argparse.ArgumentParser:
     clear.add_argument("--yes", action="store_true", help="confirm")
     command("status", cmd_status, "model, documents, dimension, workspace and ports of the "
             "service, and whether it answers", "print the status as JSON")
+    reindex = command("reindex", cmd_reindex, "move the service to another model without "
+                      "stopping search: encode every document again from its file into a new "
+                      "workspace, then switch", "print the report as JSON")
+    reindex.add_argument("--model", required=True, metavar="ID",
+                         help="Hugging Face id or local folder of the new model")
+    reindex.add_argument("--workspace", metavar="FOLDER", help="new, empty folder for the new "
+                         "index (default: beside the serving one, named after the model)")
+    reindex.add_argument("--batch-size", type=_positive_int, default=config.DEFAULT_INDEX_BATCH)
+    reindex.add_argument("-q", "--quiet", action="store_true", help="no progress")
+
+    from memeflow.cli.eval_command import add_arguments as add_eval_arguments
+
+    add_eval_arguments(command(
+        "eval", cmd_eval, "measure models on this machine: zero-shot top-1, text-to-image and "
+        "image-to-image recall@1/5/10, images/s and text p50 (in this process, no service)",
+        "print one result object per model"))
     return parser
 
 

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -191,16 +191,34 @@ def _child_env() -> dict[str, str]:
     return env
 
 
+@contextlib.contextmanager
+def _environment(overrides: dict[str, str]) -> Iterator[None]:
+    """os.environ with `overrides`, restored after (the settings are read from it)."""
+    saved = {name: os.environ.get(name) for name in overrides}
+    os.environ.update(overrides)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 class FlowProcess:
     """The Flow's process group, started in the background; also a context manager."""
 
     def __init__(self, flow_file: Path | None = None, log: IO[str] | None = None,
-                 progress: Callable[[str], None] | None = None, quiet_start: bool = False
-                 ) -> None:
+                 progress: Callable[[str], None] | None = None, quiet_start: bool = False,
+                 env: dict[str, str] | None = None) -> None:
         """`log` gets the Flow's log (default stderr); `progress`, if given, one line per
         step of the start ("encoder ready: ..."); `quiet_start` keeps the log's lines back
-        until the Flow is ready (the progress lines and the failure's cause say enough)."""
+        until the Flow is ready (the progress lines and the failure's cause say enough);
+        `env`: MEMEFLOW_* settings for this Flow only, in place of this process's (a
+        second Flow beside a serving one: `memeflow reindex`)."""
         self.flow_file = (flow_file or default_flow_file()).resolve()
+        self.env = env or {}
         self.log = log if log is not None else sys.stderr
         self.progress = progress
         self.quiet_start = quiet_start
@@ -217,20 +235,21 @@ class FlowProcess:
             self.progress(message)
 
     def start(self) -> "FlowProcess":
-        leftover = leftovers.find_leftover([config.grpc_port(), config.http_port()],
-                                           config.workspace())
-        if leftover is not None:
-            raise ServiceError(leftover)
-        try:
-            downloading = preflight()
-        except (WorkspaceError, StartError) as exc:  # a ServiceError, which the demo reports
-            raise ServiceError(str(exc)) from exc
-        model = config.model_name()
-        self._say(f"starting: model {model}, workspace {config.workspace()}")
-        self._say(f"downloading {model} from Hugging Face (once) and loading it ..."
-                  if downloading else "loading the model ...")
+        with _environment(self.env):
+            leftover = leftovers.find_leftover([config.grpc_port(), config.http_port()],
+                                               config.workspace())
+            if leftover is not None:
+                raise ServiceError(leftover)
+            try:
+                downloading = preflight()
+            except (WorkspaceError, StartError) as exc:  # a ServiceError, which the demo reports
+                raise ServiceError(str(exc)) from exc
+            model = config.model_name()
+            self._say(f"starting: model {model}, workspace {config.workspace()}")
+            self._say(f"downloading {model} from Hugging Face (once) and loading it ..."
+                      if downloading else "loading the model ...")
+            env = _child_env()
         read_end, self._lifeline = os.pipe()  # neither is inherited by other children
-        env = _child_env()
         env[LIFELINE_ENV] = str(read_end)
         try:
             self.process = subprocess.Popen(
