@@ -82,8 +82,8 @@ def _request_for(client: "MemeClient", doc: "MemeDoc") -> "MemeDoc":
     """The document to encode again: its file's bytes (sha256 tag refreshed), or its URL for
     the encoder to fetch. OSError/ValueError when there is nothing to read."""
     from memeflow.client.moves import stored_path
-    from memeflow.regular_files import open_regular
     from memeflow.documents import MemeDoc
+    from memeflow.regular_files import open_regular
 
     fields: dict[str, Any] = {"id": doc.id, "uri": doc.uri, "tags": dict(doc.tags),
                               "words": doc.words}
