@@ -139,6 +139,21 @@ def api_key() -> str | None:
     return os.environ.get(API_KEY_ENV) or None
 
 
+ALLOWED_HOSTS_ENV = "MEMEFLOW_ALLOWED_HOSTS"
+
+
+def allowed_hosts() -> frozenset[str]:
+    """MEMEFLOW_ALLOWED_HOSTS: comma-separated names (`name` or `name:port`, lower-case)
+    under which HTTP clients may reach the gateway besides localhost and IP addresses, for
+    a reverse proxy or a LAN name; `*` allows any. Empty by default
+    (memeflow.gateway.hosts)."""
+    return frozenset(
+        part.strip().lower()
+        for part in os.environ.get(ALLOWED_HOSTS_ENV, "").split(",")
+        if part.strip()
+    )
+
+
 MAX_REQUEST_BYTES_ENV = "MEMEFLOW_MAX_REQUEST_BYTES"
 DEFAULT_MAX_REQUEST_BYTES = 128 * 2**20
 

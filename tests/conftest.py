@@ -105,7 +105,8 @@ class Service:
         earlier = log.tell()  # a restart appends: only a new ready line counts (a byte offset:
         # the banner's emoji and box lines make it larger than the count of characters)
         self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "memeflow"), "serve"],
+            # --verbose: the whole log, start-up included, for the tests that read it.
+            [str(Path(sys.executable).parent / "memeflow"), "--verbose", "serve"],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
         )
         deadline = time.monotonic() + timeout

@@ -315,3 +315,14 @@ def test_a_refused_request_is_one_line(service) -> None:
     verbose = service.cli("--verbose", "search", "cat", "--offset", "-1")
     assert verbose.returncode == 1 and "Traceback" in verbose.stderr
     assert verbose.stderr.splitlines()[-1] == run.stderr.strip()
+
+
+def test_version_is_the_installed_package_version(capsys) -> None:
+    from importlib.metadata import version
+
+    from memeflow.cli.main import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == f"memeflow {version('memeflow')}\n"
