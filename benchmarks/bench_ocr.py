@@ -106,10 +106,11 @@ def flow_rates(files: list[Path], rounds: int) -> list[tuple[float, float]]:
                 started = time.perf_counter()
                 report = client.index_paths(files[WARM_UP:])
                 elapsed = time.perf_counter() - started
-                read = client._stored_docs([hit["id"] for hit in client.search_text(
+                read = client.documents([hit["id"] for hit in client.search_text(
                     "x", top_k=len(files))]).values()
             assert not report.failed and len(report.encoded) == len(files) - WARM_UP
-            assert sum(doc.words is not None for doc in read) == (len(files) if ocr == "1" else 0)
+            with_words = sum(doc["words"] is not None for doc in read)
+            assert with_words == (len(files) if ocr == "1" else 0)
             pair.append(len(report.encoded) / elapsed)
             print(f"  Flow, MEMEFLOW_OCR={ocr}: {pair[-1]:.2f} memes/s ({load()})", flush=True)
         rates.append((pair[0], pair[1]))

@@ -1,4 +1,5 @@
-"""DocArray v2 document types shared by the gateway, the executors and the clients.
+"""DocArray v2 document types shared by the gateway and the executors (the client codes the
+same fields as plain dicts: `memeflow.client.wire`).
 
 One request document type travels the whole Flow: the client fills `uri`, `blob` or
 `text` (or brings its own `embedding`), the encoder adds the embedding, and the indexer
@@ -6,22 +7,22 @@ stores it or answers with `matches`. Before a reply leaves the Flow the executor
 `blob` and, unless asked for, `embedding`, so clients never get image bytes back.
 """
 
-import hashlib
-from typing import Any, TypedDict
+from typing import Any
 
 from docarray import BaseDoc, DocList
 from docarray.typing import ID, NdArray
-from typing_extensions import NotRequired
 
 from memeflow import docarray_speedups
-from memeflow.uris import is_data_uri
+from memeflow.fields import (  # noqa: F401 (re-exported for the Flow's code)
+    DERIVED_TAGS,
+    HASH_TAG,
+    HUB_TAG,
+    THUMBNAIL_TYPE,
+    Hit,
+    content_id,
+)
 
 docarray_speedups.install()
-
-# Tags the encoder adds to every image it indexes, read by the indexer's search options.
-HASH_TAG = "phash"  # 64-bit perceptual hash, 16 hex digits (memeflow.encoder.phash)
-HUB_TAG = "hubness"  # mean cosine to the nearest generic prompts (memeflow.encoder.hubness)
-THUMBNAIL_TYPE = "image/jpeg"  # what `thumbnail` holds (memeflow.encoder.thumbnail)
 
 
 class MatchDoc(BaseDoc):
@@ -41,26 +42,6 @@ class MatchDoc(BaseDoc):
     words: str | None = None
     signals: dict[str, int] = {}  # noqa: RUF012 (see tags)
     words_score: float | None = None
-
-
-class Hit(TypedDict):
-    """One search hit as a dict, with the fields of a `MatchDoc` the API returns: what the
-    store finds, what the indexer and the shard merger rank, and what the client hands out.
-
-    `score` is the cosine similarity to the query (stored vectors are unit length). The
-    others are there once a stage has added them: `words` for memes with words on them,
-    `signals` (the rank in each ranking that found it: "clip", "words") and `words_score`
-    after ranking, `rank` (1 for the best hit of the first page) in the client's hits.
-    """
-
-    id: str
-    uri: str | None
-    score: float
-    tags: dict[str, Any]
-    words: NotRequired[str | None]
-    signals: NotRequired[dict[str, int]]
-    words_score: NotRequired[float | None]
-    rank: NotRequired[int]
 
 
 class TermDoc(BaseDoc):
@@ -107,19 +88,3 @@ def is_id_only(doc: "MemeDoc | TermDoc") -> bool:
     vector is the stored one, which only the indexer has."""
     return (doc.embedding is None and doc.blob is None and not doc.uri and not doc.text
             and bool(doc.id))
-
-
-def content_id(*, uri: str | None = None, data: bytes | None = None) -> str:
-    """A stable id for a document that came without one.
-
-    A document with a location (a path or URL) is named by that location, so indexing
-    the same file twice updates one entry even after the file changed; a document
-    without one (bytes, a `data:` URI, a text) is named by its bytes.
-    """
-    if uri and not is_data_uri(uri):
-        key = b"uri\0" + uri.encode()
-    elif data is not None:
-        key = b"data\0" + data
-    else:
-        raise ValueError("content_id needs a uri or the document's bytes")
-    return hashlib.sha256(key).hexdigest()[:32]

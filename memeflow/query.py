@@ -21,15 +21,16 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from docarray import DocList
 
-from memeflow.documents import MemeDoc, TermDoc, is_id_only
 from memeflow.formats import IMAGE_SUFFIXES
 from memeflow.uris import describe_source, names_image
 from memeflow.vectors import unit_rows
+
+if TYPE_CHECKING:  # DocArray costs the client a second to import: only the Flow needs it
+    from memeflow.documents import MemeDoc
 
 _SEPARATOR = re.compile(r"(?:^|\s+)([+-])\s+")
 _WEIGHT = re.compile(r"^(\d+(?:\.\d*)?|\.\d+):(.*)$")
@@ -120,10 +121,14 @@ def part_label(position: int, term: Any) -> str:
 
 
 def resolve_query_parts(
-    doc: MemeDoc, vectors_of: Callable[[list[str]], Sequence[np.ndarray | None]]
+    doc: "MemeDoc", vectors_of: Callable[[list[str]], Sequence[np.ndarray | None]]
 ) -> None:
     """Fill id terms with stored vectors (`vectors_of(ids)`, None for an unknown id), then
     set the document's embedding to the combined query; the terms are not sent back."""
+    from docarray import DocList
+
+    from memeflow.documents import TermDoc, is_id_only
+
     ids: list[str] = [term.id for term in doc.terms if term.id and is_id_only(term)]
     stored = dict(zip(ids, vectors_of(ids), strict=True))
     for position, term in enumerate(doc.terms, start=1):

@@ -1,10 +1,15 @@
 """Vector helpers shared by the encoder and the indexer: unit-length rows, and checks for
 embeddings that clients bring themselves."""
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import numpy.typing as npt
 
-from memeflow.documents import MemeDoc, content_id
+from memeflow.fields import content_id
+
+if TYPE_CHECKING:  # only the Flow passes documents; the client imports no DocArray
+    from memeflow.documents import MemeDoc
 
 
 def unit_rows(rows: npt.ArrayLike, dtype: npt.DTypeLike = np.float32) -> np.ndarray:
@@ -19,7 +24,7 @@ def unit_rows(rows: npt.ArrayLike, dtype: npt.DTypeLike = np.float32) -> np.ndar
     return (matrix / np.where(norms > 0, norms, 1.0)).astype(dtype)
 
 
-def check_own_vector(doc: MemeDoc, dim: int | None, holder: str = "the index holds") -> None:
+def check_own_vector(doc: "MemeDoc", dim: int | None, holder: str = "the index holds") -> None:
     """Set `doc.error` when its embedding cannot be stored; give it an id when it has none.
 
     `holder` says whose dimension counts, for the message: "the model makes" in the encoder.

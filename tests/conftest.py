@@ -105,7 +105,8 @@ class Service:
         earlier = log.tell()  # a restart appends: only a new ready line counts (a byte offset:
         # the banner's emoji and box lines make it larger than the count of characters)
         self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "memeflow"), "serve"],
+            # --verbose: the whole log, start-up included, for the tests that read it.
+            [str(Path(sys.executable).parent / "memeflow"), "--verbose", "serve"],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
         )
         deadline = time.monotonic() + timeout
@@ -133,8 +134,8 @@ def serving(folder: Path, **env: str) -> Iterator[Service]:
     """`memeflow serve` with a fresh workspace in `folder` and `env` on top; stopped after."""
     running = Service(folder / "workspace", folder / "serve.log")
     running.env.update(env)
-    running.start()
     try:
+        running.start()  # inside: a service that does not get ready in time is stopped too
         yield running
     finally:
         if running.process and running.process.poll() is None:

@@ -42,9 +42,9 @@ def client(service):
     return MemeClient(service.env["MEMEFLOW_HOST"])
 
 
-def run_json(service, *args: str):
+def run_json(service, *args: str, code: int = 0):
     run = service.cli(*args, "--json")
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == code, run.stderr
     return json.loads(run.stdout)
 
 
@@ -229,11 +229,11 @@ def photos(tmp_path_factory) -> Path:
 def test_odd_names_hidden_files_links_and_heic_do_not_stop_indexing(service, client, photos
                                                                     ) -> None:
     run = service.cli("index", str(photos))  # stdout is strict UTF-8: odd names must not crash
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 1, run.stderr  # a file failed: exit 1, the rest is indexed
     *failed, summary = run.stdout.strip().splitlines()
     assert summary == "3 encoded, 0 moved, 0 copied, 0 unchanged, 1 failed, 5 skipped"
     assert failed == [f"failed: {photos / 'broken.jpg'}: broken link: its target is gone"]
-    again = run_json(service, "index", str(photos))
+    again = run_json(service, "index", str(photos), code=1)  # the broken link: still failed
     assert (again["unchanged"], again["skipped"], len(again["failed"])) == (3, 5, 1)
 
     odd = photos / LATIN1 / f"{LATIN1}.jpg"
@@ -249,11 +249,11 @@ def test_a_renamed_odd_name_is_moved_and_a_deleted_one_pruned(service, client, p
     odd = photos / LATIN1 / f"{LATIN1}.jpg"
     renamed = odd.with_name(os.fsdecode(b"na\xefve.jpg"))
     odd.rename(renamed)
-    report = run_json(service, "index", str(photos))
+    report = run_json(service, "index", str(photos), code=1)  # with the broken link
     assert (report["encoded"], report["moved"]) == (0, 1)
     assert report["moves"] == [{"from": path_uri(odd), "to": path_uri(renamed)}]
     renamed.unlink()
-    report = run_json(service, "index", "--prune", str(photos))
+    report = run_json(service, "index", "--prune", str(photos), code=1)
     assert report["pruned"] == 1
     assert not [h for h in client.search_text("x", top_k=client.count())
                 if "%" in (h["uri"] or "")]
@@ -315,3 +315,165 @@ def test_a_refused_request_is_one_line(service) -> None:
     verbose = service.cli("--verbose", "search", "cat", "--offset", "-1")
     assert verbose.returncode == 1 and "Traceback" in verbose.stderr
     assert verbose.stderr.splitlines()[-1] == run.stderr.strip()
+
+
+def test_version_is_the_installed_package_version(capsys) -> None:
+    from importlib.metadata import version
+
+    from memeflow.cli.main import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == f"memeflow {version('memeflow')}\n"
+
+
+def test_a_moved_or_copied_file_keeps_what_was_derived_from_its_pixels(service, client,
+                                                                         tmp_path) -> None:
+    """The answers of duplicate collapsing and hub correction, which read the perceptual
+    hash and hubness the encoder derived, are the same after a move and a copy as before."""
+    folder = tmp_path / "rewrites"
+    folder.mkdir()
+    for name in FOLDERS:
+        shutil.copy(MEMES / name / "default.jpg", folder / f"{name}.jpg")
+    run_json(service, "index", str(folder))
+    only_here = {"where": {"folder": "rewrites"}}
+
+    def answers(**options) -> list[tuple[str, float]]:
+        hits = client.search_text("a frog", top_k=10, **only_here, **options)
+        return [(Path(h["uri"]).name, h["score"]) for h in hits]
+
+    before_hub, before_dedup = answers(hub_correction=True), answers(dedup=True)
+    derived = client.stored([file_id(folder / "drake.jpg")])[file_id(folder / "drake.jpg")]
+    assert {"phash", "hubness"} <= set(derived)
+
+    (folder / "drake.jpg").rename(folder / "renamed.jpg")
+    shutil.copy(folder / "renamed.jpg", folder / "copy.jpg")
+    report = run_json(service, "index", str(folder))
+    assert (report["encoded"], report["moved"], report["copied"]) == (0, 1, 1)
+    for name in ("renamed.jpg", "copy.jpg"):
+        tags = client.stored([file_id(folder / name)])[file_id(folder / name)]
+        assert {k: tags[k] for k in ("phash", "hubness")} == {
+            k: derived[k] for k in ("phash", "hubness")}
+        assert tags["file"] == name
+
+    rename = {"drake.jpg": "renamed.jpg"}
+    after_hub = dict(answers(hub_correction=True))
+    for name, score in before_hub:
+        assert after_hub[rename.get(name, name)] == pytest.approx(score, abs=1e-6)
+    assert after_hub["copy.jpg"] == pytest.approx(after_hub["renamed.jpg"], abs=1e-6)
+    after_dedup = answers(dedup=True)  # the byte-identical copy collapses into one hit
+    assert len(after_dedup) == len(before_dedup)
+    assert [s for _, s in after_dedup] == pytest.approx([s for _, s in before_dedup], abs=1e-6)
+    assert {rename.get(n, n) for n, _ in before_dedup} ^ {n for n, _ in after_dedup} <= {
+        "renamed.jpg", "copy.jpg"}  # either of the two stands for both
+
+    # Stored again from its own vector without the derived tags (a re-upsert): kept; a
+    # different picture under the same id: not.
+    renamed_id = file_id(folder / "renamed.jpg")
+    (found,) = client.find_by_hash([derived["sha256"]])[derived["sha256"]][:1]
+    bare = {"id": renamed_id, "uri": str(folder / "renamed.jpg"), "embedding": found.embedding,
+            "tags": {"file": "renamed.jpg", "folder": "rewrites", "note": "re-filed"}}
+    assert [d.error for d in client.upsert([bare])] == [None]
+    tags = client.stored([renamed_id])[renamed_id]
+    assert tags["note"] == "re-filed" and tags["phash"] == derived["phash"]
+    other = {**bare, "embedding": found.embedding[::-1].copy()}
+    assert [d.error for d in client.upsert([other])] == [None]
+    assert "phash" not in client.stored([renamed_id])[renamed_id]
+    client.delete([file_id(folder / n) for n in ("renamed.jpg", "copy.jpg", *(
+        f"{name}.jpg" for name in FOLDERS[1:]))])
+
+
+def test_index_names_what_it_moved_copied_pruned_and_failed_and_exits_1_on_a_failure(
+        service, client, tmp_path) -> None:
+    folder = tmp_path / "my memes"
+    folder.mkdir()
+    noise_image(folder / "drake meme.jpg", 101, "JPEG")  # bytes no other test indexed
+    noise_image(folder / "ackbar.jpg", 102, "JPEG")
+    (folder / "empty.jpg").write_bytes(b"")
+    run = service.cli("index", "-q", str(folder))
+    assert run.returncode == 1, run.stderr  # one file failed (the README's exit code 1)
+    assert run.stdout.splitlines() == [
+        f"failed: '{folder}/empty.jpg': empty file (0 bytes)",
+        "2 encoded, 0 moved, 0 copied, 0 unchanged, 1 failed"]
+
+    (folder / "empty.jpg").unlink()
+    (folder / "drake meme.jpg").rename(folder / "renamed drake.jpg")
+    shutil.copy(folder / "ackbar.jpg", folder / "copy of ackbar.jpg")
+    (folder / "ackbar.jpg").unlink()  # gone: the next run hints at --prune
+    run = service.cli("index", "-q", str(folder))
+    assert run.returncode == 0, run.stderr
+    assert set(run.stdout.splitlines()[:2]) == {
+        f"moved: '{folder}/drake meme.jpg' -> '{folder}/renamed drake.jpg'",
+        f"moved: '{folder}/ackbar.jpg' -> '{folder}/copy of ackbar.jpg'"}
+    shutil.copy(folder / "renamed drake.jpg", folder / "again.jpg")
+    (folder / "renamed drake.jpg").unlink()  # the copy's original, then gone
+    run = service.cli("index", "-q", str(folder))
+    assert f"moved: '{folder}/renamed drake.jpg' -> '{folder}/again.jpg'" in run.stdout
+    shutil.copy(folder / "again.jpg", folder / "twin.jpg")
+    run = service.cli("index", "-q", str(folder))
+    assert run.stdout.splitlines()[0] == f"copied: '{folder}/twin.jpg'"
+    assert run.stderr == ""  # nothing indexed there is gone
+
+    (folder / "twin.jpg").unlink()
+    run = service.cli("index", "-q", str(folder))
+    assert run.returncode == 0 and "1 indexed file under" in run.stderr
+    assert f"`memeflow index --prune '{folder}'`" in run.stderr and run.stderr.count("\n") == 1
+    assert run_json(service, "index", str(folder))["gone"] == [str(folder / "twin.jpg")]
+    run = service.cli("index", "-q", "--prune", str(folder))
+    assert run.stdout.splitlines()[0] == f"pruned: '{folder}/twin.jpg'" and run.stderr == ""
+
+
+def test_list_and_delete_by_path(service, client, tmp_path) -> None:
+    folder = tmp_path / "to list"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("b.jpg", "a.jpg"):
+        shutil.copy(MEMES / "afraid" / "default.jpg", folder / name)
+    shutil.copy(MEMES / "aag" / "default.jpg", folder / "sub" / "c.jpg")
+    service.cli("index", "-q", str(folder))
+    listed = run_json(service, "list", str(folder))
+    assert listed["total"] == 3
+    assert [d["uri"] for d in listed["documents"]] == [
+        str(folder / "a.jpg"), str(folder / "b.jpg"), str(folder / "sub" / "c.jpg")]
+    assert listed["documents"][0]["id"] == file_id(folder / "a.jpg")
+    page = service.cli("list", str(folder), "-n", "1", "--offset", "1").stdout.splitlines()
+    assert page == [f"{file_id(folder / 'b.jpg')}  '{folder}/b.jpg'",
+                    f"3 documents under '{folder}', 2-2 shown; more with --offset 2"]
+    assert run_json(service, "list", str(folder / "a"))["total"] == 1  # any start of a path
+
+    (folder / "b.jpg").unlink()  # gone from disk: still deleted by its path
+    run = service.cli("delete", str(folder / "b.jpg"), str(folder / "sub"))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == [f"deleted: '{folder}/b.jpg'",
+                                       f"deleted: '{folder}/sub/c.jpg'", "2 deleted"]
+    assert [d["uri"] for d in run_json(service, "list", str(folder))["documents"]] == [
+        str(folder / "a.jpg")]
+    nothing = service.cli("delete", "--path", "nowhere.jpg")
+    assert nothing.returncode == 1 and "nothing indexed at nowhere.jpg" in nothing.stderr
+    client.delete([file_id(folder / "a.jpg")])
+
+
+def test_status_of_another_host_shows_its_port_not_this_machines_defaults(service) -> None:
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in service.env.items()
+           if k not in ("MEMEFLOW_GRPC_PORT", "MEMEFLOW_HTTP_PORT")}  # this machine: defaults
+    run = subprocess.run([str(Path(sys.executable).parent / "memeflow"), "--host",
+                          f"grpc://127.0.0.1:{service.grpc_port}", "status", "--json"],
+                         env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert json.loads(run.stdout)["ports"] == {"grpc": service.grpc_port, "http": None}
+
+
+def test_clear_an_empty_index_and_its_search_say_so(service, client) -> None:
+    """The last test of the module: it empties the index."""
+    count = client.count()
+    run = service.cli("clear", "--yes")
+    assert run.returncode == 0
+    assert run.stdout == f"{count} documents removed; the index is empty\n"
+    run = service.cli("search", "a cat")
+    assert run.returncode == 0 and run.stdout.startswith("no results: the index is empty")
+    assert run_json(service, "search", "a cat") == []
+    lines = service.cli("status").stdout.splitlines()
+    assert "documents: none: the index is empty" in lines
+    assert "dimension: none yet: the index is empty" in lines

@@ -228,8 +228,16 @@ def test_restart_keeps_count_and_results(service, client, meme_files) -> None:
     while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert processes_with(marker) == [], "SIGTERM left Flow processes running"
+    with pytest.raises(ConnectionError) as down:  # one line, as the CLI shows it
+        client.count()
+    assert "\n" not in str(down.value) and "None" not in str(down.value)
 
     service.start()
+    # The client kept across the restart answers the first call (its channel is made anew,
+    # not left to wait out gRPC's reconnect backoff).
+    assert client.count() == count
+    assert [h["id"] for h in client.search_text("success kid", top_k=5)] == [
+        h["id"] for h in text_before]
     again = MemeClient(service.env["MEMEFLOW_HOST"])
     assert again.count() == count
     after = again.search_image(probe, top_k=5)

@@ -24,12 +24,14 @@ import numpy as np
 import pytest
 import yaml
 from docarray import DocList
+from jina import Client
 from jina.excepts import BadServer
 from PIL import Image
 
 from memeflow.cli.serve import FlowProcess
 from memeflow.client import MemeClient, RequestRefused, ServiceError
 from memeflow.documents import MemeDoc
+from memeflow.protocol import client_headers
 from tests.conftest import REPO, Service, free_port, local_http_server, serving
 from tests.test_images import BLUE, RED, cmyk_profile, encode, noise
 
@@ -298,9 +300,7 @@ def test_ten_thousand_documents(client: MemeClient, service: Service) -> None:
     # One gRPC request of 10,000 is over the per-request limit: refused whole, with the fix.
     for endpoint in ("/index", "/upsert"):  # /upsert skips the encoder
         with pytest.raises(Exception, match=r"10000 documents, over the limit of 1000"):
-            client._client.post(endpoint, inputs=DocList[MemeDoc](docs[:10_000]),
-                                request_size=10_000, return_type=DocList[MemeDoc],
-                                **client._auth)
+            client.post(endpoint, docs[:10_000], chunk=10_000)
     # Over HTTP, more than 100 documents are refused (Jina's gateway would answer 100 and
     # drop the rest without a word); 100 get an answer each.
     status, text = http(service, "POST", "/index", json.dumps(
@@ -376,9 +376,10 @@ def test_bad_parameters_are_the_callers_error(client: MemeClient, service: Servi
             client.search_text("a cat", **parameters)  # gRPC
     # Jina's own client gets Jina's error status, named as the caller's.
     with pytest.raises(BadServer) as raised:
-        client._client.post("/search", inputs=DocList[MemeDoc]([MemeDoc(text="a cat")]),
-                            parameters={"top_k": 0}, return_type=DocList[MemeDoc],
-                            **client._auth)
+        Client(host="127.0.0.1", port=service.grpc_port, protocol="grpc").post(
+            "/search", inputs=DocList[MemeDoc]([MemeDoc(text="a cat")]),
+            parameters={"top_k": 0}, return_type=DocList[MemeDoc],
+            metadata=tuple(client_headers().items()))
     exception = raised.value.args[0].status.exception
     assert (exception.name, list(exception.args)) == (
         "RequestError", ["top_k must be a whole number >= 1, got 0.0"])

@@ -77,3 +77,58 @@ def test_store_finds_documents_by_tag_value_and_uri_prefix() -> None:
     assert store.find() == ["1", "2", "3", "4"]
     store.delete(["1"])  # the last row moves into its place: found under its new row
     assert store.find("sha256", ["x"]) == ["3"] and store.find(uri_prefix="/m/") == ["2"]
+
+
+# --- what was derived from the pixels survives every rewrite ------------------------------
+
+def test_a_reused_document_carries_the_derived_tags_and_its_own_file_tags(tmp_path) -> None:
+    from memeflow.client.moves import Reuse
+    from memeflow.client.sync import reused_doc
+
+    path = tmp_path / "new" / "renamed.jpg"
+    path.parent.mkdir()
+    path.write_bytes(b"x")
+    source = StoredDoc("old", "/old/a.jpg", np.ones(4, np.float32), "words on it",
+                       {"file": "a.jpg", "folder": "old", "phash": "00ff", "hubness": 0.25,
+                        "sha256": "h1"})
+    doc = reused_doc(Reuse(path, source, moved=True), "h1", b"jpeg")
+    assert doc["tags"] == {"file": "renamed.jpg", "folder": "new", "phash": "00ff",
+                           "hubness": 0.25, "sha256": "h1"}
+    assert (doc["words"], doc["thumbnail"], doc["uri"]) == ("words on it", b"jpeg", str(path))
+    assert doc["embedding"] is source.embedding
+
+
+def derived_store() -> EmbeddedCollection:
+    store = EmbeddedCollection()
+    store.upsert(["a", "b"], np.eye(4, dtype=np.float32)[:2], [
+        StoredDocument(uri="/m/a.jpg", tags={"sha256": "ha", "phash": "0a", "hubness": 0.1},
+                       words="hi"),
+        StoredDocument(uri=None, tags={"phash": "0b", "hubness": 0.2}, words=None)])
+    return store
+
+
+def stored_of(store: EmbeddedCollection):
+    return lambda ids: [None if r is None else (r, store.vectors([i])[0])
+                        for i, r in zip(ids, store.get(ids), strict=True)]
+
+
+def test_a_document_stored_again_without_its_derived_tags_keeps_them() -> None:
+    from memeflow.indexer.derived import keep_derived
+
+    store = derived_store()
+    vectors = np.array([[2, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 3, 0, 0]], np.float32)
+    records = [  # a: the same bytes; b: another picture (nothing kept); c: not stored
+        # before; b again: the same vector, its own values win
+        StoredDocument(uri="/n/a.jpg", tags={"sha256": "ha", "file": "a.jpg"}, words=None),
+        StoredDocument(uri=None, tags={}, words=None),
+        StoredDocument(uri=None, tags={}, words=None),
+        StoredDocument(uri=None, tags={"phash": "ff"}, words="own"),
+    ]
+    kept = keep_derived(["a", "b", "c", "b"], vectors, records, stored_of(store))
+    assert kept[0] == StoredDocument(uri="/n/a.jpg", tags={"sha256": "ha", "file": "a.jpg",
+                                                   "phash": "0a", "hubness": 0.1}, words="hi")
+    assert kept[1] == records[1] and kept[2] == records[2]
+    assert kept[3] == StoredDocument(uri=None, tags={"phash": "ff", "hubness": 0.2}, words="own")
+    # Other bytes under the same id (the file was edited): the old hash is not carried over.
+    edited = StoredDocument(uri="/m/a.jpg", tags={"sha256": "other"}, words=None)
+    assert keep_derived(["a"], vectors[:1], [edited], stored_of(store)) == [edited]

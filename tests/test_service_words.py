@@ -119,9 +119,9 @@ def test_turning_ocr_on_later_reads_the_words_of_memes_indexed_without(
     first = json.loads(service.cli("index", "--json", str(late)).stdout)
     assert first["encoded"] == 2
     client = MemeClient(service.env["MEMEFLOW_HOST"])
-    assert all(doc.words is None for doc in client._stored_docs(
+    assert all(doc["words"] is None for doc in client.documents(
         [hit["id"] for hit in client.search_text("x", top_k=50)]).values()
-        if doc.uri and doc.uri.startswith(str(late)))
+        if doc["uri"] and doc["uri"].startswith(str(late)))
     service.stop()
     service.env["MEMEFLOW_OCR"] = "1"
     service.start()

@@ -11,13 +11,15 @@ escapes control characters itself).
 
 import argparse
 import json
+import os
+import shlex
 import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from memeflow import config
+from memeflow import __version__, config
 from memeflow.cli.search_flags import add_search_flags, search_parameters
 from memeflow.params import DEFAULT_TOP_K
 from memeflow.query import is_existing_file
@@ -99,6 +101,13 @@ def _report(error: BaseException, verbose: bool, message: str | None = None) -> 
     _error(message or str(error).split("\n")[0])
 
 
+def _path(uri: str) -> str:
+    """A path (or uri) as text mode prints it: terminal-safe (`shown`), then quoted as a
+    POSIX shell reads it when it holds spaces or other characters the shell acts on, so
+    it can be pasted back."""
+    return shlex.quote(shown(uri))
+
+
 def _print_json(data: Any) -> None:
     print(json.dumps(data))
 
@@ -110,16 +119,42 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text}")
+    return value
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    """The flags stand for their MEMEFLOW_* variables, which the Flow's processes read."""
+    import os
+
     from memeflow.cli.serve import serve
 
-    return serve(Path(args.flow) if args.flow else None, args.ready_timeout)
+    http_port = args.http_port or (args.port + 1 if args.port else None)
+    for variable, value in (("MEMEFLOW_WORKSPACE", args.workspace), ("MEMEFLOW_MODEL", args.model),
+                            ("MEMEFLOW_GRPC_PORT", args.port), ("MEMEFLOW_HTTP_PORT", http_port)):
+        if value is not None:
+            os.environ[variable] = str(value)
+    return serve(Path(args.flow) if args.flow else None, args.ready_timeout, args.verbose)
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, got {text}")
+    return value
 
 
 def cmd_index(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from memeflow.client.files import scan_paths
+    from memeflow.client.sync import gone_documents
 
     missing = [p for p in args.paths if not Path(p).expanduser().exists()]
     if not args.prune:
@@ -134,20 +169,35 @@ def cmd_index(args: argparse.Namespace) -> int:
               file=sys.stderr) as bar:
         report = client.index_paths(paths, batch_size=args.batch_size, on_progress=bar.update,
                                     include_hidden=args.include_hidden)
+    gone: list[str] = []
     if args.prune:
         report.pruned = client.prune(args.paths)
+    else:  # documents of the walked folders whose files were deleted: say how to drop them
+        folders = [p for p in paths if Path(p).expanduser().is_dir()]
+        gone = [uri for _, uri in gone_documents(client, folders)]
     if args.json:
-        _print_json(report.as_dict())
+        _print_json({**report.as_dict(), "gone": gone})
     else:
+        for old, new in report.moved:
+            print(f"moved: {_path(old)} -> {_path(new)}")
+        for uri in report.copied:
+            print(f"copied: {_path(uri)}")
+        for uri in report.pruned:
+            print(f"pruned: {_path(uri)}")
         for file, reason in report.failed:  # reasons may quote a path
-            print(f"failed: {shown(file)}: {shown(reason)}")
+            print(f"failed: {_path(file)}: {shown(reason)}")
         skipped = f", {len(report.skipped)} skipped" if report.skipped else ""
         pruned = f", {len(report.pruned)} pruned" if args.prune else ""
         print(f"{len(report.encoded)} encoded, {len(report.moved)} moved, "
               f"{len(report.copied)} copied, {len(report.unchanged)} unchanged, "
               f"{len(report.failed)} failed{skipped}{pruned}")
-    stuck = report.failed and not (report.indexed or report.unchanged)
-    return EXIT_FAILED if (missing and not args.prune) or stuck else 0
+    if gone:
+        folders_text = " ".join(_path(p) for p in args.paths)
+        _error(f"{len(gone)} indexed file{'s' if len(gone) != 1 else ''} under "
+               f"{folders_text} no longer exist{'s' if len(gone) == 1 else ''} on disk "
+               f"(e.g. {_path(gone[0])}); `memeflow index --prune {folders_text}` drops "
+               "them from the index")
+    return EXIT_FAILED if (missing and not args.prune) or report.failed else 0
 
 
 def _show_hits(args: argparse.Namespace, hits: list["Hit"]) -> None:
@@ -163,7 +213,7 @@ def _show_hits(args: argparse.Namespace, hits: list["Hit"]) -> None:
         print(side_by_side([_local(h["uri"]) for h in best], labels, mode))
     for hit in hits:  # "words" marks a meme found by the words written on it
         found = "words" if "words" in hit["signals"] else ""
-        print(f"{hit['rank']:>3}  {hit['score']:.4f}  {found:<5}  {shown(hit['uri'] or hit['id'])}")
+        print(f"{hit['rank']:>3}  {hit['score']:.4f}  {found:<5}  {_path(hit['uri'] or hit['id'])}")
 
 
 def _local(uri: str | None) -> str | None:
@@ -191,8 +241,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.json:
         fields: Final = ("rank", "id", "uri", "score", "signals", "words")  # Hit's keys
         _print_json([{k: h[k] for k in fields} for h in hits])
-    else:
+    elif hits:
         _show_hits(args, hits)
+    elif client.count() == 0:
+        print("no results: the index is empty (add memes with `memeflow index FOLDER`)")
+    else:
+        print("no results" + (" (the filters left none: try fewer)" if options.get("where")
+                              or options.get("min_score") is not None else ""))
     if args.open:
         from memeflow.cli.preview import open_files
 
@@ -229,40 +284,114 @@ def cmd_count(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    deleted = _client(args).delete(args.ids)
-    print(json.dumps({"deleted": deleted}) if args.json else f"{deleted} deleted")
+    """Each argument is a path when --path is given, when it exists on disk, or when it holds
+    a path separator; an id otherwise."""
+    client = _client(args)
+    ids: dict[str, str | None] = {}
+    not_found = []
+    for item in args.items:
+        if args.path or os.sep in item or Path(item).expanduser().exists():
+            found = client.documents_under(item)  # that file, or a folder and all below
+            if not found:
+                not_found.append(item)
+            ids.update(found)
+        else:
+            ids.setdefault(item, None)
+    deleted = client.delete(list(ids)) if ids else 0
+    for item in not_found:
+        _error(f"nothing indexed at {_path(item)} (`memeflow list` shows what is)")
+    if args.json:
+        _print_json({"deleted": deleted})
+    else:
+        for uri in ids.values():
+            if uri:
+                print(f"deleted: {_path(uri)}")
+        print(f"{deleted} deleted")
+    return EXIT_FAILED if not_found else 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Indexed documents, by path prefix, a page at a time (sorted by path)."""
+    from memeflow.client.moves import uri_prefixes
+
+    client = _client(args)
+    if args.prefix is None:
+        found = client.list_documents()
+    elif "://" in args.prefix:  # a URL's prefix, as stored
+        found = client.list_documents(args.prefix)
+    else:  # a path prefix, made absolute as index stores paths (a partial name stays partial)
+        prefix = os.path.abspath(os.path.expanduser(args.prefix))
+        if args.prefix.endswith(os.sep) and prefix != os.sep:
+            prefix += os.sep
+        found = sorted({pair for form in uri_prefixes(prefix)
+                        for pair in client.list_documents(form)},
+                       key=lambda pair: (pair[1] or "", pair[0]))
+    page = found[args.offset : args.offset + args.limit if args.limit else None]
+    if args.json:
+        _print_json({"total": len(found), "offset": args.offset,
+                     "documents": [{"id": doc_id, "uri": uri} for doc_id, uri in page]})
+        return 0
+    for doc_id, uri in page:
+        print(f"{shown(doc_id)}  {_path(uri) if uri else '(no uri)'}")
+    shown_to = args.offset + len(page)
+    more = (f"; more with --offset {shown_to}" if shown_to < len(found) else "")
+    where = f" under {_path(args.prefix)}" if args.prefix else ""
+    print(f"{len(found)} document{'s' if len(found) != 1 else ''}{where}" + (
+        f", {args.offset + 1}-{shown_to} shown{more}" if page and len(page) < len(found) else ""))
     return 0
 
 
 def cmd_clear(args: argparse.Namespace) -> int:
     if not args.yes:
         raise UsageError("clear removes every indexed document; add --yes to confirm")
-    _client(args).clear()
+    client = _client(args)
+    before = client.count()
+    client.clear()
     if args.json:
         _print_json({"count": 0})
+    else:
+        print(f"{before} document{'s' if before != 1 else ''} removed; the index is empty")
     return 0
 
 
+def _is_local(hostname: str) -> bool:
+    return hostname in {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    """What the service runs, or, when it does not answer, what `serve` here would use."""
-    status: dict[str, Any] = {
-        "host": args.host,
-        "ports": {"grpc": config.grpc_port(), "http": config.http_port()},
-    }
+    """What the service runs, or, when it does not answer, what `serve` here would use.
+    The ports are the host's: the one it is reached on, and the other one when that host is
+    this machine's `serve` (the same port as configured here); otherwise not known."""
+    from memeflow.client import parse_host
+
+    try:
+        protocol, hostname, port = parse_host(args.host)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    local: dict[str, int | None] = {"grpc": config.grpc_port(), "http": config.http_port()}
+    ports: dict[str, int | None] = {"grpc": None, "http": None, protocol: port}
+    here = _is_local(hostname) and local[protocol] == port
+    if here:
+        ports = local
+    status: dict[str, Any] = {"host": args.host, "ports": ports}
     try:
         status.update(answering=True, **_client(args).status())
     except ConnectionError:
-        status.update(answering=False, model=config.model_name(),
-                      workspace=str(config.workspace()))
+        status.update(answering=False)
+        if here:  # what `memeflow serve` on this machine would use
+            status.update(model=config.model_name(), workspace=str(config.workspace()))
     if args.json:
         _print_json(status)
     else:
         state = "answering" if status["answering"] else "NOT answering: run `memeflow serve`"
+        known = [f"{name} {ports[key]}" for key, name in (("grpc", "gRPC"), ("http", "HTTP"))
+                 if ports[key] is not None]
         lines = [("service", f"{args.host} ({state})"),
-                 ("ports", f"gRPC {status['ports']['grpc']}, HTTP {status['ports']['http']}"),
-                 ("model", status["model"] + (" (random weights: results carry no meaning)"
-                                              if status.get("random_weights") else "")),
-                 ("workspace", status["workspace"])]
+                 ("ports", ", ".join(known) + ("" if here else " (the others: not known here)"))]
+        if "model" in status:
+            lines += [("model", status["model"] + (" (random weights: results carry no meaning)"
+                                                   if status.get("random_weights") else "")),
+                      ("workspace", status["workspace"])]
         if status["answering"]:
             if status.get("runtime"):  # which hardware the encoder uses, and why
                 features = ", ".join(status.get("cpu_features") or []) or "none of note"
@@ -270,7 +399,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                 lines += [("runtime", f"{status['runtime']} {status.get('precision', '')} on "
                                       f"{status.get('device', 'cpu')}{gpu}"),
                           ("cpu", f"{status.get('cpu', '?')} ({features})")]
-            lines += [("documents", status["count"]), ("dimension", status["dim"]),
+            dim = status.get("dim")
+            lines += [("documents", status["count"] or "none: the index is empty"),
+                      ("dimension", dim if dim is not None else "none yet: the index is empty"),
                       ("words", "read on memes at index time (OCR)" if status.get("ocr")
                        else "not read (MEMEFLOW_OCR=1 at `serve` turns it on)")]
         for name, value in lines:  # the service's answers: shown like any outside text
@@ -331,7 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default=None,
                         help="the Flow to talk to (default $MEMEFLOW_HOST or grpc://localhost:51000)")
     parser.add_argument("-v", "--verbose", action="store_true",
-                        help="with an error, also print its traceback (and the service's)")
+                        help="with an error, also print its traceback (and the service's); "
+                        "with serve, the Flow's whole log while it starts")
+    parser.add_argument("--version", action="version", version=f"memeflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, func: Callable[[argparse.Namespace], int], summary: str,
@@ -343,6 +476,19 @@ def build_parser() -> argparse.ArgumentParser:
         return sub_parser
 
     serve = command("serve", cmd_serve, "start the Flow and keep it up (Ctrl-C stops it)")
+    serve.add_argument("--workspace", metavar="DIR",
+                       help="the index folder (default $MEMEFLOW_WORKSPACE or "
+                       "~/.local/share/memeflow/index)")
+    serve.add_argument("--model", metavar="ID_OR_FOLDER",
+                       help="a Hugging Face id or a local model folder (default $MEMEFLOW_MODEL "
+                       f"or {config.DEFAULT_MODEL})")
+    serve.add_argument("--port", type=_port, metavar="N",
+                       help="gRPC port (default $MEMEFLOW_GRPC_PORT or "
+                       f"{config.DEFAULT_GRPC_PORT}); the HTTP port and page follow on N+1 unless "
+                       "--http-port is given")
+    serve.add_argument("--http-port", type=_port, metavar="N",
+                       help="HTTP port of the API and the search page (default "
+                       f"$MEMEFLOW_HTTP_PORT or {config.DEFAULT_HTTP_PORT})")
     serve.add_argument("--flow", help="a Flow YAML of your own (default: the one memeflow ships)")
     serve.add_argument("--ready-timeout", type=float, default=600,
                        help="seconds to wait for the model to load (default 600)")
@@ -380,8 +526,21 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument("texts", nargs="+", metavar="TEXT", help="candidate descriptions")
 
     command("count", cmd_count, "print the number of indexed documents", 'print {"count": N}')
-    delete = command("delete", cmd_delete, "remove documents by id", 'print {"deleted": N}')
-    delete.add_argument("ids", nargs="+", metavar="ID")
+    delete = command("delete", cmd_delete, "remove documents by id, or by path (a file, or a "
+                     "folder and all below it, on disk or gone)", 'print {"deleted": N}')
+    delete.add_argument("items", nargs="+", metavar="ID_OR_PATH",
+                        help="an id, or a path (one that exists or holds a '/')")
+    delete.add_argument("--path", action="store_true",
+                        help="every argument is a path, even one without '/' that is gone")
+    listing = command("list", cmd_list, "list indexed documents (id and path), sorted by path",
+                      'print {"total", "offset", "documents": [{id, uri}]}')
+    listing.add_argument("prefix", nargs="?", metavar="PREFIX",
+                         help="only those whose path starts with this (a folder, or any "
+                         "start of a path; relative to the current folder)")
+    listing.add_argument("-n", "--limit", type=_positive_int, default=None,
+                         help="at most this many (default: all)")
+    listing.add_argument("--offset", type=_non_negative_int, default=0,
+                         help="skip this many first (for the next page)")
     clear = command("clear", cmd_clear, "remove every document", 'print {"count": 0}')
     clear.add_argument("--yes", action="store_true", help="confirm")
     command("status", cmd_status, "model, documents, dimension, workspace and ports of the "

@@ -173,7 +173,7 @@ def reindex(client: "MemeClient", model: str, workspace: Path | None = None,
     target = (workspace or default_workspace(current, model)).expanduser().absolute()
     if target.exists() and any(target.iterdir()):
         raise ReindexError(f"{target} is not empty: give --workspace an empty or new folder")
-    listed = list(client.documents())
+    listed = list(client.all_documents())
     if on_total:
         on_total(len(listed))
     report = ReindexReport(model=model, workspace=str(target))
@@ -194,7 +194,7 @@ def reindex(client: "MemeClient", model: str, workspace: Path | None = None,
             encode_again(listed, target_client, batch_size, report, on_progress)
             # What changed in the serving index meanwhile.
             before = {doc.id: _fingerprint(doc) for doc in listed}
-            now = list(client.documents())
+            now = list(client.all_documents())
             changed = [doc for doc in now if before.get(doc.id) != _fingerprint(doc)]
             gone = sorted(str(i) for i in set(before) - {doc.id for doc in now} if i)
             if changed:

@@ -5,7 +5,7 @@ library: plain dicts in and out."""
 from memeflow.client.client import MemeClient, data_uri, parse_host
 from memeflow.client.errors import RequestRefused, ServiceError
 from memeflow.client.sync import IndexReport
-from memeflow.documents import Hit
+from memeflow.fields import Hit
 
 __all__ = ["Hit", "IndexReport", "MemeClient", "RequestRefused", "ServiceError", "data_uri",
            "parse_host"]

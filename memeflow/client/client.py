@@ -1,34 +1,48 @@
-"""Python client for a running memeflow service: plain dicts in and out, no DocArray needed."""
+"""Python client for a running memeflow service: plain dicts in and out, no DocArray needed.
+
+It speaks the gateway's protocol itself (`memeflow.client.transport`): importing it takes
+a tenth of a second where Jina's client took two. Methods that take or give documents of
+the Flow's own types (`index`, `upsert`, `image_doc`) accept dicts too, and import
+DocArray only when they hand documents back.
+"""
+
+from __future__ import annotations
 
 import base64
 import io
-import logging
 import mimetypes
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlparse
 
 import numpy as np
-from docarray import DocList
-from PIL import Image
 
 from memeflow import config
 from memeflow.client import sync
-from memeflow.client.errors import service_error
-from memeflow.client.moves import StoredDoc, stored_path
-from memeflow.client.sync import IndexReport, reply_id, uri_prefixes
-from memeflow.documents import Hit, MatchDoc, MemeDoc, TermDoc
+from memeflow.client.moves import StoredDoc, stored_path, uri_prefixes
+from memeflow.client.sync import IndexReport
+from memeflow.client.transport import GrpcTransport, HttpTransport, Transport
+from memeflow.client.wire.codec import WireDoc, as_wire_doc
+from memeflow.fields import Hit
 from memeflow.params import DEFAULT_TOP_K
 from memeflow.protocol import HTTP_MAX_DOCS, client_headers
 from memeflow.query import Term, is_plain_text, parse_query
 from memeflow.regular_files import read_regular
 from memeflow.uris import is_local, local_path, lone_surrogate_text, path_uri, printable
 
-ImageInput = str | Path | bytes | Image.Image
+if TYPE_CHECKING:
+    from docarray import DocList
+    from PIL import Image
+
+    from memeflow.documents import MemeDoc
+
+ImageInput: TypeAlias = "str | Path | bytes | Image.Image"
+Doc: TypeAlias = "MemeDoc | Mapping[str, Any]"  # a Flow document, or a dict of its fields
 REQUEST_SIZE = HTTP_MAX_DOCS  # documents per request: Jina's default, and the HTTP limit
 GRPC_REQUEST_MAX = config.DEFAULT_MAX_DOCS  # the service's per-request limit
+READY_TIMEOUT = 5.0  # seconds `is_ready` waits for the gateway's answer
 
 
 def parse_host(host: str) -> tuple[str, str, int]:
@@ -44,13 +58,13 @@ def parse_host(host: str) -> tuple[str, str, int]:
 def _image_bytes(image: ImageInput) -> bytes:
     if isinstance(image, bytes):
         return image
-    if isinstance(image, Image.Image):
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
-        return buffer.getvalue()
     if isinstance(image, str):  # a path or a file: URL
         return read_regular(Path(local_path(image) or image))
-    return read_regular(Path(image).expanduser())
+    if isinstance(image, Path):
+        return read_regular(image.expanduser())
+    buffer = io.BytesIO()  # a PIL image
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def data_uri(data: bytes, mime: str = "image/png") -> str:
@@ -58,64 +72,76 @@ def data_uri(data: bytes, mime: str = "image/png") -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
+def as_memedocs(docs: Iterable[WireDoc]) -> DocList[MemeDoc]:
+    """Replies as the Flow's document type (imports DocArray, which the rest does not)."""
+    from docarray import DocList
+
+    from memeflow.documents import MatchDoc, MemeDoc, TermDoc
+
+    def fields(doc: WireDoc) -> dict[str, Any]:
+        return {k: v for k, v in doc.items() if v is not None}
+
+    out = DocList[MemeDoc]()
+    for doc in docs:
+        values = fields(doc)
+        values["matches"] = DocList[MatchDoc]([MatchDoc(**fields(m))
+                                               for m in doc.get("matches") or []])
+        values["terms"] = DocList[TermDoc]([TermDoc(**fields(t)) for t in doc.get("terms") or []])
+        out.append(MemeDoc(**values))
+    return out
+
+
+def _hit(rank: int, match: WireDoc) -> Hit:
+    return Hit(rank=rank, id=match["id"], uri=match.get("uri"), score=match.get("score") or 0.0,
+               tags=dict(match.get("tags") or {}),
+               signals={name: int(at) for name, at in (match.get("signals") or {}).items()},
+               words=match.get("words"))
+
+
 class MemeClient:
     """Talks to a memeflow Flow over gRPC (default) or HTTP."""
 
     def __init__(self, host: str | None = None) -> None:
-        from jina import Client  # imported here: `import jina` costs seconds
-
         self.protocol, self.hostname, self.port = parse_host(host or config.host())
-        # Jina's client logs every failed call as an ERROR block; we raise instead.
-        self._client = Client(host=self.hostname, port=self.port, protocol=self.protocol,
-                              log_config="quiet")
-        logging.getLogger(type(self._client).__name__).addHandler(logging.NullHandler())
         # MEMEFLOW_API_KEY, when set, goes with every call: gRPC metadata or HTTP headers.
         headers = client_headers()
-        self._auth: dict[str, Any] = {}
-        if headers and self.protocol == "grpc":
-            self._auth = {"metadata": tuple(headers.items())}
-        elif headers:
-            self._auth = {"headers": headers}
+        self._transport: Transport = (
+            GrpcTransport(self.hostname, self.port, tuple(headers.items()))
+            if self.protocol == "grpc" else HttpTransport(self.hostname, self.port, headers))
 
-    def _post(self, endpoint: str, docs: Sequence[MemeDoc], chunk: int = REQUEST_SIZE,
-              **parameters: Any) -> DocList[MemeDoc]:
-        """`docs` as requests of up to `chunk` documents, one after another, so the replies
-        come in the order sent. Jina's own ordering (`results_in_order`) is not used: its
-        gateway can wait forever when a reply overtakes the end of the client's stream."""
+    def close(self) -> None:
+        """Let go of the connection (a later call opens a new one)."""
+        self._transport.close()
+
+    def post(self, endpoint: str, docs: Sequence[Doc], chunk: int = REQUEST_SIZE,
+             **parameters: Any) -> list[WireDoc]:
+        """Call `endpoint` with `docs` (dicts of a `MemeDoc`'s fields, or MemeDocs) and
+        `parameters`; the replies' documents as dicts, in the order sent.
+
+        `docs` go as requests of up to `chunk` documents (at most 100 over HTTP), one after
+        another, so the replies come in the order sent. Raises ConnectionError (the service
+        does not answer), TimeoutError (no answer within MEMEFLOW_TIMEOUT), RequestRefused
+        (the request's fault) or ServiceError (the service's), each with one line."""
         if self.protocol != "grpc":
             chunk = min(chunk, REQUEST_SIZE)
-        texts = [parameters, *([d.id, d.text, d.uri, d.tags] for d in docs)]
+        wire = [as_wire_doc(doc) for doc in docs]
+        texts = [parameters, *([d.get("id"), d.get("text"), d.get("uri"), d.get("tags")]
+                               for d in wire)]
         if (bad := lone_surrogate_text(texts)) is not None:  # the service would refuse it
             raise ValueError(f"cannot send \"{printable(bad)}\": it is not Unicode text (a byte "
                              "that is not UTF-8, shown as \\xNN): write it in UTF-8")
-        replies = DocList[MemeDoc]()
-        for start in range(0, max(len(docs), 1), chunk):  # an empty call is one request too
-            replies.extend(self._request(endpoint, docs[start : start + chunk], parameters))
+        replies: list[WireDoc] = []
+        for start in range(0, max(len(wire), 1), chunk):  # an empty call is one request too
+            replies.extend(self._transport.call(endpoint, wire[start : start + chunk],
+                                                parameters, config.request_timeout()))
         return replies
 
-    def _request(self, endpoint: str, docs: Sequence[MemeDoc], parameters: dict[str, Any]
-                 ) -> DocList[MemeDoc]:
-        timeout = config.request_timeout()
-        try:
-            return self._client.post(
-                endpoint, inputs=DocList[MemeDoc](docs), parameters=parameters,
-                return_type=DocList[MemeDoc], request_size=max(1, len(docs)), timeout=timeout,
-                **self._auth,
-            )
-        except ConnectionError as exc:
-            if "DEADLINE_EXCEEDED" not in str(exc):
-                raise
-            raise TimeoutError(
-                f"{endpoint}: no answer from {self.hostname}:{self.port} within {timeout:g} s; "
-                "check the service's log, or raise MEMEFLOW_TIMEOUT for slow requests"
-            ) from None
-        except Exception as exc:  # an answer that is an error: one line, not Jina's pages
-            error = service_error(exc, endpoint, f"{self.protocol}://{self.hostname}:{self.port}")
-            if error is None:
-                raise
-            raise error from exc
+    def _post(self, endpoint: str, docs: Sequence[Doc], chunk: int = REQUEST_SIZE,
+              **parameters: Any) -> DocList[MemeDoc]:
+        """`post`, with the replies as the Flow's documents."""
+        return as_memedocs(self.post(endpoint, docs, chunk, **parameters))
 
-    def _image_fields(self, data: bytes, uri: str | None = None) -> dict[str, Any]:
+    def image_fields(self, data: bytes, uri: str | None = None) -> dict[str, Any]:
         """The bytes as `blob` over gRPC, as a `data:` URI over HTTP (JSON has no bytes)."""
         if self.protocol == "grpc":
             return {"blob": data, "uri": uri}
@@ -123,51 +149,47 @@ class MemeClient:
 
     def image_doc(self, data: bytes, **fields: Any) -> MemeDoc:
         """A document carrying image bytes as this protocol can (a blob, or a data: URI)."""
-        image = self._image_fields(data, fields.pop("uri", None))
+        from memeflow.documents import MemeDoc
+
+        image = self.image_fields(data, fields.pop("uri", None))
         return MemeDoc(**fields, **image)
 
     def _image_or_id(self, image: ImageInput | None, doc_id: str | None) -> dict[str, Any]:
         if image is None:
             return {"id": doc_id}
         name = path_uri(image) if isinstance(image, str | Path) else None
-        return self._image_fields(_image_bytes(image), name)
+        return self.image_fields(_image_bytes(image), name)
 
     def is_ready(self) -> bool:
-        return self._client.is_flow_ready()
+        return self._transport.is_ready(READY_TIMEOUT)
 
     # searching -------------------------------------------------------------------------
-    def search(self, query: MemeDoc, top_k: int = DEFAULT_TOP_K, **options: Any) -> list[Hit]:
-        """`options`: the /search parameters (where, min_score, offset, dedup, group_by,
-        hub_correction, ocr_weight; see README, "Search options")."""
-        (result,) = self._post("/search", [query], top_k=top_k, **options)
-        if result.error:
-            raise ValueError(result.error)
+    def search(self, query: Doc, top_k: int = DEFAULT_TOP_K, **options: Any) -> list[Hit]:
+        """`query`: a MemeDoc or a dict of its fields. `options`: the /search parameters
+        (where, min_score, offset, dedup, group_by, hub_correction, ocr_weight; see README,
+        "Search options")."""
+        (result,) = self.post("/search", [query], top_k=top_k, **options)
+        if result.get("error"):
+            raise ValueError(result["error"])
         first = int(options.get("offset") or 0) + 1
-        return [
-            Hit(rank=rank, id=reply_id(m), uri=m.uri, score=m.score, tags=dict(m.tags),
-                signals={name: int(at) for name, at in m.signals.items()}, words=m.words)
-            for rank, m in enumerate(result.matches, start=first)
-        ]
+        return [_hit(rank, m) for rank, m in enumerate(result.get("matches") or [], start=first)]
 
     def search_text(self, text: str, top_k: int = DEFAULT_TOP_K, **options: Any) -> list[Hit]:
-        return self.search(MemeDoc(text=text), top_k, **options)
+        return self.search({"text": text}, top_k, **options)
 
     def search_image(self, image: ImageInput, top_k: int = DEFAULT_TOP_K, **options: Any
                      ) -> list[Hit]:
         """Search by example: a file path, raw bytes or a PIL image."""
-        name = {"uri": path_uri(image)} if isinstance(image, str | Path) else {}
-        return self.search(self.image_doc(_image_bytes(image), **name), top_k, **options)
+        uri = path_uri(image) if isinstance(image, str | Path) else None
+        return self.search(self.image_fields(_image_bytes(image), uri), top_k, **options)
 
     def search_terms(self, terms: Sequence[Term], top_k: int = DEFAULT_TOP_K, **options: Any
                      ) -> list[Hit]:
         """A combined query (memeflow.query): weighted text and image terms, negatives
         subtract. An image term is a file path, raw bytes or a PIL image."""
-        docs = DocList[TermDoc]([
-            TermDoc(text=term.text, weight=term.weight) if term.image is None
-            else TermDoc(weight=term.weight, **self._term_image(term.image))
-            for term in terms
-        ])
-        return self.search(MemeDoc(terms=docs), top_k, **options)
+        docs = [{"text": term.text, "weight": term.weight} if term.image is None
+                else {"weight": term.weight, **self._term_image(term.image)} for term in terms]
+        return self.search({"terms": docs}, top_k, **options)
 
     def _term_image(self, image: ImageInput) -> dict[str, Any]:
         if isinstance(image, str) and not is_local(image):
@@ -188,36 +210,37 @@ class MemeClient:
         [{"text", "probability", "cosine"}], probabilities from softmax(100 * cosine)."""
         if (image is None) == (doc_id is None):
             raise ValueError("rank needs an image or the id of an indexed meme (one of them)")
-        candidates = DocList[MatchDoc]([MatchDoc(text=text) for text in texts])
-        (result,) = self._post("/rank", [MemeDoc(matches=candidates,
-                                                 **self._image_or_id(image, doc_id))])
-        if result.error:
-            raise ValueError(result.error)
-        return [{"text": m.text, "probability": m.score, "cosine": m.tags["cosine"]}
-                for m in result.matches]
+        query = {"matches": [{"text": text} for text in texts],
+                 **self._image_or_id(image, doc_id)}
+        (result,) = self.post("/rank", [query])
+        if result.get("error"):
+            raise ValueError(result["error"])
+        return [{"text": m["text"], "probability": m["score"], "cosine": m["tags"]["cosine"]}
+                for m in result.get("matches") or []]
 
     # indexing --------------------------------------------------------------------------
     def stored(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The stored tags of those ids that are in the index."""
-        return {doc_id: dict(doc.tags) for doc_id, doc in self._stored_docs(ids).items()}
+        return {doc_id: dict(doc.get("tags") or {}) for doc_id, doc in self.documents(ids).items()}
 
-    def _stored_docs(self, ids: Sequence[str]) -> dict[str, MemeDoc]:
-        """The stored uri, tags and words of those ids that are in the index."""
-        batch = [MemeDoc(id=i) for i in ids]
-        return {reply_id(doc): doc for doc in self._post("/get", batch, chunk=GRPC_REQUEST_MAX)}
+    def documents(self, ids: Sequence[str]) -> dict[str, WireDoc]:
+        """The stored `uri`, `tags` and `words` of those ids that are in the index, by id."""
+        replies = self.post("/get", [{"id": i} for i in ids], chunk=GRPC_REQUEST_MAX)
+        return {doc["id"]: doc for doc in replies}
 
     def find_by_hash(self, digests: Sequence[str]) -> dict[str, list[StoredDoc]]:
         """Indexed documents whose `sha256` tag is one of `digests`, with their vectors."""
         found: dict[str, list[StoredDoc]] = {}
         for start in range(0, len(digests), GRPC_REQUEST_MAX):
-            batch = [MemeDoc(tags={"sha256": d})
-                     for d in digests[start : start + GRPC_REQUEST_MAX]]
-            replies = self._post("/find", batch, chunk=GRPC_REQUEST_MAX, tag="sha256",
-                                 return_embeddings=True)
+            batch = [{"tags": {"sha256": d}} for d in digests[start : start + GRPC_REQUEST_MAX]]
+            replies = self.post("/find", batch, chunk=GRPC_REQUEST_MAX, tag="sha256",
+                                return_embeddings=True)
             for doc in replies:
-                vector = np.asarray(doc.embedding, dtype=np.float32)
-                stored = StoredDoc(reply_id(doc), doc.uri, vector, doc.words)
-                found.setdefault(doc.tags["sha256"], []).append(stored)
+                tags = dict(doc.get("tags") or {})
+                stored = StoredDoc(doc["id"], doc.get("uri"),
+                                   np.asarray(doc["embedding"], dtype=np.float32),
+                                   doc.get("words"), tags)
+                found.setdefault(tags["sha256"], []).append(stored)
         return found
 
     def documents_under(self, folder: str | Path) -> list[tuple[str, str]]:
@@ -229,11 +252,20 @@ class MemeClient:
         for root in dict.fromkeys([given, os.path.realpath(given)]):
             under = root.rstrip(os.sep) + os.sep
             for prefix in uri_prefixes(root):
-                for doc in self._post("/find", [], uri_prefix=prefix):
-                    path = stored_path(doc.uri)
-                    if doc.uri and path is not None and (path == root or path.startswith(under)):
-                        found[reply_id(doc)] = doc.uri
+                for doc in self.post("/find", [], uri_prefix=prefix):
+                    uri = doc.get("uri")
+                    path = stored_path(uri)
+                    if uri and path is not None and (path == root or path.startswith(under)):
+                        found[doc["id"]] = uri
         return list(found.items())
+
+    def list_documents(self, uri_prefix: str | None = None) -> list[tuple[str, str | None]]:
+        """(id, uri) of every indexed document, or of those whose uri starts with
+        `uri_prefix` (a path prefix, or a URL's), in the order of their uris."""
+        options: dict[str, Any] = {"uri_prefix": uri_prefix} if uri_prefix else {}
+        docs = self.post("/find", [], **options)
+        return sorted(((doc["id"], doc.get("uri")) for doc in docs),
+                      key=lambda pair: (pair[1] or "", pair[0]))
 
     def index_paths(
         self,
@@ -241,7 +273,7 @@ class MemeClient:
         batch_size: int = config.DEFAULT_INDEX_BATCH,
         on_progress: Callable[[int], object] | None = None,
         include_hidden: bool = False,
-    ) -> "IndexReport":
+    ) -> IndexReport:
         """Index image files and folders, skipping what is already indexed and reusing the
         vectors of moved and copied files: see `memeflow.client.sync.index_paths`."""
         return sync.index_paths(self, paths, batch_size, on_progress, include_hidden)
@@ -250,18 +282,18 @@ class MemeClient:
         """Remove the documents under `folders` whose files no longer exist; their uris."""
         return sync.prune(self, folders)
 
-    def index(self, docs: Sequence[MemeDoc]) -> DocList[MemeDoc]:
+    def index(self, docs: Sequence[Doc]) -> DocList[MemeDoc]:
         """Encode and store documents (images or texts); the replies, in the order sent, say
         each one's `error` when it could not be stored."""
         return self._post("/index", docs)
 
     def thumbnails(self, ids: Sequence[str]) -> dict[str, bytes]:
         """The stored previews of `ids` (gRPC only: bytes do not survive HTTP)."""
-        docs = self._post("/thumbnail", [MemeDoc(id=i) for i in dict.fromkeys(ids)])
-        return {reply_id(doc): doc.thumbnail for doc in docs if doc.thumbnail}
+        docs = self.post("/thumbnail", [{"id": i} for i in dict.fromkeys(ids)])
+        return {doc["id"]: doc["thumbnail"] for doc in docs if doc.get("thumbnail")}
 
     # housekeeping ----------------------------------------------------------------------
-    def upsert(self, docs: Sequence[MemeDoc], request_size: int = GRPC_REQUEST_MAX
+    def upsert(self, docs: Sequence[Doc], request_size: int = GRPC_REQUEST_MAX
                ) -> DocList[MemeDoc]:
         """Store documents that bring their own `embedding`, straight into the indexer (the
         encoder is skipped). Returns the documents without embeddings, in the order sent; a
@@ -269,25 +301,25 @@ class MemeClient:
         return self._post("/upsert", docs, chunk=request_size)
 
     def count(self) -> int:
-        return int(self._post("/count", [])[0].tags["count"])
+        return int(self.post("/count", [])[0]["tags"]["count"])
 
     def delete(self, ids: Sequence[str]) -> int:
-        replies = self._post("/delete", [MemeDoc(id=i) for i in ids], chunk=GRPC_REQUEST_MAX)
-        return sum(int(reply.tags["deleted"]) for reply in replies)  # one reply per request
+        replies = self.post("/delete", [{"id": i} for i in ids], chunk=GRPC_REQUEST_MAX)
+        return sum(int(reply["tags"]["deleted"]) for reply in replies)  # one per request
 
     def clear(self) -> None:
-        self._post("/clear", [])
+        self.post("/clear", [])
 
-    def documents(self) -> DocList[MemeDoc]:
+    def all_documents(self) -> DocList[MemeDoc]:
         """Every stored document: id, uri, tags and words (no vectors), in storage order."""
         return self._post("/find", [])
 
     def switch(self, phase: str, **parameters: Any) -> dict[str, Any]:
         """One phase of switching the service to another model and workspace
         (`memeflow.switch`); the stages' states, e.g. {"encoder": "ready", "indexer": ...}."""
-        return dict(self._post("/switch", [], phase=phase, **parameters)[0].tags)
+        return dict(self.post("/switch", [], phase=phase, **parameters)[0]["tags"])
 
     def status(self) -> dict[str, Any]:
         """What the service runs: model, runtime, OCR on or off, count, dimension,
         workspace, shards."""
-        return dict(self._post("/status", [])[0].tags)
+        return dict(self.post("/status", [])[0]["tags"])

@@ -1,19 +1,17 @@
 """Errors from the service as people read them: one exception, one line naming the cause
-and the fix, whatever Jina's client raised (over gRPC the whole error header with the
-service's stack frames; over HTTP the reply's JSON).
+and the fix, from whatever the service answered (over gRPC a reply whose header holds the
+error with the service's stack frames, or a gRPC status; over HTTP the reply's JSON).
 
 `RequestRefused`: the service refused what was sent (a bad parameter, too many documents,
 a missing API key); change the request. `ServiceError`: the service failed on a valid
-request; its log has the traceback. Both keep Jina's exception as `__cause__` and the
-service's stack frames, if any, in `details`, for `memeflow --verbose`.
+request; its log has the traceback. Both keep the service's stack frames, if any, in
+`details`, for `memeflow --verbose`.
 """
 
 import ast
 import re
 from collections.abc import Sequence
 from typing import Any
-
-import grpc
 
 from memeflow.params import REFUSAL_NAME
 
@@ -40,8 +38,9 @@ def _message(args: Sequence[Any], fallback: str) -> str:
     return words[0] if words else fallback
 
 
-def _from_status(status: Any, endpoint: str) -> ServiceError:
-    """From Jina's error header (`header.status`, sent over gRPC)."""
+def from_status(status: Any, endpoint: str) -> ServiceError:
+    """From the error status in a gRPC reply's header (Jina's `StatusProto`: a description,
+    and the exception's name, arguments and stack frames)."""
     exception = status.exception
     message = _message(exception.args, status.description)
     details = "".join(exception.stacks)
@@ -55,8 +54,8 @@ def _fault(endpoint: str, cause: str, details: str = "") -> ServiceError:
                         "traceback", details)
 
 
-def _from_http(content: Any, endpoint: str) -> ServiceError:
-    """From the JSON of an HTTP error reply (Jina's client raises ValueError(content))."""
+def from_http(content: Any, endpoint: str) -> ServiceError:
+    """From the JSON of an HTTP error reply (any status but 200 and 404)."""
     status = content.get("header", {}).get("status", {}) if isinstance(content, dict) else {}
     exception = status.get("exception") or {}
     if exception.get("name") == REFUSAL_NAME:
@@ -75,21 +74,15 @@ def _from_http(content: Any, endpoint: str) -> ServiceError:
     return RequestRefused(f"the service refused {endpoint}: {detail}")  # 401, 413, 422
 
 
-def service_error(error: BaseException, endpoint: str, address: str) -> ServiceError | None:
-    """The one-line error for what Jina's client raised on a call, or None when it is not
-    an answer from the service (unreachable: the caller keeps ConnectionError)."""
-    from jina.excepts import BadServer, BadServerFlow
-
-    if isinstance(error, BadServer) and error.args and hasattr(error.args[0], "status"):
-        return _from_status(error.args[0].status, endpoint)
-    if isinstance(error, grpc.aio.AioRpcError | BadServerFlow):
-        text = (f"{error.code().name} {error.details()}" if isinstance(error, grpc.RpcError)
-                else str(error).removeprefix("gRPC error: ").split("\n")[0])
-        text = text.removeprefix("StatusCode.")
-        # The API key check (memeflow.gateway.auth); a request that does not parse.
-        if text.startswith(("UNAUTHENTICATED", "INVALID_ARGUMENT")):
-            return RequestRefused(f"{address} refused {endpoint}: {text}")
-        return _fault(endpoint, text)
-    if type(error) is ValueError and error.args and isinstance(error.args[0], dict):
-        return _from_http(error.args[0], endpoint)  # Jina's HTTP client: the reply's JSON
-    return None
+def from_rpc(code: str, details: str, endpoint: str, address: str) -> ServiceError:
+    """From a gRPC status other than OK that is not about reaching the service (the
+    caller turns UNAVAILABLE and DEADLINE_EXCEEDED into ConnectionError and TimeoutError):
+    `code` is the status's name, e.g. "UNAUTHENTICATED"."""
+    text = f"{code} {details.splitlines()[0] if details else ''}".strip()
+    # The API key check (memeflow.gateway.auth); a request that does not parse.
+    if code in ("UNAUTHENTICATED", "INVALID_ARGUMENT"):
+        return RequestRefused(f"{address} refused {endpoint}: {text}")
+    if code == "UNIMPLEMENTED":  # something else listens there
+        return ServiceError(f"{address} is not a memeflow service ({text}): check --host or "
+                            "MEMEFLOW_HOST")
+    return _fault(endpoint, text)

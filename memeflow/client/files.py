@@ -25,7 +25,7 @@ from typing import Any
 import pathspec
 import yaml
 
-from memeflow.documents import content_id
+from memeflow.fields import content_id
 from memeflow.formats import IMAGE_SUFFIXES
 from memeflow.regular_files import file_kind, open_regular, read_regular_text
 from memeflow.uris import path_uri, printable, terminal_safe

@@ -10,8 +10,10 @@ as a resolved path from before links were kept) is a move too: one file, one doc
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
@@ -26,6 +28,7 @@ class StoredDoc:
     uri: str | None
     embedding: np.ndarray
     words: str | None = None  # read on it by OCR: a moved file keeps them too
+    tags: dict[str, Any] = field(default_factory=dict)  # with what the encoder derived
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,17 @@ def stored_path(uri: str | None) -> str | None:
         return local_path(uri) if uri else None
     except ImageLoadError:  # a file URL of another host: not a file here
         return None
+
+
+def uri_prefixes(root: str) -> list[str]:
+    """The uri prefixes of files under the folder `root`: its path when that is UTF-8, and
+    its `file://` form, which names the files below it that are not."""
+    encoded = "file://" + quote(os.fsencode(root), safe="/")
+    try:
+        root.encode("utf-8")
+    except UnicodeEncodeError:
+        return [encoded]
+    return [root, encoded]
 
 
 def _file_gone(uri: str | None) -> bool:

@@ -3,30 +3,49 @@
 Each file is hashed; files whose path and bytes are indexed are left alone, moved, renamed
 and copied files reuse their stored vector and preview (`memeflow.client.moves`), and the
 rest are sent to be encoded, in batches. `prune` drops documents whose files are gone.
+A moved or copied file's document keeps what the encoder derived from its pixels (its
+vector, preview, words and `memeflow.fields.DERIVED_TAGS`): nothing is computed again.
+
+It talks to the service through `Service`, the part of `MemeClient` it needs (the client
+imports this module; this module does not import the client).
 """
 
+import hashlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from typing import Any, Protocol
 
 from memeflow import config
 from memeflow.client.files import file_id, file_tags, scan_paths, sha256_file
-from memeflow.client.moves import Reuse, plan_reuse, stored_path
-from memeflow.documents import MatchDoc, MemeDoc
+from memeflow.client.moves import Reuse, StoredDoc, plan_reuse, stored_path
+from memeflow.fields import derived_tags
 from memeflow.regular_files import NotRegularFile, read_regular
 from memeflow.uris import path_uri
 
-if TYPE_CHECKING:
-    from memeflow.client.client import MemeClient
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
-def reply_id(doc: MemeDoc | MatchDoc) -> str:
-    """The id of a document the service sent back: every stored or answered one has one."""
-    assert doc.id is not None
-    return doc.id
+class Service(Protocol):
+    """What keeping folders in step needs of a running service (`MemeClient` has it)."""
+
+    def status(self) -> dict[str, Any]: ...
+
+    def documents(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
+
+    def find_by_hash(self, digests: Sequence[str]) -> dict[str, list[StoredDoc]]: ...
+
+    def thumbnails(self, ids: Sequence[str]) -> dict[str, bytes]: ...
+
+    def image_fields(self, data: bytes, uri: str | None = None) -> dict[str, Any]: ...
+
+    def post(self, endpoint: str, docs: Sequence[Mapping[str, Any]], chunk: int = ...,
+             **parameters: Any) -> list[dict[str, Any]]: ...
+
+    def delete(self, ids: Sequence[str]) -> int: ...
+
+    def documents_under(self, folder: str | Path) -> list[tuple[str, str]]: ...
 
 
 @dataclass
@@ -58,19 +77,8 @@ class IndexReport:
         }
 
 
-def uri_prefixes(root: str) -> list[str]:
-    """The uri prefixes of files under the folder `root`: its path when that is UTF-8, and
-    its `file://` form, which names the files below it that are not."""
-    encoded = "file://" + quote(os.fsencode(root), safe="/")
-    try:
-        root.encode("utf-8")
-    except UnicodeEncodeError:
-        return [encoded]
-    return [root, encoded]
-
-
 def index_paths(
-client: "MemeClient",
+    client: Service,
     paths: Iterable[str | Path],
     batch_size: int = config.DEFAULT_INDEX_BATCH,
     on_progress: Callable[[int], object] | None = None,
@@ -93,19 +101,25 @@ client: "MemeClient",
     hashes: dict[Path, str] = {}
     for path in scan.files:
         try:
-            hashes[path] = sha256_file(path)
+            digest = sha256_file(path)
         except NotRegularFile as exc:  # swapped for a FIFO since the walk
             report.failed.append((path_uri(path), str(exc.strerror)))
+            continue
         except OSError as exc:
             report.failed.append((path_uri(path), f"cannot read file: {exc.strerror or exc}"))
+            continue
+        if digest == EMPTY_SHA256:  # said here, in a user's words, not by the decoder
+            report.failed.append((path_uri(path), "empty file (0 bytes)"))
+        else:
+            hashes[path] = digest
     reads_words = bool(client.status().get("ocr"))
-    stored = client._stored_docs([file_id(p) for p in hashes])
+    stored = client.documents([file_id(p) for p in hashes])
     unknown, unread = [], []
     for path, digest in hashes.items():
         doc = stored.get(file_id(path))
-        if doc is None or doc.tags.get("sha256") != digest:
+        if doc is None or (doc.get("tags") or {}).get("sha256") != digest:
             unknown.append(path)
-        elif reads_words and doc.words is None:
+        elif reads_words and doc.get("words") is None:
             unread.append(path)
         else:
             report.unchanged.append(path_uri(path))
@@ -130,35 +144,42 @@ client: "MemeClient",
     return report
 
 
-def _reuse_batch(client: "MemeClient", batch: list[Reuse], hashes: dict[Path, str],
+def reused_doc(reuse: Reuse, digest: str, preview: bytes | None) -> dict[str, Any]:
+    """The document of a moved or copied file: named by its new path, with its file's tags
+    (name, folder, sidecars) and everything the encoder derived from the pixels it shares
+    with the stored document (vector, preview, words, `DERIVED_TAGS`)."""
+    return {"id": file_id(reuse.path), "uri": path_uri(reuse.path),
+            "embedding": reuse.source.embedding, "thumbnail": preview,
+            "words": reuse.source.words,
+            "tags": {**file_tags(reuse.path), **derived_tags(reuse.source.tags),
+                     "sha256": digest}}
+
+
+def _reuse_batch(client: Service, batch: list[Reuse], hashes: dict[Path, str],
                  report: IndexReport) -> None:
     """Store moved and copied files with their stored vectors and previews, straight in
     the indexer, then drop moved ones' old documents (in that order: a failure in
     between leaves a duplicate, never a loss)."""
     previews = client.thumbnails([r.source.id for r in batch])
-    docs = [
-        MemeDoc(id=file_id(r.path), uri=path_uri(r.path), embedding=r.source.embedding,
-                thumbnail=previews.get(r.source.id), words=r.source.words,
-                tags={**file_tags(r.path), "sha256": hashes[r.path]})
-        for r in batch
-    ]
-    replies = {doc.id: doc for doc in client.upsert(docs)}
+    docs = [reused_doc(r, hashes[r.path], previews.get(r.source.id)) for r in batch]
+    replies = {doc["id"]: doc
+               for doc in client.post("/upsert", docs, chunk=config.DEFAULT_MAX_DOCS)}
     moved_away = []
     for reuse, sent in zip(batch, docs, strict=True):
-        assert sent.uri is not None  # every document above is made from a file
-        error = replies[sent.id].error if sent.id in replies else "no reply from the index"
+        reply = replies.get(sent["id"])
+        error = reply.get("error") if reply is not None else "no reply from the index"
         if error:
-            report.failed.append((sent.uri, error))
+            report.failed.append((sent["uri"], error))
         elif reuse.moved:
-            report.moved.append((reuse.source.uri or reuse.source.id, sent.uri))
+            report.moved.append((reuse.source.uri or reuse.source.id, sent["uri"]))
             moved_away.append(reuse.source.id)
         else:
-            report.copied.append(sent.uri)
+            report.copied.append(sent["uri"])
     if moved_away:
         client.delete(moved_away)
 
 
-def _index_batch(client: "MemeClient", batch: list[Path], hashes: dict[Path, str],
+def _index_batch(client: Service, batch: list[Path], hashes: dict[Path, str],
                  report: IndexReport) -> None:
     """Send files to be encoded; each reply says whether that file was stored."""
     docs = []
@@ -172,21 +193,28 @@ def _index_batch(client: "MemeClient", batch: list[Path], hashes: dict[Path, str
             report.failed.append((path_uri(path), f"cannot read file: {exc.strerror or exc}"))
             continue
         tags = {**file_tags(path), "sha256": hashes[path]}
-        docs.append(client.image_doc(data, id=file_id(path), uri=path_uri(path), tags=tags))
+        docs.append({"id": file_id(path), "tags": tags,
+                     **client.image_fields(data, path_uri(path))})
     if not docs:
         return
-    for doc in client.index(docs):
-        if doc.error:
-            file = doc.uri or doc.tags.get("file", reply_id(doc))
-            report.failed.append((file, doc.error.removeprefix(f"{file}: ")))
+    for doc in client.post("/index", docs):
+        file = doc.get("uri") or (doc.get("tags") or {}).get("file") or doc["id"]
+        if doc.get("error"):
+            report.failed.append((file, doc["error"].removeprefix(f"{file}: ")))
         else:
-            report.encoded.append(doc.uri or reply_id(doc))
+            report.encoded.append(file)
 
 
-def prune(client: "MemeClient", folders: Iterable[str | Path]) -> list[str]:
-    """Remove the documents under `folders` whose files no longer exist; their paths."""
-    gone = [(doc_id, uri) for folder in folders for doc_id, uri in client.documents_under(folder)
+def gone_documents(client: Service, folders: Iterable[str | Path]) -> list[tuple[str, str]]:
+    """(id, uri) of the documents under `folders` whose files no longer exist."""
+    return [(doc_id, uri) for folder in folders
+            for doc_id, uri in client.documents_under(folder)
             if not os.path.exists(stored_path(uri) or uri)]
+
+
+def prune(client: Service, folders: Iterable[str | Path]) -> list[str]:
+    """Remove the documents under `folders` whose files no longer exist; their paths."""
+    gone = gone_documents(client, folders)
     if gone:
         client.delete([doc_id for doc_id, _ in gone])
     return [uri for _, uri in gone]

@@ -12,6 +12,7 @@ from jina import requests
 from memeflow import config, params
 from memeflow.documents import MatchDoc, MemeDoc, TermDoc, is_id_only
 from memeflow.indexer.backends import Collection, StoredDocument, open_collection
+from memeflow.indexer.derived import keep_derived
 from memeflow.indexer.rank import rank_candidates
 from memeflow.indexer.search.options import SearchOptions
 from memeflow.indexer.search.pipeline import search_collection
@@ -144,11 +145,13 @@ class MemeIndexer(RefusingExecutor):
                 dim = dim or np.shape(doc.embedding)[0]  # an empty index takes the first one's
         if valid:
             with self.monitor("index_seconds", "Time to store a request's vectors"):
-                self.collection.upsert(
-                    [doc.id for doc in valid],  # type: ignore[misc,unused-ignore]  # asserted
-                    np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in valid]),
+                ids: list[str] = [doc.id for doc in valid]  # type: ignore[misc]  # asserted above
+                vectors = np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in valid])
+                records = keep_derived(  # a re-filed picture keeps its hash, hubness, words
+                    ids, vectors,
                     [StoredDocument(uri=doc.uri, tags=doc.tags, words=doc.words) for doc in valid],
-                )
+                    self._stored_records)
+                self.collection.upsert(ids, vectors, records)
             if self.collection.dim != dim_before:  # the first vectors: the workspace takes a model
                 self.collection.set_model(bind_model(self.root).get("model"))
             for doc in valid:
@@ -222,6 +225,11 @@ class MemeIndexer(RefusingExecutor):
 
     def _stored_vectors(self, ids: list[str]) -> list[np.ndarray | None]:
         return [self.collection.vectors([i])[0] if i in self.collection else None for i in ids]
+
+    def _stored_records(self, ids: list[str]) -> list[tuple[StoredDocument, np.ndarray] | None]:
+        """The stored document and unit vector of each id; None for one not stored."""
+        return [None if stored is None else (stored, self.collection.vectors([doc_id])[0])
+                for doc_id, stored in zip(ids, self.collection.get(ids), strict=True)]
 
     @requests(on="/delete")
     def delete(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
