@@ -214,11 +214,11 @@ class FlowProcess:
                  env: dict[str, str] | None = None) -> None:
         """`log` gets the Flow's log (default stderr); `progress`, if given, one line per
         step of the start ("encoder ready: ..."); `quiet_start` keeps the log's lines back
-        until the Flow is ready (the progress lines and the failure's cause say enough);
-        `env`: MEMEFLOW_* settings for this Flow only, in place of this process's (a
-        second Flow beside a serving one: `memeflow reindex`)."""
-        self.flow_file = (flow_file or default_flow_file()).resolve()
+        until the Flow is ready (the progress lines and the failure's cause say enough).
+        `env`: MEMEFLOW_* settings for this Flow only, in place of this process's (a second
+        Flow beside a serving one: `memeflow reindex`)."""
         self.env = env or {}
+        self.flow_file = (flow_file or default_flow_file()).resolve()
         self.log = log if log is not None else sys.stderr
         self.progress = progress
         self.quiet_start = quiet_start
@@ -242,8 +242,8 @@ class FlowProcess:
                 raise ServiceError(leftover)
             try:
                 downloading = preflight()
-            except (WorkspaceError, StartError) as exc:  # a ServiceError, which the demo reports
-                raise ServiceError(str(exc)) from exc
+            except (WorkspaceError, StartError) as exc:  # a ServiceError, which the demo
+                raise ServiceError(str(exc)) from exc  # reports
             model = config.model_name()
             self._say(f"starting: model {model}, workspace {config.workspace()}")
             self._say(f"downloading {model} from Hugging Face (once) and loading it ..."

@@ -317,7 +317,7 @@ class MemeClient:
     def switch(self, phase: str, **parameters: Any) -> dict[str, Any]:
         """One phase of switching the service to another model and workspace
         (`memeflow.switch`); the stages' states, e.g. {"encoder": "ready", "indexer": ...}."""
-        return dict(self._post("/switch", [], phase=phase, **parameters)[0].tags)
+        return dict(self.post("/switch", [], phase=phase, **parameters)[0]["tags"])
 
     def status(self) -> dict[str, Any]:
         """What the service runs: model, runtime, OCR on or off, count, dimension,
