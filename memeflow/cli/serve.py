@@ -24,7 +24,7 @@ from memeflow import config
 from memeflow.cli import exposure
 from memeflow.encoder.hardware import check_settings
 from memeflow.encoder.identity import preflight_model
-from memeflow.encoder.source import WEIGHT_FILES, ModelLoadError, check_model_source
+from memeflow.encoder.source import ModelLoadError, check_model_source, has_weights
 from memeflow.workspace import WorkspaceError
 
 READY_LINE = "memeflow is ready"
@@ -112,7 +112,7 @@ def preflight() -> None:
         # user reached them (as memeflow keeps file paths).
         folder = Path(os.path.abspath(folder))
         name = str(folder)
-    random = folder is not None and not any((folder / f).is_file() for f in WEIGHT_FILES)
+    random = folder is not None and not has_weights(folder)
     preflight_model(config.workspace(), name, folder, config.random_seed() if random else None)
     check_settings(config.device(), config.precision())
 
