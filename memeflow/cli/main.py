@@ -254,8 +254,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         state = "answering" if status["answering"] else "NOT answering: run `memeflow serve`"
         lines = [("service", f"{args.host} ({state})"),
                  ("ports", f"gRPC {status['ports']['grpc']}, HTTP {status['ports']['http']}"),
-                 ("model", status["model"] + (" (random weights: results carry no meaning)"
-                                              if status.get("random_weights") else "")),
+                 ("model", status["model"]
+                  + (f" ({status['family']} family)" if status.get("family") else "")
+                  + (" (random weights: results carry no meaning)"
+                     if status.get("random_weights") else "")),
                  ("workspace", status["workspace"])]
         if status["answering"]:
             if status.get("runtime"):  # which hardware the encoder uses, and why

@@ -15,7 +15,7 @@ from memeflow.encoder.access import AccessPolicy
 from memeflow.encoder.hardware import default_batch_size, default_decode_threads
 from memeflow.encoder.hubness import GENERIC_PROMPTS, tag_hubness
 from memeflow.encoder.identity import check_workspace_model, describe, model_identity
-from memeflow.encoder.model import DEFAULT_TEXT_CACHE_SIZE, ClipModel
+from memeflow.encoder.model import DEFAULT_TEXT_CACHE_SIZE, load_model
 from memeflow.encoder.ocr import OcrReader
 from memeflow.encoder.pipeline import PHASES, embed_documents
 from memeflow.encoder.query_parts import embed_query_parts
@@ -31,7 +31,9 @@ class ClipEncoder(RefusingExecutor):
     """A thin shell around `ClipModel`: the model loads once, preprocessing runs in threads.
 
     Settings (`uses_with:` in flow.yml; an MEMEFLOW_* variable overrides where named):
-    - model: a Hugging Face id or a local folder (MEMEFLOW_MODEL; default ViT-B/32).
+    - model: a Hugging Face id, an OpenCLIP name (hf-hub:ORG/NAME, open_clip:ARCH/PRETRAINED)
+      or a local folder (MEMEFLOW_MODEL; default ViT-B/32); CLIP, SigLIP, SigLIP 2,
+      MetaCLIP 2 and OpenCLIP checkpoints (memeflow.encoder.families).
     - runtime: "auto" (default: torch fp16 on a GPU, else OpenVINO when installed, else
       torch; memeflow.encoder.hardware), "torch" (float32 reference), "openvino" (bf16 where
       the CPU has it, else f32; the `openvino` extra), "onnx" (the same vectors through ONNX
@@ -72,7 +74,7 @@ class ClipEncoder(RefusingExecutor):
         """`workspace` is the indexer's (MEMEFLOW_WORKSPACE overrides both): a model other
         than the one of its vectors is refused here, before the Flow serves."""
         super().__init__(**kwargs)
-        clip = ClipModel(
+        clip = load_model(
             config.model_name(model),
             allow_random=config.allow_random_weights(),
             runtime=config.runtime(runtime),
@@ -147,7 +149,8 @@ class ClipEncoder(RefusingExecutor):
     def status(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         """The model half of `memeflow status`; the indexer adds the index half."""
         hardware = self.model.hardware
-        status = MemeDoc(tags={"model": self.model.name, "runtime": hardware.runtime,
+        status = MemeDoc(tags={"model": self.model.name, "family": self.model.family,
+                               "runtime": hardware.runtime,
                                "precision": hardware.precision, "device": hardware.device,
                                "gpu": hardware.gpu,
                                "cpu": hardware.cpu, "cpu_features": list(hardware.cpu_features),
