@@ -62,6 +62,8 @@ def build_families(root: Path) -> dict[str, str]:
     else:
         for arch in families.OPEN_CLIP_FOLDERS:
             built[f"openclip {arch}"] = str(families.open_clip_folder(root, arch))
+        # open_clip's own config of the MobileCLIP2-S2 (random weights, no download)
+        built["openclip MobileCLIP2-S2"] = "open_clip:MobileCLIP2-S2"
     return built
 
 

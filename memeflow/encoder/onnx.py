@@ -25,20 +25,27 @@ def _export(
 ) -> bytes:
     """The tower as ONNX bytes; the axes named in `dynamic` may change size between calls."""
     buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-        # The tracer notes shape-dependent branches (mask length == token count, always
-        # true here) and the deprecated TorchScript exporter; neither concerns users.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            tower.eval(),
-            args,
-            buffer,  # type: ignore[arg-type]  # the TorchScript exporter (dynamo=False) takes files
-            input_names=list(dynamic),
-            output_names=["features"],
-            dynamic_axes=dynamic,
-            opset_version=OPSET,
-            dynamo=False,
-        )
+    # nn.MultiheadAttention (OpenCLIP's towers) takes a fused fast path in inference that
+    # the exporter cannot write; the plain path is the same maths in ONNX's operators.
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+            # The tracer notes shape-dependent branches (mask length == token count, always
+            # true here) and the deprecated TorchScript exporter; neither concerns users.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                tower.eval(),
+                args,
+                buffer,  # type: ignore[arg-type]  # the TorchScript exporter (dynamo=False) takes files
+                input_names=list(dynamic),
+                output_names=["features"],
+                dynamic_axes=dynamic,
+                opset_version=OPSET,
+                dynamo=False,
+            )
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
     return buffer.getvalue()
 
 
