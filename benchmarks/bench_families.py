@@ -21,12 +21,17 @@ each one sees the same load.
 import argparse
 import csv
 import gc
+import os
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+# As `memeflow serve` runs the encoder: OpenMP threads that spin while waiting starve
+# other processes on a busy machine, and are starved by them (memeflow/cli/serve.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 import torch
@@ -223,6 +228,7 @@ def main() -> None:
     args.runtimes = args.runtimes.split(",")
     flags = " ".join(hardware.cpu_features()) or "none of note"
     print(f"bench_families: torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, "
           f"{load()}\nCPU {hardware.cpu_name()}, flags: {flags}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         root, cache = Path(tmp) / "models", Path(tmp) / "cache"
