@@ -184,7 +184,7 @@ def bench_multilingual(sources: dict[str, str], root: Path, args: argparse.Names
     from memeflow.encoder.text_model import SentenceTextModel
 
     paths: dict[str, Callable[[str], object]] = {}
-    for runtime in ("torch", "openvino"):
+    for runtime in args.multilingual_runtimes.split(","):
         for family in ("clip", "siglip2", "metaclip2"):
             if family in sources:
                 model = load_model(sources[family], allow_random=True, runtime=runtime,
@@ -224,6 +224,8 @@ def main() -> None:
     parser.add_argument("--runtimes", default=",".join(RUNTIMES))
     parser.add_argument("--models", default="", help="NAME=ID_OR_FOLDER,... instead")
     parser.add_argument("--no-multilingual", action="store_true")
+    parser.add_argument("--multilingual-runtimes", default="torch",
+                        help="runtimes of the family text towers in the multilingual rows")
     args = parser.parse_args()
     args.runtimes = args.runtimes.split(",")
     flags = " ".join(hardware.cpu_features()) or "none of note"
@@ -235,11 +237,12 @@ def main() -> None:
         sources = (dict(item.split("=", 1) for item in args.models.split(",")) if args.models
                    else build_families(root))
         chosen = args.families.split(",") if args.families else list(sources)
+        if not args.no_multilingual and not args.models:
+            bench_multilingual(sources, root, args, cache)
+            gc.collect()
         for label in chosen:
             bench_family(label, sources[label], args, cache)
             gc.collect()
-        if not args.no_multilingual and not args.models:
-            bench_multilingual(sources, root, args, cache)
     print(f"\ndone ({load()})")
 
 

@@ -262,6 +262,8 @@ class ClipModel:
                 cache=cache or config.cache_dir(), precision=precision, threads=torch_threads,
             )
             self.model, self.precision = None, self._openvino.precision
+        if self.model is None:  # ONNX Runtime or OpenVINO holds the weights now
+            encoder.drop_weights()
         gpu = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else ""
         self.hardware = Hardware(runtime=runtime, precision=self.precision,
                                  device=resolved_device, gpu=gpu)

@@ -1,6 +1,7 @@
 """What every model family gives the runtimes: the towers, the preprocessing, the tokens."""
 
 from abc import ABC, abstractmethod
+from typing import Any
 
 import torch
 from PIL import Image
@@ -20,6 +21,7 @@ class DualEncoder(ABC):
     dim: int
     image_size: tuple[int, int]
     text_inputs: tuple[str, ...]
+    _model: Any  # the library's model object behind `module`
 
     @abstractmethod
     def preprocess(self, image: Image.Image) -> torch.Tensor:
@@ -41,6 +43,12 @@ class DualEncoder(ABC):
     @abstractmethod
     def config_json(self) -> str:
         """The architecture as text: part of the key of converted-model caches."""
+
+    def drop_weights(self) -> None:
+        """Free the torch weights once another runtime holds its own copy; preprocessing
+        and tokenizing still work, the torch towers no longer do."""
+        self.module = torch.nn.Module()
+        self._model = None
 
     def image_tower(self) -> torch.nn.Module:
         """The image path as a module, for exporters that trace modules."""
