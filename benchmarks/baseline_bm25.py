@@ -4,7 +4,7 @@ import math
 from collections import Counter, defaultdict
 from typing import NamedTuple
 
-from memeflow.indexer.words import DEFAULT_MIN_COVERAGE, K1, B, grams, normalise  # the same
+from memeflow.indexer.indexes.words import DEFAULT_MIN_COVERAGE, K1, B, grams, normalise  # the same
 
 
 class LexicalHit(NamedTuple):

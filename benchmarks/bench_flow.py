@@ -7,21 +7,21 @@
 Ingest: documents that already carry a 512-d embedding (plus a uri and the tags `memeflow
 index` stores) go to `/upsert` (straight to the indexer) or `/index` (through the encoder,
 which passes them on) with Jina's gRPC client; replies come back without embeddings.
-Baseline in the same run: the indexer's own `VectorStore.upsert` of the same documents in
+Baseline in the same run: the indexer's own `EmbeddedCollection.upsert` of the same documents in
 the same batches, in this process, with no Flow around it.
 
 Queries: the index is a workspace of "CLIP-like" vectors written directly with
-`VectorStore` (cached in --cache between runs: building the HNSW graph of 1M vectors takes
+`EmbeddedCollection` (cached in --cache between runs: building the HNSW graph of 1M vectors takes
 minutes). Text queries go to `POST /search` of the HTTP gateway over one keep-alive
 connection. Baselines in the same run: the encoder's text encode (ClipModel) plus the
-indexer's search (VectorStore on the same workspace), both in this process, and the
+indexer's search (EmbeddedCollection on the same workspace), both in this process, and the
 gateway's round trip for `/count`. Every figure is a median (or p99) over repeats.
 
 Filtered (`--filtered DIR`, a workspace `bench_store.py` wrote, whose documents carry the
 tags `folder`, one of 500, and `group`, one of 5): `POST /search` with a query vector
 (so the encoder only passes it on) and no filter, `where: {"folder": "folder7"}` (0.2% of
 the documents) or `where: {"group": "group3"}` (20%); baseline in the same run: the
-indexer's own `search_store` on the same workspace, in this process, after the Flow.
+indexer's own `search_collection` on the same workspace, in this process, after the Flow.
 """
 
 import os
@@ -49,7 +49,7 @@ from flowrun import MODEL, SHARED, load, running_flow
 from synthetic import clip_like, doc_ids
 
 from memeflow.documents import MemeDoc
-from memeflow.indexer.store import VectorStore
+from memeflow.indexer.backends.embedded import EmbeddedCollection
 
 CAPTIONS = SHARED / "data" / "flickr8k-1k" / "captions.csv"
 
@@ -94,7 +94,7 @@ def ingest_docs(n: int, seed: int) -> tuple[list[str], np.ndarray, list]:
 
 def raw_upsert_rate(ids: list[str], vectors: np.ndarray, recs: list, request_size: int) -> float:
     with tempfile.TemporaryDirectory() as workspace:
-        store = VectorStore(workspace)
+        store = EmbeddedCollection(workspace)
         started = time.perf_counter()
         for s in range(0, len(ids), request_size):
             store.upsert(ids[s : s + request_size], vectors[s : s + request_size],
@@ -159,12 +159,12 @@ def prepared_workspace(cache: Path, n: int) -> Path:
         return workspace
     print(f"writing {n:,} vectors to {workspace}", file=sys.stderr, flush=True)
     vectors, ids = clip_like(seed=n, n=n), doc_ids(n)
-    store = VectorStore(workspace, exact_max=n)  # no graph while filling
+    store = EmbeddedCollection(workspace, exact_max=n)  # no graph while filling
     for s in range(0, n, 50_000):
         store.upsert(ids[s : s + 50_000], vectors[s : s + 50_000], records(ids[s : s + 50_000]))
     store.close()
     started = time.perf_counter()
-    VectorStore(workspace).close()  # the indexer's own settings: builds and saves the graph
+    EmbeddedCollection(workspace).close()  # the indexer's own settings: builds and saves the graph
     print(f"graph build + save {time.perf_counter() - started:.0f} s", file=sys.stderr)
     done.touch()
     return workspace
@@ -226,18 +226,18 @@ def bench_queries(size: Size, log: Path, cache: Path, runtime: str) -> None:
     # The in-process baseline runs what the Flow's encoder ran.
     settings = {"runtime": used["runtime"], "device": used["device"]}
     model = ClipModel(MODEL, allow_random=True, **settings)
-    store = VectorStore(workspace)
+    store = EmbeddedCollection(workspace)
     vectors = {t: model.embed_texts([t])[0] for t in warm + texts}  # also warms the model
     model.text_cache.clear()  # a cold text cache again
     encode = latencies_ms(lambda t: model.embed_texts([t]), texts)
-    search = latencies_ms(lambda t: store.search(vectors[t][None], 10), texts)
+    search = latencies_ms(lambda t: store.dense_search(vectors[t][None], 10), texts)
     store.close()
     print(row("HTTP /search, distinct texts", distinct))
     print(row("HTTP /search, repeated texts (cached encode)", repeated))
     print(row("HTTP /count round trip (gateway + indexer, no work)", count))
     print(row(f"in-process text encode (ClipModel, {used['runtime']} {used['precision']})",
               encode))
-    print(row("in-process index search (VectorStore)", search))
+    print(row("in-process index search (EmbeddedCollection)", search))
     floor = statistics.median(encode) + statistics.median(search)
     print(f"\nHTTP /search p50 over in-process encode + search p50: "
           f"{statistics.median(distinct) / floor:.2f}x ({load()})")
@@ -247,11 +247,11 @@ FILTERS = {"no filter": None, "0.2% tag": {"folder": "folder7"}, "20% tag": {"gr
 
 
 def bench_filtered(workspace: Path, log: Path, queries: int = 200) -> None:
-    from memeflow.indexer.search import SearchOptions, search_store
+    from memeflow.indexer.search.pipeline import SearchOptions, search_collection
 
     vectors = clip_like(seed=77, n=queries)
     print(f"\n## Filtered search through the HTTP gateway, {workspace}\n")
-    print("| filter | HTTP /search p50 ms | p99 ms | in-process search_store p50 ms | queries |")
+    print("| filter | HTTP /search p50 ms | p99 ms | in-process search p50 ms | queries |")
     print("|---|---:|---:|---:|---:|")
     http: dict[str, list[float]] = {}
     with running_flow(log, workspace=workspace) as ports:
@@ -263,10 +263,10 @@ def bench_filtered(workspace: Path, log: Path, queries: int = 200) -> None:
                 assert len(client.post("/search", body)["data"][0]["matches"]) == 10
             post(0)
             http[name] = latencies_ms(post, range(queries))  # type: ignore[arg-type]
-    store = VectorStore(workspace)
+    store = EmbeddedCollection(workspace)
     for name, where in FILTERS.items():
         options = SearchOptions.from_parameters({"top_k": 10, "where": where})
-        inside = latencies_ms(lambda i: search_store(store, vectors[i][None], options),  # noqa: B023
+        inside = latencies_ms(lambda i: search_collection(store, vectors[i][None], options),  # noqa: B023
                               range(queries))  # type: ignore[arg-type]
         print(f"| {name} | {statistics.median(http[name]):.1f} | "
               f"{percentile(http[name], 99):.1f} | {statistics.median(inside):.2f} | {queries} |")

@@ -17,8 +17,8 @@ from collections import Counter
 import numpy as np
 
 from memeflow.encoder import hubness as hubs
-from memeflow.indexer.search import SearchOptions, search_store
-from memeflow.indexer.store import Record, VectorStore
+from memeflow.indexer.backends.embedded import EmbeddedCollection, StoredDocument
+from memeflow.indexer.search.pipeline import SearchOptions, search_collection
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -44,9 +44,9 @@ def main() -> None:
                   + 0.3 * centre)
     images[: args.hubs] = unit(centre + 0.2 * rng.normal(size=(args.hubs, args.dim))
                                / np.sqrt(args.dim))
-    store = VectorStore()
+    store = EmbeddedCollection()
     store.upsert([f"img{i:05d}" for i in range(args.images)], images, [
-        Record(uri=None, tags={hubs.HUB_TAG: float(h)}) for h in hubs.hubness(images, bank)
+        StoredDocument(uri=None, tags={hubs.HUB_TAG: float(h)}) for h in hubs.hubness(images, bank)
     ])
     hub_ids = {f"img{i:05d}" for i in range(args.hubs)}
     print(f"{args.images} images ({args.hubs} planted hubs), {args.queries} queries, "
@@ -55,7 +55,7 @@ def main() -> None:
           "| max k-occurrence (top-10) |")
     print("| --- | --- | --- | --- |")
     for correct in (False, True):
-        results = search_store(store, queries, SearchOptions(top_k=10, hub_correction=correct))
+        results = search_collection(store, queries, SearchOptions(top_k=10, hub_correction=correct))
         top1 = sum(hits[0]["id"] in hub_ids for hits in results)
         top10 = sum(hit["id"] in hub_ids for hits in results for hit in hits)
         occurrence = Counter(hit["id"] for hits in results for hit in hits).most_common(1)[0][1]

@@ -46,9 +46,9 @@ from memeflow.encoder.ocr import (  # noqa: E402
     resolve_engine,
 )
 from memeflow.encoder.pipeline import embed_documents  # noqa: E402
-from memeflow.indexer.search import SearchOptions, search_store  # noqa: E402
-from memeflow.indexer.store import Record, VectorStore  # noqa: E402
-from memeflow.indexer.words import normalise  # noqa: E402
+from memeflow.indexer.backends.embedded import EmbeddedCollection, StoredDocument  # noqa: E402
+from memeflow.indexer.indexes.words import normalise  # noqa: E402
+from memeflow.indexer.search.pipeline import SearchOptions, search_collection  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 MODEL = os.environ.get("MEMEFLOW_MODEL") or str(
@@ -128,9 +128,11 @@ def misread(line: str, rng) -> str:
 
 def words_scale(templates, sizes=(10_000, 100_000), queries: int = 50) -> None:
     """The word index alone at scale: documents of two random caption lines each, the
-    candidates a /search of top_k 10 asks for (top_k + memeflow.indexer.search.FUSION_POOL),
+    candidates a /search of top_k 10 asks for (top_k +
+    memeflow.indexer.search.pipeline.FUSION_POOL),
     for caption lines quoted exactly and the same lines misread (spaces lost, one letter
-    changed). SQLite FTS5 (memeflow.indexer.words, a file database in WAL mode, built in one
+    changed). SQLite FTS5
+    (memeflow.indexer.indexes.words, a file database in WAL mode, built in one
     transaction, default page cache) against the pre-SQLite in-memory index
     (baseline_bm25) in the same run, the two timed query by query in turn; then how often
     their top 10 agree, and how many of each top 10 hold the quoted line (of those that
@@ -141,7 +143,7 @@ def words_scale(templates, sizes=(10_000, 100_000), queries: int = 50) -> None:
 
     from baseline_bm25 import Bm25Index as BaselineIndex
 
-    from memeflow.indexer import words as fts
+    from memeflow.indexer.indexes import words as fts
 
     lines = [line for t in templates for line in t.captions if line.strip()]
     rng = random.Random(1)
@@ -276,11 +278,11 @@ def main() -> None:
         words = read[default_engine]
         rates = flow_rates([files[n] for n in names], FLOW_ROUNDS) if args.flow else []
 
-    store = VectorStore()  # the words: the default engine's
+    store = EmbeddedCollection()  # the words: the default engine's
     store.upsert(
         [doc.id for doc in docs],
         np.stack([doc.embedding for doc in docs]),
-        [Record(uri=doc.uri, tags={}, words=words[doc.id]) for doc in docs],
+        [StoredDocument(uri=doc.uri, tags={}, words=words[doc.id]) for doc in docs],
     )
 
     queries = queries_for(templates)
@@ -288,12 +290,12 @@ def main() -> None:
     vectors = model.embed_texts(texts)
     def search(weight: float) -> list[list[dict]]:  # the service's own /search path
         options = SearchOptions(top_k=5, ocr_weight=weight)
-        return search_store(store, vectors, options, texts=texts)
+        return search_collection(store, vectors, options, texts=texts)
 
     rows = {
         "CLIP only (ocr_weight 0)": search(0.0),
         "words only (OCR + trigram BM25)": [
-            [{"id": doc_id} for doc_id, _, _ in store.search_words(text, 5)[0]] for text in texts
+            [{"id": doc_id} for doc_id, _, _ in store.lexical_search(text, 5)[0]] for text in texts
         ],
         "fused (ocr_weight 1, RRF)": search(1.0),
     }

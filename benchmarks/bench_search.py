@@ -39,8 +39,8 @@ import faiss
 import numpy as np
 from synthetic import DIM, clip_like, doc_ids, isotropic, rss_bytes
 
-from memeflow.indexer.database import DATABASE
-from memeflow.indexer.store import GRAPH, Record, VectorStore
+from memeflow.indexer.backends.embedded import GRAPH, EmbeddedCollection, StoredDocument
+from memeflow.indexer.storage.database import DATABASE
 
 SIZES = {"quick": [10_000], "mid": [10_000, 100_000], "full": [10_000, 100_000, 1_000_000]}
 K, BATCH = 10, 32
@@ -55,10 +55,10 @@ def log(message: str) -> None:
 # --- data ------------------------------------------------------------------------------------
 
 
-def records(ids: Sequence[str]) -> list[Record]:
+def records(ids: Sequence[str]) -> list[StoredDocument]:
     """What `memeflow index` stores per file: its path, and file, folder and sha256 tags."""
     return [
-        Record(
+        StoredDocument(
             uri=f"/home/user/memes/batch{i // 1000:04d}/{doc_id[:12]}.jpg",
             tags={
                 "file": f"{doc_id[:12]}.jpg",
@@ -127,9 +127,9 @@ def measure(
     return row
 
 
-def measure_store(row: Row, store: VectorStore, queries: np.ndarray, cap: int) -> Row:
+def measure_store(row: Row, store: EmbeddedCollection, queries: np.ndarray, cap: int) -> Row:
     """A store searched as the indexer does: one query per call, or a batch in one call."""
-    single, batch = (lambda q: store.search(q[None], K)), (lambda b: store.search(b, K))
+    single, batch = (lambda q: store.dense_search(q[None], K)), (lambda b: store.dense_search(b, K))
     return measure(row, single, batch, queries, cap)
 
 
@@ -177,7 +177,7 @@ def bench_size(n: int, results: list[Row], extra: dict[str, Any]) -> None:
     log(f"n = {n:,}: generating vectors")
     data = Data(n, clip_like(seed=n, n=n), doc_ids(n), clip_like(seed=n + 1, n=1_200))
     captured = Captured()
-    store_logger = logging.getLogger("memeflow.indexer.store")
+    store_logger = logging.getLogger("memeflow.indexer.backends.embedded")
     store_logger.addHandler(captured)
     store_logger.setLevel(logging.INFO)
     with tempfile.TemporaryDirectory(prefix="bench-ws-", dir=os.environ.get("BENCH_TMP")) as ws:
@@ -194,13 +194,13 @@ def bench_size(n: int, results: list[Row], extra: dict[str, Any]) -> None:
 def bench_exact(workspace: Path, data: Data) -> Row:
     """memeflow's exact search: a store that never builds a graph, filled as /index does."""
     log("  memeflow exact: indexing into a workspace")
-    store, n = VectorStore(workspace, exact_max=data.n), data.n
+    store, n = EmbeddedCollection(workspace, exact_max=data.n), data.n
     started = time.perf_counter()
     for s in range(0, n, 10_000):
         ids = data.ids[s : s + 10_000]
         store.upsert(ids, data.vectors[s : s + 10_000], records(ids))
     index_s = time.perf_counter() - started
-    data.truth = [[h["id"] for h in hits] for hits in store.search(data.truth_queries, K)]
+    data.truth = [[h["id"] for h in hits] for hits in store.dense_search(data.truth_queries, K)]
     row = Row(n, "memeflow exact (float32 matmul + argpartition)", note=f"indexing {index_s:.0f} s")
     measure_store(row, store, data.queries, cap=300)
     store.close()
@@ -239,23 +239,23 @@ def bench_ann(workspace: Path, data: Data, captured: "Captured", extra: dict[str
     Then a sweep of ef_search on that graph, and a fresh process loading the saved graph."""
     log("  memeflow ANN: building the HNSW graph")
     started = time.perf_counter()
-    store = VectorStore(workspace, exact_max=0)
+    store = EmbeddedCollection(workspace, exact_max=0)
     open_s = time.perf_counter() - started
-    ann = store._ann
+    ann = store.graph
     assert ann is not None
     params = ann.params
     name = f"memeflow ANN (HNSW m={params.m}, efC={params.ef_construction}, ef={params.ef_search})"
     row = Row(data.n, name, build_s=captured.seconds(r"built the HNSW graph"))
     row.note = f"open + build {open_s:.0f} s"
     measure_store(row, store, data.queries, cap=1_000)
-    found = [[h["id"] for h in hits] for hits in store.search(data.truth_queries, K)]
+    found = [[h["id"] for h in hits] for hits in store.dense_search(data.truth_queries, K)]
     row.recall = recall(found, data.truth)
 
     sweep = []
     for ef in EF_SWEEP:  # the same graph; only the search width changes
         ann.params = dataclasses.replace(params, ef_search=ef)
-        times = time_single(lambda q: store.search(q[None], K), data.queries, cap=500)
-        found = [[h["id"] for h in hits] for hits in store.search(data.truth_queries, K)]
+        times = time_single(lambda q: store.dense_search(q[None], K), data.queries, cap=500)
+        found = [[h["id"] for h in hits] for hits in store.dense_search(data.truth_queries, K)]
         sweep.append((ef, float(np.median(times)) * 1e3, recall(found, data.truth)))
     ann.params = params
     extra.setdefault("sweep", {})[data.n] = sweep
@@ -301,16 +301,17 @@ def bench_isotropic(n: int) -> Row:
     log("  memeflow ANN on isotropic vectors")
     data, queries = isotropic(seed=n + 7, n=n), isotropic(seed=n + 8, n=1_200)
     ids = doc_ids(n)
-    recs = [Record(uri=None, tags={})] * n
-    exact, ann = VectorStore(exact_max=n), VectorStore(exact_max=0)
+    recs = [StoredDocument(uri=None, tags={})] * n
+    exact, ann = EmbeddedCollection(exact_max=n), EmbeddedCollection(exact_max=0)
     exact.upsert(ids, data, recs)
-    truth = [[h["id"] for h in hits] for hits in exact.search(queries[:300], K)]
+    truth = [[h["id"] for h in hits] for hits in exact.dense_search(queries[:300], K)]
     started = time.perf_counter()
     ann.upsert(ids, data, recs)
     name = "memeflow ANN, isotropic vectors (worst case)"
     row = Row(n, name, build_s=time.perf_counter() - started)
     measure_store(row, ann, queries, cap=1_000)
-    row.recall = recall([[h["id"] for h in hits] for hits in ann.search(queries[:300], K)], truth)
+    found = ann.dense_search(queries[:300], K)
+    row.recall = recall([[h["id"] for h in hits] for hits in found], truth)
     return row
 
 
@@ -322,11 +323,11 @@ def probe_main(workspace: str) -> None:
     gc.collect()
     before = rss_bytes()
     started = time.perf_counter()
-    store = VectorStore(workspace, exact_max=0)
+    store = EmbeddedCollection(workspace, exact_max=0)
     load_s = time.perf_counter() - started
     gc.collect()
     after = rss_bytes()
-    ann = store._ann
+    ann = store.graph
     report = {
         "load_s": load_s,
         "rss_growth": after - before,
@@ -404,9 +405,10 @@ def bench_workspace(workspace: Path) -> None:
     """A saved workspace as the indexer opens it: memeflow's search against a numpy exact
     scan of the same matrix (the truth, and the baseline), then load time and memory."""
     probe = load_probe(workspace, n=-1)
-    store = VectorStore(workspace)
-    n, matrix = len(store), store._matrix[: len(store)]
-    mode = "HNSW" if store._ann is not None else "exact"
+    store = EmbeddedCollection(workspace)
+    n = len(store)
+    matrix = store.vectors(store.find())  # every vector, in row order
+    mode = "HNSW" if store.graph is not None else "exact"
     queries = clip_like(seed=n + 1, n=1_200)
 
     ids = store.find()  # every id, in row order
@@ -421,7 +423,8 @@ def bench_workspace(workspace: Path) -> None:
     rows = [measure(Row(n, "numpy exact scan (matmul + argpartition)"), exact_scan, None,
                     queries, cap=300)]
     row = measure_store(Row(n, f"memeflow /search as configured ({mode})"), store, queries, 1_000)
-    row.recall = recall([[h["id"] for h in hits] for hits in store.search(queries[:300], K)], truth)
+    found = store.dense_search(queries[:300], K)
+    row.recall = recall([[h["id"] for h in hits] for hits in found], truth)
     rows.append(row)
     store.close()
     probe["graph_save_s"] = 0.0

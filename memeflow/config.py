@@ -69,6 +69,19 @@ def workspace(configured: str | None = None) -> Path:
     return Path(data_home) / "memeflow" / "index"
 
 
+def index(configured: str | None = None) -> str | None:
+    """Where the documents live: MEMEFLOW_INDEX, else the indexer's `index` parameter, else
+    None (the workspace). A folder: the embedded backend there; http(s)://HOST:PORT or a
+    Milvus Lite file (*.db): Milvus (`memeflow.indexer.backends.open_collection`)."""
+    return os.environ.get("MEMEFLOW_INDEX") or configured or None
+
+
+def collection_name(configured: str | None = None) -> str:
+    """MEMEFLOW_COLLECTION, else the indexer's `collection` parameter, else "memeflow": the
+    name of the collection in a Milvus server (several indexes can share one server)."""
+    return os.environ.get("MEMEFLOW_COLLECTION") or configured or "memeflow"
+
+
 def grpc_port() -> int:
     return int(os.environ.get("MEMEFLOW_GRPC_PORT") or DEFAULT_GRPC_PORT)
 
@@ -112,7 +125,8 @@ DEFAULT_OCR_WEIGHT = 1.0
 def ocr_weight() -> str | float:
     """MEMEFLOW_OCR_WEIGHT as set, else 1.0: the say of the words on memes in text searches
     against the picture's (0: none), where a request does not give `ocr_weight`. Returned
-    as set: the indexer checks it with the request's value (`memeflow.indexer.hybrid`)."""
+    as set: the indexer checks it with the request's value
+    (`memeflow.indexer.search.options`)."""
     return os.environ.get("MEMEFLOW_OCR_WEIGHT") or DEFAULT_OCR_WEIGHT
 
 
@@ -123,6 +137,21 @@ def api_key() -> str | None:
     """MEMEFLOW_API_KEY: the key the gateway requires and the client sends; None (unset):
     calls are open."""
     return os.environ.get(API_KEY_ENV) or None
+
+
+ALLOWED_HOSTS_ENV = "MEMEFLOW_ALLOWED_HOSTS"
+
+
+def allowed_hosts() -> frozenset[str]:
+    """MEMEFLOW_ALLOWED_HOSTS: comma-separated names (`name` or `name:port`, lower-case)
+    under which HTTP clients may reach the gateway besides localhost and IP addresses, for
+    a reverse proxy or a LAN name; `*` allows any. Empty by default
+    (memeflow.gateway.hosts)."""
+    return frozenset(
+        part.strip().lower()
+        for part in os.environ.get(ALLOWED_HOSTS_ENV, "").split(",")
+        if part.strip()
+    )
 
 
 MAX_REQUEST_BYTES_ENV = "MEMEFLOW_MAX_REQUEST_BYTES"

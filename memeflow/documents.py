@@ -37,7 +37,7 @@ class MatchDoc(BaseDoc):
     embedding: NdArray | None = None
     # The words read on the meme, the rank it had in each ranking that found it ("clip":
     # by picture, "words": by the words on it) and how well its words matched a text
-    # query (BM25, more for a whole phrase); see memeflow/indexer/hybrid.py.
+    # query (BM25, more for a whole phrase); see memeflow/indexer/search/fusion.py.
     words: str | None = None
     signals: dict[str, int] = {}  # noqa: RUF012 (see tags)
     words_score: float | None = None

@@ -42,6 +42,47 @@ def printable(text: str) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
+# What a terminal acts on rather than shows: C0 and C1 controls and DEL (escape sequences
+# that clear the screen or retitle the window, newlines that split a line), line and
+# paragraph separators, and the bidirectional overrides that reorder what is shown
+# (CVE-2021-42574). Zero-width joiners stay: emoji are made of them.
+_UNSAFE = {
+    **{code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F, *range(0x80, 0xA0)]},
+    **{code: f"\\u{code:04x}" for code in [0x061C, 0x200E, 0x200F, 0x2028, 0x2029,
+                                           *range(0x202A, 0x202F), *range(0x2066, 0x206A)]},
+    0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r",
+}
+
+
+def terminal_safe(text: object) -> str:
+    """`text` (anything, as `str()`) fit for a terminal line: `printable`, then every
+    control character, line separator and bidi override escaped (`\\x1b`, `\\n`,
+    `\\u202e`), so a file name, tag or message from outside can neither move the cursor,
+    clear the screen, retitle the window, nor split one line into two."""
+    return printable(str(text)).translate(_UNSAFE)
+
+
+def lone_surrogate_text(value: object) -> str | None:
+    """The first string in `value` (nested lists, tuples and dict keys and values) that is
+    not Unicode text (holds a lone surrogate: an undecodable byte of a command line or a
+    `\\udXXX` JSON escape), which neither JSON's UTF-8 nor protobuf can carry; else None.
+    Iterative, so no nesting exhausts the stack."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return item
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return None
+
+
 def path_uri(path: str | os.PathLike[str]) -> str:
     """The uri of a local file: its absolute path as given (links are not resolved, `~`
     is expanded), or, when that path is not UTF-8, `file://` and its percent-encoded bytes.

@@ -4,15 +4,16 @@ model its vectors come from.
 Format versions (`FORMAT` is the newest; each change adds one migration step to `MIGRATIONS`,
 run in order when a workspace is opened, as rclip's `ensure_version` does):
 
-1. snapshot + log (+ HNSW graph, thumbnails/) as `memeflow.indexer.store` writes them; no
-   `memeflow.json`. Such a workspace is stamped as version 1 (its files are not rewritten).
+1. snapshot + log (+ HNSW graph, thumbnails/) as the store before the database wrote
+   them; no `memeflow.json`. Such a workspace is stamped as version 1 (its files are not
+   rewritten).
 2. `memeflow.json` names the model of the stored vectors (`model`, see
    `memeflow.encoder.identity`). Migration: a workspace holding vectors gets
    `unknown_model_vectors`, so the first encoder to start adopts its own identity.
 3. The documents live in a SQLite database, `index.db` per store (the root, or each
-   `shard-I-of-N` folder; `memeflow.indexer.database`). Migration: none here; each indexer
+   `shard-I-of-N` folder; `memeflow.indexer.storage.database`). Migration: none here; each indexer
    moves its snapshot + log into its database at its first start
-   (`memeflow.indexer.store`). The version exists so that an older memeflow, which would
+   (`memeflow.indexer.backends.embedded`). The version exists so that an older memeflow, which would
    find no snapshot and start an empty index beside the database, refuses the workspace.
 
 A workspace from a newer memeflow (a larger version) is refused: its files may hold what

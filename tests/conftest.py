@@ -174,3 +174,20 @@ def local_http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def milvus_uri(tmp_path_factory) -> Iterator[str]:
+    """The URI of a Milvus Lite gRPC server (tests/milvus_lite.py) for the whole session;
+    each test uses a collection of its own (`milvus_collection_name`)."""
+    from tests.milvus_lite import milvus_lite_server
+
+    folder = tmp_path_factory.mktemp("milvus-lite")
+    with milvus_lite_server(folder / "data", free_port(), folder / "server.log") as uri:
+        yield uri
+
+
+@pytest.fixture
+def milvus_collection_name() -> str:
+    """A collection name no other test uses (letters, digits and `_`, as Milvus wants)."""
+    return f"t_{uuid.uuid4().hex}"

@@ -1,4 +1,4 @@
-"""The HNSW path of VectorStore: recall against exact search, the graph kept in step with
+"""The HNSW path of EmbeddedCollection: recall against exact search, the graph kept in step with
 upserts and deletes, and the saved graph used, repaired after a crash, or rebuilt.
 
 faiss builds graphs on several threads, so a graph is not the same from run to run: these
@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 from memeflow.documents import Hit
-from memeflow.indexer import store as store_module
-from memeflow.indexer.ann import HnswIndex, HnswParams
-from memeflow.indexer.database import DATABASE
-from memeflow.indexer.store import GRAPH, LOCK, Record, VectorStore
+from memeflow.indexer.backends import embedded as store_module
+from memeflow.indexer.backends.embedded import GRAPH, LOCK, EmbeddedCollection, StoredDocument
+from memeflow.indexer.filters import compile_where
+from memeflow.indexer.indexes.ann import HnswIndex, HnswParams
+from memeflow.indexer.storage.database import DATABASE
 
 BUILT = "built the HNSW graph"
 
@@ -37,8 +38,8 @@ def rand_iso(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     return rng.standard_normal((n, dim)).astype(np.float32)
 
 
-def upsert(store: VectorStore, ids: list[str], vectors: np.ndarray) -> None:
-    store.upsert(ids, vectors, [Record(uri=None, tags={"n": i}) for i in range(len(ids))])
+def upsert(store: EmbeddedCollection, ids: list[str], vectors: np.ndarray) -> None:
+    store.upsert(ids, vectors, [StoredDocument(uri=None, tags={"n": i}) for i in range(len(ids))])
 
 
 def unit64(docs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -70,20 +71,89 @@ def rng() -> np.random.Generator:
 # --- search --------------------------------------------------------------------------------
 
 
+def test_a_graph_saved_without_its_error_table_is_kept(rng: np.random.Generator,
+                                                     tmp_path: Path) -> None:
+    """A graph file of the format before the error table (MFh1) is used, not rebuilt: the
+    errors are measured once from the vectors in the database, and filtered searches are
+    exact with them."""
+    import zlib
+
+    from memeflow.indexer.indexes import ann
+
+    vectors = clip_like(rng, 1_500, 64)
+    ids = [f"d{i:04d}" for i in range(1_500)]
+    store = EmbeddedCollection(tmp_path, exact_max=1_000)
+    store.upsert(ids, vectors, [StoredDocument(uri=None, tags={"odd": i % 2})
+                                for i in range(1_500)])
+    store.close()
+    data = (tmp_path / GRAPH).read_bytes()
+    _, faiss_len, meta_len, _ = ann.FOOTER.unpack(data[-ann.FOOTER.size:])
+    ntotal = 1_500
+    body = data[: faiss_len + meta_len - 4 * ntotal]  # without the float32 error table
+    footer = ann.FOOTER.pack(b"MFh1", faiss_len, meta_len - 4 * ntotal, zlib.crc32(body))
+    (tmp_path / GRAPH).write_bytes(body + footer)
+    store = EmbeddedCollection(tmp_path, exact_max=1_000)
+    assert store.graph is not None and store.graph.loaded_from is not None
+    unit = vectors.astype(np.float64) / np.linalg.norm(vectors, axis=1, keepdims=True)
+    query = clip_like(rng, 1, 64)
+    q = query[0].astype(np.float64) / np.linalg.norm(query[0])
+    (hits,) = store.dense_search(query, 10, store.select(compile_where({"odd": 1})))
+    best = sorted(range(1, 1_500, 2), key=lambda i: (-float(unit[i] @ q), ids[i]))[:10]
+    assert [hit["id"] for hit in hits] == [ids[i] for i in best]
+    store.close()
+
+
+def test_beyond_exact_max_only_the_graph_stays_in_memory_and_filters_stay_exact(
+        rng: np.random.Generator, tmp_path: Path) -> None:
+    """Past exact_max the float32 vectors leave memory (candidates are rescored from the
+    database); a filtered search ranks the graph's 8-bit copies within their error bounds,
+    so it still returns exactly the brute-force top k, with exact cosines. Below
+    exact_max / 2 the graph goes and the vectors come back."""
+    vectors = clip_like(rng, 3_000, 64)
+    ids = [f"d{i:04d}" for i in range(3_000)]
+    store = EmbeddedCollection(tmp_path, exact_max=1_000)
+    store.upsert(ids, vectors, [StoredDocument(uri=None, tags={"part": i % 7})
+                                for i in range(3_000)])
+    assert store.graph is not None and not store.vectors_in_memory
+    unit = vectors.astype(np.float64) / np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = clip_like(rng, 20, 64)
+    for query in queries:
+        q = query.astype(np.float64) / np.linalg.norm(query)
+        (hits,) = store.dense_search(query[None], 15, store.select(compile_where({"part": 3})))
+        part = [i for i in range(3_000) if i % 7 == 3]
+        best = sorted(part, key=lambda i: (-float(unit[i] @ q), ids[i]))[:15]
+        assert [hit["id"] for hit in hits] == [ids[i] for i in best]
+        for hit, i in zip(hits, best, strict=True):
+            assert hit["score"] == pytest.approx(float(unit[i] @ q), abs=1e-6)
+    np.testing.assert_allclose(store.vectors(["d0042"])[0], unit[42], atol=1e-6)
+    store.close()
+    store = EmbeddedCollection(tmp_path, exact_max=1_000)  # the saved graph; no vectors read
+    assert store.graph is not None and store.graph.loaded_from is not None
+    assert not store.vectors_in_memory
+    store.delete(ids[:2_600])  # 400 left: below exact_max / 2
+    assert store.graph is None and store.vectors_in_memory
+    (hits,) = store.dense_search(queries[:1], 5)
+    q = queries[0].astype(np.float64) / np.linalg.norm(queries[0])
+    left = sorted(range(2_600, 3_000), key=lambda i: (-float(unit[i] @ q), ids[i]))[:5]
+    assert [hit["id"] for hit in hits] == [ids[i] for i in left]
+    store.close()
+
+
+
 @pytest.mark.parametrize("dim", [512, 64], ids=["clip-like-512d", "isotropic-64d"])
 def test_recall_against_exact(rng: np.random.Generator, dim: int) -> None:
     """The default settings, on vectors with structure and on vectors without."""
     n = 20_000
     vectors = clip_like(rng, n + 200, dim) if dim == 512 else rand_iso(rng, n + 200, dim)
     ids = [f"d{i:05d}" for i in range(n)]
-    ann, exact = VectorStore(exact_max=1_000), VectorStore()
+    ann, exact = EmbeddedCollection(exact_max=1_000), EmbeddedCollection()
     for start in range(0, n, 5_000):  # the graph is built at 5k, then added to
         sl = slice(start, start + 5_000)
         upsert(ann, ids[sl], vectors[sl])
         upsert(exact, ids[sl], vectors[sl])
-    assert ann._ann is not None and exact._ann is None
+    assert ann.graph is not None and exact.graph is None
     queries = vectors[n:]
-    approx, truth = ann.search(queries, 10), exact.search(queries, 10)
+    approx, truth = ann.dense_search(queries, 10), exact.dense_search(queries, 10)
     assert recall(approx, truth) >= 0.98
     for a, e in zip(approx, truth, strict=True):
         assert len(a) == 10
@@ -97,20 +167,20 @@ def test_top_k_beyond_the_graph_limit_is_exact(
     rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     vectors, ids = rand_iso(rng, 3_000, 16), [f"d{i}" for i in range(3_000)]
-    ann, exact = VectorStore(exact_max=100), VectorStore()
+    ann, exact = EmbeddedCollection(exact_max=100), EmbeddedCollection()
     upsert(ann, ids, vectors)
     upsert(exact, ids, vectors)
     monkeypatch.setattr(store_module, "MAX_ANN_K", 5)
     queries = rand_iso(rng, 5, 16)
-    assert ann.search(queries, 6) == exact.search(queries, 6)
-    assert [len(hits) for hits in ann.search(queries, 5_000)] == [3_000] * 5
+    assert ann.dense_search(queries, 6) == exact.dense_search(queries, 6)
+    assert [len(hits) for hits in ann.dense_search(queries, 5_000)] == [3_000] * 5
 
 
 # --- kept in step with upserts and deletes ------------------------------------------------
 
 
 def test_upserts_and_deletes_kept_in_step(rng: np.random.Generator) -> None:
-    store, dim = VectorStore(exact_max=500), 32
+    store, dim = EmbeddedCollection(exact_max=500), 32
     ids = [f"d{i:04d}" for i in range(3_000)]
     docs = dict(zip(ids, rand_iso(rng, 3_000, dim), strict=True))
     upsert(store, ids, np.stack(list(docs.values())))
@@ -130,13 +200,13 @@ def test_upserts_and_deletes_kept_in_step(rng: np.random.Generator) -> None:
     added_vectors = rand_iso(rng, 200, dim)
     upsert(store, added, added_vectors)
     docs.update(zip(added, added_vectors, strict=True))
-    assert store._ann is not None and store._ann.tombstones == 300 + len(set(deleted))
-    assert len(store) == len(docs) == len(store._ann)
+    assert store.graph is not None and store.graph.tombstones == 300 + len(set(deleted))
+    assert len(store) == len(docs) == len(store.graph)
 
     gone = set(deleted)
     queries = np.concatenate([new_vectors[50:], old_vectors[50:], rand_iso(rng, 50, dim)])
     tops, unit = [], unit64(docs)
-    for query, hits in zip(queries, store.search(queries, 10), strict=True):
+    for query, hits in zip(queries, store.dense_search(queries, 10), strict=True):
         assert len(hits) == 10
         assert not {hit["id"] for hit in hits} & gone
         assert_consistent(hits, unit, query)
@@ -144,48 +214,50 @@ def test_upserts_and_deletes_kept_in_step(rng: np.random.Generator) -> None:
     # a replaced vector is found by its new value, with score 1, and not by its old one
     found = sum(top == doc_id for top, doc_id in zip(tops[:250], replaced[50:], strict=True))
     assert found >= 0.95 * 250
-    assert store.search(new_vectors[60:61], 1)[0][0]["score"] == pytest.approx(1.0, abs=1e-6)
-    old_hits = store.search(old_vectors[50:], 1)
+    assert store.dense_search(new_vectors[60:61], 1)[0][0]["score"] == pytest.approx(1.0, abs=1e-6)
+    old_hits = store.dense_search(old_vectors[50:], 1)
     assert sum(hits[0]["score"] > 0.999 for hits in old_hits) == 0
     own = np.stack([original[doc_id] for doc_id in deleted[:100]])
-    for hits in store.search(own, 10):  # a deleted vector's own query does not bring it back
+    for hits in store.dense_search(own, 10):  # a deleted vector's own query does not bring it back
         assert not {hit["id"] for hit in hits} & gone
 
 
 def test_tombstones_trigger_a_rebuild(
     rng: np.random.Generator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = VectorStore(exact_max=500, hnsw=HnswParams(rebuild_fraction=0.3))
+    store = EmbeddedCollection(exact_max=500, hnsw=HnswParams(rebuild_fraction=0.3))
     ids = [f"d{i}" for i in range(2_000)]
     upsert(store, ids, rand_iso(rng, 2_000, 16))
     upsert(store, ids[:700], rand_iso(rng, 700, 16))  # 700 tombstones of 2700 labels: 26%
-    assert store._ann is not None and store._ann.tombstones == 700
-    with caplog.at_level(logging.INFO, logger="memeflow.indexer.store"):
+    assert store.graph is not None and store.graph.tombstones == 700
+    with caplog.at_level(logging.INFO, logger="memeflow.indexer"):
         store.delete(ids[700:900])  # 900 of 2700: 33%
-    assert store._ann.tombstones == 0 and len(store._ann) == 1_800
+    assert store.graph.tombstones == 0 and len(store.graph) == 1_800
     assert "deleted or replaced" in caplog.text
 
 
 def test_a_shrunk_store_drops_the_graph_and_searches_exactly(rng: np.random.Generator) -> None:
-    store, exact = VectorStore(exact_max=1_000), VectorStore()
+    store, exact = EmbeddedCollection(exact_max=1_000), EmbeddedCollection()
     ids, vectors = [f"d{i}" for i in range(1_500)], rand_iso(rng, 1_500, 16)
     upsert(store, ids, vectors)
     upsert(exact, ids, vectors)
     store.delete(ids[:700])  # 800 left: still kept, but searched exactly
     exact.delete(ids[:700])
     queries = rand_iso(rng, 5, 16)
-    assert store._ann is not None and store.search(queries, 10) == exact.search(queries, 10)
+    assert store.graph is not None
+    assert store.dense_search(queries, 10) == exact.dense_search(queries, 10)
     store.delete(ids[700:1_000])  # 500 = exact_max / 2
-    assert store._ann is None
+    assert store.graph is None
     upsert(store, ids[:400], vectors[:400])  # 900: no graph until beyond exact_max
-    assert store._ann is None
+    assert store.graph is None
 
 
 # --- persistence ---------------------------------------------------------------------------
 
 
-def filled(path: Path, rng: np.random.Generator, **kwargs: object) -> tuple[VectorStore, list[str]]:
-    store = VectorStore(path, exact_max=500, **kwargs)  # type: ignore[arg-type]
+def filled(path: Path, rng: np.random.Generator, **kwargs: object
+           ) -> tuple[EmbeddedCollection, list[str]]:
+    store = EmbeddedCollection(path, exact_max=500, **kwargs)  # type: ignore[arg-type]
     ids = [f"d{i:04d}" for i in range(2_000)]
     upsert(store, ids, rand_iso(rng, 2_000, 16))
     upsert(store, ids[:100], rand_iso(rng, 100, 16))
@@ -193,10 +265,10 @@ def filled(path: Path, rng: np.random.Generator, **kwargs: object) -> tuple[Vect
     return store, ids
 
 
-def reopen(path: Path, caplog: pytest.LogCaptureFixture, **kwargs: object) -> VectorStore:
+def reopen(path: Path, caplog: pytest.LogCaptureFixture, **kwargs: object) -> EmbeddedCollection:
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="memeflow.indexer.store"):
-        return VectorStore(path, exact_max=500, **kwargs)  # type: ignore[arg-type]
+    with caplog.at_level(logging.INFO, logger="memeflow.indexer"):
+        return EmbeddedCollection(path, exact_max=500, **kwargs)  # type: ignore[arg-type]
 
 
 def test_reopen_uses_the_saved_graph(
@@ -204,14 +276,14 @@ def test_reopen_uses_the_saved_graph(
 ) -> None:
     store, _ = filled(tmp_path, rng)
     queries = rand_iso(rng, 20, 16)
-    before = store.search(queries, 10)
+    before = store.dense_search(queries, 10)
     store.close()
     assert (tmp_path / GRAPH).exists()
     store = reopen(tmp_path, caplog)
-    assert store._ann is not None and store._ann.loaded_from == tmp_path / GRAPH
+    assert store.graph is not None and store.graph.loaded_from == tmp_path / GRAPH
     assert BUILT not in caplog.text and "and its HNSW graph" in caplog.text
-    assert store._ann.tombstones == 200  # the very graph, tombstones and all
-    assert store.search(queries, 10) == before
+    assert store.graph.tombstones == 200  # the very graph, tombstones and all
+    assert store.dense_search(queries, 10) == before
     mtime = (tmp_path / GRAPH).stat().st_mtime_ns
     store.close()  # unchanged: not written again
     assert (tmp_path / GRAPH).stat().st_mtime_ns == mtime
@@ -222,25 +294,25 @@ def test_a_graph_saved_before_a_crash_is_repaired_not_rebuilt(
 ) -> None:
     store, ids = filled(tmp_path, rng)
     store.close()
-    store = VectorStore(tmp_path, exact_max=500)
+    store = EmbeddedCollection(tmp_path, exact_max=500)
     late = rand_iso(rng, 30, 16)
     upsert(store, [f"late{i}" for i in range(30)], late)
     store.delete(ids[300:400])  # rows move: the last ones into the deleted ones' places
     del store  # a crash: close() never saves the graph again
     store = reopen(tmp_path, caplog)
-    assert store._ann is not None and store._ann.loaded_from is not None
+    assert store.graph is not None and store.graph.loaded_from is not None
     assert BUILT not in caplog.text and "added them again" in caplog.text
-    assert len(store) == len(store._ann) == 2_000 - 200 + 30
-    hits = store.search(late, 1)
+    assert len(store) == len(store.graph) == 2_000 - 200 + 30
+    hits = store.dense_search(late, 1)
     assert sum(h[0]["id"] == f"late{i}" for i, h in enumerate(hits)) >= 28
     gone = set(ids[100:200] + ids[300:400])
     queries = rand_iso(rng, 50, 16)
-    found = {hit["id"] for hits in store.search(queries, 20) for hit in hits}
+    found = {hit["id"] for hits in store.dense_search(queries, 20) for hit in hits}
     assert found and not found & gone
-    exact = VectorStore(exact_max=10_000)  # the same documents, searched exactly
+    exact = EmbeddedCollection(exact_max=10_000)  # the same documents, searched exactly
     kept = [doc_id for doc_id in [*ids, *(f"late{i}" for i in range(30))] if doc_id in store]
     upsert(exact, kept, store.vectors(kept))
-    assert recall(store.search(queries, 10), exact.search(queries, 10)) >= 0.95
+    assert recall(store.dense_search(queries, 10), exact.dense_search(queries, 10)) >= 0.95
 
 
 def test_a_graph_newer_than_the_database_is_rebuilt(
@@ -250,16 +322,16 @@ def test_a_graph_newer_than_the_database_is_rebuilt(
     store, ids = filled(tmp_path, rng)
     store.close()
     shutil.copy(tmp_path / DATABASE, tmp_path / "backup")
-    store = VectorStore(tmp_path, exact_max=500)
+    store = EmbeddedCollection(tmp_path, exact_max=500)
     store.delete(ids[500:510])
     store.close()
     shutil.copy(tmp_path / "backup", tmp_path / DATABASE)
     store = reopen(tmp_path, caplog)
-    assert store._ann is not None and store._ann.loaded_from is None
-    assert len(store._ann) == len(store) == 1_900
+    assert store.graph is not None and store.graph.loaded_from is None
+    assert len(store.graph) == len(store) == 1_900
     assert BUILT in caplog.text and "newer than the database" in caplog.text
     store.close()
-    assert reopen(tmp_path, caplog)._ann.loaded_from is not None  # type: ignore[union-attr]
+    assert reopen(tmp_path, caplog).graph.loaded_from is not None  # type: ignore[union-attr]
 
 
 def test_graph_of_another_workspace_is_rebuilt(
@@ -271,7 +343,7 @@ def test_graph_of_another_workspace_is_rebuilt(
         store.close()
     shutil.copy(tmp_path / "a" / GRAPH, tmp_path / "b" / GRAPH)
     store = reopen(tmp_path / "b", caplog)
-    assert store._ann is not None and store._ann.loaded_from is None
+    assert store.graph is not None and store.graph.loaded_from is None
     assert "does not match" in caplog.text
 
 
@@ -292,9 +364,9 @@ def test_unusable_graph_is_rebuilt(
     else:
         kwargs = {"hnsw": HnswParams(m=16)}
     store = reopen(tmp_path, caplog, **kwargs)
-    assert store._ann is not None and store._ann.loaded_from is None
+    assert store.graph is not None and store.graph.loaded_from is None
     assert BUILT in caplog.text and "unusable" in caplog.text
-    assert all(len(hits) == 10 for hits in store.search(queries, 10))
+    assert all(len(hits) == 10 for hits in store.dense_search(queries, 10))
 
 
 def test_failed_graph_save_only_warns(
@@ -310,7 +382,7 @@ def test_failed_graph_save_only_warns(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(HnswIndex, "save", disk_full)
-    with caplog.at_level(logging.WARNING, logger="memeflow.indexer.store"):
+    with caplog.at_level(logging.WARNING, logger="memeflow.indexer"):
         store.close()
     assert "saving the HNSW graph" in caplog.text and not (tmp_path / GRAPH).exists()
     monkeypatch.undo()
@@ -322,9 +394,9 @@ def test_failed_graph_save_only_warns(
 def test_clear_removes_the_graph(rng: np.random.Generator, tmp_path: Path) -> None:
     store, _ = filled(tmp_path, rng)
     store.close()
-    store = VectorStore(tmp_path, exact_max=500)
+    store = EmbeddedCollection(tmp_path, exact_max=500)
     store.clear()
-    assert store._ann is None and not (tmp_path / GRAPH).exists()
+    assert store.graph is None and not (tmp_path / GRAPH).exists()
     store.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == [DATABASE, LOCK]
 
@@ -334,7 +406,7 @@ def test_the_graph_of_an_old_workspace_moves_with_it(
 ) -> None:
     """A snapshot + log workspace (format 2) with its saved graph: the move into the
     database keeps the old rows, so the graph is used, not rebuilt (minutes at 1M)."""
-    from memeflow.indexer import journal, legacy
+    from memeflow.indexer.storage import journal, legacy
 
     ids, vectors = [f"o{i:04d}" for i in range(1_200)], rand_iso(rng, 1_200, 16)
     records = [{"uri": None, "tags": {}} for _ in ids]
@@ -353,6 +425,6 @@ def test_the_graph_of_an_old_workspace_moves_with_it(
                     HnswParams()).save(tmp_path / legacy.GRAPH, 9)
     store = reopen(tmp_path, caplog)
     assert len(store) == 1_150 and BUILT not in caplog.text
-    assert store._ann is not None and store._ann.loaded_from == tmp_path / GRAPH
-    hits = store.search(vectors[[60, 1_100]], 1)
+    assert store.graph is not None and store.graph.loaded_from == tmp_path / GRAPH
+    hits = store.dense_search(vectors[[60, 1_100]], 1)
     assert [h[0]["id"] for h in hits] == [ids[60], ids[1_100]]

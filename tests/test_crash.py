@@ -22,7 +22,7 @@ import pytest
 
 from memeflow.client import MemeClient
 from memeflow.documents import MemeDoc
-from memeflow.indexer.database import DATABASE
+from memeflow.indexer.storage.database import DATABASE
 from tests.conftest import REPO, Service, processes_with
 
 BATCH, BATCHES, DIM = 100, 100, 512  # 10,000 documents in 100 /index calls

@@ -172,7 +172,7 @@ def test_unreadable_entries_fail_alone_with_their_reason(tmp_path, monkeypatch) 
     assert dict(scan.failed) == {
         tmp_path / "broken.png": "broken link: its target is gone",
         tmp_path / "locked": "cannot list folder: Permission denied",
-        tmp_path / "pipe.jpg": "not a regular file (device, pipe or socket)"}
+        tmp_path / "pipe.jpg": "not a regular file: a named pipe (FIFO)"}
 
 
 def test_unreadable_sidecars_and_ignore_files_do_not_stop_the_walk(tmp_path, monkeypatch

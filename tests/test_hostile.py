@@ -9,6 +9,7 @@ here with Pillow.
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -143,8 +144,9 @@ def client(service: Service) -> MemeClient:
 
 
 def http(service: Service | SimpleNamespace, method: str, path: str, body: bytes | None = None,
-         key: str | None = API_KEY) -> tuple[int, str]:
-    headers = {"Content-Type": "application/json"} | ({"x-api-key": key} if key else {})
+         key: str | None = API_KEY, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    headers = ({"Content-Type": "application/json"} | ({"x-api-key": key} if key else {})
+               | (headers or {}))
     request = urllib.request.Request(f"{service.http}{path}", data=body, method=method,
                                      headers=headers)
     try:
@@ -442,11 +444,18 @@ def probe_flow(tmp_path_factory) -> Iterator[SimpleNamespace]:
     (folder / "flow.yml").write_text(yaml.safe_dump(flow, sort_keys=False))
     ports = SimpleNamespace(grpc_port=free_port(), http_port=free_port(), log=folder / "log")
     ports.http = f"http://127.0.0.1:{ports.http_port}"
-    with pytest.MonkeyPatch.context() as patch, ports.log.open("w") as log:
-        patch.setenv("MEMEFLOW_GRPC_PORT", str(ports.grpc_port))
-        patch.setenv("MEMEFLOW_HTTP_PORT", str(ports.http_port))
-        with FlowProcess(folder / "flow.yml", log=log):
+    with ports.log.open("w") as log:
+        with pytest.MonkeyPatch.context() as patch:  # what the Flow's processes inherit
+            patch.setenv("MEMEFLOW_GRPC_PORT", str(ports.grpc_port))
+            patch.setenv("MEMEFLOW_HTTP_PORT", str(ports.http_port))
+            patch.delenv("MEMEFLOW_API_KEY", raising=False)  # the default: no key
+            patch.setenv("MEMEFLOW_ALLOWED_HOSTS", "memes.lan")
+            flow = FlowProcess(folder / "flow.yml", log=log)
+            flow.start().wait_ready()
+        try:
             yield ports
+        finally:
+            flow.stop()
 
 
 def test_a_fault_of_the_service_stays_a_500_with_its_traceback(probe_flow: SimpleNamespace
@@ -488,3 +497,222 @@ def test_a_fault_of_the_service_stays_a_500_with_its_traceback(probe_flow: Simpl
                                  text=True, timeout=120, env=os.environ, check=False)
         assert verbose.returncode == 1 and "Traceback" in verbose.stderr
         assert verbose.stderr.splitlines()[-1] == run.stderr.strip()
+
+
+# --- DNS rebinding: the Host and Origin guard without an API key --------------------------
+
+ROUTES = [("POST", "/search", b'{"data": [{"text": "a cat"}]}'),
+          ("POST", "/index", b'{"data": []}'), ("POST", "/delete", b'{"data": []}'),
+          ("POST", "/clear", b'{"data": []}'),
+          ("POST", "/count", b'{"data": []}'), ("GET", "/", None), ("GET", "/?q=cat", None),
+          ("GET", "/static/app.js", None), ("GET", "/thumbnails/some-id", None),
+          ("GET", "/docs", None), ("GET", "/openapi.json", None)]
+
+
+def test_pages_of_other_sites_cannot_drive_a_service_without_a_key(
+    probe_flow: SimpleNamespace, service: Service
+) -> None:
+    port = probe_flow.http_port
+    start = len(probe_flow.log.read_text().splitlines())
+    refused = [{"Host": f"attacker.example:{port}"},  # a rebound name
+               {"Host": f"localhost.attacker.example:{port}"},
+               {"Origin": "http://attacker.example"},  # another site's fetch or form
+               {"Origin": "null"},
+               {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"}]  # its <img>
+    for method, path, body in ROUTES:
+        for headers in refused:
+            status, text = http(probe_flow, method, path, body, key=None, headers=headers)
+            assert status == 403, (method, path, headers, status)
+            assert "MEMEFLOW_ALLOWED_HOSTS" in json.loads(text)["detail"]
+        for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"memes.lan:{port}"):
+            status, _ = http(probe_flow, method, path, body, key=None, headers={
+                "Host": host, "Origin": f"http://{host}", "Sec-Fetch-Site": "same-origin"})
+            assert status != 403, (method, path, host, status)
+    lines = probe_flow.log.read_text().splitlines()[start:]
+    assert sum("refused" in line and "MEMEFLOW_ALLOWED_HOSTS" in line for line in lines) == \
+        len(ROUTES) * len(refused)
+    assert not any("Traceback" in line for line in lines)
+    # Following a link from another site to the page still opens it.
+    assert http(probe_flow, "GET", "/?q=cat", key=None, headers={
+        "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"})[0] == 200
+    # gRPC has no such guard: no browser can speak it (HTTP/2 with trailers); a page's
+    # HTTP/1.1 request to that port is not answered.
+    with socket.create_connection(("127.0.0.1", probe_flow.grpc_port), timeout=10) as sock:
+        sock.sendall(b"POST /jina.JinaRPC/Call HTTP/1.1\r\nHost: attacker.example\r\n"
+                     b"Content-Type: application/grpc\r\nContent-Length: 2\r\n\r\nxx")
+        try:
+            answer = sock.recv(100)
+        except OSError:
+            answer = b""
+    assert not answer.startswith(b"HTTP/1.1 2")
+    # With an API key the key is the guard: a page has no key (the cookie is its name's).
+    query = json.dumps({"data": [{"text": "a cat"}], "parameters": {"top_k": 1}}).encode()
+    assert http(service, "POST", "/search", query, key=None,
+                headers={"Host": "attacker.example"})[0] == 401
+
+
+# --- malformed requests: a 4xx and one log line, over HTTP and gRPC ------------------------
+
+
+def raw_grpc(service: Service, method: str, body: bytes) -> tuple[str, str]:
+    """Sends `body` as it is; (the answer's exception name, its description)."""
+    import grpc
+    from jina.proto import jina_pb2
+
+    with grpc.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel:
+        metadata = (("x-api-key", API_KEY),)
+        if method == "stream":
+            call = channel.stream_stream("/jina.JinaRPC/Call", request_serializer=bytes,
+                                         response_deserializer=bytes)
+            (answer,) = list(call(iter([body]), metadata=metadata, timeout=120))
+        else:
+            call = channel.unary_unary("/jina.JinaSingleDataRequestRPC/process_single_data",
+                                       request_serializer=bytes, response_deserializer=bytes)
+            answer = call(body, metadata=metadata, timeout=120)
+    status = jina_pb2.DataRequestProto.FromString(answer).header.status
+    return status.exception.name, status.description
+
+
+def nested(depth: int, kind: str = "list") -> object:
+    value: object = "deep"
+    for _ in range(depth):
+        value = [value] if kind == "list" else {"a": value}
+    return value
+
+
+def test_malformed_requests_are_the_callers_error(client: MemeClient, service: Service) -> None:
+    from tests.test_guards import request_bytes
+
+    start = len(service.log_path.read_text().splitlines())
+    bodies = {  # each the issue's example or one of its kind, anywhere in the body
+        "text": rb'{"data": [{"text": "cat \ud800"}]}',
+        "uri": rb'{"data": [{"uri": "x\udc00.jpg"}]}',
+        "tag name": rb'{"data": [{"text": "cat", "tags": {"\udc00": 1}}]}',
+        "tag value": rb'{"data": [{"text": "cat", "tags": {"t": ["a", "\udfff"]}}]}',
+        "parameter": rb'{"data": [{"text": "cat"}], "parameters": {"group_by": "\ud800"}}',
+        "where 50 lists": json.dumps({"data": [{"text": "cat"}], "parameters": {
+            "where": {"folder": {"$in": nested(50)}}}}).encode(),
+        "tags 40 deep": json.dumps({"data": [{"text": "cat", "tags": {"t": nested(40, "dict")
+                                                                      }}]}).encode(),
+        "where 100,000 lists": b'{"data": [{"text": "cat"}], "parameters": {"where": '
+                               + b"[" * 100_000 + b"]" * 100_000 + b"}}",
+    }
+    for name, body in bodies.items():
+        for endpoint in ("/index", "/search"):
+            status, text = http(service, "POST", endpoint, body)
+            assert status == 400, (name, endpoint, status, text[:300])
+            assert re.search(r"not Unicode text|more than \d+ deep", json.loads(text)["detail"])
+    # At the stated depth a document's tags are stored, and every search still answers.
+    limit = json.dumps({"data": [{"id": "at-limit", "text": "cat",
+                                  "tags": {"t": nested(12, "dict")}}]}).encode()
+    assert http(service, "POST", "/index", limit)[0] == 200
+    assert client.search_text("cat", top_k=3)[0]["id"] == "at-limit"
+    # gRPC: bytes that are not UTF-8 (a surrogate as UTF-8), nesting past protobuf's limit
+    # or past the gateway's: Jina's refusal status, on the streaming and the unary call.
+    not_utf8 = request_bytes().replace(b"MARK", b"\xed\xa0\x80!")
+    for body, reason in ((not_utf8, "not UTF-8"), (request_bytes({"x": nested(40, "dict")}),
+                                                   "not valid protobuf"),
+                         (request_bytes({"x": nested(25, "dict")}), "over 64 levels")):
+        for method in ("stream", "unary"):
+            name, description = raw_grpc(service, method, body)
+            assert name == "RequestError" and reason in description, (method, description)
+    with pytest.raises(RequestRefused, match="over 64 levels deep"):
+        client.search_text("cat", where={"t": {"$in": nested(30)}})
+    refusals = 2 * len(bodies) + 6 + 1
+    lines = service.log_path.read_text().splitlines()[start:]
+    deadline = time.monotonic() + 30
+    while sum("refused" in line for line in lines) < refusals and time.monotonic() < deadline:
+        time.sleep(0.2)
+        lines = service.log_path.read_text().splitlines()[start:]
+    assert sum("refused" in line for line in lines) == refusals
+    assert not any("Traceback" in line or "ERROR" in line for line in lines), lines[:5]
+    assert client.search_text("cat", top_k=1)[0]["id"] == "at-limit"  # still answering
+    # The command line: a search text or --where value whose bytes are not UTF-8 (a lone
+    # surrogate in Python) is one line naming it, before anything is sent.
+    for args in (["search", os.fsdecode(b"cat \xff")],
+                 ["search", "cat", "--where", os.fsdecode(b"folder=\xffx")]):
+        run = service.cli(*args)
+        assert run.returncode == 1 and run.stderr.count("\n") == 1, run.stderr
+        assert "\\xff" in run.stderr and "not Unicode text" in run.stderr, run.stderr
+    client.delete(["at-limit"])
+
+
+# --- the command line: outside text made safe, odd files, --where strings -----------------
+
+HOSTILE_NAME = "x\x1b[2J\x1b]0;pwned\a.png"
+
+
+def test_the_command_line_shows_outside_text_safely(service: Service, client: MemeClient,
+                                                    tmp_path: Path) -> None:
+    folder = tmp_path / "names"
+    folder.mkdir()
+    for i, name in enumerate([HOSTILE_NAME, "two\nlines.png", "rlo\u202egnp.exe.png"]):
+        (folder / name).write_bytes(png((40 * i, 0, 0)))
+    (folder / "meta.json").write_text(json.dumps({"caption": "\x1b[31mred\x1b[0m"}))
+    os.mkfifo(folder / "pipe\x1b[1m.jpg")  # fails, and its failure line is shown too
+    indexed = service.cli("index", str(folder), str(folder / "pipe\x1b[1m.jpg"))
+    assert indexed.returncode == 0, indexed.stderr
+    out = indexed.stdout + indexed.stderr
+    assert "\x1b" not in out and "\a" not in out, out
+    assert "not a regular file: a named pipe (FIFO)" in out and "pipe\\x1b[1m.jpg" in out
+    searched = service.cli("search", "red", "-k", "3", "--preview", "always")
+    assert searched.returncode == 0, searched.stderr
+    hits = searched.stdout.splitlines()[-3:]  # after the preview's rows: one line per hit
+    assert {h.split(maxsplit=3)[-1].split("/")[-1] for h in hits} == {
+        "x\\x1b[2J\\x1b]0;pwned\\x07.png", "two\\nlines.png", "rlo\\u202egnp.exe.png"}
+    for dangerous in ("\x1b[2J", "\x1b]0;", "\a", "\u202e", "two\nlines"):
+        assert dangerous not in searched.stdout  # the preview's own colours stay
+    as_json = json.loads(service.cli("search", "red", "-k", "3", "--json").stdout)
+    assert {Path(h["uri"]).name for h in as_json} == {
+        HOSTILE_NAME, "two\nlines.png", "rlo\u202egnp.exe.png"}  # unchanged
+    ranked = service.cli("rank", str(folder / HOSTILE_NAME), "a \x1b[2J cat", "b")
+    assert ranked.returncode == 0 and "\x1b" not in ranked.stdout
+    assert "a \\x1b[2J cat" in ranked.stdout
+    missing = service.cli("search", "--image", str(folder / "gone\x1b[2J.png"))
+    assert missing.returncode == 1 and "\x1b" not in missing.stderr
+    assert missing.stderr.count("\n") == 1 and "gone\\x1b[2J.png" in missing.stderr
+    client.delete([h["id"] for h in as_json])
+
+
+def test_a_fifo_named_on_the_command_line_fails_alone(service: Service, client: MemeClient,
+                                                      tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    os.mkfifo(tmp_path / "d" / "pipe.jpg")
+    (tmp_path / "d" / "ok.png").write_bytes(png())
+    (tmp_path / "dev.png").symlink_to("/dev/zero")
+    run = service.cli("index", str(tmp_path / "d" / "pipe.jpg"), str(tmp_path / "dev.png"),
+                      str(tmp_path / "d" / "ok.png"), timeout=120)  # it hung forever
+    assert run.returncode == 0, run.stderr
+    assert f"failed: {tmp_path}/d/pipe.jpg: not a regular file: a named pipe (FIFO)" in run.stdout
+    assert f"failed: {tmp_path}/dev.png: not a regular file: a character device" in run.stdout
+    assert "1 encoded" in run.stdout and "2 failed" in run.stdout
+    with pytest.raises(OSError, match="not a regular file"):
+        client.search_image(tmp_path / "d" / "pipe.jpg")
+    client.clear()
+
+
+def test_where_states_a_string_exactly(service: Service, client: MemeClient) -> None:
+    vectors = np.random.default_rng(8).standard_normal((4, 512)).astype(np.float32)
+    tags = [{"zip": "007", "version": "1.10", "flag": "true"},
+            {"zip": 7, "version": 1.1, "flag": True}, {"zip": "7"}, {"zip": "008"}]
+    client.upsert([MemeDoc(id=f"w{i}", embedding=v, tags=t)
+                   for i, (v, t) in enumerate(zip(vectors, tags, strict=True))])
+
+    def found(*conditions: str) -> set[str]:
+        args = [arg for condition in conditions for arg in ("--where", condition)]
+        run = service.cli("search", "anything", "-k", "10", "--json", *args)
+        assert run.returncode == 0, run.stderr
+        return {hit["id"] for hit in json.loads(run.stdout)}
+
+    assert found('zip="007"') == {"w0"}  # before: sent as 7, found w1
+    assert found("zip=007") == found("zip=7") == {"w1"}
+    assert found("zip='7'") == {"w2"}
+    assert found('version="1.10"') == {"w0"} and found("version=1.10") == {"w1"}
+    assert found('flag="true"') == {"w0"} and found("flag=true") == {"w1"}
+    assert found('zip="007"|"008"') == {"w0", "w3"}
+    status, text = http(service, "POST", "/search", json.dumps(  # as HTTP states it
+        {"data": [{"text": "anything"}], "parameters": {"where": {"zip": "007"}}}).encode())
+    assert status == 200
+    assert {m["id"] for m in json.loads(text)["data"][0]["matches"]} == {"w0"}
+    assert "'zip=\"007\"'" in service.cli("search", "--help").stdout.replace("\n", " ")
+    client.clear()

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from memeflow.client.moves import StoredDoc, plan_reuse
-from memeflow.indexer.store import Record, VectorStore
+from memeflow.indexer.backends.embedded import EmbeddedCollection, StoredDocument
 
 
 def stored(doc_id: str, uri: str) -> StoredDoc:
@@ -65,11 +65,11 @@ def test_a_file_url_whose_file_is_gone_is_a_move(tmp_path) -> None:
 
 
 def test_store_finds_documents_by_tag_value_and_uri_prefix() -> None:
-    store = VectorStore()
-    records = [Record(uri="/m/a/1.jpg", tags={"sha256": "x"}),
-               Record(uri="/m/ab/2.jpg", tags={"sha256": "y"}),
-               Record(uri="/n/3.jpg", tags={"sha256": "x"}),
-               Record(uri=None, tags={"sha256": ["x"]})]
+    store = EmbeddedCollection()
+    records = [StoredDocument(uri="/m/a/1.jpg", tags={"sha256": "x"}),
+               StoredDocument(uri="/m/ab/2.jpg", tags={"sha256": "y"}),
+               StoredDocument(uri="/n/3.jpg", tags={"sha256": "x"}),
+               StoredDocument(uri=None, tags={"sha256": ["x"]})]
     store.upsert(["1", "2", "3", "4"], np.eye(4, dtype=np.float32), records)
     assert store.find("sha256", ["x", "z"]) == ["1", "3"]
     assert store.find(uri_prefix="/m/") == ["1", "2"]

@@ -6,7 +6,7 @@ import pytest
 from captions import load_templates, render
 
 from memeflow.encoder.ocr import OcrReader
-from memeflow.indexer.words import normalise
+from memeflow.indexer.indexes.words import normalise
 from tests.conftest import MEMES
 
 FONT = MEMES.parent / "fonts" / "TitilliumWeb-Black.ttf"

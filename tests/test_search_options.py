@@ -7,10 +7,10 @@ import pytest
 from memeflow import params
 from memeflow.cli.search_flags import parse_cli_where
 from memeflow.encoder import hubness as hubs
-from memeflow.indexer.collapse import collapse, hash_distance
+from memeflow.indexer.backends.embedded import EmbeddedCollection, StoredDocument
 from memeflow.indexer.filters import FilterError, compile_where
-from memeflow.indexer.search import SearchOptions, search_store
-from memeflow.indexer.store import Record, VectorStore
+from memeflow.indexer.search.collapse import collapse, hash_distance
+from memeflow.indexer.search.pipeline import SearchOptions, search_collection
 from memeflow.params import RequestError
 
 DIM = 32
@@ -22,12 +22,12 @@ def unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 @pytest.fixture()
-def store() -> VectorStore:
+def store() -> EmbeddedCollection:
     """600 documents; every 97th is `rare`, the others cycle over three folders."""
     rng = np.random.default_rng(3)
-    store = VectorStore(exact_max=100)  # beyond exact_max: unfiltered searches use HNSW
+    store = EmbeddedCollection(exact_max=100)  # beyond exact_max: unfiltered searches use HNSW
     records = [
-        Record(uri=f"/{i}.jpg", tags={
+        StoredDocument(uri=f"/{i}.jpg", tags={
             "folder": "rare" if i % 97 == 0 else f"f{i % 3}",
             "year": 2000 + i % 25, "keywords": ["cat", "hat"] if i % 2 else ["dog"],
             "name": f"Meme number {i}",
@@ -38,7 +38,7 @@ def store() -> VectorStore:
     return store
 
 
-def exact_order(store: VectorStore, query: np.ndarray, keep) -> list[str]:
+def exact_order(store: EmbeddedCollection, query: np.ndarray, keep) -> list[str]:
     """Every matching id by score, computed by hand from the stored vectors."""
     ids = [i for i in (f"m{n:03d}" for n in range(600)) if keep(store.get([i])[0]["tags"])]
     scores = store.vectors(ids) @ query
@@ -48,7 +48,7 @@ def exact_order(store: VectorStore, query: np.ndarray, keep) -> list[str]:
 def test_a_rare_tag_returns_exactly_its_matches_in_score_order(store) -> None:
     query = unit_rows(np.random.default_rng(9), 1)
     options = SearchOptions.from_parameters({"top_k": 10, "where": {"folder": "rare"}})
-    (hits,) = search_store(store, query, options)
+    (hits,) = search_collection(store, query, options)
     assert [h["id"] for h in hits] == exact_order(store, query[0], lambda t: t["folder"] == "rare")
     assert len(hits) == 7  # ids 0, 97, ..., 582: all of them, though top_k is 10
 
@@ -58,7 +58,7 @@ def test_operators_select_what_they_say(store) -> None:
     where = {"year": {"$gte": 2010.0, "$lt": 2012}, "keywords": {"$contains": "cat"},
              "folder": {"$in": ["f0", "f1"]}, "name": {"$contains": "NUMBER 1"}}
     options = SearchOptions.from_parameters({"top_k": 600.0, "where": where})
-    (hits,) = search_store(store, query, options)
+    (hits,) = search_collection(store, query, options)
     expected = exact_order(store, query[0], lambda t: 2010 <= t["year"] < 2012
                            and "cat" in t["keywords"] and t["folder"] in ("f0", "f1")
                            and "number 1" in t["name"].lower())
@@ -71,10 +71,10 @@ def test_operators_select_what_they_say(store) -> None:
 ])
 def test_pages_concatenate_to_the_unpaged_list(store, where, page_size, total) -> None:
     query = unit_rows(np.random.default_rng(11), 1)
-    (everything,) = search_store(store, query, SearchOptions.from_parameters(
+    (everything,) = search_collection(store, query, SearchOptions.from_parameters(
         {"top_k": total, "where": where}))
     pages = [
-        search_store(store, query, SearchOptions.from_parameters(
+        search_collection(store, query, SearchOptions.from_parameters(
             {"top_k": page_size, "offset": float(offset), "where": where}))[0]
         for offset in range(0, total + page_size, page_size)
     ]
@@ -84,9 +84,9 @@ def test_pages_concatenate_to_the_unpaged_list(store, where, page_size, total) -
 
 def test_min_score_cuts_and_widens(store) -> None:
     query = unit_rows(np.random.default_rng(12), 1)
-    (all_hits,) = search_store(store, query, SearchOptions(top_k=600))
+    (all_hits,) = search_collection(store, query, SearchOptions(top_k=600))
     threshold = all_hits[80]["score"]
-    (hits,) = search_store(store, query, SearchOptions(top_k=200, min_score=threshold))
+    (hits,) = search_collection(store, query, SearchOptions(top_k=200, min_score=threshold))
     assert [h["id"] for h in hits] == [h["id"] for h in all_hits if h["score"] >= threshold]
 
 
@@ -161,13 +161,13 @@ def test_hub_correction_stops_a_constructed_hub_from_dominating() -> None:
     bank, queries = queries_like(64), queries_like(200)
     images = unit_rows(rng, 300)
     images[0] = centre  # the hub
-    store = VectorStore()
+    store = EmbeddedCollection()
     store.upsert([f"i{n:03d}" for n in range(300)], images, [
-        Record(uri=None, tags={hubs.HUB_TAG: float(h)}) for h in hubs.hubness(images, bank)
+        StoredDocument(uri=None, tags={hubs.HUB_TAG: float(h)}) for h in hubs.hubness(images, bank)
     ])
 
     def hub_wins(correct: bool) -> int:
-        results = search_store(store, queries, SearchOptions(top_k=1, hub_correction=correct))
+        results = search_collection(store, queries, SearchOptions(top_k=1, hub_correction=correct))
         return sum(hits[0]["id"] == "i000" for hits in results)
 
     assert hub_wins(False) == 200

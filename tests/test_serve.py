@@ -20,7 +20,8 @@ def serve(tmp_path: Path, model: str, marker: str, **settings: str
           ) -> tuple[subprocess.CompletedProcess, float]:
     env = dict(os.environ, MEMEFLOW_MODEL=model, MEMEFLOW_WORKSPACE=str(tmp_path / "ws"),
                MEMEFLOW_GRPC_PORT=str(free_port()), MEMEFLOW_HTTP_PORT=str(free_port()),
-               MEMEFLOW_TEST_RUN=marker, **settings)
+               MEMEFLOW_TEST_RUN=marker)
+    env.update(settings)
     started = time.monotonic()
     run = subprocess.run([MEMEFLOW, "serve"], env=env, capture_output=True, text=True,
                          timeout=60, check=False)
@@ -176,3 +177,97 @@ def test_the_demo_names_why_the_flow_did_not_start(tmp_path, model: str) -> None
     run = demo(tmp_path, MEMES / "drake", model)
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
     assert "model" in run.stderr.splitlines()[0] and "memeflow-demo.log" in run.stderr
+
+
+def _bindable(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.mark.flow
+def test_the_flow_dies_with_its_supervisor_however_it_dies(tmp_path) -> None:
+    """kill -9 of `memeflow serve` (the OOM killer, `timeout -s KILL`): before, the Flow
+    kept serving, orphaned, and the next serve failed with PortAlreadyUsed."""
+    running = Service(tmp_path / "ws", tmp_path / "serve.log")
+    running.env["MEMEFLOW_RUNTIME"] = "torch"  # no model conversion: this is about processes
+    try:
+        running.start(timeout=600)
+        _kill_the_supervisor(running, tmp_path)
+    finally:
+        for pid in processes_with(running.marker):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _kill_the_supervisor(running: Service, tmp_path: Path) -> None:
+    from memeflow.cli.leftovers import lock_holder
+
+    assert running.cli("count").stdout.strip() == "0"
+    family = processes_with(running.marker)
+    assert running.process and running.process.pid in family
+    assert len(family) >= 4  # supervisor, Flow, gateway, encoder, indexer
+    killed = time.monotonic()
+    running.process.send_signal(signal.SIGKILL)
+    running.process.wait(10)
+    deadline = killed + 60
+    while (left := processes_with(running.marker)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert left == [], f"still running after the supervisor's death: {left}"
+    print(f"{len(family) - 1} Flow processes gone {time.monotonic() - killed:.1f} s after "
+          "kill -9 of memeflow serve")
+    assert _bindable(running.grpc_port) and _bindable(running.http_port)
+    assert lock_holder(tmp_path / "ws") is None
+    assert running.cli("count").returncode == 3  # nobody answers
+
+
+LOOKALIKE = """
+import fcntl, os, socket, sys, time
+sock = socket.socket()
+sock.bind(("127.0.0.1", int(sys.argv[1])))
+sock.listen()
+lock = open(sys.argv[2], "a+")
+fcntl.flock(lock, fcntl.LOCK_EX)
+lock.truncate(0)
+lock.write(f"process {os.getpid()}\\n")
+lock.flush()
+print("holding", flush=True)
+time.sleep(300)
+"""
+
+
+def test_serve_names_a_leftover_flow_of_a_dead_serve(tmp_path) -> None:
+    """A process of a Flow whose `memeflow serve` is gone (as an older memeflow left them)
+    holds the port or the workspace: serve says so in one line, with the command to stop
+    it, instead of Jina's PortAlreadyUsed or WorkspaceInUseError."""
+    from memeflow.cli.leftovers import SUPERVISOR_ENV, find_leftover
+
+    (tmp_path / "ws").mkdir()
+    port = free_port()
+    for supervisor, holds_port in (("999999999", True), ("999999999", False), (None, True)):
+        env = dict(os.environ, **{SUPERVISOR_ENV: supervisor or str(os.getpid())})
+        lookalike = subprocess.Popen(  # its command line names the Flow's module, as a Flow's
+            [sys.executable, "-c", LOOKALIKE, str(port if holds_port else free_port()),
+             str(tmp_path / "ws" / "index.lock"), "memeflow.cli.serve"],
+            env=env, stdout=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            assert lookalike.stdout and lookalike.stdout.readline() == "holding\n"
+            if supervisor is None:  # its parent is the supervisor it names: alive
+                assert find_leftover([port], tmp_path / "ws") is None
+                continue
+            run, seconds = serve(tmp_path, str(NO_WEIGHTS_MODEL), "leftover",
+                                 MEMEFLOW_GRPC_PORT=str(port))
+            assert run.returncode == 2 and seconds < 30
+            assert run.stderr.count("\n") == 1, run.stderr
+            held = f"port {port} is" if holds_port else f"the workspace {tmp_path / 'ws'} is"
+            assert run.stderr.startswith(
+                f"memeflow: cannot start: {held} held by a Flow left running by a `memeflow "
+                f"serve` that was killed (process group {lookalike.pid}): stop it with "
+                f"`kill -- -{lookalike.pid}`, then start again"), run.stderr
+        finally:
+            lookalike.kill()
+            lookalike.wait()

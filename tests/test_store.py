@@ -1,4 +1,5 @@
-"""VectorStore against a numpy brute force, and its persistence against crashes and damage."""
+"""The embedded collection against a numpy brute force, and its persistence against
+crashes and damage."""
 
 import itertools
 import json
@@ -17,17 +18,17 @@ import numpy as np
 import pytest
 
 from memeflow.documents import Hit
-from memeflow.indexer import journal
-from memeflow.indexer.database import DATABASE
-from memeflow.indexer.legacy import LOG, SNAPSHOT
-from memeflow.indexer.store import (
+from memeflow.indexer.backends.embedded import (
     LOCK,
     CorruptStoreError,
-    Record,
+    EmbeddedCollection,
+    StoredDocument,
     StoreWriteError,
-    VectorStore,
     WorkspaceInUseError,
 )
+from memeflow.indexer.storage import journal
+from memeflow.indexer.storage.database import DATABASE
+from memeflow.indexer.storage.legacy import LOG, SNAPSHOT
 from tests.conftest import REPO
 
 TOL = 1e-5  # float32 storage against a float64 reference
@@ -37,8 +38,9 @@ def rand(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     return rng.standard_normal((n, dim)).astype(np.float32)
 
 
-def recs(ids: list[str], **tags: Any) -> list[Record]:
-    return [Record(uri=f"file:///{doc_id}.png", tags={"name": doc_id, **tags}) for doc_id in ids]
+def recs(ids: list[str], **tags: Any) -> list[StoredDocument]:
+    return [StoredDocument(uri=f"file:///{doc_id}.png", tags={"name": doc_id, **tags})
+            for doc_id in ids]
 
 
 def brute_force(docs: dict[str, np.ndarray], query: np.ndarray) -> list[tuple[str, float]]:
@@ -62,7 +64,7 @@ def assert_ranking(hits: list[Hit], ranked: list[tuple[str, float]], top_k: int)
             assert truth[hit["id"]] == pytest.approx(score, abs=TOL)
 
 
-def state(store: VectorStore, ids: list[str], queries: np.ndarray) -> dict[str, Any]:
+def state(store: EmbeddedCollection, ids: list[str], queries: np.ndarray) -> dict[str, Any]:
     """Everything observable, to compare a store before and after a reopen."""
     present = [doc_id for doc_id in ids if doc_id in store]
     return {
@@ -70,7 +72,7 @@ def state(store: VectorStore, ids: list[str], queries: np.ndarray) -> dict[str, 
         "dim": store.dim,
         "records": store.get(ids),
         "vectors": store.vectors(present).tolist(),
-        "hits": store.search(queries, 7) if store.dim == queries.shape[1] else None,
+        "hits": store.dense_search(queries, 7) if store.dim == queries.shape[1] else None,
     }
 
 
@@ -88,7 +90,7 @@ def rng() -> np.random.Generator:
 
 
 def test_search_matches_brute_force(rng: np.random.Generator) -> None:
-    store = VectorStore()
+    store = EmbeddedCollection()
     ids = [f"doc{i:04d}" for i in rng.permutation(600)]
     vectors = rand(rng, 600, 32)
     for start in range(0, 600, 150):  # several calls: the matrix grows by doubling
@@ -97,11 +99,11 @@ def test_search_matches_brute_force(rng: np.random.Generator) -> None:
     docs = dict(zip(ids, vectors, strict=True))
     queries = rand(rng, 40, 32)
     for top_k in (1, 5, 64, 599, 600, 10_000):
-        results = store.search(queries, top_k)
+        results = store.dense_search(queries, top_k)
         assert len(results) == len(queries)
         for query, hits in zip(queries, results, strict=True):
             assert_ranking(hits, brute_force(docs, query), top_k)
-    hit = store.search(vectors[:1], 1)[0][0]
+    hit = store.dense_search(vectors[:1], 1)[0][0]
     assert hit == Hit(
         id=ids[0], score=hit["score"], uri=recs(ids[:1])[0]["uri"], tags=recs(ids[:1])[0]["tags"]
     )
@@ -115,12 +117,12 @@ def test_equal_vectors_tie_exactly_and_order_by_id(rng: np.random.Generator) -> 
     twins = rng.choice(500, 40, replace=False)
     vectors[twins] = vectors[twins[0]]
     twin_ids = sorted(ids[row] for row in twins)
-    store = VectorStore()
+    store = EmbeddedCollection()
     store.upsert(ids, vectors, recs(ids))
     queries = rand(rng, 30, 64)
     queries[:20] = vectors[twins[0]] * 3 + 0.5 * queries[:20]  # twins first, k cuts among them
     for top_k in (1, 7, 40, 45, 500):
-        results = store.search(queries, top_k)
+        results = store.dense_search(queries, top_k)
         assert all([hit["id"] for hit in hits[:40]] == twin_ids[:top_k] for hits in results[:20])
         for hits in results:
             found = [i for i, hit in enumerate(hits) if hit["id"] in twin_ids]
@@ -131,50 +133,51 @@ def test_equal_vectors_tie_exactly_and_order_by_id(rng: np.random.Generator) -> 
 
 
 def test_search_edge_cases(rng: np.random.Generator) -> None:
-    store = VectorStore()
-    assert store.search(rand(rng, 3, 5), 4) == [[], [], []]
+    store = EmbeddedCollection()
+    assert store.dense_search(rand(rng, 3, 5), 4) == [[], [], []]
     store.upsert(["a", "b"], rand(rng, 2, 5), recs(["a", "b"]))
     with pytest.raises(ValueError, match="top_k"):
-        store.search(rand(rng, 1, 5), 0)
+        store.dense_search(rand(rng, 1, 5), 0)
     with pytest.raises(ValueError, match="top_k"):
-        store.search(rand(rng, 1, 5), -3)
+        store.dense_search(rand(rng, 1, 5), -3)
     with pytest.raises(ValueError, match=r"dimension 5, got 3"):
-        store.search(rand(rng, 1, 3), 1)
+        store.dense_search(rand(rng, 1, 3), 1)
     with pytest.raises(ValueError, match="NaN"):
-        store.search(np.full((1, 5), np.nan), 1)
-    assert store.search(np.zeros((0, 5), np.float32), 3) == []
-    assert [len(hits) for hits in store.search(rand(rng, 2, 5), 50)] == [2, 2]
+        store.dense_search(np.full((1, 5), np.nan), 1)
+    assert store.dense_search(np.zeros((0, 5), np.float32), 3) == []
+    assert [len(hits) for hits in store.dense_search(rand(rng, 2, 5), 50)] == [2, 2]
     store.delete(["a", "b"])
     assert store.dim == 5  # an emptied store keeps its dimension until clear()
-    assert store.search(rand(rng, 2, 5), 3) == [[], []]
+    assert store.dense_search(rand(rng, 2, 5), 3) == [[], []]
 
 
 # --- upsert, delete, get -----------------------------------------------------------------
 
 
 def test_upsert_replaces(rng: np.random.Generator) -> None:
-    store = VectorStore()
+    store = EmbeddedCollection()
     old, new = rand(rng, 3, 8), rand(rng, 1, 8)
     store.upsert(["a", "b", "c"], old, recs(["a", "b", "c"]))
-    store.upsert(["b"], new, [Record(uri=None, tags={"v": 2})])
+    store.upsert(["b"], new, [StoredDocument(uri=None, tags={"v": 2})])
     assert len(store) == 3
-    assert store.get(["b"]) == [Record(uri=None, tags={"v": 2})]
+    assert store.get(["b"]) == [StoredDocument(uri=None, tags={"v": 2})]
     np.testing.assert_allclose(store.vectors(["b"])[0], new[0] / np.linalg.norm(new[0]), atol=TOL)
-    assert store.search(new, 1)[0][0]["id"] == "b"
+    assert store.dense_search(new, 1)[0][0]["id"] == "b"
 
 
 def test_duplicate_ids_in_one_call_last_wins(rng: np.random.Generator) -> None:
-    store = VectorStore()
+    store = EmbeddedCollection()
     vectors = rand(rng, 3, 4)
-    store.upsert(["x", "y", "x"], vectors, [Record(uri=str(i), tags={}) for i in range(3)])
+    store.upsert(["x", "y", "x"], vectors, [StoredDocument(uri=str(i), tags={}) for i in range(3)])
     assert len(store) == 2
-    assert store.get(["x", "y"]) == [Record(uri="2", tags={}), Record(uri="1", tags={})]
+    assert store.get(["x", "y"]) == [StoredDocument(uri="2", tags={}),
+                                     StoredDocument(uri="1", tags={})]
     np.testing.assert_allclose(store.vectors(["x"])[0], vectors[2] / np.linalg.norm(vectors[2]),
                                atol=TOL)
 
 
 def test_delete(rng: np.random.Generator) -> None:
-    store = VectorStore()
+    store = EmbeddedCollection()
     ids = [f"d{i}" for i in range(50)]
     vectors = rand(rng, 50, 6)
     store.upsert(ids, vectors, recs(ids))
@@ -187,17 +190,17 @@ def test_delete(rng: np.random.Generator) -> None:
         store.vectors(["d0"])
     docs = {i: v for i, v in zip(ids, vectors, strict=True) if i not in gone}
     for query in rand(rng, 20, 6):
-        hits = store.search(query[None], 50)[0]
+        hits = store.dense_search(query[None], 50)[0]
         assert not {hit["id"] for hit in hits} & set(gone)
         assert_ranking(hits, brute_force(docs, query), 50)
 
 
 def test_get_and_vectors_return_copies(rng: np.random.Generator) -> None:
-    store = VectorStore()
-    store.upsert(["a"], np.array([[3.0, 4.0]]), [Record(uri="u", tags={"k": 1})])
+    store = EmbeddedCollection()
+    store.upsert(["a"], np.array([[3.0, 4.0]]), [StoredDocument(uri="u", tags={"k": 1})])
     store.get(["a"])[0]["tags"]["k"] = 99
     store.vectors(["a"])[0, 0] = 99
-    assert store.get(["a", "b"]) == [Record(uri="u", tags={"k": 1}), None]
+    assert store.get(["a", "b"]) == [StoredDocument(uri="u", tags={"k": 1}), None]
     np.testing.assert_allclose(store.vectors(["a"]), [[0.6, 0.8]], rtol=1e-6)
     assert store.vectors([]).shape == (0, 2)
 
@@ -218,7 +221,7 @@ def test_invalid_upsert_changes_nothing(
     rng: np.random.Generator, tmp_path: Path, case: str
 ) -> None:
     make, message = INVALID[case]
-    store = VectorStore(tmp_path)
+    store = EmbeddedCollection(tmp_path)
     store.upsert(["a", "b"], rand(rng, 2, 4), recs(["a", "b"]))
     queries, ids = rand(rng, 3, 4), ["a", "b", "n1", "n2"]
     before, size = state(store, ids, queries), disk_bytes(tmp_path)
@@ -227,20 +230,20 @@ def test_invalid_upsert_changes_nothing(
     assert state(store, ids, queries) == before
     assert disk_bytes(tmp_path) == size
     store.close()
-    assert state(VectorStore(tmp_path), ids, queries) == before
+    assert state(EmbeddedCollection(tmp_path), ids, queries) == before
 
 
 def test_unstorable_input_is_refused(rng: np.random.Generator, tmp_path: Path) -> None:
-    store = VectorStore(tmp_path)
+    store = EmbeddedCollection(tmp_path)
     with pytest.raises(TypeError, match="sequence of strings"):
         store.upsert("ab", rand(rng, 2, 4), recs(["a", "b"]))
     with pytest.raises(ValueError, match="JSON"):
-        store.upsert(["a"], rand(rng, 1, 4), [Record(uri=None, tags={"x": object()})])
+        store.upsert(["a"], rand(rng, 1, 4), [StoredDocument(uri=None, tags={"x": object()})])
     assert (len(store), store.dim, store.get(["a"])) == (0, None, [None])
 
 
 def test_clear_forgets_the_dimension(rng: np.random.Generator) -> None:
-    store = VectorStore()
+    store = EmbeddedCollection()
     store.upsert(["a"], rand(rng, 1, 4), recs(["a"]))
     store.clear()
     assert (len(store), store.dim, "a" in store) == (0, None, False)
@@ -249,7 +252,7 @@ def test_clear_forgets_the_dimension(rng: np.random.Generator) -> None:
 
 
 def test_closed_store_refuses_use(rng: np.random.Generator, tmp_path: Path) -> None:
-    store = VectorStore(tmp_path)
+    store = EmbeddedCollection(tmp_path)
     store.close()
     store.close()
     with pytest.raises(RuntimeError, match="closed"):
@@ -260,7 +263,7 @@ def test_memory_only_store_writes_no_files(
     rng: np.random.Generator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    store = VectorStore()
+    store = EmbeddedCollection()
     store.upsert(["a", "b"], rand(rng, 2, 4), recs(["a", "b"]))
     store.delete(["a"])
     store.clear()
@@ -271,7 +274,7 @@ def test_memory_only_store_writes_no_files(
 # --- persistence -------------------------------------------------------------------------
 
 
-def fill(store: VectorStore, rng: np.random.Generator, dim: int = 8) -> list[str]:
+def fill(store: EmbeddedCollection, rng: np.random.Generator, dim: int = 8) -> list[str]:
     """Upserts, replacements, deletes: a history whose replay order matters."""
     ids = [f"p{i:03d}" for i in range(120)]
     for start in range(0, 120, 20):
@@ -283,12 +286,12 @@ def fill(store: VectorStore, rng: np.random.Generator, dim: int = 8) -> list[str
 
 
 def test_reopen_gives_the_same_state(rng: np.random.Generator, tmp_path: Path) -> None:
-    store = VectorStore(tmp_path / "new" / "workspace")
+    store = EmbeddedCollection(tmp_path / "new" / "workspace")
     ids, queries = fill(store, rng), rand(rng, 10, 8)
     before = state(store, ids, queries)
     store.close()
     assert sorted(os.listdir(tmp_path / "new" / "workspace")) == [DATABASE, LOCK]
-    reopened = VectorStore(tmp_path / "new" / "workspace")
+    reopened = EmbeddedCollection(tmp_path / "new" / "workspace")
     assert state(reopened, ids, queries) == before
     assert before["records"][5] == recs(["p005"], version=2)[0] and before["records"][7] is None
 
@@ -296,7 +299,7 @@ def test_reopen_gives_the_same_state(rng: np.random.Generator, tmp_path: Path) -
 def test_acknowledged_writes_survive_a_power_cut(tmp_path: Path) -> None:
     """WAL with synchronous=FULL: each commit syncs the log before it returns (NORMAL may
     roll the last commits back after a power cut, per SQLite's documentation)."""
-    store = VectorStore(tmp_path)
+    store = EmbeddedCollection(tmp_path)
     connection: sqlite3.Connection = store._conn
     assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert connection.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
@@ -305,20 +308,20 @@ def test_acknowledged_writes_survive_a_power_cut(tmp_path: Path) -> None:
 def test_one_process_at_a_time_has_a_workspace(rng: np.random.Generator, tmp_path: Path) -> None:
     """A second store on one folder would number its new rows as the first does and
     overwrite that one's documents: it is refused, naming the process that has it."""
-    store = VectorStore(tmp_path)
+    store = EmbeddedCollection(tmp_path)
     store.upsert(["a"], rand(rng, 1, 4), recs(["a"]))
     with pytest.raises(WorkspaceInUseError, match=f"in use by process {os.getpid()}"):
-        VectorStore(tmp_path)
+        EmbeddedCollection(tmp_path)
     store.close()
-    again = VectorStore(tmp_path)
+    again = EmbeddedCollection(tmp_path)
     assert again.get(["a"]) == recs(["a"])
 
 
 def test_text_sqlite_cannot_store_is_refused_before_writing(
     rng: np.random.Generator, tmp_path: Path
 ) -> None:
-    store = VectorStore(tmp_path)
-    bad = Record(uri="/memes/caf\udce9.jpg", tags={})  # an undecodable name, not made a URI
+    store = EmbeddedCollection(tmp_path)
+    bad = StoredDocument(uri="/memes/caf\udce9.jpg", tags={})  # an undecodable name, not made a URI
     with pytest.raises(ValueError, match=r"uri is not valid Unicode: /memes/caf\\xe9\.jpg"):
         store.upsert(["a", "b"], rand(rng, 2, 4), [recs(["a"])[0], bad])
     assert len(store) == 0 and store.get(["a"]) == [None]
@@ -328,7 +331,7 @@ def test_the_database_counts_what_the_store_counts(
     rng: np.random.Generator, tmp_path: Path
 ) -> None:
     """What the README tells users to run with `sqlite3`, while the service has it open."""
-    store = VectorStore(tmp_path)
+    store = EmbeddedCollection(tmp_path)
     ids = fill(store, rng)
     with sqlite3.connect(tmp_path / DATABASE) as reader:
         assert reader.execute("select count(*) from documents").fetchone()[0] == len(store)
@@ -337,29 +340,29 @@ def test_the_database_counts_what_the_store_counts(
 
 
 def test_dimension_survives_reopen(rng: np.random.Generator, tmp_path: Path) -> None:
-    store = VectorStore(tmp_path)
+    store = EmbeddedCollection(tmp_path)
     store.upsert(["a"], rand(rng, 1, 4), recs(["a"]))
     store.delete(["a"])
     store.close()
-    store = VectorStore(tmp_path)
+    store = EmbeddedCollection(tmp_path)
     assert (len(store), store.dim) == (0, 4)
     with pytest.raises(ValueError, match=r"dimension 4, got dimension 6"):
         store.upsert(["b"], rand(rng, 1, 6), recs(["b"]))
 
 
 def test_clear_persists_and_frees_the_disk(rng: np.random.Generator, tmp_path: Path) -> None:
-    store = VectorStore(tmp_path)
+    store = EmbeddedCollection(tmp_path)
     ids = [f"c{i}" for i in range(4_000)]
     store.upsert(ids, rand(rng, 4_000, 256), recs(ids))  # 4 MB of vectors
     full = sum(disk_bytes(tmp_path).values())
     store.clear()
     assert sum(disk_bytes(tmp_path).values()) < full / 10
     store.close()
-    store = VectorStore(tmp_path)
+    store = EmbeddedCollection(tmp_path)
     assert (len(store), store.dim) == (0, None)
     store.upsert(["z"], rand(rng, 1, 3), recs(["z"]))
     store.close()
-    assert VectorStore(tmp_path).get(["z", "c1"]) == [recs(["z"])[0], None]
+    assert EmbeddedCollection(tmp_path).get(["z", "c1"]) == [recs(["z"])[0], None]
 
 
 def crash_copy(workspace: Path, to: Path) -> Path:
@@ -372,18 +375,18 @@ def crash_copy(workspace: Path, to: Path) -> Path:
 
 
 def test_a_crash_keeps_every_committed_write(rng: np.random.Generator, tmp_path: Path) -> None:
-    store = VectorStore(tmp_path / "live")
+    store = EmbeddedCollection(tmp_path / "live")
     ids, queries = fill(store, rng), rand(rng, 10, 8)
     before = state(store, ids, queries)
     copy = crash_copy(tmp_path / "live", tmp_path / "crashed")
-    assert state(VectorStore(copy), ids, queries) == before
+    assert state(EmbeddedCollection(copy), ids, queries) == before
 
 
 @pytest.mark.parametrize("cut", [1, 100, 4096, -1])
 def test_a_torn_last_write_is_dropped(rng: np.random.Generator, tmp_path: Path, cut: int) -> None:
     """Power lost while the last transaction's pages were being written: SQLite's
     checksums find the torn frames, and the store is as the commit before left it."""
-    store = VectorStore(tmp_path / "live")
+    store = EmbeddedCollection(tmp_path / "live")
     ids, queries = fill(store, rng), rand(rng, 10, 8)
     before = state(store, ids, queries)
     wal = tmp_path / "live" / f"{DATABASE}-wal"
@@ -393,11 +396,11 @@ def test_a_torn_last_write_is_dropped(rng: np.random.Generator, tmp_path: Path, 
     torn = wal.stat().st_size + cut if cut < 0 else committed + cut
     assert committed < torn < wal.stat().st_size
     os.truncate(copy / f"{DATABASE}-wal", torn)
-    reopened = VectorStore(copy)
+    reopened = EmbeddedCollection(copy)
     assert state(reopened, ids, queries) == before and "t0" not in reopened
     reopened.upsert(["c"], rand(rng, 1, 8), recs(["c"]))  # and it takes writes again
     reopened.close()
-    assert VectorStore(copy).get(["c"]) == recs(["c"])
+    assert EmbeddedCollection(copy).get(["c"]) == recs(["c"])
 
 
 def in_child(target: Any, workspace: Path) -> tuple[Any, Connection]:
@@ -413,7 +416,7 @@ def in_child(target: Any, workspace: Path) -> tuple[Any, Connection]:
 
 def _fill_disk(workspace: str, conn: Connection) -> None:
     """In a child: an upsert the file-size limit refuses, then one after it is lifted."""
-    store, rng = VectorStore(workspace), np.random.default_rng(3)
+    store, rng = EmbeddedCollection(workspace), np.random.default_rng(3)
     ids = [f"big{i}" for i in range(2_000)]
     store.upsert(["first"], rand(rng, 1, 256), recs(["first"]))
     _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
@@ -440,29 +443,30 @@ def test_a_full_disk_is_a_clear_error_and_changes_nothing(tmp_path: Path) -> Non
     assert "nothing from this request was stored" in refused[1]
     assert refused[2:] == (1, False)  # the store as it was
     assert after == ("after", 2_001)
-    assert len(VectorStore(tmp_path)) == 2_001
+    assert len(EmbeddedCollection(tmp_path)) == 2_001
 
 
 def test_loads_100k_vectors(rng: np.random.Generator, tmp_path: Path) -> None:
-    store = VectorStore(tmp_path)
+    store = EmbeddedCollection(tmp_path)
     vectors = rand(rng, 100_000, 16)
     ids = [f"v{i}" for i in range(100_000)]
     for start in range(0, 100_000, 2_000):
         sl = slice(start, start + 2_000)
-        store.upsert(ids[sl], vectors[sl], [Record(uri=None, tags={})] * 2_000)
+        store.upsert(ids[sl], vectors[sl], [StoredDocument(uri=None, tags={})] * 2_000)
     store.close()
-    store = VectorStore(tmp_path)
+    store = EmbeddedCollection(tmp_path)
     assert len(store) == 100_000
-    hits = store.search(vectors[[0, 54_321, 99_999]], 1)
+    hits = store.dense_search(vectors[[0, 54_321, 99_999]], 1)
     assert [h[0]["id"] for h in hits] == ["v0", "v54321", "v99999"]
 
 
 def _writer(workspace: str, conn: Connection) -> None:
     """Upserts batches forever, reporting each one that returned."""
-    store, rng = VectorStore(workspace), np.random.default_rng(7)
+    store, rng = EmbeddedCollection(workspace), np.random.default_rng(7)
     for batch in itertools.count():
         ids = [f"w{batch}-{i}" for i in range(64)]
-        store.upsert(ids, rand(rng, 64, 256), [Record(uri=None, tags={"batch": batch})] * 64)
+        store.upsert(ids, rand(rng, 64, 256),
+                     [StoredDocument(uri=None, tags={"batch": batch})] * 64)
         conn.send(batch)
 
 
@@ -480,7 +484,7 @@ def test_killed_writer_keeps_every_confirmed_upsert(tmp_path: Path) -> None:
     with pytest.raises(EOFError):
         while True:
             confirmed.append(receiver.recv())
-    store = VectorStore(tmp_path)
+    store = EmbeddedCollection(tmp_path)
     ids = [f"w{batch}-{i}" for batch in range(max(confirmed) + 2) for i in range(64)]
     batches = {record["tags"]["batch"] for record in store.get(ids) if record is not None}
     assert set(confirmed) <= batches
@@ -504,45 +508,45 @@ def expected_documents() -> dict[str, Any]:
 
 def test_a_snapshot_and_log_workspace_is_moved_into_the_database(tmp_path: Path) -> None:
     workspace, expected = legacy_copy(tmp_path), expected_documents()
-    store = VectorStore(workspace)
+    store = EmbeddedCollection(workspace)
     assert len(store) == len(expected) and store.dim == 8
     ids = sorted(expected)
     assert store.get(ids) == [expected[doc_id]["record"] for doc_id in ids]
     np.testing.assert_allclose(store.vectors(ids), [expected[i]["vector"] for i in ids],
                                atol=1e-6, rtol=0)
     assert store.find(uri_prefix="/memes/m05") == ["m05"]
-    assert [hit[0] for hit in store.search_words("one does not simply", 1)[0]] == ["m07"]
+    assert [hit[0] for hit in store.lexical_search("one does not simply", 1)[0]] == ["m07"]
     store.close()
     assert sorted(p.name for p in workspace.iterdir()) == [DATABASE, LOCK, "memeflow.json"]
-    assert len(VectorStore(workspace)) == len(expected)  # once: nothing left to move
+    assert len(EmbeddedCollection(workspace)) == len(expected)  # once: nothing left to move
 
 
 def test_a_move_cut_short_before_the_old_files_went_is_finished(tmp_path: Path) -> None:
     """A crash after the database committed the move, before the old files were removed."""
     workspace, expected = legacy_copy(tmp_path), expected_documents()
     shutil.copytree(workspace, tmp_path / "original")
-    VectorStore(workspace).close()
+    EmbeddedCollection(workspace).close()
     for name in (SNAPSHOT, LOG):  # the very files it moved
         shutil.copy2(tmp_path / "original" / name, workspace / name)
-    store = VectorStore(workspace)
+    store = EmbeddedCollection(workspace)
     assert len(store) == len(expected) and not (workspace / LOG).exists()
 
 
 def test_old_files_that_were_not_moved_are_refused_not_deleted(tmp_path: Path) -> None:
     """A snapshot put back beside a database that already took another one's documents."""
     workspace = legacy_copy(tmp_path)
-    VectorStore(workspace).close()
+    EmbeddedCollection(workspace).close()
     (workspace / SNAPSHOT).write_bytes((FORMAT_2 / SNAPSHOT).read_bytes() + b"")
     os.utime(workspace / SNAPSHOT, ns=(1, 1))  # a restored backup: another file
     with pytest.raises(CorruptStoreError, match="move them away"):
-        VectorStore(workspace)
+        EmbeddedCollection(workspace)
     assert (workspace / SNAPSHOT).exists()
 
 
 def test_a_torn_log_record_is_dropped_when_moving(tmp_path: Path) -> None:
     workspace, expected = legacy_copy(tmp_path), expected_documents()
     os.truncate(workspace / LOG, (workspace / LOG).stat().st_size - 5)  # the m05 upsert
-    store = VectorStore(workspace)
+    store = EmbeddedCollection(workspace)
     assert len(store) == len(expected)
     assert store.get(["m05"])[0]["uri"] == "/memes/m05.jpg"  # the version before it
 
@@ -561,7 +565,7 @@ def test_damage_no_crash_causes_is_refused_and_the_files_are_kept(
         path.write_bytes(bytes(data))
     files = sorted(p.name for p in workspace.iterdir())
     with pytest.raises(CorruptStoreError, match=r"snapshot\.bin|log\.bin|missing"):
-        VectorStore(workspace)
+        EmbeddedCollection(workspace)
     assert set(files) <= {p.name for p in workspace.iterdir()}
 
 
@@ -570,4 +574,4 @@ def test_a_log_left_by_a_crash_mid_compaction_is_not_applied_twice(tmp_path: Pat
     workspace, expected = legacy_copy(tmp_path), expected_documents()
     stale = b"".join(journal.frame({"seq": 1, "op": "clear"}))
     (workspace / LOG).write_bytes(stale + (workspace / LOG).read_bytes())
-    assert len(VectorStore(workspace)) == len(expected)
+    assert len(EmbeddedCollection(workspace)) == len(expected)

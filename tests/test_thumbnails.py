@@ -11,7 +11,7 @@ from PIL import Image
 from memeflow.documents import MemeDoc
 from memeflow.encoder.pipeline import NO_INPUT, embed_documents
 from memeflow.encoder.thumbnail import THUMBNAIL_SIDE, make_thumbnail
-from memeflow.indexer.thumbnails import ThumbnailStore
+from memeflow.indexer.storage.thumbnails import ThumbnailStore
 from tests.conftest import MEMES
 
 DRAKE = MEMES / "drake" / "default.jpg"

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from memeflow.indexer.backends.embedded import EmbeddedCollection, StoredDocument
 from memeflow.indexer.filters import compile_where
-from memeflow.indexer.store import Record, VectorStore
 
 VALUES: list[Any] = [
     "a", "b", "A", "1", "3", " 4 ", "1e2", "inf", "cat video", "", 0, 1, 2, -3, 2**70, 1.0,
@@ -44,13 +44,13 @@ def random_condition(rng: random.Random) -> dict[str, Any]:
 
 
 @pytest.fixture
-def documents() -> tuple[VectorStore, dict[str, dict[str, Any]]]:
+def documents() -> tuple[EmbeddedCollection, dict[str, dict[str, Any]]]:
     rng = random.Random(11)
     tags = {f"d{i:03d}": random_tags(rng) for i in range(300)}
-    store = VectorStore()
+    store = EmbeddedCollection()
     ids = list(tags)
     vectors = np.random.default_rng(0).standard_normal((len(ids), 4)).astype(np.float32)
-    store.upsert(ids, vectors, [Record(uri=None, tags=tags[i]) for i in ids])
+    store.upsert(ids, vectors, [StoredDocument(uri=None, tags=tags[i]) for i in ids])
     gone = ids[::7]  # rows move into the deleted ones' places: their tag rows must follow
     store.delete(gone)
     for doc_id in gone:
@@ -59,7 +59,7 @@ def documents() -> tuple[VectorStore, dict[str, dict[str, Any]]]:
     for doc_id in replaced:
         tags[doc_id] = random_tags(rng)
     store.upsert(replaced, vectors[: len(replaced)],
-                 [Record(uri=None, tags=tags[i]) for i in replaced])
+                 [StoredDocument(uri=None, tags=tags[i]) for i in replaced])
     return store, tags
 
 
@@ -73,7 +73,7 @@ def test_indexed_filters_give_what_the_definition_gives(documents) -> None:
             spec.update(random_condition(rng))
         where = compile_where(spec)
         assert where is not None
-        found = [in_row_order[row] for row in store.rows_where(where)]
+        found = [in_row_order[row] for row in store.select(where).rows]
         expected = [doc_id for doc_id in in_row_order if where.matches(tags[doc_id])]
         assert found == expected, spec
 
@@ -84,8 +84,8 @@ def test_an_equality_and_a_range_are_index_look_ups(documents) -> None:
     connection: sqlite3.Connection = store._conn
     connection.set_trace_callback(statements.append)
     try:
-        store.rows_where(compile_where({"t1": "a", "t2": {"$gte": 1, "$lt": 3},  # type: ignore[arg-type]
-                                        "t3": {"$in": ["b", 2]}}))
+        store.select(compile_where({"t1": "a", "t2": {"$gte": 1, "$lt": 3},
+                                    "t3": {"$in": ["b", 2]}}))
     finally:
         connection.set_trace_callback(None)
     assert len(statements) == 3

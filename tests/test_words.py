@@ -9,12 +9,12 @@ from docarray import DocList
 
 from memeflow.documents import MatchDoc, MemeDoc
 from memeflow.encoder.pipeline import embed_documents
+from memeflow.indexer.backends.embedded import EmbeddedCollection, StoredDocument
 from memeflow.indexer.filters import compile_where
-from memeflow.indexer.fusion import reciprocal_rank_fusion
-from memeflow.indexer.hybrid import ocr_weight
-from memeflow.indexer.search import SearchOptions, search_store
+from memeflow.indexer.search.fusion import reciprocal_rank_fusion
+from memeflow.indexer.search.options import ocr_weight
+from memeflow.indexer.search.pipeline import SearchOptions, search_collection
 from memeflow.indexer.shards import merge_matches
-from memeflow.indexer.store import Record, VectorStore
 
 CAPTIONS = {
     "sweet-brown": "MEMES?\nAIN'TNOBODYGOT TIME FO'THAT",  # as OCR reads it: spaces lost
@@ -89,22 +89,22 @@ DIM = 16
 
 
 @pytest.fixture
-def captioned() -> tuple[VectorStore, np.ndarray]:
+def captioned() -> tuple[EmbeddedCollection, np.ndarray]:
     """40 memes with random pictures; four carry the captions above, in two folders."""
     rng = np.random.default_rng(7)
     vectors = rng.normal(size=(40, DIM)).astype(np.float32)
     names = list(CAPTIONS)
     ids = [names[i] if i < len(names) else f"m{i:02d}" for i in range(40)]
-    records = [Record(uri=None, tags={"folder": "a" if i % 2 else "b"},
+    records = [StoredDocument(uri=None, tags={"folder": "a" if i % 2 else "b"},
                       words=CAPTIONS.get(doc_id)) for i, doc_id in enumerate(ids)]
-    store = VectorStore()
+    store = EmbeddedCollection()
     store.upsert(ids, vectors, records)
     query = rng.normal(size=(1, DIM)).astype(np.float32)  # the text's CLIP vector
     return store, query
 
 
 def ranked(store, query, text, **options) -> list[dict]:
-    (hits,) = search_store(store, query, SearchOptions(**options), texts=[text])
+    (hits,) = search_collection(store, query, SearchOptions(**options), texts=[text])
     return hits
 
 
@@ -140,13 +140,13 @@ def test_filters_bar_memes_found_by_their_words(captioned) -> None:
 
 def test_a_filter_keeps_the_memes_its_words_find_however_many_others_match() -> None:
     """Forty memes say the same; the filter admits one: the words still find it."""
-    store = VectorStore()
+    store = EmbeddedCollection()
     ids = [f"m{i:02d}" for i in range(40)]
     store.upsert(ids, np.random.default_rng(1).normal(size=(40, DIM)).astype(np.float32),
-                 [Record(uri=None, tags={"pick": i == 39}, words="ONE DOES NOT SIMPLY")
+                 [StoredDocument(uri=None, tags={"pick": i == 39}, words="ONE DOES NOT SIMPLY")
                   for i in range(40)])
-    found, done = store.search_words("one does not simply", 5,
-                                     rows=store.rows_where(compile_where({"pick": True})))
+    found, done = store.lexical_search("one does not simply", 5,
+                                       store.select(compile_where({"pick": True})))
     assert [doc_id for doc_id, _, phrase in found if phrase] == ["m39"] and done
 
 
@@ -176,9 +176,9 @@ def test_two_shards_fuse_their_union_again(captioned) -> None:
     for shard in range(2):
         everything = store.find()
         ids = [doc_id for i, doc_id in enumerate(everything) if i % 2 == shard]
-        part = VectorStore()
+        part = EmbeddedCollection()
         part.upsert(ids, store.vectors(ids), store.get(ids))  # type: ignore[arg-type]
-        (hits,) = search_store(part, query, SearchOptions(), texts=[text], paged=False)
+        (hits,) = search_collection(part, query, SearchOptions(), texts=[text], paged=False)
         shards.append(DocList[MatchDoc]([MatchDoc(**hit) for hit in hits]))
     merged = merge_matches(shards, SearchOptions())
     single = ranked(store, query, text)

@@ -1,4 +1,4 @@
-"""The words on memes in SQLite FTS5 (memeflow.indexer.words), on an in-memory database."""
+"""The words on memes in SQLite FTS5 (memeflow.indexer.indexes.words), on an in-memory database."""
 
 import math
 import random
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from memeflow.indexer.words import (
+from memeflow.indexer.indexes.words import (
     K1,
     SCHEMA,
     B,

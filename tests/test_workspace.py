@@ -16,9 +16,9 @@ from memeflow.encoder.identity import (
     probe_image,
     same_model,
 )
-from memeflow.indexer import legacy
-from memeflow.indexer.database import DATABASE
-from memeflow.indexer.store import LOCK, VectorStore
+from memeflow.indexer.backends.embedded import LOCK, EmbeddedCollection
+from memeflow.indexer.storage import legacy
+from memeflow.indexer.storage.database import DATABASE
 from memeflow.workspace import FORMAT, META_FILE, WorkspaceError, open_workspace
 from tests.conftest import REPO
 
@@ -54,7 +54,7 @@ def test_an_old_workspace_is_stamped_and_its_indexer_moves_it_into_the_database(
     assert meta["format"] == FORMAT == 3
     assert meta["model"] is None and meta["unknown_model_vectors"] is True
     assert {p.name: p.read_bytes() for p in root.iterdir() if p.name in before} == before
-    reopened = VectorStore(root)  # the indexer, at its first start
+    reopened = EmbeddedCollection(root)  # the indexer, at its first start
     assert len(reopened) == 38 and reopened.get(["m01"])[0]["uri"] == "/memes/m01.jpg"
     reopened.close()
     assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) == [
@@ -214,7 +214,7 @@ def test_an_old_sharded_workspace_moves_each_shard_into_its_database(tmp_path) -
     shutil.copy(REPO / "tests" / "workspaces" / "format-2" / META_FILE, root / META_FILE)
     assert open_workspace(root)["format"] == FORMAT
     for shard in ("shard-0-of-2", "shard-1-of-2"):
-        store = VectorStore(root / shard)  # each shard's indexer, at its first start
+        store = EmbeddedCollection(root / shard)  # each shard's indexer, at its first start
         assert len(store) == 38
         store.close()
         assert not (root / shard / legacy.SNAPSHOT).exists()

@@ -13,6 +13,7 @@ from memeflow.cli.serve import FlowProcess, ServiceError
 from memeflow.client import Hit, MemeClient
 from memeflow.client.files import find_images
 from memeflow.encoder.source import ModelLoadError
+from memeflow.uris import terminal_safe
 
 QUERIES = ("drake rejecting something", "cat at a dinner table")
 LOG = "memeflow-demo.log"
@@ -22,7 +23,8 @@ def show(title: str, hits: list[Hit]) -> None:
     print(f"\n{title}")
     for hit in hits:
         name = hit["tags"].get("name") or hit["tags"].get("folder", "")
-        print(f"{hit['rank']:>3}  {hit['score']:.4f}  {name:<28.28}  {hit['uri']}")
+        print(f"{hit['rank']:>3}  {hit['score']:.4f}  {terminal_safe(name):<28.28}  "
+              f"{terminal_safe(hit['uri'])}")
 
 
 def main(argv: list[str]) -> int:

@@ -3,7 +3,10 @@
 Exit codes: 0 done, 1 some input failed, 2 bad command line, 3 the service did not answer.
 Every command a script may call takes `--json`; progress and errors go to stderr. An error
 is one line, `memeflow: MESSAGE`, naming the input and the fix; `--verbose` adds the
-traceback (and the service's, when it sent one).
+traceback (and the service's, when it sent one). Text that came from outside (file names,
+uris, tags, words read on memes, the service's messages) is printed through `shown`, so
+it can neither drive the terminal nor split a line; `--json` prints it unchanged (JSON
+escapes control characters itself).
 """
 
 import argparse
@@ -18,6 +21,7 @@ from memeflow import config
 from memeflow.cli.search_flags import add_search_flags, search_parameters
 from memeflow.params import DEFAULT_TOP_K
 from memeflow.query import is_existing_file
+from memeflow.uris import terminal_safe as shown
 
 if TYPE_CHECKING:
     from memeflow.client import Hit, MemeClient
@@ -35,6 +39,7 @@ EPILOG = """environment:
   MEMEFLOW_OCR_WEIGHT     `serve`: say of those words in text searches (default 1; 0: off)
   MEMEFLOW_ALLOW_RANDOM_WEIGHTS=1  accept a model folder without weights (tests only)
   MEMEFLOW_API_KEY        key sent to a Flow that requires one (and required by `serve`)
+  MEMEFLOW_ALLOWED_HOSTS  `serve` without a key: names besides localhost the HTTP port answers
 
 exit codes: 0 done, 1 some input failed, 2 bad command line, 3 service not answering
 """
@@ -73,7 +78,7 @@ def _client(args: argparse.Namespace) -> "MemeClient":
 
 
 def _error(message: str) -> None:
-    print(f"memeflow: {message}", file=sys.stderr)
+    print(f"memeflow: {shown(message)}", file=sys.stderr)
 
 
 def _is_service_error(error: BaseException) -> bool:
@@ -86,10 +91,11 @@ def _is_service_error(error: BaseException) -> bool:
 
 def _report(error: BaseException, verbose: bool, message: str | None = None) -> None:
     """One line on stderr; with --verbose first the traceback and the service's frames."""
-    if verbose:
-        traceback.print_exception(error, file=sys.stderr)
+    if verbose:  # line by line: a message in a traceback may quote outside text
+        lines = "".join(traceback.format_exception(error)).splitlines()
         if details := getattr(error, "details", ""):
-            print(f"the service's traceback:\n{details}", file=sys.stderr)
+            lines += ["the service's traceback:", *details.splitlines()]
+        print("\n".join(shown(line) for line in lines), file=sys.stderr)
     _error(message or str(error).split("\n")[0])
 
 
@@ -114,7 +120,6 @@ def cmd_index(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from memeflow.client.files import scan_paths
-    from memeflow.uris import printable
 
     missing = [p for p in args.paths if not Path(p).expanduser().exists()]
     if not args.prune:
@@ -134,8 +139,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(report.as_dict())
     else:
-        for file, reason in report.failed:  # uris are printable; reasons may quote a path
-            print(printable(f"failed: {file}: {reason}"))
+        for file, reason in report.failed:  # reasons may quote a path
+            print(f"failed: {shown(file)}: {shown(reason)}")
         skipped = f", {len(report.skipped)} skipped" if report.skipped else ""
         pruned = f", {len(report.pruned)} pruned" if args.prune else ""
         print(f"{len(report.encoded)} encoded, {len(report.moved)} moved, "
@@ -152,12 +157,13 @@ def _show_hits(args: argparse.Namespace, hits: list["Hit"]) -> None:
     if args.preview == "always":
         mode = mode or TRUECOLOR
     if mode and hits:
-        shown = hits[:PREVIEW_COUNT]
-        labels = [f"{h['rank']}. {h['score']:.3f} {Path(h['uri'] or h['id']).name}" for h in shown]
-        print(side_by_side([_local(h["uri"]) for h in shown], labels, mode))
+        best = hits[:PREVIEW_COUNT]
+        labels = [f"{h['rank']}. {h['score']:.3f} {shown(Path(h['uri'] or h['id']).name)}"
+                  for h in best]
+        print(side_by_side([_local(h["uri"]) for h in best], labels, mode))
     for hit in hits:  # "words" marks a meme found by the words written on it
         found = "words" if "words" in hit["signals"] else ""
-        print(f"{hit['rank']:>3}  {hit['score']:.4f}  {found:<5}  {hit['uri'] or hit['id']}")
+        print(f"{hit['rank']:>3}  {hit['score']:.4f}  {found:<5}  {shown(hit['uri'] or hit['id'])}")
 
 
 def _local(uri: str | None) -> str | None:
@@ -212,7 +218,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
         print(json.dumps(ranked))
     else:
         for item in ranked:
-            print(f"{item['probability']:.4f}  {item['cosine']:+.4f}  {item['text']}")
+            print(f"{item['probability']:.4f}  {item['cosine']:+.4f}  {shown(item['text'])}")
     return 0
 
 
@@ -269,8 +275,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             lines += [("documents", status["count"]), ("dimension", status["dim"]),
                       ("words", "read on memes at index time (OCR)" if status.get("ocr")
                        else "not read (MEMEFLOW_OCR=1 at `serve` turns it on)")]
-        for name, value in lines:
-            print(f"{name + ':':<11}{value}")
+        for name, value in lines:  # the service's answers: shown like any outside text
+            print(f"{name + ':':<11}{shown(value)}")
     return 0 if status["answering"] else EXIT_UNREACHABLE
 
 

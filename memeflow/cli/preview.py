@@ -5,18 +5,21 @@ front and another behind shows two pixels, one above the other. That needs a col
 terminal, so previews are drawn only on a TTY that says it has 24-bit or 256 colours.
 """
 
+import io
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, TextIO
 
 from PIL import Image
 
+from memeflow.regular_files import read_regular
+
 UPPER_HALF = "\u2580"
 RESET = "\x1b[0m"
+PREVIEW_MAX_BYTES = 50 * 2**20  # a larger file is shown as "(no preview)"
 TRUECOLOR, PALETTE_256 = "truecolor", "256"
 
 
@@ -66,7 +69,8 @@ def side_by_side(files: Sequence[str | None], labels: Sequence[str], mode: str,
     blocks = []
     for file, label in zip(files, labels, strict=True):
         try:
-            with Image.open(Path(file or "")) as image:
+            # Bytes first: a FIFO or device where the file was must not block the preview.
+            with Image.open(io.BytesIO(read_regular(file or "", PREVIEW_MAX_BYTES))) as image:
                 block = thumbnail(image, columns, rows, mode)
         except (OSError, ValueError):
             block = ["(no preview)"[:columns].center(columns)] + [" " * columns] * (rows - 1)

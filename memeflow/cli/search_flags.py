@@ -9,7 +9,10 @@ def add_search_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--where", action="append", default=[], metavar="COND",
         help="only memes whose tags match: TAG=VALUE, TAG=V1|V2, TAG!=VALUE, TAG~TEXT "
-        "(contains), TAG>=N, TAG<=N, TAG>N, TAG<N; repeat to combine (AND)")
+        "(contains), TAG>=N, TAG<=N, TAG>N, TAG<N; repeat to combine (AND). A VALUE that "
+        "reads as a number or true/false is one; in quotes it is that exact string: "
+        "--where 'zip=\"007\"' (single quotes keep the shell from removing the double "
+        "ones), 'version=\"1.10\"|\"1.2\"'")
     parser.add_argument("--min-score", type=float, default=None, metavar="S",
                         help="leave out results scoring below S")
     parser.add_argument("--offset", type=int, default=0, metavar="N",
@@ -46,8 +49,21 @@ def search_parameters(args: argparse.Namespace) -> dict[str, Any]:
     return parameters
 
 
+QUOTES = ("\"", "'")
+
+
+def _quoted(text: str) -> str | None:
+    """The string inside matching quotes (`"007"`, `'1.10'`), or None when not quoted."""
+    if len(text) >= 2 and text[0] in QUOTES and text[-1] == text[0]:
+        return text[1:-1]
+    return None
+
+
 def _scalar(text: str) -> Any:
-    """CLI values: numbers and booleans as such, everything else a string."""
+    """CLI values: a quoted value is that string exactly; unquoted, numbers and booleans as
+    such, everything else a string."""
+    if (exact := _quoted(text)) is not None:
+        return exact
     lowered = text.lower()
     if lowered in ("true", "false"):
         return lowered == "true"
@@ -58,13 +74,33 @@ def _scalar(text: str) -> Any:
     return int(number) if number.is_integer() and "." not in text else number
 
 
+def _alternatives(text: str) -> list[str]:
+    """`V1|V2|...` split at the bars outside quotes, each part stripped."""
+    parts: list[str] = []
+    current: list[str] = []
+    quote = ""
+    for char in text:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in QUOTES:
+            quote = char
+        elif char == "|":
+            parts.append("".join(current).strip())
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current).strip())
+    return parts
+
+
 CLI_OPERATORS = (("!=", "$ne"), (">=", "$gte"), ("<=", "$lte"), (">", "$gt"), ("<", "$lt"),
                  ("~", "$contains"), ("=", "$eq"))
 
 
 def parse_cli_where(expressions: list[str]) -> dict[str, Any]:
     """`--where` flags to a `where` object: TAG=V, TAG=V1|V2 (any of), TAG!=V, TAG~TEXT
-    (contains), TAG>=N, TAG<=N, TAG>N, TAG<N. Flags on the same tag combine (AND)."""
+    (contains), TAG>=N, TAG<=N, TAG>N, TAG<N. Flags on the same tag combine (AND). A value
+    in quotes ("007", '1.10') is that string; TEXT is always a string."""
     where: dict[str, dict[str, Any]] = {}
     for expression in expressions:
         # The earliest operator wins (two-character ones first at a tie), so `a=b>c`
@@ -79,8 +115,11 @@ def parse_cli_where(expressions: list[str]) -> dict[str, Any]:
         start, _, sym, op = min(positions)
         tag, raw = expression[:start].strip(), expression[start + len(sym):].strip()
         conditions = where.setdefault(tag, {})
-        if op == "$eq" and "|" in raw:
-            conditions["$in"] = [_scalar(v) for v in raw.split("|")]
+        alternatives = _alternatives(raw) if op == "$eq" else [raw]
+        if len(alternatives) > 1:
+            conditions["$in"] = [_scalar(v) for v in alternatives]
+        elif op == "$contains":
+            conditions[op] = raw if (exact := _quoted(raw)) is None else exact
         else:
             conditions[op] = _scalar(raw)
     return where

@@ -5,6 +5,17 @@ model setting before anything starts, forwards the Flow's log, and stops every p
 of the group on Ctrl-C or SIGTERM. It also guards against a Jina 3.34 hang: with gRPC
 and HTTP served together, an executor that fails to start leaves the Flow "aborted" but
 never exiting, so the parent kills the group as soon as the log says so.
+
+The Flow dies with its parent, however the parent dies (`kill -9`, the OOM killer,
+`timeout -s KILL`): the parent holds the write end of a pipe, the lifeline, whose read
+end the Flow process watches; when the parent is gone the kernel closes it, the read
+returns end-of-file, and the Flow stops its whole group as Ctrl-C would (SIGINT), then
+SIGKILL after STOP_GRACE_SECONDS. A pipe rather than Linux's parent-death signal: that
+signal follows the parent *thread* that started the child (a notebook's or a test's
+worker thread ending would stop the Flow), and a pipe works on every POSIX system. If the
+Flow process alone dies, the parent stops what is left of its group. Before starting,
+a Flow left running by a dead parent of an older memeflow is recognised by the ports or
+the workspace it holds (`memeflow.cli.leftovers`).
 """
 
 import contextlib
@@ -21,13 +32,15 @@ from typing import IO
 import yaml
 
 from memeflow import config
-from memeflow.cli import exposure
+from memeflow.cli import exposure, leftovers
 from memeflow.encoder.hardware import check_settings
 from memeflow.encoder.identity import preflight_model
 from memeflow.encoder.source import ModelLoadError, check_model_source, has_weights
+from memeflow.uris import terminal_safe
 from memeflow.workspace import WorkspaceError
 
 READY_LINE = "memeflow is ready"
+LIFELINE_ENV = "MEMEFLOW_LIFELINE_FD"  # the Flow process's read end of the lifeline
 ABORTED = "Flow is aborted"
 # The gateway polls executors that are still loading their model; Jina's log wraps each
 # failed poll over several lines, the first and the last of which say so.
@@ -85,6 +98,7 @@ def run_flow(flow_file: Path) -> None:
     import jina.orchestrate.orchestrator as orchestrator
     from jina import Flow
 
+    _watch_lifeline()
     # The ready banner looks up the public IP on three web services; never ask them.
     orchestrator.get_public_ip = lambda *args, **kwargs: None
     exposure.metrics_on_loopback()
@@ -99,6 +113,26 @@ def run_flow(flow_file: Path) -> None:
             flush=True,
         )
         flow.block()
+
+
+def _watch_lifeline() -> None:
+    """Flow side: stop the whole process group when the parent's end of the lifeline closes
+    (see the module docstring). Started before Jina, so no executor holds the variable."""
+    fd = os.environ.pop(LIFELINE_ENV, "")
+    if not fd.isdigit():
+        return  # started by hand (`python -m memeflow.cli.serve`): no parent to follow
+
+    def watch() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(int(fd), 1):
+                pass
+        group = os.getpgrp()
+        with contextlib.suppress(OSError):
+            os.killpg(group, signal.SIGINT)  # Jina's clean shutdown, as Ctrl-C
+        time.sleep(STOP_GRACE_SECONDS)
+        os.killpg(group, signal.SIGKILL)  # still here: Jina hung on the way out
+
+    threading.Thread(target=watch, name="lifeline", daemon=True).start()
 
 
 def preflight() -> None:
@@ -136,6 +170,7 @@ def _child_env() -> dict[str, str]:
     # ~860 ms on 2 busy cores). Passive waiting costs nothing measurable when idle.
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     env.update(exposure.child_env())
+    env[leftovers.SUPERVISOR_ENV] = str(os.getpid())  # how a leftover is told from a live one
     return env
 
 
@@ -149,20 +184,36 @@ class FlowProcess:
         self.aborted = threading.Event()
         self.first_error = FirstError()
         self.process: subprocess.Popen[str] | None = None
+        self._lifeline: int | None = None  # the write end, held while the Flow runs
 
     def start(self) -> "FlowProcess":
+        leftover = leftovers.find_leftover([config.grpc_port(), config.http_port()],
+                                           config.workspace())
+        if leftover is not None:
+            raise ServiceError(leftover)
         try:
             preflight()
         except WorkspaceError as exc:  # a ServiceError, which the demo reports too
             raise ServiceError(str(exc)) from exc
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "memeflow.cli.serve", str(self.flow_file)],
-            env=_child_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,  # its own process group: one signal reaches every process
-        )
+        read_end, self._lifeline = os.pipe()  # neither is inherited by other children
+        env = _child_env()
+        env[LIFELINE_ENV] = str(read_end)
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", leftovers.FLOW_MODULE, str(self.flow_file)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,  # its own process group: one signal reaches every process
+                pass_fds=(read_end,),
+            )
+        except BaseException:
+            os.close(self._lifeline)
+            self._lifeline = None
+            raise
+        finally:
+            os.close(read_end)
         threading.Thread(target=self._watch_output, daemon=True).start()
         return self
 
@@ -171,6 +222,8 @@ class FlowProcess:
         for line in self.process.stdout:
             if not self.ready.is_set() and any(noise in line for noise in STARTUP_NOISE):
                 continue
+            # A log line may quote what a client sent: it must not drive the terminal.
+            line = terminal_safe(line.rstrip("\n")) + "\n"
             self.log.write(line)
             self.log.flush()
             if not self.ready.is_set():
@@ -197,19 +250,22 @@ class FlowProcess:
                 raise ServiceError(f"the Flow was not ready after {timeout:.0f} s")
 
     def stop(self) -> None:
-        """SIGINT to the whole group (Jina's clean shutdown), SIGKILL if it does not end."""
-        if not self.process or self.process.poll() is not None:
+        """SIGINT to the whole group (Jina's clean shutdown), SIGKILL to what is left of it
+        (all of it when the Flow process does not end; executors whose Flow process died)."""
+        if not self.process:
             return
-        try:
-            os.killpg(self.process.pid, signal.SIGINT)
-            self.process.wait(STOP_GRACE_SECONDS if not self.aborted.is_set() else 1)
-        except subprocess.TimeoutExpired:
-            pass
-        except ProcessLookupError:
-            return
-        with contextlib.suppress(ProcessLookupError):
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGINT)
+                self.process.wait(STOP_GRACE_SECONDS if not self.aborted.is_set() else 1)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                pass
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
+        if self._lifeline is not None:  # only now: the Flow must not stop itself twice
+            os.close(self._lifeline)
+            self._lifeline = None
 
     def __enter__(self) -> "FlowProcess":
         self.start().wait_ready()
@@ -224,7 +280,7 @@ def serve(flow_file: Path | None = None, ready_timeout: float = 600) -> int:
     try:
         flow = FlowProcess(flow_file).start()
     except (ModelLoadError, ServiceError) as exc:
-        print(f"memeflow: cannot start: {exc}", file=sys.stderr)
+        print(f"memeflow: cannot start: {terminal_safe(exc)}", file=sys.stderr)
         return 2
     stopping = threading.Event()
 
@@ -236,11 +292,12 @@ def serve(flow_file: Path | None = None, ready_timeout: float = 600) -> int:
     try:
         flow.wait_ready(ready_timeout, cancel=stopping)
     except ServiceError as exc:
-        print(f"memeflow: {exc}", file=sys.stderr)
+        print(f"memeflow: {terminal_safe(exc)}", file=sys.stderr)
         return 1
     while not stopping.wait(0.5):
         if flow.process and flow.process.poll() is not None:
             print("memeflow: the Flow exited unexpectedly", file=sys.stderr)
+            flow.stop()  # its executors, if they outlived it
             return 1
     flow.stop()
     return 0

@@ -23,7 +23,8 @@ from memeflow.documents import Hit, MatchDoc, MemeDoc, TermDoc
 from memeflow.params import DEFAULT_TOP_K
 from memeflow.protocol import HTTP_MAX_DOCS, client_headers
 from memeflow.query import Term, is_plain_text, parse_query
-from memeflow.uris import is_local, local_path, path_uri
+from memeflow.regular_files import read_regular
+from memeflow.uris import is_local, local_path, lone_surrogate_text, path_uri, printable
 
 ImageInput = str | Path | bytes | Image.Image
 REQUEST_SIZE = HTTP_MAX_DOCS  # documents per request: Jina's default, and the HTTP limit
@@ -48,8 +49,8 @@ def _image_bytes(image: ImageInput) -> bytes:
         image.save(buffer, format="PNG")
         return buffer.getvalue()
     if isinstance(image, str):  # a path or a file: URL
-        return Path(local_path(image) or image).read_bytes()
-    return Path(image).expanduser().read_bytes()
+        return read_regular(Path(local_path(image) or image))
+    return read_regular(Path(image).expanduser())
 
 
 def data_uri(data: bytes, mime: str = "image/png") -> str:
@@ -83,6 +84,10 @@ class MemeClient:
         gateway can wait forever when a reply overtakes the end of the client's stream."""
         if self.protocol != "grpc":
             chunk = min(chunk, REQUEST_SIZE)
+        texts = [parameters, *([d.id, d.text, d.uri, d.tags] for d in docs)]
+        if (bad := lone_surrogate_text(texts)) is not None:  # the service would refuse it
+            raise ValueError(f"cannot send \"{printable(bad)}\": it is not Unicode text (a byte "
+                             "that is not UTF-8, shown as \\xNN): write it in UTF-8")
         replies = DocList[MemeDoc]()
         for start in range(0, max(len(docs), 1), chunk):  # an empty call is one request too
             replies.extend(self._request(endpoint, docs[start : start + chunk], parameters))

@@ -86,7 +86,8 @@ def service_error(error: BaseException, endpoint: str, address: str) -> ServiceE
         text = (f"{error.code().name} {error.details()}" if isinstance(error, grpc.RpcError)
                 else str(error).removeprefix("gRPC error: ").split("\n")[0])
         text = text.removeprefix("StatusCode.")
-        if text.startswith("UNAUTHENTICATED"):  # the API key check (memeflow.gateway.auth)
+        # The API key check (memeflow.gateway.auth); a request that does not parse.
+        if text.startswith(("UNAUTHENTICATED", "INVALID_ARGUMENT")):
             return RequestRefused(f"{address} refused {endpoint}: {text}")
         return _fault(endpoint, text)
     if type(error) is ValueError and error.args and isinstance(error.args[0], dict):

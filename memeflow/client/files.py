@@ -7,7 +7,9 @@ What is not the user's pictures is skipped unless asked for: dot-files and dot-f
 `System Volume Information`), and what a `.memeflowignore` (gitignore patterns, relative
 to its folder) excludes. Paths are kept as the user reached them: links are followed but
 not resolved, and a folder reached twice (a link loop, a link to a folder already
-walked) is walked once.
+walked) is walked once. Only regular files are read (`memeflow.regular_files`): a FIFO,
+socket or device, or a link to one, is a failure "not a regular file: ...", whether named
+on the command line, found in a folder, or met as a sidecar or `.memeflowignore`.
 """
 
 import hashlib
@@ -25,7 +27,8 @@ import yaml
 
 from memeflow.documents import content_id
 from memeflow.formats import IMAGE_SUFFIXES
-from memeflow.uris import path_uri, printable
+from memeflow.regular_files import file_kind, open_regular, read_regular_text
+from memeflow.uris import path_uri, printable, terminal_safe
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +68,8 @@ def _load_ignore(folder: str, scan: Scan) -> pathspec.GitIgnoreSpec | None:
     file = os.path.join(folder, IGNORE_FILE)
     try:
         # surrogateescape: a pattern may name a file whose name is not UTF-8
-        with open(file, encoding="utf-8", errors="surrogateescape") as fh:
-            return pathspec.GitIgnoreSpec.from_lines(fh.read().splitlines())
+        text = read_regular_text(file, errors="surrogateescape")
+        return pathspec.GitIgnoreSpec.from_lines(text.splitlines())
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -163,7 +166,7 @@ def _add_file(entry: os.DirEntry, found: list, scan: Scan) -> None:
         scan.failed.append((Path(path), f"cannot read file: {_reason(exc)}"))
         return
     if not stat.S_ISREG(info.st_mode):
-        scan.failed.append((Path(path), "not a regular file (device, pipe or socket)"))
+        scan.failed.append((Path(path), f"not a regular file: {file_kind(info.st_mode)}"))
         return
     found.append((path, _identity(info), entry.is_symlink()))
 
@@ -188,9 +191,22 @@ def scan_paths(paths: Iterable[str | Path], include_hidden: bool = False) -> Sca
                 seen.add(key)
             _walk(path, scan, include_hidden, seen)
         else:
-            scan.files.append(Path(path))
+            _add_named(path, scan)
     scan.files = list(dict.fromkeys(scan.files))  # a file named and in a named folder: once
     return scan
+
+
+def _add_named(path: str, scan: Scan) -> None:
+    """A file named on the command line: kept even when missing (the indexer reports it),
+    a failure when it is a FIFO, socket or device (reading it could block for ever)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = stat.S_IFREG
+    if stat.S_ISREG(mode):
+        scan.files.append(Path(path))
+    else:
+        scan.failed.append((Path(path), f"not a regular file: {file_kind(mode)}"))
 
 
 def find_images(paths: Iterable[str | Path], include_hidden: bool = False) -> Iterator[Path]:
@@ -206,7 +222,7 @@ def file_id(path: Path) -> str:
 def sha256_file(path: Path) -> str:
     """Hex SHA-256 of the file's bytes; OSError when it cannot be read."""
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    with open_regular(path) as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -228,8 +244,10 @@ def _clean(value: Any) -> Any:
 
 
 def _is_file(path: Path) -> bool:
+    """Whether a sidecar is there to read: anything but a regular file under its name is
+    reported when read, not read (a FIFO would block)."""
     try:
-        return path.is_file()
+        return path.exists()
     except OSError:  # a folder we may not look into
         return False
 
@@ -237,10 +255,11 @@ def _is_file(path: Path) -> bool:
 def _read_sidecar(path: Path) -> dict[str, Any]:
     """Flat metadata from a JSON or YAML file; nested values (text boxes...) are left out."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_text(path)
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (OSError, ValueError, RecursionError, yaml.YAMLError) as exc:
-        logger.warning("ignoring unreadable metadata file %s: %s", printable(str(path)), exc)
+        logger.warning("ignoring unreadable metadata file %s: %s", terminal_safe(path),
+                       terminal_safe(exc))
         return {}
     if not isinstance(data, dict):
         return {}

@@ -16,6 +16,7 @@ from memeflow import config
 from memeflow.client.files import file_id, file_tags, scan_paths, sha256_file
 from memeflow.client.moves import Reuse, plan_reuse, stored_path
 from memeflow.documents import MatchDoc, MemeDoc
+from memeflow.regular_files import NotRegularFile, read_regular
 from memeflow.uris import path_uri
 
 if TYPE_CHECKING:
@@ -93,6 +94,8 @@ client: "MemeClient",
     for path in scan.files:
         try:
             hashes[path] = sha256_file(path)
+        except NotRegularFile as exc:  # swapped for a FIFO since the walk
+            report.failed.append((path_uri(path), str(exc.strerror)))
         except OSError as exc:
             report.failed.append((path_uri(path), f"cannot read file: {exc.strerror or exc}"))
     reads_words = bool(client.status().get("ocr"))
@@ -161,7 +164,10 @@ def _index_batch(client: "MemeClient", batch: list[Path], hashes: dict[Path, str
     docs = []
     for path in batch:
         try:
-            data = path.read_bytes()
+            data = read_regular(path)
+        except NotRegularFile as exc:
+            report.failed.append((path_uri(path), str(exc.strerror)))
+            continue
         except OSError as exc:  # gone or locked since it was hashed
             report.failed.append((path_uri(path), f"cannot read file: {exc.strerror or exc}"))
             continue

@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import IO
 
+from memeflow.regular_files import NotRegularFile, read_regular
 from memeflow.uris import (
     ImageLoadError,
     describe_source,
@@ -60,7 +61,8 @@ def _read_data_uri(uri: str, max_bytes: int) -> bytes:
 
 
 def _read_file(path: str, max_bytes: int) -> bytes:
-    """A local file's bytes; refuses what is not a regular file before opening it."""
+    """A local file's bytes; refuses what is not a regular file, never blocking on one
+    (`memeflow.regular_files`)."""
     try:
         info = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -76,8 +78,9 @@ def _read_file(path: str, max_bytes: int) -> bytes:
     if info.st_size > max_bytes:
         raise _too_large(path, info.st_size, max_bytes)
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(max_bytes + 1)  # the file may have grown since stat
+        data = read_regular(path, max_bytes)  # the file may have grown since stat
+    except NotRegularFile as exc:  # swapped for a FIFO or device since the stat
+        raise ImageLoadError(f"{path} is {exc.strerror}") from None
     except PermissionError:
         raise ImageLoadError(f"permission denied reading {path}") from None
     except OSError as exc:

@@ -1,7 +1,7 @@
 """Each indexed image's *hubness*: its mean cosine to its nearest prompts in a bank of
 generic ones (the neighbourhood a typical query lives in). The bank is embedded once when
 the encoder starts; the value goes into the image's `hubness` tag, and a search with
-`hub_correction` ranks by `cosine - hubness` (`memeflow.indexer.hub_correction`).
+`hub_correction` ranks by `cosine - hubness` (`memeflow.indexer.search.hub_correction`).
 """
 
 from collections.abc import Sequence

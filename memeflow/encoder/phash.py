@@ -1,5 +1,5 @@
 """A perceptual hash per indexed image, kept in its `phash` tag, by which the indexer
-collapses near-duplicates (`memeflow.indexer.collapse`)."""
+collapses near-duplicates (`memeflow.indexer.search.collapse`)."""
 
 from PIL import Image
 

@@ -1,5 +1,6 @@
-"""The meme index: upsert, cosine search fused with the words on memes, filters, delete;
-every document in a SQLite database in the workspace, its vector also in memory."""
+"""The meme index: upsert, cosine search fused with the words on memes, filters, delete.
+The executor talks to a `Collection` (`memeflow.indexer.backends`) and knows nothing of
+how it keeps the documents: SQLite in the workspace (the default) or Milvus."""
 
 from typing import Any
 
@@ -9,11 +10,12 @@ from jina import requests
 
 from memeflow import config, params
 from memeflow.documents import MatchDoc, MemeDoc, TermDoc, is_id_only
+from memeflow.indexer.backends import StoredDocument, open_collection
 from memeflow.indexer.rank import rank_candidates
-from memeflow.indexer.search import SearchOptions, search_store
+from memeflow.indexer.search.options import SearchOptions
+from memeflow.indexer.search.pipeline import search_collection
 from memeflow.indexer.shards import shard_of
-from memeflow.indexer.store import EXACT_MAX, Record, VectorStore
-from memeflow.indexer.thumbnails import ThumbnailStore
+from memeflow.indexer.storage.thumbnails import ThumbnailStore
 from memeflow.query import resolve_query_parts
 from memeflow.refusals import RefusingExecutor
 from memeflow.vectors import check_own_vector
@@ -26,17 +28,20 @@ class QueryDimensionError(params.RequestError):
 
 
 class MemeIndexer(RefusingExecutor):
-    """Keeps every document in SQLite and every vector in one matrix; a search is one matrix
-    product (see `VectorStore`).
+    """Stores documents in a collection and searches it (`memeflow.indexer.search`).
 
     Settings (`uses_with:` in flow.yml):
     - workspace: the folder of the index (MEMEFLOW_WORKSPACE overrides; default
       ~/.local/share/memeflow/index). With `shards: N` each shard keeps `shard-I-of-N` in it.
-    - exact_max: beyond this many documents (per shard) a search asks an HNSW graph for
-      candidates instead of scanning every row (approximate; default 200,000).
+    - index: where the documents live (MEMEFLOW_INDEX overrides): unset, the workspace;
+      `http://HOST:19530` or a Milvus Lite `*.db` file, Milvus.
+    - collection: the collection's name in Milvus (MEMEFLOW_COLLECTION overrides).
+    - exact_max: beyond this many documents (per shard) the embedded backend asks an HNSW
+      graph for candidates instead of scanning every row (approximate; default 200,000).
     """
 
-    def __init__(self, workspace: str | None = None, exact_max: int = EXACT_MAX, **kwargs: Any
+    def __init__(self, workspace: str | None = None, exact_max: int | None = None,
+                 index: str | None = None, collection: str | None = None, **kwargs: Any
                  ) -> None:
         super().__init__(**kwargs)
         # With `shards: N` every shard sees every request and keeps the ids it owns.
@@ -47,10 +52,12 @@ class MemeIndexer(RefusingExecutor):
         if self.shards > 1:
             path = path / f"shard-{self.shard_id}-of-{self.shards}"
         self.path = path
-        self.store = VectorStore(path, exact_max=int(exact_max))  # beyond it: HNSW
+        self.collection = open_collection(path, index=config.index(index),
+                                     collection=config.collection_name(collection),
+                                     exact_max=None if exact_max is None else int(exact_max))
         self.thumbnails = ThumbnailStore(path / "thumbnails")
         self.max_docs = config.max_docs()  # /upsert skips the encoder and its limits
-        self.logger.info(f"index at {self.store.path}: {len(self.store)} documents")
+        self.logger.info(f"index at {self.collection.location}: {len(self.collection)} documents")
 
     def _owns(self, doc: MemeDoc) -> bool:
         if self.shards == 1:
@@ -76,7 +83,7 @@ class MemeIndexer(RefusingExecutor):
         bind it): the fast path for documents that bring their own embedding."""
         params.check_request_size(len(docs), self.max_docs)
         keep_vectors = params.flag(parameters, "return_embeddings")  # refused before storing
-        dim_before = dim = self.store.dim
+        dim_before = dim = self.collection.dim
         valid = []
         for doc in docs:
             if self._storable(doc, dim) and self._owns(doc):
@@ -85,13 +92,13 @@ class MemeIndexer(RefusingExecutor):
                 dim = dim or np.shape(doc.embedding)[0]  # an empty index takes the first one's
         if valid:
             with self.monitor("index_seconds", "Time to store a request's vectors"):
-                self.store.upsert(
-                    [doc.id for doc in valid],  # type: ignore[misc]  # all set: asserted above
+                self.collection.upsert(
+                    [doc.id for doc in valid],  # type: ignore[misc,unused-ignore]  # asserted
                     np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in valid]),
-                    [Record(uri=doc.uri, tags=doc.tags, words=doc.words) for doc in valid],
+                    [StoredDocument(uri=doc.uri, tags=doc.tags, words=doc.words) for doc in valid],
                 )
-            if self.store.dim != dim_before:  # the first vectors: the workspace takes a model
-                self.store.set_model(bind_model(self.root).get("model"))
+            if self.collection.dim != dim_before:  # the first vectors: the workspace takes a model
+                self.collection.set_model(bind_model(self.root).get("model"))
             for doc in valid:
                 assert doc.id is not None  # as above
                 # A document re-indexed from a bare vector loses its old preview.
@@ -108,8 +115,8 @@ class MemeIndexer(RefusingExecutor):
     def _use_stored_vector(self, doc: MemeDoc) -> None:
         """A query with only an id searches with that indexed document's vector."""
         assert doc.id is not None  # search() sends only documents that have one
-        if doc.id in self.store:
-            doc.embedding = self.store.vectors([doc.id])[0]
+        if doc.id in self.collection:
+            doc.embedding = self.collection.vectors([doc.id])[0]
         elif self._owns(doc):
             doc.error = (
                 f"no indexed document has id {doc.id!r}: search by text or image, "
@@ -127,23 +134,24 @@ class MemeIndexer(RefusingExecutor):
                 self._use_stored_vector(doc)
             doc.terms = DocList[TermDoc]()
         queries = [doc for doc in docs if not doc.error and doc.embedding is not None]
-        if queries and self.store.dim is not None:
+        if queries and self.collection.dim is not None:
             matrix = np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in queries])
-            if matrix.shape[1] != self.store.dim:
+            if matrix.shape[1] != (dim := self.collection.dim):
                 raise QueryDimensionError(
                     f"query embedding is {matrix.shape[1]}-d but the index holds "
-                    f"{self.store.dim}-d vectors: send a {self.store.dim}-d embedding, or "
+                    f"{dim}-d vectors: send a {dim}-d embedding, or "
                     "leave `embedding` empty to have the query encoded"
                 )
             with self.monitor("search_seconds", "Time to search the index"):
                 # A query's text is matched against the words on the memes too. A shard
                 # leaves paging to the merger, which pages the union.
-                results = search_store(self.store, matrix, options, paged=self.shards == 1,
-                                       texts=[doc.text for doc in queries])
+                results = search_collection(self.collection, matrix, options,
+                                            paged=self.shards == 1,
+                                            texts=[doc.text for doc in queries])
             for doc, hits in zip(queries, results, strict=True):
                 doc.matches = DocList[MatchDoc]([MatchDoc(**hit) for hit in hits])
                 if with_vectors and hits:
-                    vectors = self.store.vectors([hit["id"] for hit in hits])
+                    vectors = self.collection.vectors([hit["id"] for hit in hits])
                     for match, vector in zip(doc.matches, vectors, strict=True):
                         match.embedding = vector
         if not with_vectors:
@@ -161,14 +169,14 @@ class MemeIndexer(RefusingExecutor):
         return docs
 
     def _stored_vectors(self, ids: list[str]) -> list[np.ndarray | None]:
-        return [self.store.vectors([i])[0] if i in self.store else None for i in ids]
+        return [self.collection.vectors([i])[0] if i in self.collection else None for i in ids]
 
     @requests(on="/delete")
     def delete(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         ids: list[str] = [doc.id for doc in docs if doc.id and self._owns(doc)]
-        removed = self.store.delete(ids)
+        removed = self.collection.delete(ids)
         self.thumbnails.delete(ids)
-        return DocList[MemeDoc]([MemeDoc(tags={"deleted": removed, "count": len(self.store)})])
+        return DocList[MemeDoc]([MemeDoc(tags={"deleted": removed, "count": len(self.collection)})])
 
     @requests(on="/get")
     def get(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
@@ -178,7 +186,7 @@ class MemeIndexer(RefusingExecutor):
             [
                 MemeDoc(id=doc_id, uri=record["uri"], tags=record["tags"],
                         words=record.get("words"))
-                for doc_id, record in zip(ids, self.store.get(ids), strict=True)
+                for doc_id, record in zip(ids, self.collection.get(ids), strict=True)
                 if record is not None
             ]
         )
@@ -188,7 +196,7 @@ class MemeIndexer(RefusingExecutor):
         """The preview of each given id that is indexed and has one (for the gateway)."""
         found = []
         for doc in docs:
-            if doc.id and doc.id in self.store and (data := self.thumbnails.get(doc.id)):
+            if doc.id and doc.id in self.collection and (data := self.thumbnails.get(doc.id)):
                 found.append(MemeDoc(id=doc.id, thumbnail=data))
         return DocList[MemeDoc](found)
 
@@ -199,15 +207,15 @@ class MemeIndexer(RefusingExecutor):
         starts with it. Embeddings only with `return_embeddings`."""
         tag = params.text(parameters, "tag")
         with_vectors = params.flag(parameters, "return_embeddings")
-        ids = self.store.find(tag, [doc.tags.get(tag) for doc in docs] if tag else (),
+        ids = self.collection.find(tag, [doc.tags.get(tag) for doc in docs] if tag else (),
                               params.text(parameters, "uri_prefix"))
         found = DocList[MemeDoc](
             [MemeDoc(id=i, uri=r["uri"], tags=r["tags"], words=r.get("words"))
-             for i, r in zip(ids, self.store.get(ids), strict=True)
+             for i, r in zip(ids, self.collection.get(ids), strict=True)
              if r is not None]  # find() returns stored ids only: none is left out
         )
         if ids and with_vectors:
-            for doc, vector in zip(found, self.store.vectors(ids), strict=True):
+            for doc, vector in zip(found, self.collection.vectors(ids), strict=True):
                 doc.embedding = vector
         return found
 
@@ -215,22 +223,23 @@ class MemeIndexer(RefusingExecutor):
     def status(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         """Adds what the index knows to the encoder's status document."""
         status = docs[0] if docs else MemeDoc()
-        status.tags.update(count=len(self.store), dim=self.store.dim, workspace=str(self.path),
-                           shards=self.shards)
+        status.tags.update(count=len(self.collection), dim=self.collection.dim,
+                           workspace=str(self.path), shards=self.shards)
         return DocList[MemeDoc]([status])
 
     @requests(on="/count")
     def count(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
-        return DocList[MemeDoc]([MemeDoc(tags={"count": len(self.store), "dim": self.store.dim})])
+        tags = {"count": len(self.collection), "dim": self.collection.dim}
+        return DocList[MemeDoc]([MemeDoc(tags=tags)])
 
     @requests(on="/clear")
     def clear(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
-        self.store.clear()
+        self.collection.clear()
         self.thumbnails.clear()
         forget_model(self.root)  # an empty workspace takes any model
-        self.store.set_model(None)
+        self.collection.set_model(None)
         return DocList[MemeDoc]([MemeDoc(tags={"count": 0})])
 
     def close(self) -> None:
-        self.store.close()
+        self.collection.close()
         super().close()

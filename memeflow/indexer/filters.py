@@ -12,7 +12,7 @@ Every condition must hold (AND). A missing tag fails every condition but
 `{"$exists": false}` and `$ne` / `$nin`.
 
 This module defines what a condition means, as a check of one document's tags
-(`Where.matches`); `memeflow.indexer.where_sql` answers the same conditions from the
+(`Where.matches`); `memeflow.indexer.indexes.where_sql` answers the same conditions from the
 database's indexes, and falls back to this check where an index cannot answer exactly.
 """
 

@@ -9,7 +9,7 @@ from docarray import DocList
 from jina import requests
 
 from memeflow.documents import MemeDoc
-from memeflow.indexer.search import SearchOptions
+from memeflow.indexer.search.options import SearchOptions
 from memeflow.indexer.shards import merge_matches, shard_of
 from memeflow.refusals import RefusingExecutor
 

@@ -14,8 +14,8 @@ from typing import cast
 from docarray import DocList
 
 from memeflow.documents import Hit, MatchDoc
-from memeflow.indexer import hybrid
-from memeflow.indexer.search import SearchOptions
+from memeflow.indexer.search import collapse, fusion, page
+from memeflow.indexer.search.options import SearchOptions
 
 
 def shard_of(doc_id: str, shards: int) -> int:
@@ -27,26 +27,25 @@ def shard_of(doc_id: str, shards: int) -> int:
 def merge_matches(
     per_shard: Sequence[DocList[MatchDoc]], options: SearchOptions
 ) -> DocList[MatchDoc]:
-    """The page of the union. Each shard has already filtered, re-scored and collapsed its
+    """The page of the union, through the last stages of a search (`memeflow.indexer.search`):
+    fusion, collapse, page. Each shard has already filtered, re-scored and collapsed its
     own hits; collapsing again folds duplicates that live on different shards. When the
     words on memes took part, the union is fused again from each signal's global order
     (the words' scores come from each shard's own statistics: close to, not exactly, what
     one shard would rank)."""
     merged = [match for matches in per_shard for match in matches]
     merged.sort(key=lambda match: (-match.score, match.id or ""))
-    if any(hybrid.LEXICAL in match.signals for match in merged):
-        by_id: dict[str | None, MatchDoc] = {match.id: match for match in merged}
-        dense = [_as_hit(m) for m in merged if hybrid.DENSE in m.signals]
-        lexical = sorted(
-            ((m.id or "", m.words_score or 0.0) for m in merged if hybrid.LEXICAL in m.signals),
-            key=lambda pair: (-pair[1], pair[0]),
-        )
-        hits = hybrid.fuse(dense, lexical, options.ocr_weight,
-                               lambda ids: [_as_hit(by_id[i]) for i in ids])
-    else:
-        hits = hybrid.with_dense_signals([_as_hit(m) for m in merged])
-    page = options.page(options.collapse(hits))
-    return DocList[MatchDoc]([MatchDoc(**hit) for hit in page])
+    hits = [_as_hit(match) for match in merged]
+    lexical = None
+    if any(fusion.LEXICAL in match.signals for match in merged):
+        lexical = sorted(((m.id or "", m.words_score or 0.0) for m in merged
+                          if fusion.LEXICAL in m.signals), key=lambda pair: (-pair[1], pair[0]))
+    dense = [hit for hit, m in zip(hits, merged, strict=True)
+             if lexical is None or fusion.DENSE in m.signals]
+    fused = fusion.fuse(dense, lexical, hits, options.ocr_weight)
+    collapsed = collapse.fold(fused, options.dedup_distance, options.group_by)
+    return DocList[MatchDoc]([MatchDoc(**hit) for hit in page.cut(
+        collapsed, options.offset, options.top_k)])
 
 
 def _as_hit(match: MatchDoc) -> Hit:

@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-
 from memeflow.indexer.store import Record, VectorStore  # type: ignore[attr-defined]
+
 from memeflow.workspace import bind_model, open_workspace
 
 root = Path(__file__).parent / "format-2"

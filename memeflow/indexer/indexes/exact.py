@@ -8,6 +8,8 @@ scores decide the order: equal vectors are true ties, broken by id.
 """
 
 
+from collections.abc import Callable
+
 import numpy as np
 
 EPS32 = float(np.finfo(np.float32).eps)
@@ -24,9 +26,23 @@ def near_kth(queries: np.ndarray, scores: np.ndarray, k: int) -> list[np.ndarray
     return [np.flatnonzero(row >= bound - slack) for row, bound in zip(scores, kth, strict=True)]
 
 
-def exact_scores(matrix: np.ndarray, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """float64 dot products, one row at a time: equal rows get equal scores, unlike in BLAS.
-    Chunked, since collapsed embeddings (an untrained model) can make every row a candidate."""
+def exact_scores(vectors_of: Callable[[np.ndarray], np.ndarray], rows: np.ndarray,
+                 query: np.ndarray) -> np.ndarray:
+    """float64 dot products of the float32 vectors of `rows` (`vectors_of(rows)`, (n, dim))
+    with `query`, one row at a time: equal rows get equal scores, unlike in BLAS. Chunked,
+    since collapsed embeddings (an untrained model) can make every row a candidate."""
     query64 = query.astype(np.float64)
     chunks = (rows[i : i + 1024] for i in range(0, len(rows), 1024))  # fits in cache
-    return np.concatenate([(matrix[c].astype(np.float64) * query64).sum(axis=1) for c in chunks])
+    return np.concatenate([(vectors_of(c).astype(np.float64) * query64).sum(axis=1)
+                           for c in chunks] or [np.empty(0)])
+
+
+def within_bound(approximate: np.ndarray, errors: np.ndarray, k: int, dim: int) -> np.ndarray:
+    """The positions that may belong in the top k, given quantised scores and, per row, a
+    bound on how far its exact score lies from them (`HnswIndex.approximate`): those whose
+    best possible score reaches the k-th best of the worst possible ones."""
+    slack = errors.astype(np.float64) * (1 + 1e-6) + 2 * dim * EPS32
+    n = len(approximate)
+    low = approximate - slack
+    kth = np.partition(low, n - k)[n - k]
+    return np.flatnonzero(approximate + slack >= kth)

@@ -8,10 +8,10 @@ The encoder measures each image's hubness when it is indexed and keeps it in its
 `hubness` tag (`memeflow.encoder.hubness`); this module re-ranks by it.
 """
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
 
-from memeflow.documents import HUB_TAG
+from memeflow.documents import HUB_TAG, Hit
 
 
 def rescore(hits: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -23,3 +23,12 @@ def rescore(hits: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     rescored = [{**hit, "score": corrected(hit)} for hit in hits]
     rescored.sort(key=lambda hit: (-hit["score"], hit["id"] or ""))
     return rescored
+
+
+def correct(dense: Sequence[Hit], lexical: Sequence[Hit], on: bool
+          ) -> tuple[list[Hit], list[Hit]]:
+    """The hub-correction stage over both signals' hits, when a request asks for it: the
+    dense ranking re-ranked by corrected score, the lexical-only hits rescored alike."""
+    if not on:
+        return list(dense), list(lexical)
+    return cast(list[Hit], rescore(dense)), cast(list[Hit], rescore(lexical))

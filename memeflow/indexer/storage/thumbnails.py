@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from memeflow.indexer.atomic import write_bytes
+from memeflow.indexer.storage.atomic import write_bytes
 
 
 class ThumbnailStore:

@@ -58,3 +58,10 @@ def collapse(
             hashes.append(code)
         kept.append(hit)
     return kept
+
+
+def fold(hits: list[HitT], distance: int | None, group_by: str | None) -> list[HitT]:
+    """The collapsing stage: `collapse` when a request asks for it, else the hits as they are."""
+    if distance is None and group_by is None:
+        return hits
+    return collapse(hits, distance=distance, group_by=group_by)

@@ -1,15 +1,19 @@
 """Approximate nearest neighbours for large stores: a faiss HNSW graph kept in step with the
 store's rows, and saved to a single checksummed file so a restart does not rebuild it.
 
-The graph holds 8-bit scalar-quantised copies of the vectors (a quarter of float32): the
-store keeps the float32 matrix anyway and re-scores every candidate exactly, so quantised
-navigation costs no recall, and a second float32 copy would double the memory per vector.
+The graph holds 8-bit scalar-quantised copies of the vectors (a quarter of float32), and for
+each the length of its quantisation error, `||x - decoded(x)||`: a bound on how far a
+quantised score can be from the exact one (Cauchy-Schwarz, unit queries), so a filtered
+search can rank the quantised copies and rescore exactly only the rows that can still be
+in the top k. While the graph serves searches, the store keeps no float32 copy in memory:
+candidates are rescored from the database.
 faiss cannot remove a vector from an HNSW graph: a replaced or deleted row's label becomes a
 tombstone, filtered out during the search, and the store rebuilds the graph when tombstones
 pile up.
 
 File layout: `faiss index bytes | meta payload | FOOTER`, where the meta payload is one JSON
-line followed by the label -> row table (int64 LE) and FOOTER is
+line followed by the label -> row table (int64 LE) and the label -> error table (float32
+LE), and FOOTER is
 `magic | faiss length (u64) | meta length (u64) | crc32 of everything before it (u32)`.
 """
 
@@ -17,6 +21,7 @@ import json
 import os
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -24,9 +29,10 @@ from typing import Any, cast
 import faiss
 import numpy as np
 
-from memeflow.indexer.atomic import atomic_write
+from memeflow.indexer.storage.atomic import atomic_write
 
-MAGIC = b"MFh1"
+MAGIC = b"MFh2"
+MAGIC_WITHOUT_ERRORS = b"MFh1"  # no error table: measured again from the vectors at load
 FOOTER = struct.Struct("<4sQQI")
 TOMBSTONE = -1
 CHUNK = 16 << 20
@@ -63,6 +69,7 @@ class HnswIndex:
         self.index.hnsw.efConstruction = params.ef_construction
         self._label_row = np.empty(0, np.int64)  # per label: its row, or TOMBSTONE
         self._row_label = np.empty(0, np.int64)  # per row: its label
+        self._label_error = np.empty(0, np.float32)  # per label: ||x - decoded(x)||
         self._rows = 0
         self._live_bits: np.ndarray | None = None  # bitmap of live labels, while searching
         self.loaded_from: Path | None = None  # where it was read from, None if built here
@@ -102,7 +109,11 @@ class HnswIndex:
         self._rows = max(self._rows, int(rows.max()) + 1)
         self._label_row = _grown(self._label_row, self.index.ntotal)
         self._row_label = _grown(self._row_label, self._rows)
+        self._label_error = _grown(self._label_error, self.index.ntotal)
         self._label_row[labels], self._row_label[rows] = rows, labels
+        decoded = self._storage().reconstruct_n(start, len(labels))
+        self._label_error[labels] = np.linalg.norm(
+            np.asarray(vectors, np.float64) - decoded, axis=1)
         self._live_bits = None
 
     def delete(self, row: int, last: int) -> None:
@@ -143,17 +154,49 @@ class HnswIndex:
             todo, ef = np.array(short, np.int64), ef * 2
         return results
 
-    def matches(self, matrix: np.ndarray, samples: int = 64) -> bool:
-        """Whether the graph's vectors are the store's rows: a sample of rows, quantised, must
-        give exactly the codes stored for their labels. Catches a graph file that belongs to
-        another state of the workspace."""
-        if self._rows != len(matrix) or matrix.shape[1] != self.dim:
+    @property
+    def knows_errors(self) -> bool:
+        """False for a graph saved without its error table (by an older memeflow)."""
+        return not np.isnan(self._label_error[: self.index.ntotal]).any()
+
+    def measure_errors(self, matrix: np.ndarray, chunk: int = 65_536) -> None:
+        """Measures the quantisation error of every live row from its vectors (`matrix`,
+        row i = row i), as `add` does for new ones."""
+        storage = self._storage()
+        for start in range(0, self._rows, chunk):
+            labels = self._row_label[start : min(start + chunk, self._rows)]
+            decoded = storage.reconstruct_batch(np.ascontiguousarray(labels))
+            self._label_error[labels] = np.linalg.norm(
+                matrix[start : start + len(labels)].astype(np.float64) - decoded, axis=1)
+
+    def approximate(self, rows: np.ndarray, query: np.ndarray, chunk: int = 65_536
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """(quantised scores, error bounds) of `rows` against a unit `query` ((dim,)): each
+        exact score lies within its bound of its quantised one (plus float32 rounding,
+        dim * eps at most)."""
+        labels = self._row_label[np.asarray(rows, np.int64)]
+        storage, query32 = self._storage(), np.asarray(query, np.float32)
+        scores = np.concatenate([
+            storage.reconstruct_batch(np.ascontiguousarray(labels[i : i + chunk])) @ query32
+            for i in range(0, len(labels), chunk)] or [np.empty(0, np.float32)])
+        return scores, self._label_error[labels]
+
+    def matches(self, count: int, vectors_of: Callable[[np.ndarray], np.ndarray],
+                samples: int = 64) -> bool:
+        """Whether the graph's vectors are the store's `count` rows (`vectors_of(rows)` gives
+        their float32 vectors): a sample of rows, quantised, must give exactly the codes
+        stored for their labels. Catches a graph file that belongs to another state of the
+        workspace."""
+        if self._rows != count:
             return False
         if not self._rows:
             return True
         rows = np.linspace(0, self._rows - 1, min(samples, self._rows)).astype(np.int64)
+        sample = vectors_of(rows)
+        if sample.shape[1] != self.dim:
+            return False
         storage = faiss.downcast_index(self.index.storage)
-        expected = storage.sa_decode(storage.sa_encode(np.ascontiguousarray(matrix[rows])))
+        expected = storage.sa_decode(storage.sa_encode(np.ascontiguousarray(sample)))
         stored = np.stack([self.index.reconstruct(int(label)) for label in self._row_label[rows]])
         return bool(np.array_equal(expected, stored))
 
@@ -189,6 +232,10 @@ class HnswIndex:
             self.add(rows, matrix[rows])
         return len(rows)
 
+    def _storage(self) -> Any:
+        """The quantised vectors by label (a faiss IndexScalarQuantizer)."""
+        return faiss.downcast_index(self.index.storage)
+
     def save(self, path: Path, seq: int) -> None:
         """Replaces `path` atomically (`atomic_write`): a crash leaves the old file or the
         new one, never half of one. `seq`: the store's generation (its count of committed
@@ -201,6 +248,7 @@ class HnswIndex:
             "params": asdict(self.params),
         }
         table = np.ascontiguousarray(self._label_row[: self.index.ntotal], dtype="<i8")
+        errors = np.ascontiguousarray(self._label_error[: self.index.ntotal], dtype="<f4")
         with atomic_write(path) as fh:
             crc, faiss_len = 0, 0
 
@@ -212,10 +260,11 @@ class HnswIndex:
             # PyCallbackIOWriter is missing from faiss's stubs.
             faiss.write_index(self.index, faiss.PyCallbackIOWriter(write))  # type: ignore[attr-defined]
             payload = json.dumps(meta, separators=(",", ":")).encode() + b"\n"
-            for part in (payload, table.data.cast("B")):
+            for part in (payload, table.data.cast("B"), errors.data.cast("B")):
                 crc = zlib.crc32(part, crc)
                 fh.write(part)
-            fh.write(FOOTER.pack(MAGIC, faiss_len, len(payload) + table.nbytes, crc))
+            fh.write(FOOTER.pack(MAGIC, faiss_len, len(payload) + table.nbytes + errors.nbytes,
+                                 crc))
 
     @classmethod
     def load(cls, path: Path, params: HnswParams) -> tuple["HnswIndex", int]:
@@ -228,7 +277,8 @@ class HnswIndex:
                 raise DamagedGraphError(f"{path} is too short")
             fh.seek(size - FOOTER.size)
             magic, faiss_len, meta_len, crc = FOOTER.unpack(fh.read(FOOTER.size))
-            if magic != MAGIC or faiss_len + meta_len + FOOTER.size != size:
+            if magic not in (MAGIC, MAGIC_WITHOUT_ERRORS) \
+                    or faiss_len + meta_len + FOOTER.size != size:
                 raise DamagedGraphError(f"{path} has a bad footer")
             fh.seek(0)
             actual, left = 0, size - FOOTER.size
@@ -244,17 +294,22 @@ class HnswIndex:
             meta_bytes = fh.read(meta_len)
         newline = meta_bytes.index(b"\n")
         meta = json.loads(meta_bytes[:newline])
-        table = np.frombuffer(meta_bytes, "<i8", offset=newline + 1).astype(np.int64)
+        ntotal = int(meta["ntotal"])
+        table = np.frombuffer(meta_bytes, "<i8", count=ntotal, offset=newline + 1).astype(np.int64)
+        errors = (np.full(ntotal, np.nan, np.float32) if magic == MAGIC_WITHOUT_ERRORS else
+                  np.frombuffer(meta_bytes, "<f4", offset=newline + 1 + 8 * ntotal).astype(
+                      np.float32))
         saved = HnswParams(**meta["params"])
         if (saved.m, saved.ef_construction) != (params.m, params.ef_construction):
             raise DamagedGraphError(f"{path} was built with {saved}, not {params}")
-        if index.ntotal != meta["ntotal"] or len(table) != index.ntotal or index.d != meta["dim"]:
+        if (index.ntotal != ntotal or len(table) != ntotal or len(errors) != ntotal
+                or index.d != meta["dim"]):
             raise DamagedGraphError(f"{path}: the graph and its table disagree")
         ann = cls.__new__(cls)
         # read_index returns the concrete class (faiss downcasts it); the stubs say Index.
         ann.dim, ann.params, ann.index = meta["dim"], params, cast(faiss.IndexHNSWSQ, index)
         ann.index.hnsw.efConstruction = params.ef_construction
-        ann._label_row, ann._rows = table, meta["rows"]
+        ann._label_row, ann._label_error, ann._rows = table, errors, meta["rows"]
         live = np.flatnonzero(table != TOMBSTONE)
         ann._row_label = np.empty(ann._rows, np.int64)
         if len(live) != ann._rows or not np.array_equal(np.sort(table[live]), np.arange(ann._rows)):
@@ -268,6 +323,6 @@ def _grown(array: np.ndarray, size: int) -> np.ndarray:
     """At least `size` entries, growing by doubling so appends cost O(1) amortised."""
     if len(array) >= size:
         return array
-    grown = np.full(max(size, 2 * len(array), 1024), TOMBSTONE, np.int64)
+    grown = np.full(max(size, 2 * len(array), 1024), TOMBSTONE, array.dtype)
     grown[: len(array)] = array
     return grown

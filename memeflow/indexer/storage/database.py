@@ -16,12 +16,12 @@ count `memeflow count` gives):
   in-memory matrix (0..n-1, kept contiguous: a deleted row's place takes the last row);
   `vector` is the unit-length float32 vector, little-endian; `tags` a JSON object.
 - `tag_values`: the tags again, one row per (document, tag) and one per element of a list
-  tag, so that filters are index look-ups (`memeflow.indexer.where_sql`).
-- `words`: the words read on the memes, in FTS5 (`memeflow.indexer.words`).
+  tag, so that filters are index look-ups (`memeflow.indexer.indexes.where_sql`).
+- `words`: the words read on the memes, in FTS5 (`memeflow.indexer.indexes.words`).
 - `meta`: `dim`, the vectors' dimension; `generation`, a count of committed writes (the
   saved HNSW graph names the one it covers); `model`, a copy of the model identity kept in
   `memeflow.json`; `moved_from_snapshot`, the files a workspace of the older store was
-  moved from (`memeflow.indexer.legacy`).
+  moved from (`memeflow.indexer.storage.legacy`).
 """
 
 import json
@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
-from memeflow.indexer import words
+from memeflow.indexer.indexes import words
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Reading a store written before the SQLite database (workspace format 2 and older): a
-snapshot plus an append-only log of checksummed frames (`memeflow.indexer.journal`), so
-that `VectorStore` can move it into the database once.
+snapshot plus an append-only log of checksummed frames (`memeflow.indexer.storage.journal`), so
+that `EmbeddedCollection` can move it into the database once.
 
 The rules are the ones that store replayed by: log records carry increasing sequence
 numbers and the snapshot the last one it includes (a log left by a crash mid-compaction is
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from memeflow.indexer import journal
+from memeflow.indexer.storage import journal
 
 SNAPSHOT, LOG, GRAPH = "snapshot.bin", "log.bin", "hnsw.bin"  # GRAPH: labelled by `seq`
 FILES = (SNAPSHOT, LOG, GRAPH, f"{SNAPSHOT}.tmp", f"{GRAPH}.tmp")

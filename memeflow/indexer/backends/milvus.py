@@ -1,0 +1,517 @@
+"""The Milvus backend: every document in one Milvus collection, nothing in the indexer.
+
+`MEMEFLOW_INDEX=http://HOST:19530` (Milvus Standalone or Distributed, or Milvus Lite's
+`milvus-lite server`) or a Milvus Lite file (`*.db`, run inside the indexer's process).
+Since the server holds everything, any number of indexer replicas can share a collection.
+
+One collection per index (`MEMEFLOW_COLLECTION`, default "memeflow"), created at the first
+upsert (its vectors' dimension fixes the schema) and dropped by `clear`:
+
+| field | type | what |
+| --- | --- | --- |
+| id | VARCHAR, primary key | the document's id |
+| uri | VARCHAR | its uri ("" for none; `has_uri` tells) |
+| tags | JSON | its tags as JSON can hold them (`milvus_where.json_safe`) |
+| exact_tags | VARCHAR | the tags as JSON text when `tags` could not hold them exactly, else "" |
+| tag_names, valued_tags, numbers | ARRAY, ARRAY, JSON | what the filters read (`milvus_where`) |
+| words | VARCHAR, nullable | the words read on it |
+| grams | VARCHAR, analysed | the words' character trigrams, space-separated |
+| grams_bm25 | SPARSE_FLOAT_VECTOR | BM25 of the grams, made by Milvus (a BM25 `Function`) |
+| vector | FLOAT_VECTOR | the unit-length vector (HNSW, COSINE) |
+
+The words are matched as the embedded backend matches them (`memeflow.indexer.indexes.words`):
+letters and digits only, compared as character trigrams, since OCR loses the spaces
+between words; Milvus ranks the grams by BM25 (its k1 1.2, b 0.75, the same idf), and the
+backend keeps the matches holding at least half the query's grams, whole phrases first.
+
+Scores are exact cosines: HNSW proposes candidates and they are scored again here from
+their stored float32 vectors (in float64; ties by id), as the embedded backend scores.
+The model identity lives in a second, one-row collection, `<name>_model`.
+"""
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from pymilvus import DataType, Function, FunctionType, MilvusClient
+from pymilvus.exceptions import MilvusException
+
+from memeflow.documents import Hit
+from memeflow.indexer.backends.base import (
+    Collection,
+    CollectionWriteError,
+    LexicalMatch,
+    Selection,
+    StoredDocument,
+)
+from memeflow.indexer.backends.checks import id_list, tag_json, unit_vectors, valid_text
+from memeflow.indexer.backends.milvus_where import (
+    MilvusFilter,
+    comparable,
+    compile_where,
+    equals_any,
+    filter_fields,
+)
+from memeflow.indexer.filters import Where
+from memeflow.indexer.indexes.words import DEFAULT_MIN_COVERAGE, GRAM, grams, normalise
+from memeflow.uris import printable
+
+logger = logging.getLogger(__name__)
+
+MAX_TEXT = 65_535  # bytes in a Milvus VARCHAR
+MAX_TAGS = 4_096  # elements in a Milvus ARRAY
+MAX_TAG_NAME = 1_024
+MAX_LIMIT = 16_384  # Milvus's largest limit (top_k) of one search or query
+CANDIDATE_MARGIN = 10  # candidates beyond top_k: the exact rescoring may reorder the edge
+READ_BATCH = 1_000
+PAD = "_"
+# pymilvus pings an idle connection every 10 s; a gRPC server left at its defaults (Milvus
+# Lite's) allows one ping per 5 minutes and closes the connection after the third: ping
+# no more often than that, and only while a call is under way.
+KEEPALIVE = {"grpc.keepalive_time_ms": 300_000, "grpc.keepalive_permit_without_calls": False}
+
+
+def gram_text(words: str | None) -> str:
+    """The character trigrams of `words`, space-separated, as `memeflow.indexer.indexes.words`
+    indexes them (a text of one or two letters is padded to one gram). Each gram is letters,
+    digits or `_`: one token for Milvus's standard analyser."""
+    letters = normalise(words or "")
+    if not letters:
+        return ""
+    if len(letters) < GRAM:
+        return letters.rjust(GRAM, PAD)
+    text, size = [], 0
+    for i in range(len(letters) - GRAM + 1):  # as many as a VARCHAR holds (65,535 bytes)
+        gram = letters[i : i + GRAM]
+        size += len(gram.encode("utf-8")) + 1
+        if size > MAX_TEXT + 1:
+            break
+        text.append(gram)
+    return " ".join(text)
+
+
+def _query_grams(text: str) -> list[str]:
+    letters = normalise(text)
+    if len(letters) < GRAM:
+        return [letters.rjust(GRAM, PAD)] if letters else []
+    return list(grams(letters))
+
+
+class MilvusSelection(Selection):
+    """A `where` as a Milvus expression: `expression` None selects everything."""
+
+    def __init__(self, where: Where | None, expression: str | None, *, empty: bool = False
+                 ) -> None:
+        super().__init__(where, empty=empty)
+        self.expression = expression
+
+
+class MilvusCollection(Collection):
+    """Documents in a Milvus collection (see the module's docstring)."""
+
+    def __init__(self, uri: str, *, collection: str = "memeflow", token: str = "",
+                 timeout: float = 10.0) -> None:
+        """`uri`: a server (`http://HOST:19530`) or a Milvus Lite file; `token`: its
+        credentials ("user:password" or an API key), if it asks for any. Raises
+        ConnectionError naming the uri when no Milvus answers there within `timeout` s."""
+        self.uri, self.name, self.model_name = uri, collection, f"{collection}_model"
+        try:
+            self._client = MilvusClient(uri=uri, token=token, timeout=timeout,
+                                        grpc_options=KEEPALIVE)
+        except MilvusException as exc:
+            raise ConnectionError(
+                f"no Milvus answered at {uri} ({exc.message}): start it, or set MEMEFLOW_INDEX "
+                "to another server, or unset it to keep the index in the workspace"
+            ) from None
+        self._dim: int | None = None
+        self._closed = False
+
+    # --- what it holds ----------------------------------------------------------------
+
+    @property
+    def dim(self) -> int | None:
+        if self._exists() and self._dim is None:
+            schema = self._client.describe_collection(self.name)
+            self._dim = next(int(field["params"]["dim"]) for field in schema["fields"]
+                             if field["name"] == "vector")
+        return self._dim
+
+    @property
+    def location(self) -> str:
+        return f"{self.uri} (collection {self.name})"
+
+    def count(self) -> int:
+        if not self._exists():
+            return 0
+        found = self._client.query(self.name, filter="", output_fields=["count(*)"])
+        return int(found[0]["count(*)"])
+
+    def __contains__(self, doc_id: object) -> bool:
+        if not isinstance(doc_id, str) or not self._exists():
+            return False
+        return bool(self._client.query(self.name, filter=_ids_in([doc_id]),
+                                       output_fields=["id"]))
+
+    # --- writes -----------------------------------------------------------------------
+
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray,
+               documents: Sequence[StoredDocument]) -> None:
+        self._check_open()
+        ids, documents = id_list(ids), list(documents)
+        matrix = unit_vectors(vectors, "vectors")
+        if not len(ids) == len(matrix) == len(documents):
+            raise ValueError(f"got {len(ids)} ids, {len(matrix)} vectors, "
+                             f"{len(documents)} documents")
+        dim = matrix.shape[1]
+        if self.dim is not None and dim != self.dim:
+            raise ValueError(f"expected vectors of dimension {self.dim}, got dimension {dim}")
+        if not ids:
+            return
+        latest = {doc_id: i for i, doc_id in enumerate(ids)}  # the last duplicate wins
+        kept = [documents[i] for i in latest.values()]
+        tag_json(kept)
+        valid_text(list(latest), kept)
+        rows = [_row(doc_id, matrix[i], documents[i]) for doc_id, i in latest.items()]
+        if self._dim is None:
+            self._create(dim)
+        try:
+            self._client.upsert(self.name, rows)
+        except MilvusException as exc:
+            raise CollectionWriteError(f"Milvus at {self.uri} refused the upsert: "
+                                       f"{exc.message}") from None
+
+    def delete(self, ids: Sequence[str]) -> int:
+        self._check_open()
+        ids = list(dict.fromkeys(id_list(ids)))
+        if not ids or not self._exists():
+            return 0
+        stored = [row["id"] for chunk in _chunks(ids) for row in self._client.query(
+            self.name, filter=_ids_in(chunk), output_fields=["id"])]
+        for chunk in _chunks(stored):
+            self._client.delete(self.name, filter=_ids_in(chunk))
+        return len(stored)
+
+    def clear(self) -> None:
+        self._check_open()
+        for name in (self.name, self.model_name):
+            if self._client.has_collection(name):
+                self._client.drop_collection(name)
+        self._dim = None
+
+    # --- reads ------------------------------------------------------------------------
+
+    def get(self, ids: Sequence[str]) -> list[StoredDocument | None]:
+        self._check_open()
+        ids = id_list(ids)
+        found = self._rows(ids, ["uri", "has_uri", "tags", "exact_tags", "words"])
+        return [_document(found[doc_id]) if doc_id in found else None for doc_id in ids]
+
+    def vectors(self, ids: Sequence[str]) -> np.ndarray:
+        self._check_open()
+        ids = id_list(ids)
+        found = self._rows(ids, ["vector"])
+        missing = next((doc_id for doc_id in ids if doc_id not in found), None)
+        if missing is not None:
+            raise KeyError(missing)
+        return np.array([found[doc_id]["vector"] for doc_id in ids],
+                        dtype=np.float32).reshape(len(ids), self.dim or 0)
+
+    def find(self, tag: str | None = None, values: Sequence[Any] = (),
+             uri_prefix: str | None = None) -> list[str]:
+        """See `Collection.find`; as the embedded backend finds them, a list tag does not
+        match by its elements. In the order of the ids (Milvus keeps no order of insertion)."""
+        self._check_open()
+        parts = []
+        if tag is not None:  # the tag's value itself, not a list tag's elements
+            wanted = [value for value in values if comparable(value)]
+            if not wanted:
+                return []
+            parts.append(equals_any(tag, wanted, elements=False))
+        if uri_prefix is not None:
+            low, high = (json.dumps(text, ensure_ascii=False)
+                         for text in (uri_prefix, uri_prefix + "\U0010ffff"))
+            parts.append(f"has_uri == true and uri >= {low} and uri < {high}")
+        if not self._exists():
+            return []
+        found = self._scan(" and ".join(parts), ["uri"])
+        return sorted(row["id"] for row in found
+                      if uri_prefix is None or row["uri"].startswith(uri_prefix))
+
+    # --- searches ---------------------------------------------------------------------
+
+    def select(self, where: Where | None) -> MilvusSelection:
+        compiled = compile_where(where)
+        if compiled.empty:
+            return MilvusSelection(where, None, empty=True)
+        if not compiled.residual:
+            return MilvusSelection(where, compiled.expression)
+        return self._checked(where, compiled)
+
+    def dense_search(self, queries: np.ndarray, top_k: int,
+                     selection: Selection | None = None) -> list[list[Hit]]:
+        self._check_open()
+        if top_k <= 0:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        matrix = unit_vectors(queries, "queries")
+        if self.dim is not None and matrix.shape[1] != self.dim:
+            raise ValueError(f"expected queries of dimension {self.dim}, got {matrix.shape[1]}")
+        expression = self._expression(selection)
+        if self.dim is None or expression is False:
+            return [[] for _ in matrix]
+        limit = min(MAX_LIMIT, top_k + CANDIDATE_MARGIN)
+        found = self._client.search(
+            self.name, data=matrix.tolist(), anns_field="vector", limit=limit,
+            filter=expression or "", search_params={"metric_type": "COSINE",
+                                                    "params": {"ef": max(64, limit)}},
+            output_fields=["uri", "has_uri", "tags", "exact_tags", "words", "vector"],
+        )
+        return [_rescored(query, list(hits), top_k) for query, hits
+                in zip(matrix, found, strict=True)]
+
+    def has_lexical(self) -> bool:
+        if not self._exists():
+            return False
+        return bool(self._client.query(self.name, filter='grams != ""', output_fields=["id"],
+                                       limit=1))
+
+    def lexical_search(self, text: str, top_k: int, selection: Selection | None = None
+                       ) -> tuple[list[LexicalMatch], bool]:
+        """See `Collection.lexical_search`. Milvus ranks by BM25 over the grams; the matches
+        holding under half the query's grams are dropped here, as the embedded backend
+        drops them, and the candidate pool doubles until top_k are left or none remain."""
+        self._check_open()
+        wanted = _query_grams(text)
+        expression = self._expression(selection)
+        if not wanted or top_k <= 0 or expression is False or not self._exists():
+            return [], True
+        letters = normalise(text)
+        needed = DEFAULT_MIN_COVERAGE * len(wanted)
+        limit = min(MAX_LIMIT, 2 * top_k + CANDIDATE_MARGIN)
+        while True:
+            found = self._client.search(
+                self.name, data=[" ".join(wanted)], anns_field="grams_bm25", limit=limit,
+                filter=expression or "", search_params={"metric_type": "BM25"},
+                output_fields=["words"],
+            )[0]
+            matches = []
+            for hit in found:
+                doc_letters = normalise(hit["entity"].get("words") or "")
+                held = sum(gram in _padded(doc_letters) for gram in wanted)
+                if held >= needed - 1e-9:
+                    # Milvus Lite reports BM25 negated (a distance); Milvus, as a score.
+                    matches.append(LexicalMatch(hit["id"], abs(float(hit["distance"])),
+                                                bool(letters) and letters in doc_letters))
+            exhausted = len(found) < limit
+            if len(matches) > top_k or exhausted or limit >= MAX_LIMIT:
+                matches.sort(key=lambda m: (not m.phrase, -m.score, m.id))
+                return matches[:top_k], exhausted and len(matches) <= top_k
+            limit = min(MAX_LIMIT, 2 * limit)
+
+    # --- identity and life ------------------------------------------------------------
+
+    def model(self) -> dict[str, Any] | None:
+        self._check_open()
+        if not self._client.has_collection(self.model_name):
+            return None
+        found = self._client.query(self.model_name, filter='key == "model"',
+                                   output_fields=["value"])
+        return found[0]["value"] if found else None
+
+    def set_model(self, model: dict[str, Any] | None) -> None:
+        self._check_open()
+        if model is None:
+            if self._client.has_collection(self.model_name):
+                self._client.drop_collection(self.model_name)
+            return
+        if not self._client.has_collection(self.model_name):
+            schema = self._client.create_schema(auto_id=False)
+            schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=64)
+            schema.add_field("value", DataType.JSON)
+            schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants one
+            index = self._client.prepare_index_params()
+            index.add_index("unused", index_type="FLAT", metric_type="L2")
+            self._client.create_collection(self.model_name, schema=schema, index_params=index,
+                                           consistency_level="Strong")
+        self._client.upsert(self.model_name, [{"key": "model", "value": model,
+                                               "unused": [0.0, 0.0]}])
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._client.close()
+
+    # --- internals --------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"the collection {self.location} is closed")
+
+    def _exists(self) -> bool:
+        """Whether the collection exists; asked of Milvus every time, since another indexer
+        sharing it may have dropped it (`clear`) or made it (the first upsert)."""
+        self._check_open()
+        if not self._client.has_collection(self.name):
+            self._dim = None
+            return False
+        return True
+
+    def _create(self, dim: int) -> None:
+        """The collection for vectors of `dim` (see the module's docstring)."""
+        client = self._client
+        schema = client.create_schema(auto_id=False)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=MAX_TEXT)
+        schema.add_field("uri", DataType.VARCHAR, max_length=MAX_TEXT)
+        schema.add_field("has_uri", DataType.BOOL)
+        schema.add_field("tags", DataType.JSON)
+        schema.add_field("exact_tags", DataType.VARCHAR, max_length=MAX_TEXT)
+        for name in ("tag_names", "valued_tags"):
+            schema.add_field(name, DataType.ARRAY, element_type=DataType.VARCHAR,
+                             max_capacity=MAX_TAGS, max_length=MAX_TAG_NAME)
+        schema.add_field("numbers", DataType.JSON)
+        schema.add_field("words", DataType.VARCHAR, max_length=MAX_TEXT, nullable=True)
+        schema.add_field("grams", DataType.VARCHAR, max_length=MAX_TEXT, enable_analyzer=True,
+                         analyzer_params={"tokenizer": "standard"})
+        schema.add_field("grams_bm25", DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        schema.add_function(Function(name="grams_bm25", function_type=FunctionType.BM25,
+                                     input_field_names=["grams"],
+                                     output_field_names=["grams_bm25"]))
+        index = client.prepare_index_params()
+        index.add_index("vector", index_type="HNSW", metric_type="COSINE",
+                        params={"M": 16, "efConstruction": 200})
+        index.add_index("grams_bm25", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
+                        params={"bm25_k1": 1.2, "bm25_b": 0.75})
+        try:  # Strong: a search sees every write acknowledged before it (index, then search)
+            client.create_collection(self.name, schema=schema, index_params=index,
+                                     consistency_level="Strong")
+        except MilvusException:
+            if not client.has_collection(self.name):
+                raise
+            # another indexer sharing the collection made it first: it must hold `dim`
+            if self.dim != dim:
+                raise ValueError(f"expected vectors of dimension {self.dim}, got dimension "
+                                 f"{dim}") from None
+        self._dim = dim
+
+    def _expression(self, selection: Selection | None) -> str | bool | None:
+        """The selection's expression; False when it selects nothing."""
+        if selection is None:
+            return None
+        if selection.empty:
+            return False
+        if isinstance(selection, MilvusSelection):
+            return selection.expression
+        return self.select(selection.where).expression  # another backend's: compile it
+
+    def _rows(self, ids: list[str], fields: list[str]) -> dict[str, dict[str, Any]]:
+        if not ids or not self._exists():
+            return {}
+        return {row["id"]: row for chunk in _chunks(list(dict.fromkeys(ids)))
+                for row in self._client.query(self.name, filter=_ids_in(chunk),
+                                              output_fields=fields)}
+
+    def _scan(self, expression: str, fields: list[str]) -> list[dict[str, Any]]:
+        """Every row passing `expression` ("" : all), in batches."""
+        iterator = self._client.query_iterator(self.name, batch_size=READ_BATCH,
+                                               filter=expression, output_fields=fields)
+        rows: list[dict[str, Any]] = []
+        try:
+            while batch := iterator.next():
+                rows.extend(batch)
+        finally:
+            iterator.close()
+        return rows
+
+    def _checked(self, where: Where | None, compiled: MilvusFilter) -> MilvusSelection:
+        """A selection with conditions Milvus cannot say: the documents the expression
+        leaves are checked here on their stored tags, and selected by id."""
+        if not self._exists():
+            return MilvusSelection(where, None, empty=True)
+        rows = self._scan(compiled.expression or "", ["tags", "exact_tags"])
+        passing = [row["id"] for row in rows
+                   if all(c.matches(_tags(row)) for c in compiled.residual)]
+        if not passing:
+            return MilvusSelection(where, None, empty=True)
+        return MilvusSelection(where, _ids_in(passing))
+
+
+def _padded(letters: str) -> str:
+    """The text the grams are looked for in: short texts padded as they are stored."""
+    return letters.rjust(GRAM, PAD) if 0 < len(letters) < GRAM else letters
+
+
+def _ids_in(ids: Iterable[str]) -> str:
+    return f"id in {json.dumps(list(ids), ensure_ascii=False)}"
+
+
+def _chunks(ids: list[str], size: int = READ_BATCH) -> Iterable[list[str]]:
+    return (ids[i : i + size] for i in range(0, len(ids), size))
+
+
+def _text(value: str, what: str, doc_id: str) -> str:
+    """`value`, or ValueError when it is longer than a Milvus VARCHAR holds."""
+    size = len(value.encode("utf-8"))  # checks.valid_text made sure it encodes
+    if size > MAX_TEXT:
+        raise ValueError(f"document {printable(doc_id)}: its {what} is {size} bytes, Milvus "
+                         f"keeps at most {MAX_TEXT}")
+    return value
+
+
+def _row(doc_id: str, vector: np.ndarray, document: StoredDocument) -> dict[str, Any]:
+    """The Milvus row of one document; ValueError for what the collection cannot hold."""
+    tags = document.get("tags") or {}
+    exact = json.dumps(tags, ensure_ascii=False)  # checks.tag_json made sure it can
+    fields = filter_fields(tags)
+    if len(tags) > MAX_TAGS or any(len(tag.encode("utf-8", "replace")) > MAX_TAG_NAME
+                                   for tag in tags):
+        raise ValueError(f"document {printable(doc_id)}: Milvus keeps at most {MAX_TAGS} tags "
+                         f"of names up to {MAX_TAG_NAME} bytes")
+    words = document.get("words")
+    uri = document.get("uri")
+    grams_of = gram_text(words)
+    return {
+        "id": _text(doc_id, "id", doc_id),
+        "uri": _text(uri or "", "uri", doc_id),
+        "has_uri": uri is not None,
+        **fields,
+        # the exact tags when the JSON field could not hold them (NaN, ints beyond 64 bits)
+        "exact_tags": (_text(exact, "tags", doc_id)
+                       if json.dumps(fields["tags"], ensure_ascii=False) != exact else ""),
+        "words": None if words is None else _text(words, "words", doc_id),
+        "grams": grams_of,
+        "vector": vector.tolist(),
+    }
+
+
+def _tags(row: dict[str, Any]) -> dict[str, Any]:
+    exact = row.get("exact_tags")
+    return json.loads(exact) if exact else dict(row.get("tags") or {})
+
+
+def _document(row: dict[str, Any]) -> StoredDocument:
+    document = StoredDocument(uri=row["uri"] if row.get("has_uri") else None, tags=_tags(row))
+    if row.get("words") is not None:
+        document["words"] = row["words"]
+    return document
+
+
+def _rescored(query: np.ndarray, hits: list[Any], top_k: int) -> list[Hit]:
+    """The best top_k of Milvus's candidates by exact cosine (float64 from the stored float32
+    vectors, as the embedded backend scores), ties by id."""
+    if not hits:
+        return []
+    vectors = np.array([hit["entity"]["vector"] for hit in hits], dtype=np.float32)
+    scores = (vectors.astype(np.float64) * query.astype(np.float64)).sum(axis=1)
+    order = sorted(range(len(hits)), key=lambda i: (-scores[i], hits[i]["id"]))[:top_k]
+    ranked = []
+    for i in order:
+        entity = hits[i]["entity"]
+        hit = Hit(id=hits[i]["id"], score=min(float(scores[i]), 1.0),
+                  uri=entity["uri"] if entity.get("has_uri") else None, tags=_tags(entity))
+        if entity.get("words") is not None:
+            hit["words"] = entity["words"]
+        ranked.append(hit)
+    return ranked
+
