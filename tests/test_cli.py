@@ -105,11 +105,13 @@ def test_status_reports_the_service(service, client) -> None:
     status = run_json(service, "status")
     assert status["answering"] is True
     assert status["model"] == os.environ["MEMEFLOW_MODEL"] and status["random_weights"] is True
+    assert status["family"] == "clip"
     assert status["dim"] == 512 and status["count"] == client.count()
     assert status["workspace"] == service.env["MEMEFLOW_WORKSPACE"]
     assert status["ports"] == {"grpc": service.grpc_port, "http": service.http_port}
     text = service.cli("status").stdout
     assert "answering" in text and "random weights" in text and f"{status['count']}" in text
+    assert "(clip family)" in text
 
 
 def test_status_says_which_runtime_precision_and_device_auto_chose(service) -> None:

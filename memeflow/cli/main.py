@@ -389,8 +389,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         lines = [("service", f"{args.host} ({state})"),
                  ("ports", ", ".join(known) + ("" if here else " (the others: not known here)"))]
         if "model" in status:
-            lines += [("model", status["model"] + (" (random weights: results carry no meaning)"
-                                                   if status.get("random_weights") else "")),
+            lines += [("model", status["model"]
+                       + (f" ({status['family']} family)" if status.get("family") else "")
+                       + (" (random weights: results carry no meaning)"
+                          if status.get("random_weights") else "")),
                       ("workspace", status["workspace"])]
         if status["answering"]:
             if status.get("runtime"):  # which hardware the encoder uses, and why

@@ -39,7 +39,7 @@ from memeflow.cli import exposure, leftovers, startup
 from memeflow.cli.startup import READY_LINE, StartError
 from memeflow.encoder.hardware import check_settings
 from memeflow.encoder.identity import preflight_model
-from memeflow.encoder.source import WEIGHT_FILES, ModelLoadError, check_model_source
+from memeflow.encoder.source import ModelLoadError, check_model_source, has_weights
 from memeflow.uris import terminal_safe
 from memeflow.workspace import WorkspaceError
 
@@ -162,7 +162,7 @@ def preflight() -> bool:
         # user reached them (as memeflow keeps file paths).
         folder = Path(os.path.abspath(folder))
         name = str(folder)
-    random = folder is not None and not any((folder / f).is_file() for f in WEIGHT_FILES)
+    random = folder is not None and not has_weights(folder)
     preflight_model(config.workspace(), name, folder, config.random_seed() if random else None)
     check_settings(config.device(), config.precision())
     return downloading

@@ -22,7 +22,7 @@ from memeflow.encoder.identity import (
     describe,
     model_identity,
 )
-from memeflow.encoder.model import DEFAULT_TEXT_CACHE_SIZE, ClipModel
+from memeflow.encoder.model import DEFAULT_TEXT_CACHE_SIZE, ClipModel, load_model
 from memeflow.encoder.ocr import OcrReader
 from memeflow.encoder.pipeline import PHASES, embed_documents
 from memeflow.encoder.query_parts import embed_query_parts
@@ -38,7 +38,7 @@ from memeflow.switch import PendingSwitch, SwitchError, phase_of, target_of
 def build_model(name: str, options: dict[str, Any]) -> ClipModel:
     """The one place a model is built from its name (MEMEFLOW_ALLOW_RANDOM_WEIGHTS read
     here), at start and when /switch prepares another."""
-    return ClipModel(name, allow_random=config.allow_random_weights(), **options)
+    return load_model(name, allow_random=config.allow_random_weights(), **options)
 
 
 class _Prepared(NamedTuple):
@@ -57,7 +57,9 @@ class ClipEncoder(RefusingExecutor):
     """A thin shell around `ClipModel`: the model loads once, preprocessing runs in threads.
 
     Settings (`uses_with:` in flow.yml; an MEMEFLOW_* variable overrides where named):
-    - model: a Hugging Face id or a local folder (MEMEFLOW_MODEL; default ViT-B/32).
+    - model: a Hugging Face id, an OpenCLIP name (hf-hub:ORG/NAME, open_clip:ARCH/PRETRAINED)
+      or a local folder (MEMEFLOW_MODEL; default ViT-B/32); CLIP, SigLIP, SigLIP 2,
+      MetaCLIP 2 and OpenCLIP checkpoints (memeflow.encoder.families).
     - runtime: "auto" (default: torch fp16 on a GPU, else OpenVINO when installed, else
       torch; memeflow.encoder.hardware), "torch" (float32 reference), "openvino" (bf16 where
       the CPU has it, else f32; the `openvino` extra), "onnx" (the same vectors through ONNX
@@ -202,7 +204,8 @@ class ClipEncoder(RefusingExecutor):
     def status(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         """The model half of `memeflow status`; the indexer adds the index half."""
         hardware = self.model.hardware
-        status = MemeDoc(tags={"model": self.model.name, "runtime": hardware.runtime,
+        status = MemeDoc(tags={"model": self.model.name, "family": self.model.family,
+                               "runtime": hardware.runtime,
                                "precision": hardware.precision, "device": hardware.device,
                                "gpu": hardware.gpu,
                                "cpu": hardware.cpu, "cpu_features": list(hardware.cpu_features),
