@@ -40,6 +40,10 @@ os.environ["MEMEFLOW_CACHE"] = tempfile.mkdtemp(prefix="memeflow-test-cache-")
 atexit.register(shutil.rmtree, os.environ["MEMEFLOW_CACHE"], ignore_errors=True)
 # A call whose answer is lost fails with a clear error well before pytest's own timeout.
 os.environ.setdefault("MEMEFLOW_TIMEOUT", "240")
+# Services compute in float32 whatever the CPU: tests compare their vectors with the model
+# run here within 1e-5, and OpenVINO would pick bf16 on CPUs with AVX512_BF16 or AMX.
+# The bf16 path has its own agreement tests (test_runtimes.py, which clears this).
+os.environ.setdefault("MEMEFLOW_PRECISION", "f32")
 
 
 def free_port() -> int:
