@@ -23,8 +23,8 @@ def build_model(name: str | None) -> EvalModel:
     _PRECISION and MEMEFLOW_ALLOW_RANDOM_WEIGHTS as the encoder reads them, and no text
     cache (every timed text runs the model). Raises ModelLoadError with the fix."""
     from memeflow import config
-    from memeflow.encoder.model import ClipModel
+    from memeflow.encoder.model import load_model
 
-    return ClipModel(name or config.model_name(), allow_random=config.allow_random_weights(),
-                     runtime=config.runtime("auto"), device=config.device(None),
-                     precision=config.precision(None), text_cache_size=0)
+    return load_model(name or config.model_name(), allow_random=config.allow_random_weights(),
+                      runtime=config.runtime("auto"), device=config.device(None),
+                      precision=config.precision(None), text_cache_size=0)
