@@ -2,17 +2,31 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 MEMES ?= data/memes/templates
+# PyTorch comes first from its CPU-only index: from PyPI, pip takes the build with CUDA
+# (several GB). Its own dependencies come with memeflow's, from the usual index.
+# `make demo TORCH_INDEX=` leaves the choice to pip (a GPU machine).
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 
 .PHONY: install demo test lint wire
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.torch: pyproject.toml
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[test,notebook,onnx,ocr,milvus]'
+	[ -z "$(TORCH_INDEX)" ] || $(PY) -m pip install --quiet --no-deps "$(TORCH)" --index-url $(TORCH_INDEX)
 	touch $@
+
+# The demo needs memeflow alone; the tests also every extra (about a minute more).
+$(VENV)/.core: $(VENV)/.torch
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.torch
+	$(PY) -m pip install --quiet -e '.[test,notebook,onnx,ocr,milvus]'
+	touch $@ $(VENV)/.core
 
 install: $(VENV)/.installed
 
-demo: install
+demo: $(VENV)/.core
 	test -d $(MEMES) || $(PY) data/fetch_memes.py
 	$(PY) -m memeflow.cli.demo $(MEMES)
 

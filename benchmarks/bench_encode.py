@@ -107,9 +107,9 @@ def naive_loop(model: ClipModel, paths: list[Path]) -> np.ndarray:
     out = []
     for path in paths:
         image = Image.open(path).convert("RGB")
-        inputs = model.processor(images=image, return_tensors="pt")
         with torch.no_grad():
-            out.append(model.model.get_image_features(**inputs).pooler_output[0].numpy())
+            pixels = model.encoder.preprocess(image)[None]
+            out.append(model.encoder.image_features(pixels)[0].numpy())
     return np.stack(out)
 
 
@@ -232,7 +232,7 @@ def bench_texts(models: dict[str, ClipModel], size: Size) -> None:
     reference = models["torch"]
 
     def padded_to_77(text: str) -> None:
-        tokens = reference.processor.tokenizer(
+        tokens = reference.encoder.processor.tokenizer(
             [text], padding="max_length", max_length=77, truncation=True, return_tensors="pt"
         )
         with torch.no_grad():

@@ -40,6 +40,10 @@ os.environ["MEMEFLOW_CACHE"] = tempfile.mkdtemp(prefix="memeflow-test-cache-")
 atexit.register(shutil.rmtree, os.environ["MEMEFLOW_CACHE"], ignore_errors=True)
 # A call whose answer is lost fails with a clear error well before pytest's own timeout.
 os.environ.setdefault("MEMEFLOW_TIMEOUT", "240")
+# Services compute in float32 whatever the CPU: tests compare their vectors with the model
+# run here within 1e-5, and OpenVINO would pick bf16 on CPUs with AVX512_BF16 or AMX.
+# The bf16 path has its own agreement tests (test_runtimes.py, which clears this).
+os.environ.setdefault("MEMEFLOW_PRECISION", "f32")
 
 
 def free_port() -> int:
@@ -105,7 +109,8 @@ class Service:
         earlier = log.tell()  # a restart appends: only a new ready line counts (a byte offset:
         # the banner's emoji and box lines make it larger than the count of characters)
         self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "memeflow"), "serve"],
+            # --verbose: the whole log, start-up included, for the tests that read it.
+            [str(Path(sys.executable).parent / "memeflow"), "--verbose", "serve"],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
         )
         deadline = time.monotonic() + timeout
@@ -133,8 +138,8 @@ def serving(folder: Path, **env: str) -> Iterator[Service]:
     """`memeflow serve` with a fresh workspace in `folder` and `env` on top; stopped after."""
     running = Service(folder / "workspace", folder / "serve.log")
     running.env.update(env)
-    running.start()
     try:
+        running.start()  # inside: a service that does not get ready in time is stopped too
         yield running
     finally:
         if running.process and running.process.poll() is None:

@@ -71,8 +71,10 @@ def test_http_health_paths_stay_open_and_nothing_else() -> None:
     assert call_http("/", {})[0] == 200
     assert call_http("/dry_run", {})[0] == 200
     assert call_http("/static/app.js", {}, method="GET")[0] == 200
+    assert call_http("/favicon.ico", {}, method="GET")[0] == 200
     for path in ("/dry_run/../search", "//search", "/docs", "/openapi.json", "/dry_run/x",
-                 "/static/../search", "/thumbnails/abc"):
+                 "/static/../search", "/thumbnails/abc", "/files/abc", "/files", "/count",
+                 "/status", "/favicon.ico/../search"):
         assert call_http(path, {})[0] == 401, path
         assert call_http(path, {}, method="GET")[0] == 401, path
     assert call_http("/static/app.js", {}, method="POST")[0] == 401

@@ -105,11 +105,13 @@ def test_status_reports_the_service(service, client) -> None:
     status = run_json(service, "status")
     assert status["answering"] is True
     assert status["model"] == os.environ["MEMEFLOW_MODEL"] and status["random_weights"] is True
+    assert status["family"] == "clip"
     assert status["dim"] == 512 and status["count"] == client.count()
     assert status["workspace"] == service.env["MEMEFLOW_WORKSPACE"]
     assert status["ports"] == {"grpc": service.grpc_port, "http": service.http_port}
     text = service.cli("status").stdout
     assert "answering" in text and "random weights" in text and f"{status['count']}" in text
+    assert "(clip family)" in text
 
 
 def test_status_says_which_runtime_precision_and_device_auto_chose(service) -> None:
@@ -315,6 +317,17 @@ def test_a_refused_request_is_one_line(service) -> None:
     verbose = service.cli("--verbose", "search", "cat", "--offset", "-1")
     assert verbose.returncode == 1 and "Traceback" in verbose.stderr
     assert verbose.stderr.splitlines()[-1] == run.stderr.strip()
+
+
+def test_version_is_the_installed_package_version(capsys) -> None:
+    from importlib.metadata import version
+
+    from memeflow.cli.main import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == f"memeflow {version('memeflow')}\n"
 
 
 def test_a_moved_or_copied_file_keeps_what_was_derived_from_its_pixels(service, client,

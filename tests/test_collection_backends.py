@@ -1,7 +1,10 @@
 """The `Collection` interface's behaviour, the same on both backends: the embedded one
 (SQLite in a workspace) and Milvus (Milvus Lite's real server, `milvus_uri`)."""
 
+import json
 import math
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -223,22 +226,33 @@ def test_a_milvus_that_does_not_answer_is_named_with_the_fix() -> None:
     assert time.monotonic() - began < 30
 
 
-def test_a_milvus_lite_file_keeps_the_collection_across_opens(tmp_path) -> None:
-    """MEMEFLOW_INDEX=~/memes.db: Milvus Lite inside the indexer's process."""
-    from memeflow.indexer.backends import open_collection
+LITE_FILE_SCRIPT = """
+import json, sys
+import numpy as np
+from memeflow.indexer.backends import open_collection
+collection = open_collection(None, index=sys.argv[1])
+if sys.argv[2] == "write":
+    collection.upsert(["a", "b"], np.eye(2, 8, dtype=np.float32),
+                      [{"uri": "/a", "tags": {"x": 1}}, {"uri": None, "tags": {}}])
+    collection.set_model({"name": "clip"})
+hits = collection.dense_search(np.eye(1, 8, dtype=np.float32), 1)[0]
+print(json.dumps([type(collection).__name__, collection.count(), collection.dim,
+                  collection.model(), [hit["id"] for hit in hits]]))
+"""
 
+
+def test_a_milvus_lite_file_keeps_the_collection_across_opens(tmp_path) -> None:
+    """MEMEFLOW_INDEX=~/memes.db: Milvus Lite inside the indexer's process. Run in child
+    processes: Milvus Lite leaves server threads behind in its process, which a later fork
+    (Jina starting executors in the test process) could inherit mid-lock."""
     path = str(tmp_path / "memes.db")
-    first = open_collection(None, index=path)
-    assert isinstance(first, MilvusCollection)
-    fill(first, 4)
-    first.set_model({"name": "clip"})
-    first.close()
-    again = open_collection(None, index=path)
-    try:
-        assert again.count() == 4 and again.dim == DIM and again.model() == {"name": "clip"}
-        assert [h["id"] for h in again.dense_search(unit(1, 4)[2:3], 1)[0]] == ["meme-02"]
-    finally:
-        again.close()
+    answers = []
+    for step in ("write", "read"):
+        run = subprocess.run([sys.executable, "-c", LITE_FILE_SCRIPT, path, step],
+                             capture_output=True, text=True, timeout=300, check=False)
+        assert run.returncode == 0, run.stderr[-2000:]
+        answers.append(json.loads(run.stdout.strip().splitlines()[-1]))
+    assert answers[0] == answers[1] == ["MilvusCollection", 2, 8, {"name": "clip"}, ["a"]]
 
 
 def test_two_indexers_sharing_a_milvus_collection_see_each_others_writes(

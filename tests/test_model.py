@@ -28,7 +28,7 @@ def test_folder_without_config_is_refused(tmp_path) -> None:
 
 def test_unreachable_hub_id_gives_a_clear_error() -> None:
     # HF_HUB_OFFLINE=1 (conftest) makes the hub unreachable without touching the network.
-    with pytest.raises(ModelLoadError, match=r"could not load CLIP model 'openai/not-a-real-clip'"):
+    with pytest.raises(ModelLoadError, match=r"could not load model 'openai/not-a-real-clip'"):
         ClipModel("openai/not-a-real-clip")
 
 
@@ -89,8 +89,8 @@ def test_texts_pad_to_the_longest_in_the_batch_not_to_77(clip_model, monkeypatch
     monkeypatch.setattr(clip_model.model, "get_text_features", spy)
     clip_model.text_cache.clear()
     clip_model.embed_texts(SHORT_AND_LONG)
-    longest = len(clip_model.processor.tokenizer(SHORT_AND_LONG[1])["input_ids"])
-    assert lengths == [longest] and longest < clip_model.max_text_tokens
+    longest = len(clip_model.encoder.processor.tokenizer(SHORT_AND_LONG[1])["input_ids"])
+    assert lengths == [longest] and longest < clip_model.encoder.max_tokens
 
 
 def test_texts_of_different_lengths_get_their_own_vector_in_a_batch(clip_model) -> None:

@@ -118,10 +118,11 @@ def test_openvino_converts_once_and_reads_the_cache(openvino_model, openvino_cac
 def test_cache_key_changes_with_the_openvino_version_and_the_weights(clip_model) -> None:
     from memeflow.encoder.openvino import cache_key
 
-    key = cache_key("m", clip_model.model, "random-seed-0", "2026.4.1")
-    assert key == cache_key("m", clip_model.model, "random-seed-0", "2026.4.1")
-    assert key != cache_key("m", clip_model.model, "random-seed-0", "2026.5.0")
-    assert key != cache_key("m", clip_model.model, "/w/model.safetensors:1:2", "2026.4.1")
+    config_json = clip_model.encoder.config_json()
+    key = cache_key("m", config_json, "random-seed-0", "2026.4.1")
+    assert key == cache_key("m", config_json, "random-seed-0", "2026.4.1")
+    assert key != cache_key("m", config_json, "random-seed-0", "2026.5.0")
+    assert key != cache_key("m", config_json, "/w/model.safetensors:1:2", "2026.4.1")
 
 
 def test_onnx_agrees_with_torch_fp32(samples, reference) -> None:

@@ -330,7 +330,7 @@ def test_text_sqlite_cannot_store_is_refused_before_writing(
 def test_the_database_counts_what_the_store_counts(
     rng: np.random.Generator, tmp_path: Path
 ) -> None:
-    """What the README tells users to run with `sqlite3`, while the service has it open."""
+    """What ARCHITECTURE.md tells users to run with `sqlite3`, while the service has it open."""
     store = EmbeddedCollection(tmp_path)
     ids = fill(store, rng)
     with sqlite3.connect(tmp_path / DATABASE) as reader:

@@ -16,10 +16,11 @@ import fcntl
 import os
 from pathlib import Path
 
+from memeflow.indexer.storage.lock import LOCK as LOCK_FILE  # in the workspace or a shard's
+
 FLOW_MODULE = "memeflow.cli.serve"  # the Flow process runs `python -m` this module
 SUPERVISOR_ENV = "MEMEFLOW_SUPERVISOR_PID"  # set by serve in the Flow's environment
 PROC = Path("/proc")
-LOCK_FILE = "index.lock"  # memeflow.indexer.store.LOCK (not imported: it loads numpy)
 LISTEN = "0A"  # the TCP state column of /proc/net/tcp
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from memeflow import config
+from memeflow import __version__, config
 from memeflow.cli.search_flags import add_search_flags, search_parameters
 from memeflow.params import DEFAULT_TOP_K
 from memeflow.query import is_existing_file
@@ -127,9 +127,27 @@ def _non_negative_int(text: str) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """The flags stand for their MEMEFLOW_* variables, which the Flow's processes read."""
+    import os
+
     from memeflow.cli.serve import serve
 
-    return serve(Path(args.flow) if args.flow else None, args.ready_timeout)
+    http_port = args.http_port or (args.port + 1 if args.port else None)
+    for variable, value in (("MEMEFLOW_WORKSPACE", args.workspace), ("MEMEFLOW_MODEL", args.model),
+                            ("MEMEFLOW_GRPC_PORT", args.port), ("MEMEFLOW_HTTP_PORT", http_port)):
+        if value is not None:
+            os.environ[variable] = str(value)
+    return serve(Path(args.flow) if args.flow else None, args.ready_timeout, args.verbose)
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, got {text}")
+    return value
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -371,8 +389,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         lines = [("service", f"{args.host} ({state})"),
                  ("ports", ", ".join(known) + ("" if here else " (the others: not known here)"))]
         if "model" in status:
-            lines += [("model", status["model"] + (" (random weights: results carry no meaning)"
-                                                   if status.get("random_weights") else "")),
+            lines += [("model", status["model"]
+                       + (f" ({status['family']} family)" if status.get("family") else "")
+                       + (" (random weights: results carry no meaning)"
+                          if status.get("random_weights") else "")),
                       ("workspace", status["workspace"])]
         if status["answering"]:
             if status.get("runtime"):  # which hardware the encoder uses, and why
@@ -391,6 +411,52 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if status["answering"] else EXIT_UNREACHABLE
 
 
+def cmd_reindex(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from memeflow.cli.reindex import ReindexError, reindex
+    from memeflow.uris import printable
+
+    client = _client(args)
+    bar = tqdm(unit="doc", desc="reindexing", disable=args.quiet, file=sys.stderr)
+
+    def total(count: int) -> None:
+        bar.total = count
+        bar.refresh()
+
+    def step(message: str) -> None:
+        if not args.quiet:
+            bar.write(f"memeflow: {message}", file=sys.stderr)
+
+    try:
+        with bar:
+            report = reindex(client, args.model, Path(args.workspace) if args.workspace else None,
+                             args.batch_size, on_total=total, on_progress=bar.update,
+                             on_step=step)
+    except ReindexError as exc:
+        raise InputFailed(f"{exc}; the service still serves what it served") from exc
+    if args.json:
+        _print_json(report.as_dict())
+    else:
+        for name, reason in report.failed:
+            print(printable(f"failed: {name}: {reason}"))
+        print(f"{report.encoded} encoded, {len(report.failed)} failed (not in the new index); "
+              f"the service now runs {report.model} on {report.workspace}")
+        print(f"to serve it after a restart: MEMEFLOW_MODEL={report.model} "
+              f"MEMEFLOW_WORKSPACE={report.workspace} memeflow serve")
+    return 0  # switched; files that could not be read are listed, as `index` lists them
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from memeflow.cli import eval_command
+    from memeflow.encoder.source import ModelLoadError
+
+    try:
+        return eval_command.run(args)
+    except (ValueError, ModelLoadError) as exc:
+        raise UsageError(str(exc)) from exc
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="memeflow", description="Neural search for memes: index folders, find by words or "
@@ -398,7 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default=None,
                         help="the Flow to talk to (default $MEMEFLOW_HOST or grpc://localhost:51000)")
     parser.add_argument("-v", "--verbose", action="store_true",
-                        help="with an error, also print its traceback (and the service's)")
+                        help="with an error, also print its traceback (and the service's); "
+                        "with serve, the Flow's whole log while it starts")
+    parser.add_argument("--version", action="version", version=f"memeflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, func: Callable[[argparse.Namespace], int], summary: str,
@@ -410,6 +478,19 @@ def build_parser() -> argparse.ArgumentParser:
         return sub_parser
 
     serve = command("serve", cmd_serve, "start the Flow and keep it up (Ctrl-C stops it)")
+    serve.add_argument("--workspace", metavar="DIR",
+                       help="the index folder (default $MEMEFLOW_WORKSPACE or "
+                       "~/.local/share/memeflow/index)")
+    serve.add_argument("--model", metavar="ID_OR_FOLDER",
+                       help="a Hugging Face id or a local model folder (default $MEMEFLOW_MODEL "
+                       f"or {config.DEFAULT_MODEL})")
+    serve.add_argument("--port", type=_port, metavar="N",
+                       help="gRPC port (default $MEMEFLOW_GRPC_PORT or "
+                       f"{config.DEFAULT_GRPC_PORT}); the HTTP port and page follow on N+1 unless "
+                       "--http-port is given")
+    serve.add_argument("--http-port", type=_port, metavar="N",
+                       help="HTTP port of the API and the search page (default "
+                       f"$MEMEFLOW_HTTP_PORT or {config.DEFAULT_HTTP_PORT})")
     serve.add_argument("--flow", help="a Flow YAML of your own (default: the one memeflow ships)")
     serve.add_argument("--ready-timeout", type=float, default=600,
                        help="seconds to wait for the model to load (default 600)")
@@ -466,6 +547,22 @@ def build_parser() -> argparse.ArgumentParser:
     clear.add_argument("--yes", action="store_true", help="confirm")
     command("status", cmd_status, "model, documents, dimension, workspace and ports of the "
             "service, and whether it answers", "print the status as JSON")
+    reindex = command("reindex", cmd_reindex, "move the service to another model without "
+                      "stopping search: encode every document again from its file into a new "
+                      "workspace, then switch", "print the report as JSON")
+    reindex.add_argument("--model", required=True, metavar="ID",
+                         help="Hugging Face id or local folder of the new model")
+    reindex.add_argument("--workspace", metavar="FOLDER", help="new, empty folder for the new "
+                         "index (default: beside the serving one, named after the model)")
+    reindex.add_argument("--batch-size", type=_positive_int, default=config.DEFAULT_INDEX_BATCH)
+    reindex.add_argument("-q", "--quiet", action="store_true", help="no progress")
+
+    from memeflow.cli.eval_command import add_arguments as add_eval_arguments
+
+    add_eval_arguments(command(
+        "eval", cmd_eval, "measure models on this machine: zero-shot top-1, text-to-image and "
+        "image-to-image recall@1/5/10, images/s and text p50 (in this process, no service)",
+        "print one result object per model"))
     return parser
 
 

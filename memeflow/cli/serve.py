@@ -1,8 +1,10 @@
 """Starting and stopping the Flow: `memeflow serve`, and a handle for tests and notebooks.
 
 The Flow runs in a child process group watched by a light parent. The parent checks the
-model setting before anything starts, forwards the Flow's log, and stops every process
-of the group on Ctrl-C or SIGTERM. It also guards against a Jina 3.34 hang: with gRPC
+settings before anything starts (`memeflow.cli.startup`), prints progress lines while the
+Flow starts and the Flow's log once it is ready (all of it with --verbose), names the
+cause of a failed start in one line, and stops every process of the group on Ctrl-C or
+SIGTERM. It also guards against a Jina 3.34 hang: with gRPC
 and HTTP served together, an executor that fails to start leaves the Flow "aborted" but
 never exiting, so the parent kills the group as soon as the log says so.
 
@@ -26,20 +28,21 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
 import yaml
 
 from memeflow import config
-from memeflow.cli import exposure, leftovers
+from memeflow.cli import exposure, leftovers, startup
+from memeflow.cli.startup import READY_LINE, StartError
 from memeflow.encoder.hardware import check_settings
 from memeflow.encoder.identity import preflight_model
-from memeflow.encoder.source import WEIGHT_FILES, ModelLoadError, check_model_source
+from memeflow.encoder.source import ModelLoadError, check_model_source, has_weights
 from memeflow.uris import terminal_safe
 from memeflow.workspace import WorkspaceError
 
-READY_LINE = "memeflow is ready"
 LIFELINE_ENV = "MEMEFLOW_LIFELINE_FD"  # the Flow process's read end of the lifeline
 ABORTED = "Flow is aborted"
 # The gateway polls executors that are still loading their model; Jina's log wraps each
@@ -97,6 +100,7 @@ def run_flow(flow_file: Path) -> None:
     """Child side: build the Flow and serve until interrupted."""
     import jina.orchestrate.orchestrator as orchestrator
     from jina import Flow
+    from jina.excepts import PortAlreadyUsed
 
     _watch_lifeline()
     # The ready banner looks up the public IP on three web services; never ask them.
@@ -106,13 +110,20 @@ def run_flow(flow_file: Path) -> None:
     # Paths in the shipped Flow are relative to the folder holding the package; in one of
     # the user's own, relative to that file.
     os.chdir(flow_file.parent.parent if flow_file == FLOW_FILE else flow_file.parent)
-    with Flow.load_config(_flow_config(flow_file)) as flow:
-        print(
-            f"{READY_LINE}: gRPC localhost:{config.grpc_port()}, "
-            f"HTTP http://localhost:{config.http_port()} (API docs at /docs)",
-            flush=True,
-        )
-        flow.block()
+    # Jina's banner lists a private address the gateway does not listen on (it binds
+    # MEMEFLOW_BIND); the ready line below says where it does.
+    Flow._get_summary_table = lambda self, all_panels: None
+    try:
+        with Flow.load_config(_flow_config(flow_file)) as flow:
+            print(startup.ready_message(), flush=True)
+            flow.block()
+    except PortAlreadyUsed:  # taken since the supervisor's check: say which, and exit
+        try:
+            startup.check_ports()
+        except StartError as exc:
+            print(f"{startup.CAUSE_PREFIX}{exc}", flush=True)
+            sys.exit(1)
+        raise
 
 
 def _watch_lifeline() -> None:
@@ -135,20 +146,26 @@ def _watch_lifeline() -> None:
     threading.Thread(target=watch, name="lifeline", daemon=True).start()
 
 
-def preflight() -> None:
-    """Refuse a model setting that cannot work before spending seconds on Jina start-up:
-    a bad source, or one the workspace's vectors cannot come from (its dimension or its
-    random weights differ; the encoder compares the weights themselves at start)."""
+def preflight() -> bool:
+    """Refuse a setting that cannot work before spending seconds on Jina start-up: a busy
+    port, a missing extra, a bad model source or one the Hub cannot deliver, or a model
+    the workspace's vectors cannot come from (its dimension or its random weights differ;
+    the encoder compares the weights themselves at start). Returns whether the model is
+    to be downloaded. Raises StartError, ModelLoadError, WorkspaceError."""
+    startup.check_ports()
+    startup.check_extras(config.ocr_enabled(), config.runtime("auto"))
     name = config.model_name()
     folder = check_model_source(name, config.allow_random_weights())
+    downloading = folder is None and startup.check_hub_model(name)
     if folder is not None:
         # As the encoder names it: serve passes it the absolute path, links kept as the
         # user reached them (as memeflow keeps file paths).
         folder = Path(os.path.abspath(folder))
         name = str(folder)
-    random = folder is not None and not any((folder / f).is_file() for f in WEIGHT_FILES)
+    random = folder is not None and not has_weights(folder)
     preflight_model(config.workspace(), name, folder, config.random_seed() if random else None)
     check_settings(config.device(), config.precision())
+    return downloading
 
 
 def _child_env() -> dict[str, str]:
@@ -174,29 +191,65 @@ def _child_env() -> dict[str, str]:
     return env
 
 
+@contextlib.contextmanager
+def _environment(overrides: dict[str, str]) -> Iterator[None]:
+    """os.environ with `overrides`, restored after (the settings are read from it)."""
+    saved = {name: os.environ.get(name) for name in overrides}
+    os.environ.update(overrides)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 class FlowProcess:
     """The Flow's process group, started in the background; also a context manager."""
 
-    def __init__(self, flow_file: Path | None = None, log: IO[str] | None = None) -> None:
+    def __init__(self, flow_file: Path | None = None, log: IO[str] | None = None,
+                 progress: Callable[[str], None] | None = None, quiet_start: bool = False,
+                 env: dict[str, str] | None = None) -> None:
+        """`log` gets the Flow's log (default stderr); `progress`, if given, one line per
+        step of the start ("encoder ready: ..."); `quiet_start` keeps the log's lines back
+        until the Flow is ready (the progress lines and the failure's cause say enough).
+        `env`: MEMEFLOW_* settings for this Flow only, in place of this process's (a second
+        Flow beside a serving one: `memeflow reindex`)."""
+        self.env = env or {}
         self.flow_file = (flow_file or default_flow_file()).resolve()
         self.log = log if log is not None else sys.stderr
+        self.progress = progress
+        self.quiet_start = quiet_start
         self.ready = threading.Event()
         self.aborted = threading.Event()
         self.first_error = FirstError()
+        self.startup = startup.StartupLog()
         self.process: subprocess.Popen[str] | None = None
+        self.reader: threading.Thread | None = None
         self._lifeline: int | None = None  # the write end, held while the Flow runs
 
+    def _say(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress(message)
+
     def start(self) -> "FlowProcess":
-        leftover = leftovers.find_leftover([config.grpc_port(), config.http_port()],
-                                           config.workspace())
-        if leftover is not None:
-            raise ServiceError(leftover)
-        try:
-            preflight()
-        except WorkspaceError as exc:  # a ServiceError, which the demo reports too
-            raise ServiceError(str(exc)) from exc
+        with _environment(self.env):
+            leftover = leftovers.find_leftover([config.grpc_port(), config.http_port()],
+                                               config.workspace())
+            if leftover is not None:
+                raise ServiceError(leftover)
+            try:
+                downloading = preflight()
+            except (WorkspaceError, StartError) as exc:  # a ServiceError, which the demo
+                raise ServiceError(str(exc)) from exc  # reports
+            model = config.model_name()
+            self._say(f"starting: model {model}, workspace {config.workspace()}")
+            self._say(f"downloading {model} from Hugging Face (once) and loading it ..."
+                      if downloading else "loading the model ...")
+            env = _child_env()
         read_end, self._lifeline = os.pipe()  # neither is inherited by other children
-        env = _child_env()
         env[LIFELINE_ENV] = str(read_end)
         try:
             self.process = subprocess.Popen(
@@ -214,20 +267,25 @@ class FlowProcess:
             raise
         finally:
             os.close(read_end)
-        threading.Thread(target=self._watch_output, daemon=True).start()
+        self.reader = threading.Thread(target=self._watch_output, daemon=True)
+        self.reader.start()
         return self
 
     def _watch_output(self) -> None:
         assert self.process and self.process.stdout
         for line in self.process.stdout:
-            if not self.ready.is_set() and any(noise in line for noise in STARTUP_NOISE):
+            starting = not self.ready.is_set()
+            if starting and any(noise in line for noise in STARTUP_NOISE):
                 continue
             # A log line may quote what a client sent: it must not drive the terminal.
             line = terminal_safe(line.rstrip("\n")) + "\n"
-            self.log.write(line)
-            self.log.flush()
-            if not self.ready.is_set():
+            if starting:
                 self.first_error.feed(line)
+                for message in self.startup.feed(line):
+                    self._say(message)
+            if not (starting and self.quiet_start) or line.startswith(READY_LINE):
+                self.log.write(line)
+                self.log.flush()
             if line.startswith(READY_LINE):
                 self.ready.set()
             elif ABORTED in line:
@@ -243,11 +301,22 @@ class FlowProcess:
                 raise ServiceError("stopped before the Flow was ready")
             if self.aborted.is_set() or self.process.poll() is not None:
                 self.stop()
-                reason = self.first_error.message or "see the executor errors in its log"
-                raise ServiceError(f"the Flow could not start: {reason}")
+                if self.reader is not None:  # its last lines: the cause it printed, if any
+                    self.reader.join(5)
+                raise ServiceError(self.failure())
             if time.monotonic() > deadline:
                 self.stop()
                 raise ServiceError(f"the Flow was not ready after {timeout:.0f} s")
+
+    def failure(self) -> str:
+        """One line on why the Flow did not start: the cause its process named, else the
+        first error in its log, else the last exception of a traceback in it."""
+        if self.startup.cause:
+            return self.startup.cause
+        error = self.first_error.message
+        reason = (startup.tidy_error(error) if error else self.startup.last_exception()
+                  or "it exited before it was ready")
+        return f"the Flow could not start: {reason}"
 
     def stop(self) -> None:
         """SIGINT to the whole group (Jina's clean shutdown), SIGKILL to what is left of it
@@ -275,10 +344,16 @@ class FlowProcess:
         self.stop()
 
 
-def serve(flow_file: Path | None = None, ready_timeout: float = 600) -> int:
-    """`memeflow serve`: run until Ctrl-C or SIGTERM; non-zero exit if the Flow cannot start."""
+def _progress(message: str) -> None:
+    print(startup.progress_line(message), file=sys.stderr, flush=True)
+
+
+def serve(flow_file: Path | None = None, ready_timeout: float = 600, verbose: bool = False
+          ) -> int:
+    """`memeflow serve`: run until Ctrl-C or SIGTERM; non-zero exit if the Flow cannot start.
+    While it starts, progress lines; the Flow's own log only with `verbose`, or once ready."""
     try:
-        flow = FlowProcess(flow_file).start()
+        flow = FlowProcess(flow_file, progress=_progress, quiet_start=not verbose).start()
     except (ModelLoadError, ServiceError) as exc:
         print(f"memeflow: cannot start: {terminal_safe(exc)}", file=sys.stderr)
         return 2
@@ -292,7 +367,8 @@ def serve(flow_file: Path | None = None, ready_timeout: float = 600) -> int:
     try:
         flow.wait_ready(ready_timeout, cancel=stopping)
     except ServiceError as exc:
-        print(f"memeflow: {terminal_safe(exc)}", file=sys.stderr)
+        more = "" if verbose else " (`memeflow --verbose serve` shows the Flow's log)"
+        print(f"memeflow: {terminal_safe(exc)}{more}", file=sys.stderr)
         return 1
     while not stopping.wait(0.5):
         if flow.process and flow.process.poll() is not None:

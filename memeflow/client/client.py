@@ -310,6 +310,15 @@ class MemeClient:
     def clear(self) -> None:
         self.post("/clear", [])
 
+    def all_documents(self) -> DocList[MemeDoc]:
+        """Every stored document: id, uri, tags and words (no vectors), in storage order."""
+        return self._post("/find", [])
+
+    def switch(self, phase: str, **parameters: Any) -> dict[str, Any]:
+        """One phase of switching the service to another model and workspace
+        (`memeflow.switch`); the stages' states, e.g. {"encoder": "ready", "indexer": ...}."""
+        return dict(self.post("/switch", [], phase=phase, **parameters)[0]["tags"])
+
     def status(self) -> dict[str, Any]:
         """What the service runs: model, runtime, OCR on or off, count, dimension,
         workspace, shards."""

@@ -146,6 +146,15 @@ def _from_json(doc: dict[str, Any]) -> WireDoc:
     return doc
 
 
+def _failed_documents(code: int, answer: Any) -> list[WireDoc] | None:
+    """A request of one document that failed is answered 400 carrying that document
+    (`memeflow.gateway.answers`): handed back as gRPC answers it, with its `error`."""
+    data = answer.get("data") if code == 400 and isinstance(answer, dict) else None
+    if not isinstance(data, list) or not data or not all(isinstance(d, dict) for d in data):
+        return None
+    return [_from_json(doc) for doc in data]
+
+
 class HttpTransport:
     """JSON posts to the gateway's HTTP server, one connection per call (the standard
     library's urllib)."""
@@ -176,6 +185,8 @@ class HttpTransport:
                 answer = json.loads(raw)
             except ValueError:
                 answer = {"detail": raw.decode(errors="replace") or f"HTTP {error.code}"}
+            if (failed := _failed_documents(error.code, answer)) is not None:
+                return failed
             raise from_http(answer, endpoint) from None
         except urllib.error.URLError as error:
             if isinstance(error.reason, TimeoutError):

@@ -46,6 +46,11 @@ def _formats() -> tuple[str, ...]:
     return tuple(name for name in PILLOW_FORMATS if name in Image.OPEN)
 
 
+def readable_formats() -> tuple[str, ...]:
+    """Pillow's names of the formats memeflow reads that this installation can open."""
+    return _formats()
+
+
 def _not_an_image(data: bytes, source: str) -> ImageLoadError:
     """Name the usual suspects (SVG, an HTML page for a URL) so users know what to fix."""
     head = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()

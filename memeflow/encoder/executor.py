@@ -3,8 +3,10 @@
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
+import numpy as np
 from docarray import DocList
 from jina import requests
 from PIL import Image
@@ -14,24 +16,50 @@ from memeflow.documents import MemeDoc
 from memeflow.encoder.access import AccessPolicy
 from memeflow.encoder.hardware import default_batch_size, default_decode_threads
 from memeflow.encoder.hubness import GENERIC_PROMPTS, tag_hubness
-from memeflow.encoder.identity import check_workspace_model, describe, model_identity
-from memeflow.encoder.model import DEFAULT_TEXT_CACHE_SIZE, ClipModel
+from memeflow.encoder.identity import (
+    Identity,
+    check_workspace_model,
+    describe,
+    model_identity,
+)
+from memeflow.encoder.model import DEFAULT_TEXT_CACHE_SIZE, ClipModel, load_model
 from memeflow.encoder.ocr import OcrReader
 from memeflow.encoder.pipeline import PHASES, embed_documents
 from memeflow.encoder.query_parts import embed_query_parts
 from memeflow.encoder.rank import embed_for_rank
 from memeflow.encoder.text_model import QueryTextModel, with_text_model
 from memeflow.refusals import RefusingExecutor
+from memeflow.switch import PendingSwitch, SwitchError, phase_of, target_of
 
 # Batch size and decode threads default per device (memeflow.encoder.hardware), chosen by
 # measurement (BENCHMARKS.md, "Encoding").
+
+
+def build_model(name: str, options: dict[str, Any]) -> ClipModel:
+    """The one place a model is built from its name (MEMEFLOW_ALLOW_RANDOM_WEIGHTS read
+    here), at start and when /switch prepares another."""
+    return load_model(name, allow_random=config.allow_random_weights(), **options)
+
+
+class _Prepared(NamedTuple):
+    """A model ready to replace the serving one, with what is derived from it."""
+
+    model: ClipModel
+    hub_bank: np.ndarray
+    identity: Identity
+
+
+def _drop(prepared: _Prepared) -> None:
+    """Nothing to release but memory: the model goes with its last reference."""
 
 
 class ClipEncoder(RefusingExecutor):
     """A thin shell around `ClipModel`: the model loads once, preprocessing runs in threads.
 
     Settings (`uses_with:` in flow.yml; an MEMEFLOW_* variable overrides where named):
-    - model: a Hugging Face id or a local folder (MEMEFLOW_MODEL; default ViT-B/32).
+    - model: a Hugging Face id, an OpenCLIP name (hf-hub:ORG/NAME, open_clip:ARCH/PRETRAINED)
+      or a local folder (MEMEFLOW_MODEL; default ViT-B/32); CLIP, SigLIP, SigLIP 2,
+      MetaCLIP 2 and OpenCLIP checkpoints (memeflow.encoder.families).
     - runtime: "auto" (default: torch fp16 on a GPU, else OpenVINO when installed, else
       torch; memeflow.encoder.hardware), "torch" (float32 reference), "openvino" (bf16 where
       the CPU has it, else f32; the `openvino` extra), "onnx" (the same vectors through ONNX
@@ -72,16 +100,11 @@ class ClipEncoder(RefusingExecutor):
         """`workspace` is the indexer's (MEMEFLOW_WORKSPACE overrides both): a model other
         than the one of its vectors is refused here, before the Flow serves."""
         super().__init__(**kwargs)
-        clip = ClipModel(
-            config.model_name(model),
-            allow_random=config.allow_random_weights(),
-            runtime=config.runtime(runtime),
-            device=config.device(device),
-            precision=config.precision(precision),
-            torch_threads=torch_threads,
-            interop_threads=interop_threads,
-            text_cache_size=text_cache_size,
-        )
+        self._model_options: dict[str, Any] = dict(
+            runtime=config.runtime(runtime), device=config.device(device),
+            precision=config.precision(precision), torch_threads=torch_threads,
+            interop_threads=interop_threads, text_cache_size=text_cache_size)
+        clip = build_model(config.model_name(model), self._model_options)
         # The vectors of one workspace come from one model (memeflow.encoder.identity).
         identity, root = model_identity(clip), config.workspace(workspace)
         check_workspace_model(root, identity)
@@ -108,6 +131,7 @@ class ClipEncoder(RefusingExecutor):
                              f"with {self.ocr.engine}")
         # Embedded once: each indexed image's hubness is measured against it (memeflow.hubs).
         self.hub_bank = self.model.embed_texts(list(GENERIC_PROMPTS))
+        self._switch: PendingSwitch[_Prepared] = PendingSwitch()
 
     @requests(on="/index")
     def encode(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
@@ -143,11 +167,45 @@ class ClipEncoder(RefusingExecutor):
     def _phase_timer(self, name: str) -> AbstractContextManager[object]:
         return self.monitor(name, PHASES[name])
 
+    def _prepare(self, name: str, root: Path) -> "_Prepared":
+        """The model `name`, checked against the vectors of the workspace `root`."""
+        clip = build_model(name, self._model_options)
+        identity = model_identity(clip)
+        check_workspace_model(root, identity)
+        return _Prepared(clip, clip.embed_texts(list(GENERIC_PROMPTS)), identity)
+
+    @requests(on="/switch")
+    def switch(self, docs: DocList[MemeDoc], parameters: dict, **kwargs: Any
+               ) -> DocList[MemeDoc]:
+        """Another model, loaded beside the one serving and swapped in at commit
+        (memeflow.switch); the reply's `encoder` tag says how far it got."""
+        phase = phase_of(parameters)
+        state = phase
+        if phase == "prepare":
+            if isinstance(self.model, QueryTextModel):
+                raise SwitchError("this Flow embeds texts with a separate text model "
+                                  "(MEMEFLOW_TEXT_MODEL), made for the model it serves: stop "
+                                  "it and serve the new workspace with its own settings")
+            name, workspace = target_of(parameters)
+            self._switch.prepare(lambda: self._prepare(name, Path(workspace)), _drop)
+        elif phase == "commit":
+            prepared = self._switch.take()
+            self.model, self.hub_bank = prepared.model, prepared.hub_bank
+            self.logger.info(f"switched to {describe(prepared.identity)}: "
+                             f"{prepared.model.hardware.describe()}")
+            state = "committed"
+        elif phase == "abort":
+            self._switch.abort(_drop)
+        if phase in ("prepare", "poll"):
+            state = self._switch.state()
+        return DocList[MemeDoc]([MemeDoc(tags={"encoder": state})])
+
     @requests(on="/status")
     def status(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         """The model half of `memeflow status`; the indexer adds the index half."""
         hardware = self.model.hardware
-        status = MemeDoc(tags={"model": self.model.name, "runtime": hardware.runtime,
+        status = MemeDoc(tags={"model": self.model.name, "family": self.model.family,
+                               "runtime": hardware.runtime,
                                "precision": hardware.precision, "device": hardware.device,
                                "gpu": hardware.gpu,
                                "cpu": hardware.cpu, "cpu_features": list(hardware.cpu_features),

@@ -1,7 +1,11 @@
-"""The CLIP model behind one small interface: images and texts in, unit vectors out.
+"""The model behind one small interface: images and texts in, unit vectors out.
 
-Everything transformers- and torch-specific stays here, so the encoder executor, the
-benchmarks and the notebooks only see numpy arrays.
+`load_model` is the one entry point that builds a model from a Hugging Face id, an
+OpenCLIP name or a local folder, for the encoder, `memeflow eval` and the benchmarks. The
+family (CLIP, SigLIP, SigLIP 2, MetaCLIP 2, OpenCLIP; memeflow.encoder.families) brings
+the checkpoint's preprocessing and tokenizer; this module runs it on a runtime (torch,
+int8, ONNX Runtime, OpenVINO) and device, so the executor, the benchmarks and the
+notebooks only see numpy arrays.
 """
 
 import contextlib
@@ -16,16 +20,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from PIL import Image
-from transformers import CLIPConfig, CLIPModel, CLIPProcessor, PreTrainedTokenizerBase
 
 from memeflow import config
+from memeflow.encoder.families import DualEncoder, build_encoder
 from memeflow.encoder.hardware import (
     Hardware,
     check_precision,
     resolve_device,
     resolve_runtime,
 )
-from memeflow.encoder.source import WEIGHT_FILES, ModelLoadError, check_model_source
+from memeflow.encoder.source import (
+    OPEN_CLIP_WEIGHT_FILES,
+    WEIGHT_FILES,
+    ModelLoadError,
+    check_model_source,
+    has_weights,
+)
 from memeflow.vectors import unit_rows
 
 if TYPE_CHECKING:
@@ -35,12 +45,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_TEXT_CACHE_SIZE = 1024
-
-
-def _random_weights_model(folder: Path, seed: int) -> CLIPModel:
-    """The real architecture with seeded random weights, identical in every process."""
-    torch.manual_seed(seed)
-    return CLIPModel(CLIPConfig.from_pretrained(folder))
 
 
 def set_torch_threads(threads: int | None, interop_threads: int | None = None) -> None:
@@ -58,7 +62,7 @@ def set_torch_threads(threads: int | None, interop_threads: int | None = None) -
             logger.debug("inter-op threads stay at %d: %s", torch.get_num_interop_threads(), exc)
 
 
-def _quantize_int8(model: CLIPModel) -> CLIPModel:
+def _quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
     """Dynamic int8 Linear layers (weights int8, activations quantized per call).
 
     On AVX2 without VNNI this roughly doubles image throughput at a small numerical cost.
@@ -73,44 +77,42 @@ def _quantize_int8(model: CLIPModel) -> CLIPModel:
         )
 
 
-def _onnx_runtime(model: CLIPModel, tokenizer: PreTrainedTokenizerBase, threads: int | None
-                  ) -> "OnnxClip":
+def _onnx_runtime(encoder: DualEncoder, threads: int | None) -> "OnnxClip":
     """Both towers exported to ONNX Runtime, or a ModelLoadError saying what to install."""
     try:
         from memeflow.encoder.onnx import INSTALL_HINT, OnnxClip
     except ImportError as exc:  # pragma: no cover - the module itself imports no extras
         raise ModelLoadError(f"runtime 'onnx' is unavailable: {exc}") from exc
     try:
-        return OnnxClip(model, tokenizer, threads)
+        return OnnxClip(encoder, threads)
     except ImportError as exc:
         raise ModelLoadError(
             f"runtime 'onnx' needs ONNX Runtime and onnx ({exc}): {INSTALL_HINT}"
         ) from exc
 
 
-def _openvino_runtime(model: CLIPModel, tokenizer: PreTrainedTokenizerBase, **options: Any
-                      ) -> "OpenVinoClip":
+def _openvino_runtime(encoder: DualEncoder, **options: Any) -> "OpenVinoClip":
     """Both towers compiled by OpenVINO, or a ModelLoadError saying what to install."""
     try:
         from memeflow.encoder.openvino import OpenVinoClip
-        return OpenVinoClip(model, tokenizer, **options)
+        return OpenVinoClip(encoder, **options)
     except ImportError as exc:
         from memeflow.encoder.openvino import INSTALL_HINT
 
         raise ModelLoadError(f"runtime 'openvino' needs OpenVINO ({exc}): {INSTALL_HINT}") from exc
 
 
-def weights_id(folder: Path | None, random_seed: int | None, model: CLIPModel) -> str:
+def weights_id(folder: Path | None, random_seed: int | None, model: torch.nn.Module) -> str:
     """What identifies the weights, for caches of converted models: the seed of random
     weights, a local weights file's path, size and time, or the hub revision."""
     if random_seed is not None:
         return f"random-seed-{random_seed}"
     if folder is not None:
-        for name in WEIGHT_FILES:
+        for name in WEIGHT_FILES + OPEN_CLIP_WEIGHT_FILES:
             if (folder / name).is_file():
                 stat = (folder / name).stat()
                 return f"{(folder / name).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-    return str(getattr(model.config, "_commit_hash", None) or "hub")
+    return str(getattr(getattr(model, "config", None), "_commit_hash", None) or "hub")
 
 
 def _torch_precision(precision: str, device: torch.device) -> str:
@@ -179,19 +181,22 @@ class TextVectorCache:
 
 
 class ClipModel:
-    """A CLIP checkpoint loaded once; embeds batches into L2-normalised float32 vectors.
+    """A dual-encoder checkpoint loaded once; embeds batches into L2-normalised float32
+    vectors. Build it with `load_model` (the same arguments).
 
-    `runtime` picks how it runs: "torch" (the reference; float32 on a CPU, fp16 on a
-    GPU), "int8" (torch with dynamic int8 Linear layers: faster on CPU, vectors close but
-    not equal), "onnx" (float32 in ONNX Runtime: the same vectors; the `onnx` extra),
-    "openvino" (OpenVINO, bf16 where the CPU has it, else f32; the `openvino` extra) or
-    "auto" (see memeflow.encoder.hardware). With onnx and openvino `model` is None: their
-    sessions hold the weights. `device`: "cpu", "cuda", "cuda:N" or "auto"; only torch
-    runs on a GPU. `precision`: "auto", "f32", "f16" (GPU or OpenVINO) or "bf16".
-    `cache` is where converted models are kept (default: config.cache_dir()).
-    `torch_threads` / `interop_threads` size torch's pools (process-wide; None keeps
-    torch's choice of one thread per core). `text_cache_size` bounds the LRU cache of
-    query texts (0 turns it off). Raises ModelLoadError with the fix for any bad setting.
+    `name`: a Hugging Face id, `hf-hub:ORG/NAME` or `open_clip:ARCH/PRETRAINED` (OpenCLIP),
+    or a local folder; its family (CLIP, SigLIP, SigLIP 2, MetaCLIP 2, OpenCLIP) is read
+    from its config. `runtime` picks how it runs: "torch" (the reference; float32 on a CPU,
+    fp16 on a GPU), "int8" (torch with dynamic int8 Linear layers: faster on CPU, vectors
+    close but not equal), "onnx" (float32 in ONNX Runtime: the same vectors; the `onnx`
+    extra), "openvino" (OpenVINO, bf16 where the CPU has it, else f32) or "auto" (see
+    memeflow.encoder.hardware). With onnx and openvino `model` is None: their sessions hold
+    the weights. `device`: "cpu", "cuda", "cuda:N" or "auto"; only torch runs on a GPU.
+    `precision`: "auto", "f32", "f16" (GPU or OpenVINO) or "bf16". `cache` is where
+    converted models are kept (default: config.cache_dir()). `torch_threads` /
+    `interop_threads` size torch's pools (process-wide; None keeps torch's choice of one
+    thread per core). `text_cache_size` bounds the LRU cache of query texts (0 turns it
+    off). Raises ModelLoadError with the fix for any bad setting.
     """
 
     def __init__(
@@ -219,55 +224,46 @@ class ClipModel:
         self.name = name
         self.runtime = runtime
         self.device = torch.device(resolved_device)
-        self.random_weights = folder is not None and not any(
-            (folder / f).is_file() for f in WEIGHT_FILES
-        )
+        # A folder without weights, or an OpenCLIP architecture named without a pretrained
+        # tag, runs random weights (only with allow_random; check_model_source refuses else).
+        self.random_weights = (not has_weights(folder)) if folder is not None else (
+            allow_random and name.startswith("open_clip:") and "/" not in name)
         # Random weights are a model of their own per seed (MEMEFLOW_RANDOM_SEED).
         self.random_seed: int | None = config.random_seed() if self.random_weights else None
-        source = str(folder) if folder else name
-        try:
-            self.processor = CLIPProcessor.from_pretrained(source)
-            if self.random_weights:
-                logger.warning(
-                    "model %s has no weights: using random weights; search results carry "
-                    "no meaning (fine for tests and timing only)",
-                    source,
-                )
-                assert folder is not None  # only a local folder can lack the weights
-                model = _random_weights_model(folder, self.random_seed or 0)
-            else:
-                model = CLIPModel.from_pretrained(source)
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(
-                f"could not load CLIP model {name!r}: {exc}. Check the name and the network, "
-                "or download it once and set MEMEFLOW_MODEL to its folder"
-            ) from exc
-        model = model.eval()
-        self.dim: int = model.config.projection_dim
-        self.max_text_tokens: int = model.config.text_config.max_position_embeddings
+        if self.random_weights:
+            logger.warning(
+                "model %s has no weights: using random weights; search results carry "
+                "no meaning (fine for tests and timing only)", folder or name,
+            )
+        encoder = build_encoder(name, folder, self.random_seed)
+        self.encoder = encoder
+        self.family = encoder.family
+        self.dim: int = encoder.dim
         self._onnx: OnnxClip | None = None
         self._openvino: OpenVinoClip | None = None
-        self.model: CLIPModel | None = model
+        self.model: torch.nn.Module | None = encoder.module
         self._autocast: torch.dtype | None = None
         if runtime == "torch":
             self.precision = precision
             if self.precision == "f16":
-                model = model.half()
+                encoder.module.half()
             elif self.precision == "bf16":  # autocast keeps norms and softmax in f32
                 self._autocast = torch.bfloat16
-            self.model = model.to(self.device)
+            self.model = encoder.module.to(self.device)
         elif runtime == "int8":
-            self.model, self.precision = _quantize_int8(model), "int8"
+            self.model, self.precision = _quantize_int8(encoder.module), "int8"
         elif runtime == "onnx":
-            self._onnx = _onnx_runtime(model, self.processor.tokenizer, torch_threads)
+            self._onnx = _onnx_runtime(encoder, torch_threads)
             self.model, self.precision = None, "f32"
         else:
             self._openvino = _openvino_runtime(
-                model, self.processor.tokenizer, name=name,
-                weights_id=weights_id(folder, self.random_seed, model),
+                encoder, name=name,
+                weights_id=weights_id(folder, self.random_seed, encoder.module),
                 cache=cache or config.cache_dir(), precision=precision, threads=torch_threads,
             )
             self.model, self.precision = None, self._openvino.precision
+        if self.model is None:  # ONNX Runtime or OpenVINO holds the weights now
+            encoder.drop_weights()
         gpu = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else ""
         self.hardware = Hardware(runtime=runtime, precision=self.precision,
                                  device=resolved_device, gpu=gpu)
@@ -279,55 +275,48 @@ class ClipModel:
         return torch.autocast(self.device.type, dtype=self._autocast)
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
-        """Resize, crop and normalise one RGB image; thread-safe, so callers run it in a pool."""
-        return self.processor.image_processor(images=image, return_tensors="pt")["pixel_values"][0]
+        """Resize, crop and normalise one RGB image as the checkpoint defines it, into a
+        (3, H, W) float32 tensor; thread-safe, so callers run it in a pool."""
+        return self.encoder.preprocess(image)
 
     def embed_pixels(self, pixel_values: torch.Tensor) -> np.ndarray:
-        """Embed a (n, 3, H, W) batch of preprocessed images."""
+        """Embed a (n, 3, H, W) batch of preprocessed images -> (n, dim) unit rows."""
         if self._openvino is not None:
             return unit_rows(self._openvino.image_features(pixel_values.numpy()))
         if self._onnx is not None:
             return unit_rows(self._onnx.image_features(pixel_values.numpy()))
-        assert self.model is not None  # set whenever no other runtime holds the weights
         dtype = torch.float16 if self.precision == "f16" else torch.float32
         pixel_values = pixel_values.to(self.device, dtype, non_blocking=True)
         with torch.inference_mode(), self._inference():
-            out = self.model.get_image_features(pixel_values=pixel_values)
-        return unit_rows(out.pooler_output.float().cpu().numpy())
+            out = self.encoder.image_features(pixel_values)
+        return unit_rows(out.float().cpu().numpy())
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:
         """Embed RGB images (convenience for notebooks; the executor pipelines preprocess)."""
         return self.embed_pixels(torch.stack([self.preprocess(im) for im in images]))
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed texts; repeated ones come from the LRU cache, the rest run as one batch.
-
-        Longer texts are cut at the model's token limit, not rejected.
+        """Embed texts -> (n, dim) unit rows; repeated ones come from the LRU cache, the
+        rest run as one batch. Longer texts are cut at the model's token limit, not rejected.
         """
         return self.text_cache.embed(texts, self._run_texts, self.dim)
 
     def _run_texts(self, texts: list[str]) -> np.ndarray:
-        """The model on texts, padded only to the longest in the batch (never to 77 tokens).
-
-        Causal attention plus the attention mask keep each vector independent of the
-        padding, so a text gets the same vector alone or in any batch.
-        """
-        tokens = self.processor.tokenizer(
-            texts,
-            padding="longest",
-            truncation=True,
-            max_length=self.max_text_tokens,
-            return_tensors="pt",
-        )
-        if self._openvino is not None or self._onnx is not None:
-            ids, mask = tokens["input_ids"].numpy(), tokens["attention_mask"].numpy()
-            runtime = self._openvino or self._onnx
-            assert runtime is not None
-            return unit_rows(runtime.text_features(ids, mask))
-        assert self.model is not None  # set whenever no other runtime holds the weights
+        """The model on texts, tokenized and padded as the family defines (CLIP-like
+        families only to the longest text of the batch: causal attention plus the mask
+        keep each vector independent of the padding)."""
+        tokens = list(self.encoder.tokenize(texts).values())
+        runtime = self._openvino or self._onnx
+        if runtime is not None:
+            return unit_rows(runtime.text_features(*(t.numpy() for t in tokens)))
         with torch.inference_mode(), self._inference():
-            out = self.model.get_text_features(
-                input_ids=tokens["input_ids"].to(self.device),
-                attention_mask=tokens["attention_mask"].to(self.device),
-            )
-        return unit_rows(out.pooler_output.float().cpu().numpy())
+            out = self.encoder.text_features(*(t.to(self.device) for t in tokens))
+        return unit_rows(out.float().cpu().numpy())
+
+
+def load_model(name: str, **options: Any) -> ClipModel:
+    """The one way to build a model from a Hugging Face id, an OpenCLIP name
+    (`hf-hub:ORG/NAME`, `open_clip:ARCH/PRETRAINED`) or a local folder; `options` are
+    ClipModel's keyword arguments (allow_random, device, runtime, precision, cache,
+    torch_threads, interop_threads, text_cache_size). Raises ModelLoadError with the fix."""
+    return ClipModel(name, **options)

@@ -33,6 +33,9 @@ ENGINES = ("onnxruntime", "openvino")
 DEFAULT_ENGINE = "auto"
 
 
+INSTALL_HINT = "pip install 'memeflow[ocr]' (in a clone: pip install -e '.[ocr]')"
+
+
 def resolve_engine(engine: str) -> str:
     if engine == "auto":
         return "openvino" if importlib.util.find_spec("openvino") else "onnxruntime"
@@ -86,7 +89,11 @@ class OcrReader:
         engine: str = DEFAULT_ENGINE,
     ) -> None:
         engine = resolve_engine(engine)
-        from rapidocr_onnxruntime import RapidOCR  # the optional `ocr` extra
+        try:
+            from rapidocr_onnxruntime import RapidOCR  # the optional `ocr` extra
+        except ImportError as exc:
+            raise ModuleNotFoundError(f"reading the words on memes needs the `ocr` extra: "
+                                      f"{INSTALL_HINT}") from exc
 
         settings: dict[str, Any] = {
             "det_limit_side_len": max_side,

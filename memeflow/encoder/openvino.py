@@ -1,4 +1,4 @@
-"""CLIP's two towers in OpenVINO: fused kernels, and bf16 where the CPU has it.
+"""A dual encoder's two towers in OpenVINO: fused kernels, and bf16 where the CPU has it.
 
 OpenVINO picks the precision for the CPU it compiles for: bf16 on CPUs with AVX512_BF16
 or AMX (about twice torch fp32's images/s there, mean cosine to fp32 above 0.9999),
@@ -21,13 +21,11 @@ import tempfile
 import threading
 import warnings
 from pathlib import Path
-from typing import cast
 
 import numpy as np
 import torch
-from transformers import CLIPModel, CLIPVisionConfig, PreTrainedTokenizerBase
 
-from memeflow.encoder.onnx import _ImageTower, _TextTower
+from memeflow.encoder.families import DualEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -37,49 +35,44 @@ PRECISION_NAMES = {"f32": "f32", "bf16": "bf16", "f16": "f16", "float32": "f32",
                    "bfloat16": "bf16", "float16": "f16"}
 
 
-def cache_key(name: str, model: CLIPModel, weights_id: str, ov_version: str) -> str:
+def cache_key(name: str, config_json: str, weights_id: str, ov_version: str) -> str:
     """A folder name that changes whenever the converted model would: the model's name or
-    path, its config, `weights_id` (see `memeflow.encoder.model.weights_id`) and the
-    OpenVINO version."""
+    path, its config (`DualEncoder.config_json`), `weights_id` (see
+    `memeflow.encoder.model.weights_id`) and the OpenVINO version."""
     digest = hashlib.sha256()
-    for part in (name, model.config.to_json_string(use_diff=False), weights_id, ov_version):
+    for part in (name, config_json, weights_id, ov_version):
         digest.update(part.encode())
         digest.update(b"\0")
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name or name)[-48:]
     return f"{slug}-{digest.hexdigest()[:16]}"
 
 
-def _convert(model: CLIPModel, tokenizer: PreTrainedTokenizerBase, folder: Path) -> None:
+def _convert(encoder: DualEncoder, folder: Path) -> None:
     """Both towers as OpenVINO IR in `folder` (image.xml, text.xml and their weights)."""
     import openvino as ov
 
-    # CLIPConfig turns a dict into a CLIPVisionConfig when it is built.
-    size = cast(CLIPVisionConfig, model.config.vision_config).image_size
-    assert isinstance(size, int), f"expected a square image side, got {size!r}"
-    tokens = tokenizer(["a photo", "a photo of a cat"], padding="longest", return_tensors="pt")
+    height, width = encoder.image_size
+    tokens = encoder.tokenize(["a photo", "a photo of a cat"])
     dynamic_tokens = ov.PartialShape([-1, -1])
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         # The tracer notes shape-dependent branches that always go the same way here.
         warnings.simplefilter("ignore")
         image = ov.convert_model(
-            _ImageTower(model).eval(),
-            example_input=(torch.zeros(2, 3, size, size),),
-            input=[("pixel_values", ov.PartialShape([-1, 3, size, size]), ov.Type.f32)],
+            encoder.image_tower().eval(),
+            example_input=(torch.zeros(2, 3, height, width),),
+            input=[("pixel_values", ov.PartialShape([-1, 3, height, width]), ov.Type.f32)],
         )
         text = ov.convert_model(
-            _TextTower(model).eval(),
-            example_input={"input_ids": tokens["input_ids"],
-                           "attention_mask": tokens["attention_mask"]},
-            input=[("input_ids", dynamic_tokens, ov.Type.i64),
-                   ("attention_mask", dynamic_tokens, ov.Type.i64)],
+            encoder.text_tower().eval(),
+            example_input=tuple(tokens.values()),
+            input=[(name, dynamic_tokens, ov.Type.i64) for name in encoder.text_inputs],
         )
     # float32 weights: OpenVINO's default fp16 compression would change f32 vectors.
     ov.save_model(image, folder / "image.xml", compress_to_fp16=False)
     ov.save_model(text, folder / "text.xml", compress_to_fp16=False)
 
 
-def converted(model: CLIPModel, tokenizer: PreTrainedTokenizerBase, cache: Path, key: str
-              ) -> Path:
+def converted(encoder: DualEncoder, cache: Path, key: str) -> Path:
     """The folder of the converted towers: from the cache, or converted now and cached."""
     folder = cache / "openvino" / key
     if (folder / "image.xml").is_file() and (folder / "text.xml").is_file():
@@ -88,7 +81,7 @@ def converted(model: CLIPModel, tokenizer: PreTrainedTokenizerBase, cache: Path,
     logger.info("converting the model to OpenVINO once (cached in %s)", folder)
     staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=folder.parent))
     try:
-        _convert(model, tokenizer, staging)
+        _convert(encoder, staging)
         try:
             os.rename(staging, folder)
         except OSError:  # another process finished first: its copy is as good
@@ -112,14 +105,13 @@ class OpenVinoClip:
     compiled. Calls are serialised per tower: one compiled request each.
     """
 
-    def __init__(self, model: CLIPModel, tokenizer: PreTrainedTokenizerBase, *, name: str,
-                 weights_id: str,
+    def __init__(self, encoder: DualEncoder, *, name: str, weights_id: str,
                  cache: Path, precision: str = "auto", threads: int | None = None) -> None:
         import openvino as ov  # optional dependency: imported only when chosen
 
         core = ov.Core()
-        self.folder = converted(model, tokenizer, cache, cache_key(name, model, weights_id,
-                                                                     ov.__version__))
+        self.folder = converted(encoder, cache, cache_key(name, encoder.config_json(),
+                                                          weights_id, ov.__version__))
         # Unpinned: the encoder's decode threads and the Flow's other stages share the
         # cores, and a pinned thread cannot leave a core another process holds (pinned
         # was ~15% slower under load here).
@@ -146,8 +138,8 @@ class OpenVinoClip:
             out = self._image_request.infer([np.ascontiguousarray(pixel_values, np.float32)])
             return np.array(out[0], dtype=np.float32)  # a copy: the request reuses its memory
 
-    def text_features(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    def text_features(self, *tokens: np.ndarray) -> np.ndarray:
+        """The arrays of the encoder's `text_inputs`, in that order."""
         with self._text_lock:
-            out = self._text_request.infer([input_ids.astype(np.int64),
-                                            attention_mask.astype(np.int64)])
+            out = self._text_request.infer([t.astype(np.int64) for t in tokens])
             return np.array(out[0], dtype=np.float32)

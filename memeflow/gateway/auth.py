@@ -22,7 +22,7 @@ from memeflow.config import API_KEY_ENV
 from memeflow.protocol import KEY_HEADER
 
 KEY_COOKIE = "memeflow_key"  # set by the search page (gateway/static/app.js)
-OPEN_HTTP_PATHS = frozenset({"/", "/dry_run"})  # what `jina ping` and health probes ask
+OPEN_HTTP_PATHS = frozenset({"/", "/dry_run", "/favicon.ico"})  # health probes; the icon
 OPEN_HTTP_PREFIX = "/static/"  # the search page's scripts and styles
 OPEN_GRPC_METHODS = frozenset(
     {

@@ -3,8 +3,10 @@
 With `protocol: [grpc, http]` Jina would build a `CompositeGateway` of its stock servers;
 `MemeflowGateway` builds the same two from subclasses instead, so both ports answer
 exactly as before: gRPC on the first, the Jina HTTP API (POST /index, /search, ...,
-/docs) on the second. The HTTP app also serves the search page (`memeflow.web`) at `/`,
-and answers a request an executor refused (`memeflow.refusals`) with 400, not Jina's 500.
+/docs) on the second. The HTTP app also serves the search page (`memeflow.gateway.page`)
+at `/`, answers a request an executor refused (`memeflow.refusals`) with 400, not Jina's
+500, and a request of one document that failed with 400 too (`memeflow.gateway.answers`);
+GET /count and GET /status answer plain JSON.
 
 Access-check hook: `AUTH` below is None (no check) or an object with the two methods of
 `GatewayAuth`: `protect_http(app)` gets the finished FastAPI app (API and page) to add
@@ -30,7 +32,9 @@ from jina.serve.runtimes.gateway.http import HTTPGateway
 from jina.serve.runtimes.servers.composite import CompositeBaseServer
 
 from memeflow.documents import MemeDoc
+from memeflow.gateway.answers import DocumentFailed, document_failed, failed_document, plain
 from memeflow.gateway.checks import ACCESS_CHECK
+from memeflow.gateway.files import IndexedFiles
 from memeflow.gateway.page import ThumbnailCache, load_assets, search_page
 from memeflow.refusals import Refused, refusal_body, refused
 
@@ -62,7 +66,8 @@ class MemeflowGRPCGateway(GRPCGateway):
 
 class _RefusingStreamer:
     """Jina's streamer as the HTTP API sees it: an answer whose error is a refusal stops the
-    route with `Refused` (Jina's route would answer any error with 500)."""
+    route with `Refused` (Jina's route would answer any error with 500), and the answer to
+    a request of one document that failed stops it with `DocumentFailed`."""
 
     def __init__(self, streamer: Any) -> None:
         self._streamer = streamer
@@ -70,11 +75,14 @@ class _RefusingStreamer:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._streamer, name)
 
-    async def stream_docs(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        async for answer in self._streamer.stream_docs(*args, **kwargs):
+    async def stream_docs(self, docs: Any, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        single = docs is not None and len(docs) == 1
+        async for answer in self._streamer.stream_docs(docs, *args, **kwargs):
             header = getattr(answer, "header", None)  # with return_results: whole responses
             if header is not None and (message := refused(header.status)) is not None:
                 raise Refused(message)
+            if single and header is not None and (failed := failed_document(answer)):
+                raise failed
             yield answer
 
 
@@ -98,13 +106,32 @@ class MemeflowHTTPGateway(HTTPGateway):
         finally:
             handler.streamer = streamer
         app.add_exception_handler(Refused, _bad_request)
+        app.add_exception_handler(DocumentFailed, document_failed)
+        files = IndexedFiles(self._stored_uris)
+        for endpoint in ("/count", "/status"):  # beside Jina's POST routes of the same path
+            app.add_api_route(endpoint, plain(self._ask, endpoint, files), methods=["GET"],
+                              summary=f"{endpoint[1:]} as plain JSON", tags=["memeflow"])
         thumbnails = ThumbnailCache(self._fetch_thumbnail)
         # Mounted last: the API's routes match first. A mount, not a route, at `/`, so
         # Jina keeps its own health route and does not warn that `/` is taken.
-        app.mount("/", search_page(load_assets(STATIC), thumbnails))
+        app.mount("/", search_page(load_assets(STATIC), thumbnails, files))
         if AUTH is not None:
             AUTH.protect_http(app)
         return app
+
+    async def _ask(self, endpoint: str, docs: list[MemeDoc]) -> list[MemeDoc]:
+        """The documents the Flow answers `endpoint` with (through Jina's own streamer)."""
+        answers: list[MemeDoc] = []
+        async for reply in self.streamer.stream_docs(
+            docs=DocList[MemeDoc](docs), exec_endpoint=endpoint, return_type=DocList[MemeDoc],
+        ):
+            answers.extend(reply)
+        return answers
+
+    async def _stored_uris(self, ids: list[str]) -> dict[str, str | None]:
+        """The stored uri of each of `ids` that is indexed (the indexer's /get)."""
+        found = await self._ask("/get", [MemeDoc(id=doc_id) for doc_id in ids])
+        return {doc.id: doc.uri for doc in found if doc.id}
 
     async def _fetch_thumbnail(self, doc_id: str) -> bytes | None:
         """Ask the indexer (through the Flow) for one document's preview."""

@@ -1,8 +1,11 @@
-"""The search page on the gateway's HTTP port: the page, its assets and thumbnails by id.
+"""The search page on the gateway's HTTP port: the page, its assets, thumbnails and
+full-size files by id.
 
 Everything is answered from memory or through the Flow: the assets are a fixed set of
-files read once at start-up, and a thumbnail is asked of the indexer by document id, so
-no request can make the server read a path it names.
+files read once at start-up, a thumbnail is asked of the indexer by document id, and a
+full-size file is served only from the stored uri of an indexed document, under the
+encoder's access rules (`memeflow.gateway.files`), so no request can make the server read
+a path it names.
 """
 
 import asyncio
@@ -20,11 +23,20 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from memeflow.documents import THUMBNAIL_TYPE
+from memeflow.formats import FORMAT_NAMES, IMAGE_SUFFIXES
+from memeflow.gateway.files import FileRefused, IndexedFiles, content_disposition
 
 ASSET_TYPES = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
+    "favicon.ico": "image/vnd.microsoft.icon",
+}
+# Filled into index.html when it is read: the upload check knows the formats the server
+# reads from memeflow.formats, the one list of them.
+PAGE_FIELDS = {
+    "{{accept}}": ",".join(sorted(IMAGE_SUFFIXES)),
+    "{{formats}}": FORMAT_NAMES,
 }
 # Document ids are free text, but one that looks like a path is never a thumbnail's.
 DOC_ID = re.compile(r"^[A-Za-z0-9_.:@+=-]{1,200}$")
@@ -44,12 +56,21 @@ def _etag(body: bytes) -> str:
     return f'"{hashlib.sha256(body).hexdigest()[:32]}"'
 
 
+def _filled(name: str, body: bytes) -> bytes:
+    if name != "index.html":
+        return body
+    text = body.decode()
+    for field, value in PAGE_FIELDS.items():
+        text = text.replace(field, value)
+    return text.encode()
+
+
 def load_assets(folder: Path) -> dict[str, Asset]:
     """The page's files, read once: only these names are ever served."""
     return {
         name: Asset(body, media_type, _etag(body))
         for name, media_type in ASSET_TYPES.items()
-        for body in [(folder / name).read_bytes()]
+        for body in [_filled(name, (folder / name).read_bytes())]
     }
 
 
@@ -86,7 +107,16 @@ class ThumbnailCache:
         return data
 
 
-def search_page(assets: dict[str, Asset], thumbnails: ThumbnailCache) -> Starlette:
+def _bad_id(doc_id: str) -> bool:
+    return not DOC_ID.match(doc_id) or ".." in doc_id
+
+
+def _refusal(refusal: FileRefused) -> JSONResponse:
+    return JSONResponse({"detail": refusal.message}, status_code=refusal.status)
+
+
+def search_page(assets: dict[str, Asset], thumbnails: ThumbnailCache, files: IndexedFiles
+                ) -> Starlette:
     """The page's routes, mounted at `/` after the API's, so the API keeps its paths."""
 
     async def page(request: Request) -> Response:
@@ -101,7 +131,7 @@ def search_page(assets: dict[str, Asset], thumbnails: ThumbnailCache) -> Starlet
 
     async def thumbnail(request: Request) -> Response:
         doc_id = request.path_params["doc_id"]
-        if not DOC_ID.match(doc_id) or ".." in doc_id:
+        if _bad_id(doc_id):
             return JSONResponse({"detail": f"{doc_id!r} is not a document id"}, status_code=400)
         data = await thumbnails.get(doc_id)
         if data is None:
@@ -111,10 +141,48 @@ def search_page(assets: dict[str, Asset], thumbnails: ThumbnailCache) -> Starlet
             )
         return _cached(request, data, THUMBNAIL_TYPE, _etag(data), f"max-age={THUMBNAIL_MAX_AGE}")
 
+    async def favicon(request: Request) -> Response:
+        asset = assets["favicon.ico"]
+        return _cached(request, asset.body, asset.media_type, asset.etag, "max-age=86400")
+
+    async def full_size(request: Request) -> Response:
+        """GET /files/{id}: the file itself (`?download=1`: as an attachment)."""
+        doc_id = request.path_params["doc_id"]
+        if _bad_id(doc_id):
+            return JSONResponse({"detail": f"{doc_id!r} is not a document id"}, status_code=400)
+        try:
+            served = await files.file(doc_id)
+        except FileRefused as refusal:
+            return _refusal(refusal)
+        kind = "attachment" if request.query_params.get("download") else "inline"
+        response = _cached(request, served.body, served.media_type, _etag(served.body),
+                           "private, no-cache")
+        response.headers["Content-Disposition"] = content_disposition(kind, served.name)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    async def availability(request: Request) -> Response:
+        """POST /files {"ids": [...]}: {"files": {id: null (served) or the reason not}}."""
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        ids = body.get("ids") if isinstance(body, dict) else None
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            return JSONResponse({"detail": 'send {"ids": [document ids]}'}, status_code=400)
+        try:
+            answers = await files.availability(ids)
+        except FileRefused as refusal:
+            return _refusal(refusal)
+        return JSONResponse({"files": answers})
+
     return Starlette(
         routes=[
             Route("/", page, methods=["GET"]),
+            Route("/favicon.ico", favicon, methods=["GET"]),
             Route("/static/{name}", static, methods=["GET"]),
             Route("/thumbnails/{doc_id:path}", thumbnail, methods=["GET"]),
+            Route("/files", availability, methods=["POST"]),
+            Route("/files/{doc_id:path}", full_size, methods=["GET"]),
         ]
     )

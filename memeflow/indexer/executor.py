@@ -2,7 +2,8 @@
 The executor talks to a `Collection` (`memeflow.indexer.backends`) and knows nothing of
 how it keeps the documents: SQLite in the workspace (the default) or Milvus."""
 
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 from docarray import DocList
@@ -10,7 +11,7 @@ from jina import requests
 
 from memeflow import config, params
 from memeflow.documents import MatchDoc, MemeDoc, TermDoc, is_id_only
-from memeflow.indexer.backends import StoredDocument, open_collection
+from memeflow.indexer.backends import Collection, StoredDocument, open_collection
 from memeflow.indexer.derived import keep_derived
 from memeflow.indexer.rank import rank_candidates
 from memeflow.indexer.search.options import SearchOptions
@@ -19,8 +20,22 @@ from memeflow.indexer.shards import shard_of
 from memeflow.indexer.storage.thumbnails import ThumbnailStore
 from memeflow.query import resolve_query_parts
 from memeflow.refusals import RefusingExecutor
+from memeflow.switch import PendingSwitch, SwitchError, phase_of, target_of
 from memeflow.vectors import check_own_vector
 from memeflow.workspace import bind_model, forget_model, open_workspace
+
+
+class _Opened(NamedTuple):
+    """A workspace opened beside the serving one (/switch)."""
+
+    root: Path
+    path: Path
+    collection: Collection
+    thumbnails: ThumbnailStore
+
+
+def _close(opened: _Opened) -> None:
+    opened.collection.close()
 
 
 class QueryDimensionError(params.RequestError):
@@ -48,17 +63,54 @@ class MemeIndexer(RefusingExecutor):
         # With `shards: N` every shard sees every request and keeps the ids it owns.
         self.shard_id = getattr(self.runtime_args, "shard_id", 0) or 0
         self.shards = getattr(self.runtime_args, "shards", 1) or 1
-        path = self.root = config.workspace(workspace)
-        open_workspace(path)  # refuses one of a newer memeflow, migrates an older one
-        if self.shards > 1:
-            path = path / f"shard-{self.shard_id}-of-{self.shards}"
-        self.path = path
-        self.collection = open_collection(path, index=config.index(index),
-                                     collection=config.collection_name(collection),
-                                     exact_max=None if exact_max is None else int(exact_max))
-        self.thumbnails = ThumbnailStore(path / "thumbnails")
+        self._index, self._collection_name = config.index(index), config.collection_name(collection)
+        self._exact_max = None if exact_max is None else int(exact_max)
+        self.root, self.path, self.collection, self.thumbnails = self._open(
+            config.workspace(workspace))
+        self._switch: PendingSwitch[_Opened] = PendingSwitch()
         self.max_docs = config.max_docs()  # /upsert skips the encoder and its limits
         self.logger.info(f"index at {self.collection.location}: {len(self.collection)} documents")
+
+    def _open(self, root: Path) -> "_Opened":
+        """The workspace `root` (this shard's folder of it) opened: its collection and
+        previews."""
+        open_workspace(root)  # refuses one of a newer memeflow, migrates an older one
+        path = root / f"shard-{self.shard_id}-of-{self.shards}" if self.shards > 1 else root
+        collection = open_collection(path, index=self._index, collection=self._collection_name,
+                                     exact_max=self._exact_max)
+        return _Opened(root, path, collection, ThumbnailStore(path / "thumbnails"))
+
+    @requests(on="/switch")
+    def switch(self, docs: DocList[MemeDoc], parameters: dict, **kwargs: Any
+               ) -> DocList[MemeDoc]:
+        """Another workspace, opened beside the one serving and swapped in at commit
+        (memeflow.switch); adds an `indexer` tag saying how far it got."""
+        phase = phase_of(parameters)
+        state = phase
+        if phase == "prepare":
+            if self.shards > 1:
+                raise SwitchError("a sharded index cannot switch workspaces while serving: "
+                                  "serve the new workspace with the same shards instead")
+            if self._index is not None:
+                raise SwitchError("the documents live outside the workspace (MEMEFLOW_INDEX): "
+                                  "switching moves the embedded index only; index into a new "
+                                  "collection with the new model instead")
+            _, workspace = target_of(parameters)
+            self._switch.prepare(lambda: self._open(Path(workspace)), _close)
+        elif phase == "commit":
+            old = self.collection
+            self.root, self.path, self.collection, self.thumbnails = self._switch.take()
+            old.close()  # lets another process open the workspace this one served
+            self.logger.info(f"switched to the index at {self.collection.location}: "
+                             f"{len(self.collection)} documents")
+            state = "committed"
+        elif phase == "abort":
+            self._switch.abort(_close)
+        if phase in ("prepare", "poll"):
+            state = self._switch.state()
+        reply = docs[0] if docs else MemeDoc()
+        reply.tags["indexer"] = state
+        return DocList[MemeDoc]([reply])
 
     def _owns(self, doc: MemeDoc) -> bool:
         if self.shards == 1:
@@ -249,5 +301,6 @@ class MemeIndexer(RefusingExecutor):
         return DocList[MemeDoc]([MemeDoc(tags={"count": 0})])
 
     def close(self) -> None:
+        self._switch.abort(_close)
         self.collection.close()
         super().close()

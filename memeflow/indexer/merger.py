@@ -63,6 +63,6 @@ class ShardMerger(RefusingExecutor):
         tags["workspace"] = [shard[0].tags.get("workspace") for shard in docs_matrix]
         return DocList[MemeDoc]([MemeDoc(tags=tags)])
 
-    @requests(on=["/get", "/thumbnail", "/find"])
+    @requests(on=["/get", "/thumbnail", "/find", "/switch"])
     def get(self, docs: DocList[MemeDoc], docs_matrix: Replies, **kwargs: Any) -> DocList[MemeDoc]:
         return DocList[MemeDoc]([doc for shard in docs_matrix for doc in shard])

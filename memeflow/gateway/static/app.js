@@ -1,20 +1,32 @@
-// memeflow search page: text, image and "more like this" searches against POST /search.
+// memeflow search page: text, image and "more like this" searches against POST /search,
+// more results on demand, and each meme handed over: open, download, copy, drag.
 // The query lives in the URL (?q=words or ?like=ID); an image query is not put there.
 "use strict";
 
-const TOP_K = 24;
+const TOP_K = 24; // results per page; "More results" (or scrolling to it) asks for the next
 const form = document.getElementById("search");
 const input = document.getElementById("query");
 const fileInput = document.getElementById("image");
 const statusLine = document.getElementById("status");
 const results = document.getElementById("results");
+const moreButton = document.getElementById("more");
 const dropOverlay = document.getElementById("drop");
 const keyForm = document.getElementById("key");
 const keyInput = document.getElementById("key-input");
+const randomNotice = document.getElementById("random-weights");
+const noFilesNotice = document.getElementById("no-files");
 const KEY_COOKIE = "memeflow_key"; // the gateway accepts the API key from this cookie
 const IDLE = statusLine.textContent;
+// The formats the server reads (memeflow/formats.py, filled into the page by the gateway).
+const SUFFIXES = fileInput.accept.split(",").filter(Boolean);
+const FORMAT_NAMES = fileInput.dataset.formats;
+const MEDIA_TYPES = { ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".jpe": "image/jpeg", ".jfif": "image/jpeg",
+  ".png": "image/png", ".apng": "image/png", ".gif": "image/gif", ".webp": "image/webp", ".bmp": "image/bmp",
+  ".tif": "image/tiff", ".tiff": "image/tiff", ".avif": "image/avif", ".heic": "image/heic", ".heif": "image/heif" };
+const CAN_COPY = Boolean(window.isSecureContext && navigator.clipboard && navigator.clipboard.write && window.ClipboardItem);
 let latest = 0; // only the newest search may draw its results
 let waitingForKey = null; // the search to run again once the user gives the API key
+let current = null; // the search on screen: { query, ticket, shown, done, loading }
 
 // The server asks for MEMEFLOW_API_KEY: a cookie carries it, so thumbnails get it too.
 class KeyNeeded extends Error {}
@@ -35,27 +47,59 @@ function describe(query) {
   return `your image ${query.fileName ? `(${query.fileName})` : ""}`.trim();
 }
 
-async function postSearch(queryDoc) {
+async function readJson(response) {
+  try {
+    return await response.json();
+  } catch {
+    return null; // not JSON: the status says enough
+  }
+}
+
+function failure(response, body) {
+  const detail = body && (body.detail || (body.header && body.header.status && body.header.status.description));
+  return new Error(detail ? String(detail) : `the server answered ${response.status} ${response.statusText}`);
+}
+
+async function postSearch(queryDoc, offset) {
   const response = await fetch("/search", {
     method: "POST",
     headers: apiHeaders(),
-    body: JSON.stringify({ data: [queryDoc], parameters: { top_k: TOP_K } }),
+    body: JSON.stringify({ data: [queryDoc], parameters: { top_k: TOP_K, offset } }),
   });
   if (response.status === 401) throw new KeyNeeded();
-  let body = null;
-  try {
-    body = await response.json();
-  } catch {
-    // not JSON: the status says enough
-  }
-  if (!response.ok) {
-    const detail = body && (body.detail || (body.header && body.header.status && body.header.status.description));
-    throw new Error(detail ? String(detail) : `the server answered ${response.status} ${response.statusText}`);
-  }
+  const body = await readJson(response);
+  if (!response.ok) throw failure(response, body);
   const doc = body && body.data && body.data[0];
   if (!doc) throw new Error("the server sent no result");
   if (doc.error) throw new Error(doc.error);
   return doc.matches || [];
+}
+
+// What the service says about itself: random weights, and whether it serves full-size files.
+let serverStatus = null;
+async function loadStatus() {
+  const response = await fetch("/status", { headers: apiHeaders() }).catch(() => null);
+  if (!response || !response.ok) return; // 401: asked again once the key is given
+  serverStatus = await readJson(response);
+  if (!serverStatus) return;
+  randomNotice.hidden = !serverStatus.random_weights;
+  noFilesNotice.hidden = serverStatus.serves_files !== false;
+}
+
+// For each id, null when the gateway serves its full-size file, else the reason it does not.
+async function fileAvailability(ids) {
+  if (serverStatus && serverStatus.serves_files === false) {
+    return Object.fromEntries(ids.map((id) => [id, noFilesNotice.textContent.replace(/\s+/g, " ").trim()]));
+  }
+  const response = await fetch("/files", { method: "POST", headers: apiHeaders(), body: JSON.stringify({ ids }) });
+  const body = await readJson(response);
+  if (!response.ok || !body || !body.files) throw failure(response, body);
+  return body.files;
+}
+
+function suffixOf(name) {
+  const dot = name.lastIndexOf(".");
+  return dot > 0 ? name.slice(dot).toLowerCase() : "";
 }
 
 function label(match) {
@@ -63,13 +107,19 @@ function label(match) {
   const file = tags.file || (match.uri ? match.uri.split("/").pop() : "");
   const name = typeof tags.name === "string" && tags.name ? tags.name : file || match.id;
   const where = [tags.folder, file].filter(Boolean).join("/");
-  return { name, where };
+  return { name, where, file: file || `${match.id}.jpg` };
 }
 
-function card(match) {
+function fileUrl(id, download = false) {
+  return new URL(`/files/${encodeURIComponent(id)}${download ? "?download=1" : ""}`, location.href).href;
+}
+
+function card(match, rank) {
   const { name, where } = label(match);
   const item = document.createElement("li");
+  item.dataset.id = match.id;
   const link = document.createElement("a");
+  link.className = "like";
   link.href = `?like=${encodeURIComponent(match.id)}`;
   link.dataset.id = match.id;
   link.title = `More like ${name}`;
@@ -77,43 +127,171 @@ function card(match) {
   img.src = `/thumbnails/${encodeURIComponent(match.id)}`;
   img.alt = name;
   img.loading = "lazy";
-  img.addEventListener("error", () => img.removeAttribute("src"), { once: true });
+  img.addEventListener("error", () => { // no preview (a document stored without a picture)
+    img.removeAttribute("src");
+    img.alt = "";
+    link.classList.add("no-preview");
+  }, { once: true });
   const title = document.createElement("p");
   title.className = "name";
   title.textContent = name;
+  link.append(img, title);
+  // The rank is the order shown; the picture's cosine is one signal of it, so it is
+  // labelled as such (a meme found by its words may rank above a higher picture score).
   const meta = document.createElement("p");
   meta.className = "meta";
-  meta.textContent = `score ${Number(match.score).toFixed(3)}${where ? ` · ${where}` : ""}`;
-  link.append(img, title, meta);
-  if (match.signals && match.signals.words) {  // found by the words written on it (OCR)
+  const place = document.createElement("span");
+  place.className = "rank";
+  place.textContent = `#${rank}`;
+  const score = document.createElement("span");
+  score.className = "score";
+  score.textContent = `picture ${Number(match.score).toFixed(3)}`;
+  score.title = "How close the picture is to the query (cosine similarity, CLIP). Results are in rank order, "
+    + "which also counts the words on memes: a meme found by its words can rank above a higher picture score.";
+  meta.append(place, " · ", score);
+  if (where) meta.append(` · ${where}`);
+  const parts = [link, meta];
+  const text = (match.words || "").replace(/\s+/g, " ").trim();
+  if (text) { // the words read on the meme (OCR), on every card that has them
     const words = document.createElement("p");
     words.className = "words";
-    const text = (match.words || "").replace(/\s+/g, " ").trim();
     words.textContent = `words: “${text.length > 80 ? `${text.slice(0, 79)}…` : text}”`;
-    words.title = "Found by the words written on this meme";
-    link.append(words);
+    const found = match.signals && match.signals.words;
+    if (found) words.classList.add("found");
+    words.title = found ? `Found by the words written on this meme (words #${found})` : "The words written on this meme";
+    parts.push(words);
   }
-  item.append(link);
+  const actions = document.createElement("p");
+  actions.className = "actions";
+  actions.setAttribute("aria-label", `Use ${name}`);
+  parts.push(actions);
+  item.append(...parts);
+  item.match = match;
   return item;
+}
+
+// Open, download, copy and drag the full-size file; only where the gateway serves it.
+function handOver(item, reason) {
+  const { id } = item.dataset;
+  const actions = item.querySelector(".actions");
+  const img = item.querySelector("img");
+  if (reason) {
+    actions.textContent = "preview only";
+    actions.classList.add("unavailable");
+    actions.title = reason;
+    return;
+  }
+  const { name, file } = label(item.match);
+  const open = document.createElement("a");
+  open.className = "open";
+  open.href = fileUrl(id);
+  open.target = "_blank";
+  open.rel = "noopener";
+  open.textContent = "Open";
+  open.title = `Open ${file} full size`;
+  const save = document.createElement("a");
+  save.className = "download";
+  save.href = fileUrl(id, true);
+  save.download = file;
+  save.textContent = "Download";
+  save.title = `Download ${file}`;
+  actions.append(open, save);
+  const copy = document.createElement("button");
+  copy.type = "button";
+  copy.className = "copy";
+  copy.textContent = "Copy";
+  if (CAN_COPY) {
+    copy.title = `Copy ${name} to the clipboard as an image`;
+    copy.addEventListener("click", () => copyImage(id, copy));
+  } else {
+    copy.disabled = true;
+    copy.title = "Copying images needs a secure page: open this memeflow at https:// or on localhost";
+  }
+  actions.append(copy);
+  // Dragged out of the browser: the full-size file (Chromium's DownloadURL) or its URL.
+  const url = fileUrl(id);
+  img.draggable = true;
+  img.dataset.full = url;
+  img.addEventListener("dragstart", (event) => {
+    const type = MEDIA_TYPES[suffixOf(file)] || "application/octet-stream";
+    event.dataTransfer.setData("DownloadURL", `${type}:${file}:${url}`);
+    event.dataTransfer.setData("text/uri-list", url);
+    event.dataTransfer.setData("text/plain", url);
+    event.dataTransfer.effectAllowed = "copy";
+  });
+}
+
+// The clipboard takes PNG everywhere; other formats are drawn onto a canvas first.
+async function asPng(blob) {
+  if (blob.type === "image/png") return blob;
+  const bitmap = await createImageBitmap(blob);
+  const canvas = document.createElement("canvas");
+  canvas.width = bitmap.width;
+  canvas.height = bitmap.height;
+  canvas.getContext("2d").drawImage(bitmap, 0, 0);
+  bitmap.close();
+  return new Promise((resolve, reject) => canvas.toBlob((png) => (png ? resolve(png) : reject(new Error("could not convert the image"))), "image/png"));
+}
+
+async function copyImage(id, button) {
+  const png = fetch(fileUrl(id)).then(async (response) => {
+    if (!response.ok) throw failure(response, await readJson(response));
+    return asPng(await response.blob());
+  });
+  try {
+    // A promise keeps the click's permission while the file is fetched.
+    await navigator.clipboard.write([new ClipboardItem({ "image/png": png })]);
+    button.textContent = "Copied";
+    button.classList.add("done");
+    setTimeout(() => { button.textContent = "Copy"; button.classList.remove("done"); }, 2000);
+  } catch (error) {
+    button.textContent = "Copy failed";
+    button.title = `Could not copy: ${error.message}`;
+  }
+}
+
+async function offerFiles(items) {
+  if (!items.length) return;
+  let answers;
+  try {
+    answers = await fileAvailability(items.map((item) => item.dataset.id));
+  } catch (error) {
+    answers = Object.fromEntries(items.map((item) => [item.dataset.id, error.message]));
+  }
+  for (const item of items) handOver(item, answers[item.dataset.id] ?? null);
+}
+
+function queryDoc(query) {
+  return query.q ? { text: query.q } : query.like ? { id: query.like } : { uri: query.image };
+}
+
+function summary() {
+  const { query, shown, done } = current;
+  if (!shown) return `Nothing found for ${describe(query)}: the index is empty. Index memes with \`memeflow index FOLDER\`.`;
+  const more = done ? "" : " More below.";
+  return `${shown} results for ${describe(query)}. Pick one to see more like it.${more}`;
 }
 
 async function run(query) {
   const ticket = ++latest;
+  current = { query, ticket, shown: 0, done: false, loading: true };
+  moreButton.hidden = true;
   setStatus(`Searching for ${describe(query)}…`, "loading");
   results.setAttribute("aria-busy", "true");
   try {
-    const queryDoc = query.q ? { text: query.q } : query.like ? { id: query.like } : { uri: query.image };
-    const matches = await postSearch(queryDoc);
+    const matches = await postSearch(queryDoc(query), 0);
     if (ticket !== latest) return;
-    results.replaceChildren(...matches.map(card));
-    setStatus(
-      matches.length
-        ? `${matches.length} results for ${describe(query)}. Pick one to see more like it.`
-        : `Nothing found for ${describe(query)}: the index is empty. Index memes with \`memeflow index FOLDER\`.`,
-    );
+    const items = matches.map((match, i) => card(match, i + 1));
+    results.replaceChildren(...items);
+    Object.assign(current, { shown: matches.length, done: matches.length < TOP_K, loading: false });
+    moreButton.hidden = current.done;
+    setStatus(summary());
+    offerFiles(items);
+    watchTheEnd();
   } catch (error) {
     if (ticket !== latest) return;
     results.replaceChildren();
+    current = null;
     if (error instanceof KeyNeeded) {
       askForKey(query);
       return;
@@ -124,6 +302,47 @@ async function run(query) {
   } finally {
     if (ticket === latest) results.removeAttribute("aria-busy");
   }
+}
+
+// The next page of the search on screen (the API's `offset`).
+async function loadMore() {
+  if (!current || current.loading || current.done) return;
+  const search = current;
+  search.loading = true;
+  moreButton.disabled = true;
+  moreButton.textContent = "Loading more…";
+  let loaded = false;
+  try {
+    const matches = await postSearch(queryDoc(search.query), search.shown);
+    if (search !== current) return;
+    const items = matches.map((match, i) => card(match, search.shown + i + 1));
+    results.append(...items);
+    search.shown += matches.length;
+    search.done = matches.length < TOP_K;
+    setStatus(summary());
+    offerFiles(items);
+    loaded = true;
+  } catch (error) {
+    if (search !== current) return;
+    setStatus(`More results for ${describe(search.query)} failed: ${error.message}`, "error");
+  } finally {
+    search.loading = false;
+    moreButton.disabled = false;
+    moreButton.textContent = "More results";
+    if (search === current) moreButton.hidden = search.done;
+    if (search === current && loaded) watchTheEnd(); // after a failure, only a click retries
+  }
+}
+
+moreButton.addEventListener("click", loadMore);
+// Scrolling down to the button loads the next page too; watched anew after each page, so
+// a screen tall enough to still show the button gets the next one.
+const nearTheEnd = new IntersectionObserver((entries) => {
+  if (entries.some((entry) => entry.isIntersecting)) loadMore();
+}, { rootMargin: "200px" });
+function watchTheEnd() {
+  nearTheEnd.unobserve(moreButton);
+  if (current && !current.done) nearTheEnd.observe(moreButton);
 }
 
 function askForKey(query) {
@@ -147,6 +366,7 @@ keyForm.addEventListener("submit", (event) => {
   keyForm.hidden = true;
   const query = waitingForKey;
   waitingForKey = null;
+  loadStatus();
   if (query) run(query);
 });
 
@@ -169,16 +389,26 @@ function show(query, { push = true } = {}) {
 
 function clear({ push = true } = {}) {
   latest++;
+  current = null;
   input.value = "";
   results.replaceChildren();
+  moreButton.hidden = true;
   setStatus(IDLE);
   if (push && location.search) history.pushState(null, "", location.pathname);
 }
 
+// Whether the server reads this file's format: by its name's suffix, or, for a pasted
+// image without one, by its media type.
+function readable(file) {
+  const suffix = suffixOf(file.name);
+  if (suffix) return SUFFIXES.includes(suffix);
+  return Boolean(file.type) && Object.values(MEDIA_TYPES).includes(file.type);
+}
+
 function searchFile(file) {
   if (!file) return;
-  if (file.type && !file.type.startsWith("image/")) {
-    setStatus(`Search failed: ${file.name} is not an image (${file.type}); choose a JPEG, PNG, GIF or WebP file.`, "error");
+  if (!readable(file)) {
+    setStatus(`Search failed: ${file.name} is not an image memeflow reads; choose a ${FORMAT_NAMES} file.`, "error");
     return;
   }
   const reader = new FileReader();
@@ -204,7 +434,7 @@ fileInput.addEventListener("change", () => {
 });
 
 results.addEventListener("click", (event) => {
-  const link = event.target.closest("a[data-id]");
+  const link = event.target.closest("a.like[data-id]");
   if (!link || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
   event.preventDefault();
   show({ like: link.dataset.id });
@@ -245,4 +475,5 @@ document.addEventListener("drop", (event) => {
 });
 
 window.addEventListener("popstate", () => show(queryFromUrl(), { push: false }));
+loadStatus();
 show(queryFromUrl(), { push: false });

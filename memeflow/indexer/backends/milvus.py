@@ -126,6 +126,7 @@ class MilvusCollection(Collection):
                 "to another server, or unset it to keep the index in the workspace"
             ) from None
         self._dim: int | None = None
+        self._loaded: set[str] = set()
         self._closed = False
 
     # --- what it holds ----------------------------------------------------------------
@@ -199,6 +200,7 @@ class MilvusCollection(Collection):
             if self._client.has_collection(name):
                 self._client.drop_collection(name)
         self._dim = None
+        self._loaded.clear()
 
     # --- reads ------------------------------------------------------------------------
 
@@ -314,7 +316,9 @@ class MilvusCollection(Collection):
     def model(self) -> dict[str, Any] | None:
         self._check_open()
         if not self._client.has_collection(self.model_name):
+            self._loaded.discard(self.model_name)
             return None
+        self._load(self.model_name)
         found = self._client.query(self.model_name, filter='key == "model"',
                                    output_fields=["value"])
         return found[0]["value"] if found else None
@@ -354,8 +358,18 @@ class MilvusCollection(Collection):
         self._check_open()
         if not self._client.has_collection(self.name):
             self._dim = None
+            self._loaded.discard(self.name)
             return False
+        self._load(self.name)
         return True
+
+    def _load(self, name: str) -> None:
+        """Loads a collection this process has not searched yet: one made by an earlier
+        process (a restarted indexer, a Milvus Lite file opened again) may be released,
+        and Milvus searches and queries only loaded ones. Loading a loaded one is no-op."""
+        if name not in self._loaded:
+            self._client.load_collection(name)
+            self._loaded.add(name)
 
     def _create(self, dim: int) -> None:
         """The collection for vectors of `dim` (see the module's docstring)."""

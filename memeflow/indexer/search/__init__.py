@@ -1,2 +1,2 @@
 """A search as one pass of stages, each a function in its own module (`pipeline.py` runs
-them in order; README, "How a search runs")."""
+them in order; ARCHITECTURE.md, "How a search runs")."""
