@@ -19,7 +19,6 @@ each one sees the same load.
 """
 
 import argparse
-import csv
 import gc
 import os
 import statistics
@@ -40,6 +39,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench_encode import images, queries  # noqa: E402  (the same images and queries)
 from flowrun import SHARED, load  # noqa: E402
 
 from memeflow.encoder import hardware  # noqa: E402
@@ -47,8 +47,6 @@ from memeflow.encoder.model import ClipModel, load_model  # noqa: E402
 from tests import families  # noqa: E402
 
 NO_WEIGHTS_CLIP = SHARED / "models" / "clip-vit-base-patch32-noweights"
-MEMES = SHARED / "data" / "memes" / "templates"
-FLICKR = SHARED / "data" / "flickr8k-1k"
 RUNTIMES = ("torch", "onnx", "openvino")
 MULTILINGUAL_QUERIES = ["un chat triste", "ein Hund im Park", "una persona feliz",
                         "два человека спорят", "猫が寝ている", "quand le code marche"]
@@ -107,20 +105,6 @@ def xlmr_text_model(root: Path, layers: int, hidden: int, heads: int, name: str)
     return folder
 
 
-def images(count: int) -> list[Path]:
-    memes = sorted(MEMES.glob("*/*.jpg"))
-    photos = sorted((FLICKR / "images").glob("*.jpg"))
-    return memes[: count // 2] + photos[: count - count // 2]
-
-
-def queries(count: int) -> list[str]:
-    seen: dict[str, None] = {}
-    with (FLICKR / "captions.csv").open() as fh:
-        for row in csv.DictReader(fh):
-            seen[" ".join(row["caption"].rstrip(" .").split()[:10]).lower()] = None
-            if len(seen) == count:
-                break
-    return list(seen)
 
 
 def rate(fn: Callable[[], object], count: int) -> float:
