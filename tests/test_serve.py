@@ -150,6 +150,27 @@ def test_flow_threads_wait_passively_unless_the_user_chose(monkeypatch) -> None:
     assert _child_env()["OMP_WAIT_POLICY"] == "ACTIVE"
 
 
+def test_executor_ports_come_from_outside_the_ephemeral_range(monkeypatch) -> None:
+    """Jina binds an executor's port seconds after choosing it; an outgoing connection
+    given that port in between aborted the Flow (PortAlreadyUsed). Executors' ports come
+    from where the kernel never hands out outgoing ones."""
+    from memeflow.cli import exposure
+    from memeflow.cli.serve import _child_env
+
+    assert exposure.executor_port_range((32768, 60999)) == (61000, 65535)
+    assert exposure.executor_port_range((40000, 65535)) == (1024, 39999)
+    assert exposure.executor_port_range((1500, 65000)) is None  # no room: Jina's own choice
+    assert exposure.executor_port_range(None) is None
+    monkeypatch.delenv("JINA_RANDOM_PORT_MIN", raising=False)
+    monkeypatch.delenv("JINA_RANDOM_PORT_MAX", raising=False)
+    monkeypatch.setattr(exposure, "_ephemeral_range", lambda: (32768, 60999))
+    env = _child_env()
+    assert (env["JINA_RANDOM_PORT_MIN"], env["JINA_RANDOM_PORT_MAX"]) == ("61000", "65535")
+    monkeypatch.setenv("JINA_RANDOM_PORT_MIN", "30000")  # the user's own choice stands
+    env = _child_env()
+    assert env["JINA_RANDOM_PORT_MIN"] == "30000" and "JINA_RANDOM_PORT_MAX" not in env
+
+
 def demo(tmp_path: Path, folder: Path, model: str) -> subprocess.CompletedProcess:
     """The demo as a user with an index of their own runs it: MEMEFLOW_WORKSPACE and
     MEMEFLOW_HOST name the user's index and service, which the demo must leave alone."""

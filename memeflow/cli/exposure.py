@@ -7,8 +7,10 @@ to reach an executor.
 """
 
 import contextlib
+import os
 import random
 import socket
+from pathlib import Path
 from typing import Any
 
 from memeflow import config
@@ -29,9 +31,47 @@ def expose(flow: dict[str, Any]) -> dict[str, Any]:
     return flow
 
 
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+ROOM = 1000  # ports enough for many Flows' executors on one machine
+
+
+def executor_port_range(ephemeral: tuple[int, int] | None) -> tuple[int, int] | None:
+    """Where Jina may pick the executors' ports: outside the kernel's ephemeral range.
+
+    Jina picks them from 49153-65535 (`jina.helper.random_port`) when the Flow is built and
+    the executor binds seconds later, after its model loads; Linux hands out 32768-60999 to
+    outgoing connections (a model download, a Milvus client, the gateway's own channels),
+    and one of those can take the port in between: the Flow then aborts with
+    PortAlreadyUsed. Ports above (or else below) the ephemeral range are never handed out
+    that way. `ephemeral`: the kernel's (low, high), inclusive; None where unknown.
+    Returns (min, max) inclusive, or None to keep Jina's default."""
+    if ephemeral is None:
+        return None
+    low, high = ephemeral
+    if 65535 - high >= ROOM:
+        return high + 1, 65535
+    if low - 1024 >= ROOM:
+        return 1024, low - 1
+    return None
+
+
+def _ephemeral_range() -> tuple[int, int] | None:
+    """The kernel's ephemeral port range (Linux), or None elsewhere."""
+    with contextlib.suppress(OSError, ValueError):
+        low, high = EPHEMERAL_RANGE_FILE.read_text().split()
+        return int(low), int(high)
+    return None
+
+
 def child_env() -> dict[str, str]:
-    """Jina binds executors to JINA_DEFAULT_HOST: keep them on loopback."""
-    return {"JINA_DEFAULT_HOST": LOOPBACK}
+    """Jina binds executors to JINA_DEFAULT_HOST: keep them on loopback, on ports outside
+    the ephemeral range (unless JINA_RANDOM_PORT_MIN/MAX are set already)."""
+    env = {"JINA_DEFAULT_HOST": LOOPBACK}
+    ports = executor_port_range(_ephemeral_range())
+    if ports is not None and not ({"JINA_RANDOM_PORT_MIN", "JINA_RANDOM_PORT_MAX"}
+                                  & os.environ.keys()):
+        env.update(JINA_RANDOM_PORT_MIN=str(ports[0]), JINA_RANDOM_PORT_MAX=str(ports[1]))
+    return env
 
 
 def metrics_on_loopback() -> None:
