@@ -4,7 +4,8 @@ same fields as plain dicts: `memeflow.client.wire`).
 One request document type travels the whole Flow: the client fills `uri`, `blob` or
 `text` (or brings its own `embedding`), the encoder adds the embedding, and the indexer
 stores it or answers with `matches`. Before a reply leaves the Flow the executors drop
-`blob` and, unless asked for, `embedding`, so clients never get image bytes back.
+`blob` and, unless asked for, `embedding` and `frames`, so clients never get image bytes
+back.
 """
 
 from typing import Any
@@ -42,6 +43,8 @@ class MatchDoc(BaseDoc):
     words: str | None = None
     signals: dict[str, int] = {}  # noqa: RUF012 (see tags)
     words_score: float | None = None
+    # An animated or video meme: the time (ms from its start) of the frame that matched best.
+    frame_ms: int | None = None
 
 
 class TermDoc(BaseDoc):
@@ -81,6 +84,12 @@ class MemeDoc(BaseDoc):
     # reply) and served by the gateway at /thumbnails/{id}.
     thumbnail: bytes | None = None
     terms: DocList[TermDoc] = DocList[TermDoc]()  # /search: a combined query (memeflow.query)
+    # An animated image or a video is one document with several vectors: `frames` holds the
+    # (k, dim) embeddings of its sampled frames and `frame_ms` their times (ms from the
+    # start), `embedding` the one that stands for the file (a still's only vector). Set by
+    # the encoder on /index; like `embedding`, never in a reply unless asked for.
+    frames: NdArray | None = None
+    frame_ms: list[int] | None = None
 
 
 def is_id_only(doc: "MemeDoc | TermDoc") -> bool:

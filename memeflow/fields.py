@@ -26,7 +26,8 @@ class Hit(TypedDict):
     `score` is the cosine similarity to the query (stored vectors are unit length). The
     others are there once a stage has added them: `words` for memes with words on them,
     `signals` (the rank in each ranking that found it: "clip", "words") and `words_score`
-    after ranking, `rank` (1 for the best hit of the first page) in the client's hits.
+    after ranking, `rank` (1 for the best hit of the first page) in the client's hits,
+    `frame_ms` for a document of several frames (the time of the one that scored `score`).
     """
 
     id: str
@@ -37,6 +38,7 @@ class Hit(TypedDict):
     signals: NotRequired[dict[str, int]]
     words_score: NotRequired[float | None]
     rank: NotRequired[int]
+    frame_ms: NotRequired[int | None]  # an animated or video meme: when its best frame shows
 
 
 def derived_tags(tags: dict[str, Any]) -> dict[str, Any]:
