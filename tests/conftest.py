@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from memeflow.cli.exposure import free_port_run
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -47,9 +48,9 @@ os.environ.setdefault("MEMEFLOW_PRECISION", "f32")
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port for a service a test starts, never one the kernel hands to outgoing
+    connections (the gateway binds it seconds later, after the model loads)."""
+    return free_port_run(1)
 
 
 @pytest.fixture(scope="session")

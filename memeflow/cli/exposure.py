@@ -105,16 +105,35 @@ def metrics_collect_fix() -> None:
     _SummaryDeprecated.collect = collect
 
 
+def _listen_port_range() -> tuple[int, int]:
+    """Where tests and benchmarks pick the ports of a Flow they start: below the ephemeral
+    range when there is room (neither outgoing connections nor executors use it), else
+    Jina's executor range."""
+    low = (_ephemeral_range() or (32768, 60999))[0]
+    if low - 1 - 20000 >= ROOM:
+        return 20000, low - 1
+    return executor_port_range(_ephemeral_range()) or (49153, 65535)
+
+
+_handed_out: set[int] = set()
+
+
 def free_port_run(count: int) -> int:
-    """The first of `count` consecutive free loopback ports (a Flow's metrics ports), for
-    tests and benchmarks that start a Flow beside others."""
-    for _ in range(100):
-        base = random.randint(20000, 60000 - count)
+    """The first of `count` consecutive free loopback ports, none handed out before by this
+    process, for tests and benchmarks that start a Flow beside others: taken from outside the
+    ephemeral range, so no outgoing connection takes one before the Flow binds it."""
+    low, high = _listen_port_range()
+    for _ in range(200):
+        base = random.randint(low, high - count + 1)
+        ports = range(base, base + count)
+        if _handed_out.intersection(ports):
+            continue
         try:
             with contextlib.ExitStack() as stack:
-                for port in range(base, base + count):
+                for port in ports:
                     stack.enter_context(socket.socket()).bind((LOOPBACK, port))
-            return base
         except OSError:
             continue
-    raise RuntimeError(f"no {count} consecutive free ports")
+        _handed_out.update(ports)
+        return base
+    raise RuntimeError(f"no {count} consecutive free ports in {low}-{high}")
