@@ -479,3 +479,21 @@ def test_clear_an_empty_index_and_its_search_say_so(service, client) -> None:
     lines = service.cli("status").stdout.splitlines()
     assert "documents: none: the index is empty" in lines
     assert "dimension: none yet: the index is empty" in lines
+
+
+def test_a_clip_hit_says_when_it_matched(capsys) -> None:
+    """A hit on a video or animated meme names the moment of its best frame, as people read
+    a time in a clip; --json gives it in ms; a still's hit has neither."""
+    import argparse
+
+    from memeflow.cli.main import _show_hits, moment_text
+    from memeflow.client.client import _hit
+
+    assert [moment_text(ms) for ms in (0, 7250, 59_999, 3_723_000)] == [
+        "0:00.00", "0:07.25", "1:00.00", "1:02:03.00"]
+    clip = _hit(1, {"id": "a", "uri": "/m/clip.webm", "score": 0.9, "frame_ms": 6500})
+    still = _hit(2, {"id": "b", "uri": "/m/still.jpg", "score": 0.8})
+    assert clip["frame_ms"] == 6500 and "frame_ms" not in still
+    _show_hits(argparse.Namespace(preview="never"), [clip, still])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("/m/clip.webm  at 0:06.50") and lines[1].endswith("/m/still.jpg")

@@ -213,7 +213,18 @@ def _show_hits(args: argparse.Namespace, hits: list["Hit"]) -> None:
         print(side_by_side([_local(h["uri"]) for h in best], labels, mode))
     for hit in hits:  # "words" marks a meme found by the words written on it
         found = "words" if "words" in hit["signals"] else ""
-        print(f"{hit['rank']:>3}  {hit['score']:.4f}  {found:<5}  {_path(hit['uri'] or hit['id'])}")
+        moment = f"  at {moment_text(ms)}" if (ms := hit.get("frame_ms")) is not None else ""
+        print(f"{hit['rank']:>3}  {hit['score']:.4f}  {found:<5}  "
+              f"{_path(hit['uri'] or hit['id'])}{moment}")
+
+
+def moment_text(ms: int) -> str:
+    """A time in a clip as people read it: 7250 -> '0:07.25', 3723000 -> '1:02:03.00'."""
+    seconds, hundredths = divmod(round(ms / 10), 100)
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    clock = f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+    return f"{clock}.{hundredths:02d}"
 
 
 def _local(uri: str | None) -> str | None:
@@ -240,7 +251,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         hits = _asking(lambda: client.search_query(args.text, top_k=args.k, **options))
     if args.json:
         fields: Final = ("rank", "id", "uri", "score", "signals", "words")  # Hit's keys
-        _print_json([{k: h[k] for k in fields} for h in hits])
+        # frame_ms: only for an animated or video meme (when its best frame shows)
+        _print_json([{**{k: h[k] for k in fields},
+                      **({"frame_ms": h["frame_ms"]} if "frame_ms" in h else {})} for h in hits])
     elif hits:
         _show_hits(args, hits)
     elif client.count() == 0:
