@@ -112,3 +112,24 @@ def test_serve_and_status_use_the_moved_default_workspace(tmp_path) -> None:
     assert run.returncode == 2
     assert f"memeflow: workspace {old} moved to {new}" in run.stderr
     assert "/models/model-b" in run.stderr.strip().splitlines()[-1]
+
+
+def test_reindex_names_the_record_the_old_workspace_and_a_model_setting_in_the_way(
+        tmp_path, monkeypatch, capsys) -> None:
+    from memeflow.cli.main import _after_reindex
+    from memeflow.cli.reindex import ReindexReport
+
+    old, new = tmp_path / "index", tmp_path / "index--b"
+    report = ReindexReport(model="/models/b", workspace=str(new), old_workspace=str(old),
+                           move_record=str(record_path(old)))
+    monkeypatch.setenv("MEMEFLOW_MODEL", "/models/a")
+    _after_reindex(report)
+    out, err = capsys.readouterr()
+    assert f"recorded in {record_path(old)}" in out and f"`rm -r {old}` removes it" in out
+    assert "MEMEFLOW_MODEL is /models/a here" in err and "set it to /models/b" in err
+    # The service could not write the record: the settings to start it with instead.
+    _after_reindex(ReindexReport(model="/models/b", workspace=str(new), old_workspace=str(old),
+                                 not_recorded="[Errno 30] Read-only file system"))
+    out, _ = capsys.readouterr()
+    assert "could not be recorded ([Errno 30] Read-only file system)" in out
+    assert f"MEMEFLOW_MODEL=/models/b MEMEFLOW_WORKSPACE={new} memeflow serve" in out
