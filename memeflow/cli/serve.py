@@ -364,6 +364,7 @@ def _follow_moves() -> None:
 def serve(flow_file: Path | None = None, ready_timeout: float = 600, verbose: bool = False
           ) -> int:
     """`memeflow serve`: run until Ctrl-C or SIGTERM; non-zero exit if the Flow cannot start.
+    It serves where `memeflow reindex` moved the workspace, if it did (`_follow_moves`).
     While it starts, progress lines; the Flow's own log only with `verbose`, or once ready."""
     try:
         _follow_moves()
