@@ -1,9 +1,12 @@
 """`memeflow reindex`: a 260-meme service moves to another model (another dimension, too)
-while search keeps answering; unreadable files are listed; failures leave it serving."""
+while search keeps answering; unreadable files are listed; failures leave it serving; a
+restart serves the new model's workspace."""
 
+import contextlib
 import json
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -12,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from memeflow.client import MemeClient
+from memeflow.moved_workspace import read_move, record_path
 
 from .conftest import MEMES, NO_WEIGHTS_MODEL, post_json, serving
 
@@ -121,3 +125,40 @@ def test_reindex_switches_260_memes_to_another_model_while_search_answers(indexe
     assert Path(hits[0]["uri"]).name == meme.name and hits[0]["score"] > 0.99
     assert (Path(before["workspace"]) / "index.db").is_file()
     assert "encoding 261 documents again" in err
+    # The move is recorded beside the old workspace, for `memeflow serve` to follow.
+    assert report["old_workspace"] == before["workspace"]
+    assert report["move_record"] == str(record_path(Path(before["workspace"])))
+    assert read_move(Path(before["workspace"])).workspace == Path(report["workspace"])
+
+
+def test_serve_started_again_as_before_serves_the_new_model_and_workspace(indexed) -> None:
+    """After the reindex above, a stop and a start with the settings of the first start."""
+    service, _ = indexed
+    old = Path(service.env["MEMEFLOW_WORKSPACE"]).resolve()
+    move = read_move(old)
+    assert move is not None, "runs after test_reindex_switches_260_memes_..., which moves it"
+    assert service.stop() == 0
+    # The old model named (these tests name the no-weights model in MEMEFLOW_MODEL, as a
+    # user naming a local model does): refused at once, in one line naming both and the fix.
+    run = service.cli("serve", timeout=60)
+    assert run.returncode == 2
+    last = run.stderr.strip().splitlines()[-1]
+    assert f"names {service.env['MEMEFLOW_MODEL']}, but workspace {old} moved to " \
+           f"{move.workspace} with model {move.model}" in last, last
+    # Named the workspace only, as a user who did not name a model: the new index, whole.
+    del service.env["MEMEFLOW_MODEL"]
+    service.start()
+    client = MemeClient(service.env["MEMEFLOW_HOST"])
+    status = client.status()
+    assert (status["model"], status["workspace"]) == (move.model, str(move.workspace))
+    assert (status["count"], status["dim"]) == (260, 256)
+    reply = post_json(service, "/search", {"data": [{"text": "a cat"}],
+                                           "parameters": {"top_k": 5, "return_embeddings": True}})
+    assert [len(hit["embedding"]) for hit in reply["data"][0]["matches"]] == [256] * 5
+    shown = service.cli("status")
+    assert f"model:     {move.model}" in shown.stdout
+    assert f"workspace: {move.workspace}" in shown.stdout
+    assert f"workspace {old} moved to {move.workspace}" in service.log_path.read_text()
+    # The old workspace is kept as it was at the switch (README: how to remove it).
+    with contextlib.closing(sqlite3.connect(f"file:{old / 'index.db'}?mode=ro", uri=True)) as db:
+        assert db.execute("select count(*) from documents").fetchone() == (261,)

@@ -26,6 +26,7 @@ from memeflow.query import is_existing_file
 from memeflow.uris import terminal_safe as shown
 
 if TYPE_CHECKING:
+    from memeflow.cli.reindex import ReindexReport
     from memeflow.client import Hit, MemeClient
 
 EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
@@ -392,7 +393,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     except ConnectionError:
         status.update(answering=False)
         if here:  # what `memeflow serve` on this machine would use
-            status.update(model=config.model_name(), workspace=str(config.workspace()))
+            status.update(_what_serve_would_use())
     if args.json:
         _print_json(status)
     else:
@@ -422,6 +423,20 @@ def cmd_status(args: argparse.Namespace) -> int:
         for name, value in lines:  # the service's answers: shown like any outside text
             print(f"{name + ':':<11}{shown(value)}")
     return 0 if status["answering"] else EXIT_UNREACHABLE
+
+
+def _what_serve_would_use() -> dict[str, str]:
+    """The model and workspace `memeflow serve` here would start with, moves followed
+    (memeflow.moved_workspace); as configured when it would refuse to start."""
+    from memeflow.moved_workspace import for_serve
+    from memeflow.workspace import WorkspaceError
+
+    try:
+        served = for_serve()
+        return {"model": served.model or config.model_name(),
+                "workspace": str(served.workspace)}
+    except WorkspaceError:
+        return {"model": config.model_name(), "workspace": str(config.workspace())}
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
@@ -455,9 +470,29 @@ def cmd_reindex(args: argparse.Namespace) -> int:
             print(printable(f"failed: {name}: {reason}"))
         print(f"{report.encoded} encoded, {len(report.failed)} failed (not in the new index); "
               f"the service now runs {report.model} on {report.workspace}")
-        print(f"to serve it after a restart: MEMEFLOW_MODEL={report.model} "
-              f"MEMEFLOW_WORKSPACE={report.workspace} memeflow serve")
+        _after_reindex(report)
     return 0  # switched; files that could not be read are listed, as `index` lists them
+
+
+def _after_reindex(report: "ReindexReport") -> None:
+    """What the next `memeflow serve` does, and what became of the old workspace."""
+    from memeflow.moved_workspace import same_model
+    from memeflow.uris import printable
+
+    if report.move_record is None:
+        print(printable(f"the move could not be recorded ({report.not_recorded}): to serve it "
+                        f"after a restart: MEMEFLOW_MODEL={report.model} "
+                        f"MEMEFLOW_WORKSPACE={report.workspace} memeflow serve"))
+        return
+    print(printable(f"`memeflow serve` follows the move after a restart (recorded in "
+                    f"{report.move_record})"))
+    print(printable(f"the old workspace is kept as it was: {report.old_workspace}; "
+                    f"`rm -r {report.old_workspace}` removes it (the record stays)"))
+    named = config.configured_model()
+    if named and not same_model(named, report.model):
+        print(printable(f"memeflow: MEMEFLOW_MODEL is {named} here: `memeflow serve` with it "
+                        f"refuses to start; unset it or set it to {report.model}"),
+              file=sys.stderr)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

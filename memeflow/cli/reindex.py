@@ -12,7 +12,8 @@
 
 A failure before the swap (the new model cannot load, the second Flow cannot start, Ctrl-C)
 leaves the serving Flow as it was, and the new workspace folder for the user to remove or
-to reuse. The old workspace is kept as it was at the switch.
+to reuse. The old workspace is kept as it was at the switch; at the swap the indexer
+records the move beside it (memeflow.moved_workspace), which `memeflow serve` follows.
 """
 
 import contextlib
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memeflow import config
+from memeflow.moved_workspace import record_path
 
 if TYPE_CHECKING:
     from memeflow.client import MemeClient
@@ -43,18 +45,25 @@ class ReindexError(RuntimeError):
 @dataclass
 class ReindexReport:
     """What was moved: the new workspace, the documents encoded, and those that could not be
-    (uri or id, reason), which the new workspace does not hold."""
+    (uri or id, reason), which the new workspace does not hold; the old workspace (kept)
+    and the move record `memeflow serve` follows (None: the service could not write it,
+    `not_recorded` says why)."""
 
     model: str
     workspace: str
+    old_workspace: str = ""
     encoded: int = 0
     deleted_meanwhile: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    move_record: str | None = None
+    not_recorded: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "workspace": self.workspace, "encoded": self.encoded,
+        return {"model": self.model, "workspace": self.workspace,
+                "old_workspace": self.old_workspace, "encoded": self.encoded,
                 "deleted_meanwhile": self.deleted_meanwhile,
-                "failed": [{"document": d, "reason": r} for d, r in self.failed]}
+                "failed": [{"document": d, "reason": r} for d, r in self.failed],
+                "move_record": self.move_record, "not_recorded": self.not_recorded}
 
 
 def default_workspace(current: Path, model: str) -> Path:
@@ -123,9 +132,10 @@ def encode_again(source: Sequence["MemeDoc"], target: "MemeClient", batch_size: 
 
 
 def switch_service(client: "MemeClient", model: str, workspace: Path,
-                   on_state: Callable[[dict[str, Any]], object] | None = None) -> None:
+                   on_state: Callable[[dict[str, Any]], object] | None = None
+                   ) -> dict[str, Any]:
     """Prepare, wait for ready, commit (memeflow.switch); abort on any failure and raise
-    ReindexError, leaving the service on what it served."""
+    ReindexError, leaving the service on what it served. Returns the commit's states."""
     try:
         states = client.switch("prepare", model=model, workspace=str(workspace))
         deadline = time.monotonic() + SWITCH_TIMEOUT
@@ -147,7 +157,7 @@ def switch_service(client: "MemeClient", model: str, workspace: Path,
         with contextlib.suppress(Exception):  # the first error is the one to report
             client.switch("abort")
         raise
-    client.switch("commit")
+    return client.switch("commit")
 
 
 def reindex(client: "MemeClient", model: str, workspace: Path | None = None,
@@ -178,7 +188,7 @@ def reindex(client: "MemeClient", model: str, workspace: Path | None = None,
     listed = list(client.all_documents())
     if on_total:
         on_total(len(listed))
-    report = ReindexReport(model=model, workspace=str(target))
+    report = ReindexReport(model=model, workspace=str(target), old_workspace=str(current))
     ports = _free_port(), _free_port()
     env = {"MEMEFLOW_MODEL": model, "MEMEFLOW_WORKSPACE": str(target),
            "MEMEFLOW_GRPC_PORT": str(ports[0]), "MEMEFLOW_HTTP_PORT": str(ports[1])}
@@ -211,5 +221,9 @@ def reindex(client: "MemeClient", model: str, workspace: Path | None = None,
         raise ReindexError(f"none of the {len(listed)} documents could be encoded again "
                            f"(first: {first[0]}: {first[1]}); {target} is left for you to remove")
     step("switching the service")
-    switch_service(client, model, target)
+    indexer = str(switch_service(client, model, target).get("indexer", ""))
+    if indexer == "committed":
+        report.move_record = str(record_path(current))
+    else:
+        report.not_recorded = indexer.partition("not recorded: ")[2] or indexer
     return report

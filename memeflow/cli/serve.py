@@ -40,6 +40,7 @@ from memeflow.cli.startup import READY_LINE, StartError
 from memeflow.encoder.hardware import check_settings
 from memeflow.encoder.identity import preflight_model
 from memeflow.encoder.source import ModelLoadError, check_model_source, has_weights
+from memeflow.moved_workspace import for_serve
 from memeflow.uris import terminal_safe
 from memeflow.workspace import WorkspaceError
 
@@ -348,13 +349,27 @@ def _progress(message: str) -> None:
     print(startup.progress_line(message), file=sys.stderr, flush=True)
 
 
+def _follow_moves() -> None:
+    """Where `memeflow reindex` moved the workspace to, served with its model (see
+    memeflow.moved_workspace): sets this process's MEMEFLOW_WORKSPACE and MEMEFLOW_MODEL,
+    which the checks and the Flow read. Raises WorkspaceError (one line) instead."""
+    served = for_serve()
+    if served.note:
+        _progress(served.note)
+    if served.moves and served.model is not None:
+        os.environ["MEMEFLOW_WORKSPACE"] = str(served.workspace)
+        os.environ["MEMEFLOW_MODEL"] = served.model
+
+
 def serve(flow_file: Path | None = None, ready_timeout: float = 600, verbose: bool = False
           ) -> int:
     """`memeflow serve`: run until Ctrl-C or SIGTERM; non-zero exit if the Flow cannot start.
+    It serves where `memeflow reindex` moved the workspace, if it did (`_follow_moves`).
     While it starts, progress lines; the Flow's own log only with `verbose`, or once ready."""
     try:
+        _follow_moves()
         flow = FlowProcess(flow_file, progress=_progress, quiet_start=not verbose).start()
-    except (ModelLoadError, ServiceError) as exc:
+    except (ModelLoadError, ServiceError, WorkspaceError) as exc:
         print(f"memeflow: cannot start: {terminal_safe(exc)}", file=sys.stderr)
         return 2
     stopping = threading.Event()

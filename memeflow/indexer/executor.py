@@ -18,6 +18,7 @@ from memeflow.indexer.search.options import SearchOptions
 from memeflow.indexer.search.pipeline import search_collection
 from memeflow.indexer.shards import shard_of
 from memeflow.indexer.storage.thumbnails import ThumbnailStore
+from memeflow.moved_workspace import record_move
 from memeflow.query import resolve_query_parts
 from memeflow.refusals import RefusingExecutor
 from memeflow.switch import PendingSwitch, SwitchError, phase_of, target_of
@@ -68,6 +69,7 @@ class MemeIndexer(RefusingExecutor):
         self.root, self.path, self.collection, self.thumbnails = self._open(
             config.workspace(workspace))
         self._switch: PendingSwitch[_Opened] = PendingSwitch()
+        self._switch_model = ""  # the model of the workspace being prepared
         self.max_docs = config.max_docs()  # /upsert skips the encoder and its limits
         self.logger.info(f"index at {self.collection.location}: {len(self.collection)} documents")
 
@@ -95,15 +97,15 @@ class MemeIndexer(RefusingExecutor):
                 raise SwitchError("the documents live outside the workspace (MEMEFLOW_INDEX): "
                                   "switching moves the embedded index only; index into a new "
                                   "collection with the new model instead")
-            _, workspace = target_of(parameters)
+            self._switch_model, workspace = target_of(parameters)
             self._switch.prepare(lambda: self._open(Path(workspace)), _close)
         elif phase == "commit":
-            old = self.collection
+            old, old_root = self.collection, self.root
             self.root, self.path, self.collection, self.thumbnails = self._switch.take()
             old.close()  # lets another process open the workspace this one served
             self.logger.info(f"switched to the index at {self.collection.location}: "
                              f"{len(self.collection)} documents")
-            state = "committed"
+            state = self._record_move(old_root)
         elif phase == "abort":
             self._switch.abort(_close)
         if phase in ("prepare", "poll"):
@@ -111,6 +113,18 @@ class MemeIndexer(RefusingExecutor):
         reply = docs[0] if docs else MemeDoc()
         reply.tags["indexer"] = state
         return DocList[MemeDoc]([reply])
+
+    def _record_move(self, old_root: Path) -> str:
+        """The commit's state: `committed`, the move recorded beside the old workspace for
+        `memeflow serve` to follow (memeflow.moved_workspace); or, when the record cannot
+        be written, `committed; not recorded: REASON` (the switch itself stands)."""
+        try:
+            record = record_move(old_root, self.root, self._switch_model)
+        except OSError as exc:
+            self.logger.error(f"the move to {self.root} is not recorded: {exc}")
+            return f"committed; not recorded: {exc}"
+        self.logger.info(f"recorded the move from {old_root} in {record}")
+        return "committed"
 
     def _owns(self, doc: MemeDoc) -> bool:
         if self.shards == 1:
