@@ -178,25 +178,28 @@ def update(root: Path, change: Callable[[Meta], Any]) -> Meta:
         return meta
 
 
+def bind_running_model(meta: Meta) -> None:
+    """The index now holds vectors: they are the running model's (the encoder's), or of an
+    unknown one when no encoder has started on it (the next encoder adopts its own). A
+    change for `update`, or for another record (`memeflow.model_record`)."""
+    if meta.get("model") is None:
+        if meta.get("running_model") is not None:
+            meta["model"] = meta["running_model"]
+        else:
+            meta["unknown_model_vectors"] = True
+
+
+def unbind_model(meta: Meta) -> None:
+    """The index holds no vectors any more: any model may fill it again."""
+    meta["model"] = None
+    meta["unknown_model_vectors"] = False
+
+
 def bind_model(root: Path) -> Meta:
-    """The workspace now holds vectors: they are the running model's (the encoder's), or of
-    an unknown one when no encoder has started on it (the next encoder adopts its own)."""
-
-    def bind(meta: Meta) -> None:
-        if meta.get("model") is None:
-            if meta.get("running_model") is not None:
-                meta["model"] = meta["running_model"]
-            else:
-                meta["unknown_model_vectors"] = True
-
-    return update(root, bind)
+    """`bind_running_model` of the workspace `root`."""
+    return update(root, bind_running_model)
 
 
 def forget_model(root: Path) -> Meta:
-    """The workspace holds no vectors any more: any model may fill it again."""
-
-    def forget(meta: Meta) -> None:
-        meta["model"] = None
-        meta["unknown_model_vectors"] = False
-
-    return update(root, forget)
+    """`unbind_model` of the workspace `root`."""
+    return update(root, unbind_model)
