@@ -379,7 +379,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     except ConnectionError:
         status.update(answering=False)
         if here:  # what `memeflow serve` on this machine would use
-            status.update(model=config.model_name(), workspace=str(config.workspace()))
+            status.update(model=config.model_name(), **_index_place())
     if args.json:
         _print_json(status)
     else:
@@ -393,7 +393,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                        + (f" ({status['family']} family)" if status.get("family") else "")
                        + (" (random weights: results carry no meaning)"
                           if status.get("random_weights") else "")),
-                      ("workspace", status["workspace"])]
+                      # a folder, or where else the documents live (a Milvus collection)
+                      ("index", status["index"]) if "index" in status
+                      else ("workspace", status["workspace"])]
         if status["answering"]:
             if status.get("runtime"):  # which hardware the encoder uses, and why
                 features = ", ".join(status.get("cpu_features") or []) or "none of note"
@@ -409,6 +411,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         for name, value in lines:  # the service's answers: shown like any outside text
             print(f"{name + ':':<11}{shown(value)}")
     return 0 if status["answering"] else EXIT_UNREACHABLE
+
+
+def _index_place() -> dict[str, str]:
+    """Where this machine's `memeflow serve` keeps the documents, as /status names it."""
+    from memeflow.model_record import is_milvus_server
+
+    index = config.index()
+    if index is not None and (is_milvus_server(index) or index.endswith(".db")):
+        return {"index": f"{index} (collection {config.collection_name()})"}
+    return {"workspace": str(config.workspace())}
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
