@@ -32,7 +32,9 @@ Why files and not a request: an executor cannot send a request at start, and a c
 flow`, notebooks or tests) and only after it already served. The encoder therefore has to
 see the workspace: it does in one machine's Flow (both read MEMEFLOW_WORKSPACE, which
 `memeflow serve` always sets), but with executors in separate containers only if the
-encoder gets the same volume and MEMEFLOW_WORKSPACE; otherwise no model is recorded.
+encoder gets the same volume and MEMEFLOW_WORKSPACE; otherwise no model is recorded. With
+the documents in a Milvus server the same keys live in Milvus instead, which every encoder
+and indexer reaches (`memeflow.model_record`).
 """
 
 import contextlib
