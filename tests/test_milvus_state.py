@@ -4,6 +4,9 @@ same model identity, and say where the documents live (Milvus Lite's server)."""
 
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +19,7 @@ from memeflow.encoder.thumbnail import make_thumbnail
 from memeflow.indexer.executor import MemeIndexer
 from memeflow.model_record import model_record
 from memeflow.workspace import read_meta
+from tests.conftest import free_port
 from tests.test_workspace import identity, unit_rows
 
 
@@ -108,3 +112,17 @@ def test_status_names_the_milvus_collection_not_a_workspace(replicas, milvus_uri
     tags = two.status(DocList[MemeDoc]())[0].tags
     assert tags["index"] == f"{milvus_uri} (collection {milvus_collection_name})"
     assert "workspace" not in tags and tags["count"] == 2 and tags["dim"] == 8
+
+
+def test_status_without_a_service_names_the_milvus_collection_serve_would_use(tmp_path
+                                                                             ) -> None:
+    port = free_port()  # nothing answers there: status says what `serve` here would use
+    env = dict(os.environ, MEMEFLOW_INDEX="http://milvus-host:19530", MEMEFLOW_COLLECTION="memes",
+               MEMEFLOW_GRPC_PORT=str(port), MEMEFLOW_HOST=f"grpc://127.0.0.1:{port}",
+               MEMEFLOW_WORKSPACE=str(tmp_path / "ws"))
+    run = subprocess.run([str(Path(sys.executable).parent / "memeflow"), "status", "--json"],
+                         env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 3, run.stderr
+    status = json.loads(run.stdout)
+    assert status["index"] == "http://milvus-host:19530 (collection memes)"
+    assert "workspace" not in status and status["answering"] is False
