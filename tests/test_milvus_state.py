@@ -105,6 +105,16 @@ def test_an_indexer_with_an_empty_workspace_knows_the_model_from_milvus(
     assert one.collection.model() == other
 
 
+def test_vectors_stored_before_any_encoder_started_take_the_next_ones_model(
+        replicas, tmp_path, milvus_uri, milvus_collection_name) -> None:
+    one, _ = replicas
+    one.index(_docs(["x"], {}), {})  # /upsert of own vectors: no encoder has said its model
+    assert one.collection.model() is None
+    a = identity("a", unit_rows(np.random.default_rng(8), 4, 8))
+    check_model(model_record(tmp_path / "elsewhere", milvus_uri, milvus_collection_name), a)
+    assert one.collection.model() == a  # adopted, as a workspace of an older memeflow is
+
+
 def test_status_names_the_milvus_collection_not_a_workspace(replicas, milvus_uri,
                                                              milvus_collection_name) -> None:
     one, two = replicas
