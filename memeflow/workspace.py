@@ -32,7 +32,9 @@ Why files and not a request: an executor cannot send a request at start, and a c
 flow`, notebooks or tests) and only after it already served. The encoder therefore has to
 see the workspace: it does in one machine's Flow (both read MEMEFLOW_WORKSPACE, which
 `memeflow serve` always sets), but with executors in separate containers only if the
-encoder gets the same volume and MEMEFLOW_WORKSPACE; otherwise no model is recorded.
+encoder gets the same volume and MEMEFLOW_WORKSPACE; otherwise no model is recorded. With
+the documents in a Milvus server the same keys live in Milvus instead, which every encoder
+and indexer reaches (`memeflow.model_record`).
 """
 
 import contextlib
@@ -178,25 +180,28 @@ def update(root: Path, change: Callable[[Meta], Any]) -> Meta:
         return meta
 
 
+def bind_running_model(meta: Meta) -> None:
+    """The index now holds vectors: they are the running model's (the encoder's), or of an
+    unknown one when no encoder has started on it (the next encoder adopts its own). A
+    change for `update`, or for another record (`memeflow.model_record`)."""
+    if meta.get("model") is None:
+        if meta.get("running_model") is not None:
+            meta["model"] = meta["running_model"]
+        else:
+            meta["unknown_model_vectors"] = True
+
+
+def unbind_model(meta: Meta) -> None:
+    """The index holds no vectors any more: any model may fill it again."""
+    meta["model"] = None
+    meta["unknown_model_vectors"] = False
+
+
 def bind_model(root: Path) -> Meta:
-    """The workspace now holds vectors: they are the running model's (the encoder's), or of
-    an unknown one when no encoder has started on it (the next encoder adopts its own)."""
-
-    def bind(meta: Meta) -> None:
-        if meta.get("model") is None:
-            if meta.get("running_model") is not None:
-                meta["model"] = meta["running_model"]
-            else:
-                meta["unknown_model_vectors"] = True
-
-    return update(root, bind)
+    """`bind_running_model` of the workspace `root`."""
+    return update(root, bind_running_model)
 
 
 def forget_model(root: Path) -> Meta:
-    """The workspace holds no vectors any more: any model may fill it again."""
-
-    def forget(meta: Meta) -> None:
-        meta["model"] = None
-        meta["unknown_model_vectors"] = False
-
-    return update(root, forget)
+    """`unbind_model` of the workspace `root`."""
+    return update(root, unbind_model)

@@ -64,6 +64,8 @@ def test_each_executor_has_a_dockerfile_running_its_config() -> None:
         assert f"memeflow/{folder.replace('_', '-')}:0.1.0" in dockerfile
     indexer = (REPO / "executors" / "meme_indexer" / "Dockerfile").read_text()
     assert "--extras milvus" in indexer  # pymilvus, for MEMEFLOW_INDEX=http://HOST:19530
+    encoder = (REPO / "executors" / "clip_encoder" / "Dockerfile").read_text()
+    assert "milvus]'" in encoder  # it reads the model identity from Milvus at start
 
 
 def test_the_gateway_image_runs_its_config() -> None:
@@ -94,8 +96,9 @@ def test_kubernetes_export_with_milvus_runs_replicated_stateless_indexers(tmp_pa
     template = deployments["indexer"]["spec"]["template"]
     assert template["metadata"]["labels"]["shard_id"] == "0"
     assert "volumes" not in template["spec"]  # nothing of its own to keep
-    config = next(doc for doc in exported["indexer"] if doc and doc["kind"] == "ConfigMap")
-    assert config["data"]["MEMEFLOW_INDEX"] == MILVUS_INDEX
+    for name in ("indexer", "encoder"):  # the encoder checks its model against Milvus's
+        config = next(doc for doc in exported[name] if doc and doc["kind"] == "ConfigMap")
+        assert config["data"]["MEMEFLOW_INDEX"] == MILVUS_INDEX
     assert images_in(documents_of(tmp_path / "k8s")["indexer"]) == {
         "memeflow/meme-indexer:0.1.0"}
 
@@ -120,6 +123,10 @@ def test_docker_compose_with_milvus_standalone_reaches_it_from_every_indexer(tmp
     assert not set(milvus["services"]) & set(memeflow["services"])  # one project, both files
     indexers = {name: service for name, service in memeflow["services"].items()
                 if name.startswith("indexer")}
+    encoders = [service for name, service in memeflow["services"].items()
+                if name.startswith("encoder")]
+    assert len(encoders) > 1
+    assert all(f"MEMEFLOW_INDEX={MILVUS_INDEX}" in service["environment"] for service in encoders)
     assert len(indexers) > 1 and not any("head" in name for name in memeflow["services"])
     host = MILVUS_INDEX.split("//")[1].split(":")[0]
     for service in indexers.values():

@@ -1,7 +1,9 @@
 """`memeflow serve` with MEMEFLOW_INDEX naming a Milvus server (Milvus Lite's, started by
 the tests): index, search by text and by image, filter, move, delete, as with the default
-index; the documents are in Milvus, not in the workspace."""
+index; the documents, their previews and the model identity are in Milvus, not in the
+workspace."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -56,6 +58,23 @@ def test_index_stores_every_meme_in_milvus_then_nothing_changed(client, milvus_s
     assert collection.model() is not None  # the model identity is kept beside it
     again = client.index_paths([memes[0].parents[1]])
     assert len(again.unchanged) == len(memes) and not again.encoded
+
+
+def test_previews_and_the_model_live_in_milvus_and_status_names_it(client, milvus_service,
+                                                                     memes) -> None:
+    service, collection = milvus_service
+    previews = client.thumbnails([file_id(path) for path in memes])
+    assert set(previews) == {file_id(path) for path in memes}
+    assert all(data[:3] == b"\xff\xd8\xff" for data in previews.values())  # JPEGs
+    assert collection.previews(Path("unused")).get_many(list(previews)) == previews
+    workspace = Path(service.env["MEMEFLOW_WORKSPACE"])
+    assert not list(workspace.rglob("*.jpg"))  # nothing of them in the workspace
+    meta = json.loads((workspace / "memeflow.json").read_text())
+    assert meta["model"] is None and meta.get("running_model") is None  # Milvus has them
+    status = json.loads(service.cli("status", "--json").stdout)
+    assert status["index"] == f"{service.env['MEMEFLOW_INDEX']} (collection flow_module)"
+    assert "workspace" not in status
+    assert "index:     " + status["index"] in service.cli("status").stdout
 
 
 def test_search_by_image_finds_the_meme_itself_first(client, memes) -> None:

@@ -1,5 +1,6 @@
 """Indexer replicas sharing one Milvus collection (Milvus Lite's server): whichever
-replica answers, every request sees every write, and searches give the exact top 10."""
+replica answers, every request sees every write (previews too), and searches give the
+exact top 10."""
 
 import numpy as np
 import pytest
@@ -30,6 +31,7 @@ def test_replicas_of_a_stateless_indexer_answer_as_one(tmp_path, milvus_uri,
     with flow:
         client = Client(port=port)
         docs = [MemeDoc(id=f"m{i:03d}", uri=f"/{i}.jpg", tags={"odd": i % 2},
+                        thumbnail=f"jpeg {i}".encode() if i % 40 == 0 else None,
                         embedding=v) for i, v in enumerate(corpus)]
         # requests of 20: the gateway spreads them over the replicas
         client.post("/index", DocList[MemeDoc](docs), request_size=20,
@@ -40,11 +42,16 @@ def test_replicas_of_a_stateless_indexer_answer_as_one(tmp_path, milvus_uri,
                                parameters={"top_k": 10, "where": {"odd": 1}},
                                return_type=DocList[MemeDoc])[0]
                    for q in np.repeat(queries, REPLICAS, axis=0)]
+        previewed = [{doc.id: doc.thumbnail for doc in client.post(
+            "/thumbnail", DocList[MemeDoc]([MemeDoc(id=f"m{i:03d}") for i in range(0, 240, 20)]),
+            return_type=DocList[MemeDoc])} for _ in range(2 * REPLICAS)]
         deleted = client.post("/delete", DocList[MemeDoc]([MemeDoc(id="m001")]),
                               return_type=DocList[MemeDoc])[0].tags["deleted"]
         after = [client.post("/count", DocList[MemeDoc](), return_type=DocList[MemeDoc])[0]
                  .tags["count"] for _ in range(2 * REPLICAS)]
     assert counts == [len(corpus)] * (2 * REPLICAS)
+    assert previewed == [{f"m{i:03d}": f"jpeg {i}".encode() for i in range(0, 240, 40)}
+                         ] * (2 * REPLICAS)
     assert deleted == 1 and after == [len(corpus) - 1] * (2 * REPLICAS)
     odd = np.arange(1, len(corpus), 2)
     for i, answer in enumerate(answers):

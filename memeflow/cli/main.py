@@ -394,6 +394,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         status.update(answering=False)
         if here:  # what `memeflow serve` on this machine would use
             status.update(_what_serve_would_use())
+            if (place := _index_place()) is not None:  # the documents live in Milvus
+                status.pop("workspace", None)
+                status.update(index=place)
     if args.json:
         _print_json(status)
     else:
@@ -407,7 +410,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                        + (f" ({status['family']} family)" if status.get("family") else "")
                        + (" (random weights: results carry no meaning)"
                           if status.get("random_weights") else "")),
-                      ("workspace", status["workspace"])]
+                      # a folder, or where else the documents live (a Milvus collection)
+                      ("index", status["index"]) if "index" in status
+                      else ("workspace", status["workspace"])]
         if status["answering"]:
             if status.get("runtime"):  # which hardware the encoder uses, and why
                 features = ", ".join(status.get("cpu_features") or []) or "none of note"
@@ -437,6 +442,17 @@ def _what_serve_would_use() -> dict[str, str]:
                 "workspace": str(served.workspace)}
     except WorkspaceError:
         return {"model": config.model_name(), "workspace": str(config.workspace())}
+
+
+def _index_place() -> str | None:
+    """Where this machine's `memeflow serve` keeps the documents, as /status names it, when
+    that is not a workspace (a Milvus server or Milvus Lite file); None for a workspace."""
+    from memeflow.model_record import is_milvus_server
+
+    index = config.index()
+    if index is not None and (is_milvus_server(index) or index.endswith(".db")):
+        return f"{index} (collection {config.collection_name()})"
+    return None
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:

@@ -181,6 +181,10 @@ def reindex(client: "MemeClient", model: str, workspace: Path | None = None,
     if (status.get("shards") or 1) > 1:
         raise ReindexError("the service keeps a sharded index: reindex moves a single index; "
                            "serve the shards from a new workspace and index it instead")
+    if "workspace" not in status:  # the documents live in Milvus (/status names `index`)
+        raise ReindexError(f"the service keeps its documents in {status.get('index')}: reindex "
+                           "moves the embedded index of a workspace; index into a new "
+                           "collection with the new model instead")
     current = Path(status["workspace"])
     target = (workspace or default_workspace(current, model)).expanduser().absolute()
     if target.exists() and any(target.iterdir()):

@@ -40,6 +40,7 @@ from memeflow.cli.startup import READY_LINE, StartError
 from memeflow.encoder.hardware import check_settings
 from memeflow.encoder.identity import preflight_model
 from memeflow.encoder.source import ModelLoadError, check_model_source, has_weights
+from memeflow.model_record import model_record
 from memeflow.moved_workspace import for_serve
 from memeflow.uris import terminal_safe
 from memeflow.workspace import WorkspaceError
@@ -164,7 +165,14 @@ def preflight() -> bool:
         folder = Path(os.path.abspath(folder))
         name = str(folder)
     random = folder is not None and not has_weights(folder)
-    preflight_model(config.workspace(), name, folder, config.random_seed() if random else None)
+    try:  # the workspace's memeflow.json, or a Milvus server's record (memeflow.model_record)
+        record = model_record(config.workspace(), config.index(), config.collection_name())
+    except ConnectionError as exc:  # the indexer would fail on it seconds later
+        raise StartError(str(exc)) from None
+    try:
+        preflight_model(record, name, folder, config.random_seed() if random else None)
+    finally:
+        record.close()
     check_settings(config.device(), config.precision())
     return downloading
 

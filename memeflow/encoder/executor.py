@@ -18,6 +18,7 @@ from memeflow.encoder.hardware import default_batch_size, default_decode_threads
 from memeflow.encoder.hubness import GENERIC_PROMPTS, tag_hubness
 from memeflow.encoder.identity import (
     Identity,
+    check_model,
     check_workspace_model,
     describe,
     model_identity,
@@ -28,6 +29,7 @@ from memeflow.encoder.pipeline import PHASES, embed_documents
 from memeflow.encoder.query_parts import embed_query_parts
 from memeflow.encoder.rank import embed_for_rank
 from memeflow.encoder.text_model import QueryTextModel, with_text_model
+from memeflow.model_record import model_record
 from memeflow.refusals import RefusingExecutor
 from memeflow.switch import PendingSwitch, SwitchError, phase_of, target_of
 
@@ -78,6 +80,8 @@ class ClipEncoder(RefusingExecutor):
       default: it costs more per meme than CLIP on a CPU (BENCHMARKS.md, "Words on memes").
       ocr_engine: auto (OpenVINO when installed), onnxruntime or openvino
       (MEMEFLOW_OCR_ENGINE).
+    - index, collection: the indexer's (MEMEFLOW_INDEX, MEMEFLOW_COLLECTION): with a Milvus
+      server the model of the vectors is checked against Milvus's record, not the workspace.
     """
 
     def __init__(
@@ -95,10 +99,13 @@ class ClipEncoder(RefusingExecutor):
         ocr: bool = False,
         workspace: str | None = None,
         ocr_engine: str | None = None,
+        index: str | None = None,
+        collection: str | None = None,
         **kwargs: Any,
     ) -> None:
-        """`workspace` is the indexer's (MEMEFLOW_WORKSPACE overrides both): a model other
-        than the one of its vectors is refused here, before the Flow serves."""
+        """`workspace`, `index` and `collection` are the indexer's (MEMEFLOW_WORKSPACE,
+        MEMEFLOW_INDEX, MEMEFLOW_COLLECTION override both): a model other than the one of the
+        index's vectors is refused here, before the Flow serves (ModelMismatchError)."""
         super().__init__(**kwargs)
         self._model_options: dict[str, Any] = dict(
             runtime=config.runtime(runtime), device=config.device(device),
@@ -107,7 +114,11 @@ class ClipEncoder(RefusingExecutor):
         clip = build_model(config.model_name(model), self._model_options)
         # The vectors of one workspace come from one model (memeflow.encoder.identity).
         identity, root = model_identity(clip), config.workspace(workspace)
-        check_workspace_model(root, identity)
+        record = model_record(root, config.index(index), config.collection_name(collection))
+        try:
+            check_model(record, identity)
+        finally:
+            record.close()
         # Texts (queries, /rank candidates, the hub bank) may go through a separate model.
         self.model = with_text_model(clip, config.text_model(text_model))
         device_type = clip.device.type
@@ -120,7 +131,7 @@ class ClipEncoder(RefusingExecutor):
         self.pool = ThreadPoolExecutor(preprocess_threads, thread_name_prefix="preprocess")
         self.logger.info(f"loaded {describe(identity)}: {clip.hardware.describe()}; "
                          f"batches of {self.batch_size}, {preprocess_threads} decode threads; "
-                         f"fit for {root}")
+                         f"fit for the {record.what}")
         if isinstance(self.model, QueryTextModel):
             self.logger.info(f"texts go through {self.model.text.folder}")
         # Reading the words on memes costs more than CLIP (BENCHMARKS.md, "Words on memes").

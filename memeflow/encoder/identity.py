@@ -8,7 +8,8 @@ checkpoint, or other random weights, land near 0. The name is only for messages:
 weights under another name (a downloaded folder of a Hugging Face id) are the same model.
 
 The check runs in the encoder at start (it has the model; see `memeflow.workspace`
-for how the identity reaches the workspace), so `memeflow serve` with another model on a
+for how the identity reaches the workspace, and `memeflow.model_record` for where it is
+kept when the documents live in a Milvus server), so `memeflow serve` with another model on a
 workspace exits at once with the message of `ModelMismatchError`, instead of serving
 searches that fail or, worse, mix two models' vectors silently.
 """
@@ -23,6 +24,7 @@ from PIL import Image
 
 from memeflow import workspace
 from memeflow.encoder.source import ModelLoadError
+from memeflow.model_record import ModelRecord, WorkspaceRecord
 
 logger = logging.getLogger(__name__)
 
@@ -102,22 +104,27 @@ def _setting(identity: Identity) -> str:
         "" if seed is None else f" MEMEFLOW_RANDOM_SEED={seed} MEMEFLOW_ALLOW_RANDOM_WEIGHTS=1")
 
 
-def mismatch(root: Path, stored: Identity, running: Identity, how: str) -> str:
-    """Why the workspace refuses the model, and the three ways on."""
+def mismatch(record: ModelRecord, stored: Identity, running: Identity, how: str) -> str:
+    """Why the index (`record.what`: a workspace, a Milvus collection) refuses the model,
+    and the three ways on."""
     return (
-        f"workspace {root} holds vectors of {describe(stored)}, not of {describe(running)}: "
-        f"{how}. Serve the new model on another workspace (MEMEFLOW_WORKSPACE=FOLDER) and "
-        "index your folders there; or rebuild this one: move it away, serve, and run "
-        f"`memeflow index` on your folders again; or keep it: {_setting(stored)}"
+        f"{record.what} holds vectors of {describe(stored)}, not of {describe(running)}: "
+        f"{how}. {record.elsewhere}; or keep it: {_setting(stored)}"
     )
 
 
-def preflight_model(root: Path, name: str, folder: Path | None, random_seed: int | None
-                    ) -> None:
+def _record(where: Path | ModelRecord) -> ModelRecord:
+    return WorkspaceRecord(where) if isinstance(where, Path) else where
+
+
+def preflight_model(where: Path | ModelRecord, name: str, folder: Path | None,
+                    random_seed: int | None) -> None:
     """Before any process starts: refuse a local model folder whose dimension differs from
-    the workspace's vectors (read from its config.json, in milliseconds); the encoder
-    compares the fingerprints at start. Raises ModelMismatchError, WorkspaceError."""
-    stored = (workspace.read_meta(root) or {}).get("model")
+    the vectors of the index (a workspace's, or the record `memeflow.model_record` gives)
+    (read from its config.json, in milliseconds); the encoder compares the fingerprints at
+    start. Raises ModelMismatchError, WorkspaceError."""
+    record = _record(where)
+    stored = (record.read() or {}).get("model")
     if stored is None or folder is None:
         return
     try:
@@ -126,11 +133,16 @@ def preflight_model(root: Path, name: str, folder: Path | None, random_seed: int
         return  # the encoder says what is wrong with the folder
     running = {"name": name, "dim": dim, "random_seed": random_seed}
     if dim != stored["dim"]:
-        raise ModelMismatchError(mismatch(root, stored, running, "the dimensions differ"))
+        raise ModelMismatchError(mismatch(record, stored, running, "the dimensions differ"))
 
 
 def check_workspace_model(root: Path, running: Identity) -> None:
-    """At encoder start: refuse a workspace holding another model's vectors; else record
+    """`check_model` of the workspace `root`'s record (`memeflow.json`)."""
+    check_model(WorkspaceRecord(root), running)
+
+
+def check_model(record: ModelRecord, running: Identity) -> None:
+    """At encoder start: refuse an index holding another model's vectors; else record
     `running` as the model of the vectors to come (or adopt it for vectors of an unknown
     model, from an older memeflow). Raises ModelMismatchError, or WorkspaceError."""
     adopted = []
@@ -141,13 +153,13 @@ def check_workspace_model(root: Path, running: Identity) -> None:
             cosines = fingerprint_cosines(stored, running)
             how = (f"their vectors of the same probes differ (cosine {cosines.min() + 0.0:.2f})"
                    if cosines.size else "the dimensions differ")
-            raise ModelMismatchError(mismatch(root, stored, running, how))
+            raise ModelMismatchError(mismatch(record, stored, running, how))
         if stored is None and meta.get("unknown_model_vectors"):
             meta["model"], meta["unknown_model_vectors"] = running, False
             adopted.append(True)
         meta["running_model"] = running
 
-    workspace.update(root, check)
+    record.update(check)
     if adopted:
-        logger.warning("workspace %s holds vectors of an unrecorded model (an older memeflow "
-                       "made it): taking them as %s's", root, describe(running))
+        logger.warning("%s holds vectors of an unrecorded model (an older memeflow made it): "
+                       "taking them as %s's", record.what, describe(running))

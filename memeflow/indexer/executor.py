@@ -1,6 +1,7 @@
 """The meme index: upsert, cosine search fused with the words on memes, filters, delete.
-The executor talks to a `Collection` (`memeflow.indexer.backends`) and knows nothing of
-how it keeps the documents: SQLite in the workspace (the default) or Milvus."""
+The executor talks to a `Collection` (`memeflow.indexer.backends`), its `Previews` and the
+record of its model (`memeflow.model_record`), and knows nothing of how they are kept:
+files in the workspace (the default) or Milvus."""
 
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -11,19 +12,20 @@ from jina import requests
 
 from memeflow import config, params
 from memeflow.documents import MatchDoc, MemeDoc, TermDoc, is_id_only
-from memeflow.indexer.backends import Collection, StoredDocument, open_collection
+from memeflow.indexer.backends import Collection, StoredDocument, is_milvus, open_collection
+from memeflow.indexer.backends.previews import Previews
 from memeflow.indexer.derived import keep_derived
 from memeflow.indexer.rank import rank_candidates
 from memeflow.indexer.search.options import SearchOptions
 from memeflow.indexer.search.pipeline import search_collection
 from memeflow.indexer.shards import shard_of
-from memeflow.indexer.storage.thumbnails import ThumbnailStore
+from memeflow.model_record import ModelRecord, model_record
 from memeflow.moved_workspace import record_move
 from memeflow.query import resolve_query_parts
 from memeflow.refusals import RefusingExecutor
 from memeflow.switch import PendingSwitch, SwitchError, phase_of, target_of
 from memeflow.vectors import check_own_vector
-from memeflow.workspace import bind_model, forget_model, open_workspace
+from memeflow.workspace import bind_running_model, open_workspace, unbind_model
 
 
 class _Opened(NamedTuple):
@@ -32,11 +34,13 @@ class _Opened(NamedTuple):
     root: Path
     path: Path
     collection: Collection
-    thumbnails: ThumbnailStore
+    previews: Previews
+    record: ModelRecord  # of the model of the vectors
 
 
 def _close(opened: _Opened) -> None:
     opened.collection.close()
+    opened.record.close()
 
 
 class QueryDimensionError(params.RequestError):
@@ -66,7 +70,7 @@ class MemeIndexer(RefusingExecutor):
         self.shards = getattr(self.runtime_args, "shards", 1) or 1
         self._index, self._collection_name = config.index(index), config.collection_name(collection)
         self._exact_max = None if exact_max is None else int(exact_max)
-        self.root, self.path, self.collection, self.thumbnails = self._open(
+        self.root, self.path, self.collection, self.previews, self.record = self._open(
             config.workspace(workspace))
         self._switch: PendingSwitch[_Opened] = PendingSwitch()
         self._switch_model = ""  # the model of the workspace being prepared
@@ -74,13 +78,18 @@ class MemeIndexer(RefusingExecutor):
         self.logger.info(f"index at {self.collection.location}: {len(self.collection)} documents")
 
     def _open(self, root: Path) -> "_Opened":
-        """The workspace `root` (this shard's folder of it) opened: its collection and
-        previews."""
+        """The workspace `root` (this shard's folder of it) opened: its collection, the
+        previews and the record of the model (the collection's own, with a Milvus server)."""
         open_workspace(root)  # refuses one of a newer memeflow, migrates an older one
         path = root / f"shard-{self.shard_id}-of-{self.shards}" if self.shards > 1 else root
         collection = open_collection(path, index=self._index, collection=self._collection_name,
                                      exact_max=self._exact_max)
-        return _Opened(root, path, collection, ThumbnailStore(path / "thumbnails"))
+        try:
+            record = model_record(root, self._index, self._collection_name)
+        except BaseException:
+            collection.close()
+            raise
+        return _Opened(root, path, collection, collection.previews(path), record)
 
     @requests(on="/switch")
     def switch(self, docs: DocList[MemeDoc], parameters: dict, **kwargs: Any
@@ -100,9 +109,11 @@ class MemeIndexer(RefusingExecutor):
             self._switch_model, workspace = target_of(parameters)
             self._switch.prepare(lambda: self._open(Path(workspace)), _close)
         elif phase == "commit":
-            old, old_root = self.collection, self.root
-            self.root, self.path, self.collection, self.thumbnails = self._switch.take()
+            old, old_root, old_record = self.collection, self.root, self.record
+            self.root, self.path, self.collection, self.previews, self.record = (
+                self._switch.take())
             old.close()  # lets another process open the workspace this one served
+            old_record.close()
             self.logger.info(f"switched to the index at {self.collection.location}: "
                              f"{len(self.collection)} documents")
             state = self._record_move(old_root)
@@ -166,15 +177,13 @@ class MemeIndexer(RefusingExecutor):
                     [StoredDocument(uri=doc.uri, tags=doc.tags, words=doc.words) for doc in valid],
                     self._stored_records)
                 self.collection.upsert(ids, vectors, records)
-            if self.collection.dim != dim_before:  # the first vectors: the workspace takes a model
-                self.collection.set_model(bind_model(self.root).get("model"))
-            for doc in valid:
-                assert doc.id is not None  # as above
-                # A document re-indexed from a bare vector loses its old preview.
-                if doc.thumbnail:
-                    self.thumbnails.put(doc.id, doc.thumbnail)
-                else:
-                    self.thumbnails.delete([doc.id])
+            if self.collection.dim != dim_before:  # the first vectors: the index takes a model
+                self.collection.set_model(self.record.update(bind_running_model).get("model"))
+            # A document re-indexed from a bare vector loses its old preview; of one id sent
+            # twice, the last one counts (as in the collection).
+            latest = {doc_id: doc.thumbnail for doc_id, doc in zip(ids, valid, strict=True)}
+            self.previews.put_many({doc_id: data for doc_id, data in latest.items() if data})
+            self.previews.delete([doc_id for doc_id, data in latest.items() if not data])
         for doc in docs:
             doc.thumbnail = None
             if not keep_vectors:
@@ -249,7 +258,7 @@ class MemeIndexer(RefusingExecutor):
     def delete(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         ids: list[str] = [doc.id for doc in docs if doc.id and self._owns(doc)]
         removed = self.collection.delete(ids)
-        self.thumbnails.delete(ids)
+        self.previews.delete(ids)
         return DocList[MemeDoc]([MemeDoc(tags={"deleted": removed, "count": len(self.collection)})])
 
     @requests(on="/get")
@@ -268,11 +277,12 @@ class MemeIndexer(RefusingExecutor):
     @requests(on="/thumbnail")
     def thumbnail(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         """The preview of each given id that is indexed and has one (for the gateway)."""
-        found = []
-        for doc in docs:
-            if doc.id and doc.id in self.collection and (data := self.thumbnails.get(doc.id)):
-                found.append(MemeDoc(id=doc.id, thumbnail=data))
-        return DocList[MemeDoc](found)
+        ids = [doc.id for doc in docs if doc.id]
+        stored = [doc_id for doc_id, record in zip(ids, self.collection.get(ids), strict=True)
+                  if record is not None]
+        previews = self.previews.get_many(stored)
+        return DocList[MemeDoc]([MemeDoc(id=doc_id, thumbnail=previews[doc_id])
+                                 for doc_id in stored if previews.get(doc_id)])
 
     @requests(on="/find")
     def find(self, docs: DocList[MemeDoc], parameters: dict, **kwargs: Any) -> DocList[MemeDoc]:
@@ -295,10 +305,15 @@ class MemeIndexer(RefusingExecutor):
 
     @requests(on="/status")
     def status(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
-        """Adds what the index knows to the encoder's status document."""
+        """Adds what the index knows to the encoder's status document: where the documents
+        live is `workspace` (a folder), or `index` (a Milvus server's URI and collection)."""
         status = docs[0] if docs else MemeDoc()
         status.tags.update(count=len(self.collection), dim=self.collection.dim,
-                           workspace=str(self.path), shards=self.shards)
+                           shards=self.shards)
+        if self._index is not None and is_milvus(self._index):
+            status.tags["index"] = self.collection.location
+        else:
+            status.tags["workspace"] = str(self.path)
         return DocList[MemeDoc]([status])
 
     @requests(on="/count")
@@ -309,12 +324,13 @@ class MemeIndexer(RefusingExecutor):
     @requests(on="/clear")
     def clear(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
         self.collection.clear()
-        self.thumbnails.clear()
-        forget_model(self.root)  # an empty workspace takes any model
+        self.previews.clear()
+        self.record.update(unbind_model)  # an empty index takes any model
         self.collection.set_model(None)
         return DocList[MemeDoc]([MemeDoc(tags={"count": 0})])
 
     def close(self) -> None:
         self._switch.abort(_close)
         self.collection.close()
+        self.record.close()
         super().close()

@@ -14,12 +14,14 @@ embedded one (SQLite in the workspace, vectors in memory) and Milvus.
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NamedTuple, TypedDict
 
 import numpy as np
 from typing_extensions import NotRequired
 
 from memeflow.documents import Hit
+from memeflow.indexer.backends.previews import Previews
 from memeflow.indexer.filters import Where
 
 __all__ = [
@@ -168,6 +170,13 @@ class Collection(ABC):
     def set_model(self, model: dict[str, Any] | None) -> None:
         """Keeps the model identity (`memeflow.json`'s `model`) with the documents, so the
         collection alone says which model its vectors come from; None after a clear."""
+
+    def previews(self, workspace: Path) -> Previews:
+        """Where the previews of these documents live (`memeflow.indexer.backends.previews`):
+        files in `workspace`'s `thumbnails/` folder, unless the backend keeps them itself."""
+        from memeflow.indexer.storage.thumbnails import ThumbnailStore
+
+        return ThumbnailStore(workspace / "thumbnails")
 
     @abstractmethod
     def close(self) -> None:

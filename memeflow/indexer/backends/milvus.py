@@ -26,12 +26,15 @@ backend keeps the matches holding at least half the query's grams, whole phrases
 
 Scores are exact cosines: HNSW proposes candidates and they are scored again here from
 their stored float32 vectors (in float64; ties by id), as the embedded backend scores.
-The model identity lives in a second, one-row collection, `<name>_model`.
+The model identity lives in a second, small collection, `<name>_model`
+(`memeflow.indexer.backends.milvus_model`), the previews in a third, `<name>_previews`
+(`memeflow.indexer.backends.milvus_previews`).
 """
 
 import json
 import logging
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,6 +50,8 @@ from memeflow.indexer.backends.base import (
     StoredDocument,
 )
 from memeflow.indexer.backends.checks import id_list, tag_json, unit_vectors, valid_text
+from memeflow.indexer.backends.milvus_model import MilvusModelRecord
+from memeflow.indexer.backends.milvus_previews import MilvusPreviews
 from memeflow.indexer.backends.milvus_where import (
     MilvusFilter,
     comparable,
@@ -196,9 +201,9 @@ class MilvusCollection(Collection):
 
     def clear(self) -> None:
         self._check_open()
-        for name in (self.name, self.model_name):
-            if self._client.has_collection(name):
-                self._client.drop_collection(name)
+        if self._client.has_collection(self.name):
+            self._client.drop_collection(self.name)
+        self.set_model(None)  # the running model stays: the encoders serving it still run
         self._dim = None
         self._loaded.clear()
 
@@ -315,31 +320,18 @@ class MilvusCollection(Collection):
 
     def model(self) -> dict[str, Any] | None:
         self._check_open()
-        if not self._client.has_collection(self.model_name):
-            self._loaded.discard(self.model_name)
-            return None
-        self._load(self.model_name)
-        found = self._client.query(self.model_name, filter='key == "model"',
-                                   output_fields=["value"])
-        return found[0]["value"] if found else None
+        return self._model_record().read()["model"]
 
     def set_model(self, model: dict[str, Any] | None) -> None:
         self._check_open()
-        if model is None:
-            if self._client.has_collection(self.model_name):
-                self._client.drop_collection(self.model_name)
-            return
-        if not self._client.has_collection(self.model_name):
-            schema = self._client.create_schema(auto_id=False)
-            schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=64)
-            schema.add_field("value", DataType.JSON)
-            schema.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants one
-            index = self._client.prepare_index_params()
-            index.add_index("unused", index_type="FLAT", metric_type="L2")
-            self._client.create_collection(self.model_name, schema=schema, index_params=index,
-                                           consistency_level="Strong")
-        self._client.upsert(self.model_name, [{"key": "model", "value": model,
-                                               "unused": [0.0, 0.0]}])
+        self._model_record().update(lambda meta: meta.update(model=model))
+
+    def _model_record(self) -> MilvusModelRecord:
+        return MilvusModelRecord(self._client, self.name, self.uri)
+
+    def previews(self, workspace: Path) -> MilvusPreviews:
+        """In Milvus beside the documents, whatever `workspace`: every replica serves them."""
+        return MilvusPreviews(self._client, f"{self.name}_previews", self.location)
 
     def close(self) -> None:
         if not self._closed:

@@ -1,4 +1,5 @@
-"""Small previews of indexed images, kept in the indexer's workspace and looked up by id.
+"""Small previews of indexed images, kept in the indexer's workspace and looked up by id:
+where the embedded backend keeps them (`memeflow.indexer.backends.previews`).
 
 The encoder makes them (`memeflow.encoder.thumbnail`); the indexer stores each one under
 a name hashed from the document id, so no id a client sends can name a path outside the
@@ -11,10 +12,11 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
+from memeflow.indexer.backends.previews import Previews
 from memeflow.indexer.storage.atomic import write_bytes
 
 
-class ThumbnailStore:
+class ThumbnailStore(Previews):
     """One file per document id in `folder`, named by a hash of the id."""
 
     def __init__(self, folder: Path) -> None:
