@@ -31,6 +31,7 @@ from memeflow.gateway.ranges import ByteRange, RangeNotSatisfiable, requested_ra
 ASSET_TYPES = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
+    "media.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
     "favicon.ico": "image/vnd.microsoft.icon",
 }
