@@ -30,6 +30,7 @@ from tests.test_web import (
     SCREENSHOTS,
     TIMEOUT_MS,
     card_of,
+    http_get,
     wait_for_results,
 )
 from tests.videos import write_video
@@ -183,3 +184,16 @@ def test_a_video_opens_at_the_moment_that_matched(page, service: Service) -> Non
     page.wait_for_function("() => { const v = document.querySelector('#player video');"
                            " return v.paused && !v.getAttribute('src'); }")
     assert player.is_hidden() and card.is_visible() and page.url.endswith(f"?like={VIDEO_ID}")
+
+
+def test_the_service_serves_a_video_a_range_at_a_time(service: Service, indexed: MemeClient,
+                                                     media: Path) -> None:
+    """Through the whole gateway (API key and Host checks, Jina's app): what a browser's
+    <video> asks for when it seeks."""
+    data = (media / "clip.webm").read_bytes()
+    status, headers, body = http_get(service, f"/files/{VIDEO_ID}", {"Range": "bytes=100-199"})
+    assert (status, body) == (206, data[100:200])
+    assert headers["content-range"] == f"bytes 100-199/{len(data)}"
+    assert (headers["content-type"], headers["accept-ranges"]) == ("video/webm", "bytes")
+    status, headers, _ = http_get(service, f"/files/{VIDEO_ID}", {"Range": f"bytes={len(data)}-"})
+    assert (status, headers["content-range"]) == (416, f"bytes */{len(data)}")
