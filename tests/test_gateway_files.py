@@ -1,16 +1,28 @@
-"""Which full-size files the gateway serves (memeflow.gateway.files), without a Flow: the
-indexer's look-up of stored uris is a dict here, the files are real ones in a temporary
-folder (the Flow-level tests are in test_web.py)."""
+"""Which full-size files the gateway serves (memeflow.gateway.files), and how GET
+/files/{id} sends them (whole, or one byte range), without a Flow: the indexer's look-up of
+stored uris is a dict here, the files are real ones in a temporary folder, and the page's
+app is called directly as ASGI (the Flow-level tests are in test_web.py)."""
 
 import asyncio
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
 
 from memeflow.encoder.access import AccessPolicy
-from memeflow.gateway.files import FileRefused, IndexedFiles, content_disposition, media_type
+from memeflow.gateway.files import (
+    FileRefused,
+    IndexedFiles,
+    ServedFile,
+    content_disposition,
+    media_type,
+)
+from memeflow.gateway.gateway import STATIC
+from memeflow.gateway.page import CHUNK_BYTES, ThumbnailCache, load_assets, search_page
+from tests.conftest import MEMES
+from tests.videos import write_video
 
 
 def png(size: tuple[int, int] = (8, 6)) -> bytes:
@@ -48,12 +60,20 @@ def refusal(files: IndexedFiles, doc_id: str) -> tuple[int, str]:
     return refused.value.status, refused.value.message
 
 
+def whole(served: ServedFile) -> bytes:
+    try:
+        return served.read(0, served.size)
+    finally:
+        served.close()
+
+
 def test_a_file_under_the_roots_is_served_with_its_type_and_name(root: Path) -> None:
     files = files_of(root, {"a": str(root / "ok.png"), "b": f"file://{root}/link-in.png"})
     served = asyncio.run(files.file("a"))
-    assert (served.body, served.media_type, served.name) == (png(), "image/png", "ok.png")
+    assert (served.media_type, served.name, served.size) == ("image/png", "ok.png", len(png()))
+    assert whole(served) == png()
     linked = asyncio.run(files.file("b"))  # a link that stays inside: its own name
-    assert linked.body == png() and linked.name == "link-in.png"
+    assert whole(linked) == png() and linked.name == "link-in.png"
 
 
 def test_what_the_policy_would_not_read_is_refused(root: Path) -> None:
@@ -113,3 +133,141 @@ def test_media_types_and_download_names() -> None:
         "attachment; filename=\"drake.jpg\"; filename*=UTF-8''drake.jpg")
     assert content_disposition("inline", 'ça "va".png') == (
         "inline; filename=\"_a _va_.png\"; filename*=UTF-8''%C3%A7a%20%22va%22.png")
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of one short video per container memeflow serves, made from two memes."""
+    folder = tmp_path_factory.mktemp("videos")
+    for suffix in ("webm", "mkv", "mp4", "mov"):
+        write_video(folder / f"clip.{suffix}", [MEMES / "drake" / "default.jpg",
+                                                MEMES / "doge" / "default.jpg"])
+    (folder / "big.webm").write_bytes((folder / "clip.webm").read_bytes() + b"\0" * 2**20)
+    (folder / "fake.mp4").write_bytes(b"not a video at all, whatever the name says")
+    return folder
+
+
+def test_videos_are_served_with_their_media_type(videos: Path) -> None:
+    kinds = {"webm": "video/webm", "mkv": "video/x-matroska", "mp4": "video/mp4",
+             "mov": "video/quicktime"}
+    files = files_of(videos, {kind: str(videos / f"clip.{kind}") for kind in kinds}
+                     | {"fake": str(videos / "fake.mp4")})
+    for kind, expected in kinds.items():
+        served = asyncio.run(files.file(kind))
+        assert (served.media_type, served.name) == (expected, f"clip.{kind}")
+        assert whole(served) == (videos / f"clip.{kind}").read_bytes()
+    assert refusal(files, "fake") == (
+        415, f"{videos / 'fake.mp4'}: not an image or video in a format memeflow reads")
+
+
+def http_get(app: Any, path: str, headers: dict[str, str] | None = None
+             ) -> tuple[int, dict[str, str], list[bytes]]:
+    """Status, headers and the body's chunks of a GET, sent to an ASGI app directly."""
+    sent: list[dict[str, Any]] = []
+
+    async def exchange() -> None:
+        requested = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal requested
+            if not requested:
+                requested = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await asyncio.Event().wait()  # the client stays until the answer is sent
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+            "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
+            "query_string": b"", "root_path": "", "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 51001),
+            "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+        }
+        await app(scope, receive, send)
+
+    asyncio.run(exchange())
+    start = sent[0]
+    head = {k.decode(): v.decode() for k, v in start["headers"]}
+    chunks = [m["body"] for m in sent[1:] if m["type"] == "http.response.body" and m["body"]]
+    return start["status"], head, chunks
+
+
+@pytest.fixture(scope="module")
+def app(videos: Path) -> Any:
+    async def no_thumbnail(doc_id: str) -> bytes | None:
+        return None
+
+    stored = {"clip": str(videos / "clip.webm"), "big": str(videos / "big.webm"),
+              "mov": str(videos / "clip.mov"), "out": "/etc/passwd"}
+    return search_page(load_assets(STATIC), ThumbnailCache(no_thumbnail),
+                       files_of(videos, stored, max_bytes=4 * 2**20))
+
+
+@pytest.mark.parametrize(("asked", "start", "end"), [
+    ("bytes=0-99", 0, 99),  # the first bytes, as a browser asks to read a video's header
+    ("bytes=1000-1999", 1000, 1999),  # the middle, after a seek
+    ("bytes=-500", -500, None),  # the last 500 bytes (where an MP4 may keep its index)
+    ("bytes=4000-", 4000, None),  # from a byte to the end
+    ("bytes=7000-999999", 7000, None),  # a last byte past the end is cut at the end
+])
+def test_one_byte_range_is_sent_as_206(app: Any, videos: Path, asked: str, start: int,
+                                       end: int | None) -> None:
+    data = (videos / "clip.webm").read_bytes()
+    part = data[start:None if end is None else end + 1]
+    status, head, chunks = http_get(app, "/files/clip", {"Range": asked})
+    first = start % len(data)
+    assert status == 206 and b"".join(chunks) == part
+    assert head["content-range"] == f"bytes {first}-{first + len(part) - 1}/{len(data)}"
+    assert head["content-length"] == str(len(part))
+    assert (head["content-type"], head["accept-ranges"]) == ("video/webm", "bytes")
+
+
+def test_the_whole_file_says_it_takes_ranges(app: Any, videos: Path) -> None:
+    status, head, chunks = http_get(app, "/files/mov")
+    data = (videos / "clip.mov").read_bytes()
+    assert (status, b"".join(chunks), head["content-type"]) == (200, data, "video/quicktime")
+    assert head["accept-ranges"] == "bytes" and "content-range" not in head
+    assert head["content-disposition"].startswith('inline; filename="clip.mov"')
+
+
+@pytest.mark.parametrize("asked",
+                         ["bytes=0-1,5-6", "bytes=abc", "items=0-5", "bytes=9-3", "bytes=-"])
+def test_several_or_malformed_ranges_get_the_whole_file(app: Any, videos: Path, asked: str
+                                                       ) -> None:
+    status, head, chunks = http_get(app, "/files/clip", {"Range": asked})
+    assert status == 200 and b"".join(chunks) == (videos / "clip.webm").read_bytes()
+    assert "content-range" not in head
+
+
+@pytest.mark.parametrize("past_the_end", [0, 1])
+def test_a_range_past_the_end_is_416_with_the_size(app: Any, videos: Path,
+                                                   past_the_end: int) -> None:
+    size = (videos / "clip.webm").stat().st_size
+    for asked in (f"bytes={size + past_the_end}-", "bytes=-0"):
+        status, head, chunks = http_get(app, "/files/clip", {"Range": asked})
+        assert (status, head["content-range"]) == (416, f"bytes */{size}")
+        assert b"not within the file" in b"".join(chunks)
+
+
+def test_if_range_sends_a_range_only_of_the_same_file(app: Any, videos: Path) -> None:
+    etag = http_get(app, "/files/clip")[1]["etag"]
+    same = http_get(app, "/files/clip", {"Range": "bytes=0-9", "If-Range": etag})
+    changed = http_get(app, "/files/clip", {"Range": "bytes=0-9", "If-Range": '"older"'})
+    assert (same[0], len(b"".join(same[2]))) == (206, 10)
+    assert (changed[0], b"".join(changed[2])) == (200, (videos / "clip.webm").read_bytes())
+
+
+def test_a_large_file_goes_out_in_chunks(app: Any, videos: Path) -> None:
+    data = (videos / "big.webm").read_bytes()
+    status, _, chunks = http_get(app, "/files/big")
+    assert status == 200 and b"".join(chunks) == data
+    assert len(chunks) == -(-len(data) // CHUNK_BYTES) and max(map(len, chunks)) == CHUNK_BYTES
+
+
+def test_ranges_keep_the_routes_guards(app: Any) -> None:
+    assert http_get(app, "/files/out", {"Range": "bytes=0-9"})[0] == 403
+    assert http_get(app, "/files/nope", {"Range": "bytes=0-9"})[0] == 404
+    assert http_get(app, "/files/..%2Fclip", {"Range": "bytes=0-9"})[0] == 400

@@ -43,6 +43,7 @@ def test_the_wheel_holds_the_flow_and_the_page(wheel) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for data in ("memeflow/flow.yml", "memeflow/gateway/config.yml",
                  "memeflow/gateway/static/index.html", "memeflow/gateway/static/app.js",
+                 "memeflow/gateway/static/media.js",
                  "memeflow/gateway/static/style.css"):
         assert data in names, data
 

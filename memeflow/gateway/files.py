@@ -4,9 +4,11 @@ A request names a document id, never a path: the gateway asks the indexer (throu
 Flow) for that document's stored uri, and serves the file only when the uri is a local
 path that the encoder's access policy (`memeflow.encoder.access`) would read: under
 `MEMEFLOW_ROOTS`, after resolving `..` and links, a regular file within the image size
-limit, that Pillow recognises as one of the formats memeflow reads. So the service serves
-exactly what it could index from disk, and nothing when it reads no paths (the default:
-the CLI sends the bytes, and the service keeps only a preview of them).
+limit, that Pillow recognises as one of the formats memeflow reads, or a video (MP4, MOV,
+WebM, Matroska, told by its first bytes). So the service serves exactly what it could
+index from disk, and nothing when it reads no paths (the default: the CLI sends the
+bytes, and the service keeps only a preview of them). A file is opened once and read in
+slices by the route, so a video is streamed and can be served a range at a time.
 """
 
 import asyncio
@@ -16,13 +18,14 @@ import stat
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
 from memeflow.config import ROOTS_ENV
 from memeflow.encoder.access import AccessPolicy
 from memeflow.encoder.decode import readable_formats
-from memeflow.encoder.fetch import read_source
+from memeflow.regular_files import open_regular
 from memeflow.uris import ImageLoadError, is_local, local_path
 
 # What each format Pillow recognises is served as.
@@ -31,6 +34,10 @@ MEDIA_TYPES = {
     "WEBP": "image/webp", "BMP": "image/bmp", "TIFF": "image/tiff", "AVIF": "image/avif",
     "HEIF": "image/heif",
 }
+# ISO base media (MP4) brands of still images, which Pillow reads: not videos.
+IMAGE_BRANDS = frozenset({b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"hevc",
+                          b"hevx", b"mif1", b"msf1"})
+HEADER_BYTES = 64  # enough of a file's start to tell a video's container
 MAX_IDS = 100  # ids one availability question may name
 
 # Document id -> its stored uri (None: the document has none), for the ids indexed.
@@ -47,11 +54,22 @@ class FileRefused(Exception):
 
 @dataclass(frozen=True)
 class ServedFile:
-    """A file as it goes out: its bytes, media type and the name to save it under."""
+    """A file as it goes out: open for reading (the caller closes it), its size in bytes,
+    media type, the name to save it under, and an ETag that changes with its contents."""
 
-    body: bytes
+    content: BinaryIO
+    size: int
     media_type: str
     name: str
+    etag: str
+
+    def read(self, start: int, length: int) -> bytes:
+        """`length` bytes from byte `start` (fewer at the end); blocking."""
+        self.content.seek(start)
+        return self.content.read(length)
+
+    def close(self) -> None:
+        self.content.close()
 
 
 def media_type(data: bytes) -> str | None:
@@ -62,6 +80,22 @@ def media_type(data: bytes) -> str | None:
             return MEDIA_TYPES.get(image.format or "")
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
         return None
+
+
+def video_type(header: bytes) -> str | None:
+    """The media type of a video file from its first bytes (an MP4/QuickTime `ftyp` box,
+    or a Matroska/WebM EBML header naming its DocType), else None."""
+    if header[4:8] == b"ftyp":
+        brand = header[8:12]
+        if brand in IMAGE_BRANDS:
+            return None
+        return "video/quicktime" if brand == b"qt  " else "video/mp4"
+    if header.startswith(b"\x1a\x45\xdf\xa3"):
+        if b"webm" in header:
+            return "video/webm"
+        if b"matroska" in header:
+            return "video/x-matroska"
+    return None
 
 
 def content_disposition(kind: str, name: str) -> str:
@@ -129,7 +163,8 @@ class IndexedFiles:
     async def file(self, doc_id: str) -> ServedFile:
         """The full-size file of an indexed document; FileRefused says why not (403: the
         policy does not let the service read it, or it is over MEMEFLOW_MAX_IMAGE_BYTES;
-        404: no such document, or its file is gone; 415: not an image memeflow reads)."""
+        404: no such document, or its file is gone; 415: not an image or video memeflow
+        reads). The caller closes the file it gets."""
         if not self.serves_files:
             self._checked_path(doc_id, None)  # raises the refusal that names the setting
         uris = await self._uris([doc_id])
@@ -139,11 +174,32 @@ class IndexedFiles:
 
     def _read(self, doc_id: str, uri: str | None) -> ServedFile:
         path = self._checked_path(doc_id, uri)
+        name = os.path.basename(local_path(uri or "") or path)
         try:
-            data = read_source(path, None, max_bytes=self.policy.max_image_bytes)
-        except ImageLoadError as error:  # gone since the check, unreadable or too large
-            raise FileRefused(404 if not os.path.exists(path) else 403, str(error)) from None
-        kind = media_type(data)
+            content = open_regular(path)
+        except FileNotFoundError:
+            raise FileRefused(404, f"{local_path(uri or '') or uri}: the file is gone") from None
+        except OSError as error:  # no permission, or no longer a regular file
+            raise FileRefused(403, f"{uri}: cannot read it: {error.strerror or error}"
+                              ) from None
+        try:
+            return self._served(content, uri or path, name)
+        except BaseException:
+            content.close()
+            raise
+
+    def _served(self, content: BinaryIO, uri: str, name: str) -> ServedFile:
+        """The open file as it may go out: within the size limit, a video or an image."""
+        info = os.fstat(content.fileno())
+        limit = self.policy.max_image_bytes
+        if info.st_size > limit:
+            raise FileRefused(403, f"{uri}: {info.st_size} bytes is over the {limit}-byte "
+                              f"limit for one image (MEMEFLOW_MAX_IMAGE_BYTES)")
+        etag = f'"{info.st_size:x}-{info.st_mtime_ns:x}-{info.st_ino:x}"'
+        kind = video_type(content.read(HEADER_BYTES))
+        if kind is None:  # an image: Pillow reads its header from the whole file
+            content.seek(0)
+            kind = media_type(content.read(limit + 1))
         if kind is None:
-            raise FileRefused(415, f"{uri}: not an image in a format memeflow reads")
-        return ServedFile(data, kind, os.path.basename(local_path(uri or "") or path))
+            raise FileRefused(415, f"{uri}: not an image or video in a format memeflow reads")
+        return ServedFile(content, info.st_size, kind, name, etag)

@@ -5,7 +5,8 @@ Everything is answered from memory or through the Flow: the assets are a fixed s
 files read once at start-up, a thumbnail is asked of the indexer by document id, and a
 full-size file is served only from the stored uri of an indexed document, under the
 encoder's access rules (`memeflow.gateway.files`), so no request can make the server read
-a path it names.
+a path it names. A full-size file is streamed in slices, one byte range at a time when
+asked (`memeflow.gateway.ranges`), so a video can be seeked without being downloaded.
 """
 
 import asyncio
@@ -13,22 +14,24 @@ import hashlib
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import NamedTuple
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from memeflow.documents import THUMBNAIL_TYPE
 from memeflow.formats import FORMAT_NAMES, IMAGE_SUFFIXES
-from memeflow.gateway.files import FileRefused, IndexedFiles, content_disposition
+from memeflow.gateway.files import FileRefused, IndexedFiles, ServedFile, content_disposition
+from memeflow.gateway.ranges import ByteRange, RangeNotSatisfiable, requested_range
 
 ASSET_TYPES = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
+    "media.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
     "favicon.ico": "image/vnd.microsoft.icon",
 }
@@ -42,6 +45,7 @@ PAGE_FIELDS = {
 DOC_ID = re.compile(r"^[A-Za-z0-9_.:@+=-]{1,200}$")
 THUMBNAIL_MAX_AGE = 60  # seconds a preview is cached, here and in browsers, after a change
 CACHE_ENTRIES = 1024  # about 15 MB of previews
+CHUNK_BYTES = 256 * 1024  # one read of a full-size file on its way out
 
 FetchThumbnail = Callable[[str], Awaitable[bytes | None]]
 
@@ -115,6 +119,48 @@ def _refusal(refusal: FileRefused) -> JSONResponse:
     return JSONResponse({"detail": refusal.message}, status_code=refusal.status)
 
 
+async def _slices(served: ServedFile, start: int, length: int) -> AsyncIterator[bytes]:
+    """`length` bytes of the file from `start`, a chunk at a time; closes it at the end
+    (or when the client goes away)."""
+    try:
+        while length > 0:
+            chunk = await asyncio.to_thread(served.read, start, min(CHUNK_BYTES, length))
+            if not chunk:  # the file shrank since it was opened
+                return
+            start, length = start + len(chunk), length - len(chunk)
+            yield chunk
+    finally:
+        served.close()
+
+
+def file_response(request: Request, served: ServedFile) -> Response:
+    """The file, or the one byte range asked for (206), or 416 for a range past its end;
+    a stale If-Range gets the whole file, a matching If-None-Match 304. Closes `served`
+    when no body is sent."""
+    headers = {"ETag": served.etag, "Cache-Control": "private, no-cache",
+               "Accept-Ranges": "bytes", "X-Content-Type-Options": "nosniff"}
+    if request.headers.get("if-none-match") == served.etag:
+        served.close()
+        return Response(status_code=304, headers=headers)
+    if_range = request.headers.get("if-range")
+    try:
+        wanted = None if if_range not in (None, served.etag) else requested_range(
+            request.headers.get("range"), served.size)
+    except RangeNotSatisfiable:
+        served.close()
+        return JSONResponse(
+            {"detail": f"range {request.headers.get('range')!r} is not within the file's "
+                       f"{served.size} bytes"},
+            status_code=416, headers={**headers, "Content-Range": f"bytes */{served.size}"})
+    part = wanted or ByteRange(0, served.size - 1, served.size)
+    headers["Content-Length"] = str(part.length)
+    if wanted is not None:
+        headers["Content-Range"] = wanted.content_range
+    return StreamingResponse(_slices(served, part.start, part.length),
+                             status_code=206 if wanted else 200,
+                             media_type=served.media_type, headers=headers)
+
+
 def search_page(assets: dict[str, Asset], thumbnails: ThumbnailCache, files: IndexedFiles
                 ) -> Starlette:
     """The page's routes, mounted at `/` after the API's, so the API keeps its paths."""
@@ -146,7 +192,8 @@ def search_page(assets: dict[str, Asset], thumbnails: ThumbnailCache, files: Ind
         return _cached(request, asset.body, asset.media_type, asset.etag, "max-age=86400")
 
     async def full_size(request: Request) -> Response:
-        """GET /files/{id}: the file itself (`?download=1`: as an attachment)."""
+        """GET /files/{id}: the file itself (`?download=1`: as an attachment), or the
+        byte range asked for."""
         doc_id = request.path_params["doc_id"]
         if _bad_id(doc_id):
             return JSONResponse({"detail": f"{doc_id!r} is not a document id"}, status_code=400)
@@ -155,10 +202,8 @@ def search_page(assets: dict[str, Asset], thumbnails: ThumbnailCache, files: Ind
         except FileRefused as refusal:
             return _refusal(refusal)
         kind = "attachment" if request.query_params.get("download") else "inline"
-        response = _cached(request, served.body, served.media_type, _etag(served.body),
-                           "private, no-cache")
+        response = file_response(request, served)
         response.headers["Content-Disposition"] = content_disposition(kind, served.name)
-        response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
     async def availability(request: Request) -> Response:

@@ -1,5 +1,6 @@
 // memeflow search page: text, image and "more like this" searches against POST /search,
-// more results on demand, and each meme handed over: open, download, copy, drag.
+// more results on demand, and each meme handed over: open, download, copy, drag. Animated
+// memes and videos play through media.js.
 // The query lives in the URL (?q=words or ?like=ID); an image query is not put there.
 "use strict";
 
@@ -128,14 +129,16 @@ function card(match, rank) {
   img.alt = name;
   img.loading = "lazy";
   img.addEventListener("error", () => { // no preview (a document stored without a picture)
+    if (!img.getAttribute("src") || !img.getAttribute("src").startsWith("/thumbnails/")) return;
     img.removeAttribute("src");
     img.alt = "";
     link.classList.add("no-preview");
-  }, { once: true });
+  });
   const title = document.createElement("p");
   title.className = "name";
   title.textContent = name;
   link.append(img, title);
+  if (isVideo(suffixOf(label(match).file))) link.append(videoBadge(match));
   // The rank is the order shown; the picture's cosine is one signal of it, so it is
   // labelled as such (a meme found by its words may rank above a higher picture score).
   const meta = document.createElement("p");
@@ -182,9 +185,13 @@ function handOver(item, reason) {
     return;
   }
   const { name, file } = label(item.match);
+  const { match } = item;
+  const url = fileUrl(id);
+  const video = isVideo(suffixOf(file));
   const open = document.createElement("a");
   open.className = "open";
-  open.href = fileUrl(id);
+  // A video opens at the moment that matched (a media fragment, #t=seconds).
+  open.href = video && typeof match.frame_ms === "number" ? `${url}#t=${match.frame_ms / 1000}` : url;
   open.target = "_blank";
   open.rel = "noopener";
   open.textContent = "Open";
@@ -196,6 +203,23 @@ function handOver(item, reason) {
   save.textContent = "Download";
   save.title = `Download ${file}`;
   actions.append(open, save);
+  if (video) actions.append(playButton(url, file, match));
+  else if (isAnimated(match, suffixOf(file))) animate(item.querySelector("a.like"), img, url);
+  if (!video) actions.append(copyButton(id, name));
+  // Dragged out of the browser: the full-size file (Chromium's DownloadURL) or its URL.
+  img.draggable = true;
+  img.dataset.full = url;
+  img.addEventListener("dragstart", (event) => {
+    const type = MEDIA_TYPES[suffixOf(file)] || VIDEO_TYPES[suffixOf(file)] || "application/octet-stream";
+    event.dataTransfer.setData("DownloadURL", `${type}:${file}:${url}`);
+    event.dataTransfer.setData("text/uri-list", url);
+    event.dataTransfer.setData("text/plain", url);
+    event.dataTransfer.effectAllowed = "copy";
+  });
+}
+
+// Copy puts the picture on the clipboard (as PNG), where the page is allowed to.
+function copyButton(id, name) {
   const copy = document.createElement("button");
   copy.type = "button";
   copy.className = "copy";
@@ -207,18 +231,7 @@ function handOver(item, reason) {
     copy.disabled = true;
     copy.title = "Copying images needs a secure page: open this memeflow at https:// or on localhost";
   }
-  actions.append(copy);
-  // Dragged out of the browser: the full-size file (Chromium's DownloadURL) or its URL.
-  const url = fileUrl(id);
-  img.draggable = true;
-  img.dataset.full = url;
-  img.addEventListener("dragstart", (event) => {
-    const type = MEDIA_TYPES[suffixOf(file)] || "application/octet-stream";
-    event.dataTransfer.setData("DownloadURL", `${type}:${file}:${url}`);
-    event.dataTransfer.setData("text/uri-list", url);
-    event.dataTransfer.setData("text/plain", url);
-    event.dataTransfer.effectAllowed = "copy";
-  });
+  return copy;
 }
 
 // The clipboard takes PNG everywhere; other formats are drawn onto a canvas first.
@@ -442,7 +455,7 @@ results.addEventListener("click", (event) => {
 });
 
 document.addEventListener("keydown", (event) => {
-  if (event.key === "Escape") {
+  if (event.key === "Escape" && !player.open) { // an open player closes first
     clear();
     input.focus();
   }
