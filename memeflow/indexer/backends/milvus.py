@@ -260,8 +260,8 @@ class MilvusCollection(Collection):
         if self.dim is not None and matrix.shape[1] != self.dim:
             raise ValueError(f"expected queries of dimension {self.dim}, got {matrix.shape[1]}")
         expression = self._expression(selection)
-        if self.dim is None or expression is False:
-            return [[] for _ in matrix]
+        if self.dim is None or expression is False or not len(matrix):
+            return [[] for _ in matrix]  # pymilvus fails on a search of no queries
         limit = min(MAX_LIMIT, top_k + CANDIDATE_MARGIN)
         found = self._client.search(
             self.name, data=matrix.tolist(), anns_field="vector", limit=limit,
