@@ -262,15 +262,24 @@ class MilvusCollection(Collection):
         expression = self._expression(selection)
         if self.dim is None or expression is False or not len(matrix):
             return [[] for _ in matrix]  # pymilvus fails on a search of no queries
-        limit = min(MAX_LIMIT, top_k + CANDIDATE_MARGIN)
-        found = self._client.search(
-            self.name, data=matrix.tolist(), anns_field="vector", limit=limit,
-            filter=expression or "", search_params={"metric_type": "COSINE",
-                                                    "params": {"ef": max(64, limit)}},
-            output_fields=["uri", "has_uri", "tags", "exact_tags", "words", "vector"],
-        )
-        return [_rescored(query, list(hits), top_k) for query, hits
-                in zip(matrix, found, strict=True)]
+        results: list[list[Hit]] = [[] for _ in matrix]
+        pending, limit = list(range(len(matrix))), min(MAX_LIMIT, top_k + CANDIDATE_MARGIN)
+        while pending:
+            found = self._client.search(
+                self.name, data=matrix[pending].tolist(), anns_field="vector", limit=limit,
+                filter=expression or "", search_params={"metric_type": "COSINE",
+                                                        "params": {"ef": max(64, limit)}},
+                output_fields=["uri", "has_uri", "tags", "exact_tags", "words", "vector"],
+            )
+            again = []
+            for row, hits in zip(pending, found, strict=True):
+                results[row], tied = _rescored(matrix[row], list(hits), top_k)
+                # Milvus cuts a tie anywhere, the embedded backend by id: when the weakest
+                # candidate ties the last hit kept, ask for twice as many.
+                if tied and len(hits) == limit < MAX_LIMIT:
+                    again.append(row)
+            pending, limit = again, min(MAX_LIMIT, 2 * limit)
+        return results
 
     def has_lexical(self) -> bool:
         if not self._exists():
@@ -511,14 +520,16 @@ def _document(row: dict[str, Any]) -> StoredDocument:
     return document
 
 
-def _rescored(query: np.ndarray, hits: list[Any], top_k: int) -> list[Hit]:
+def _rescored(query: np.ndarray, hits: list[Any], top_k: int) -> tuple[list[Hit], bool]:
     """The best top_k of Milvus's candidates by exact cosine (float64 from the stored float32
-    vectors, as the embedded backend scores), ties by id."""
+    vectors, as the embedded backend scores), ties by id; and whether the weakest candidate
+    scores exactly as the last one kept (a document Milvus left out may tie them too)."""
     if not hits:
-        return []
+        return [], False
     vectors = np.array([hit["entity"]["vector"] for hit in hits], dtype=np.float32)
     scores = (vectors.astype(np.float64) * query.astype(np.float64)).sum(axis=1)
     order = sorted(range(len(hits)), key=lambda i: (-scores[i], hits[i]["id"]))[:top_k]
+    tied = bool(scores.min() == scores[order[-1]])
     ranked = []
     for i in order:
         entity = hits[i]["entity"]
@@ -527,5 +538,5 @@ def _rescored(query: np.ndarray, hits: list[Any], top_k: int) -> list[Hit]:
         if entity.get("words") is not None:
             hit["words"] = entity["words"]
         ranked.append(hit)
-    return ranked
+    return ranked, tied
 
