@@ -91,6 +91,13 @@ def test_store_finds_documents_by_tag_value_and_uri_prefix(store: Collection) ->
     assert store.find("sha256", ["x"]) == ["3"] and store.find(uri_prefix="/m/") == ["2"]
 
 
+def test_store_finds_numbers_as_python_compares_them(store: Collection) -> None:
+    """2.0**70 is not 2**70 + 1, though Milvus keeps that int as the float 2.0**70."""
+    store.upsert(["huge", "one", "yes"], np.eye(3, dtype=np.float32),
+                 [StoredDocument(uri=None, tags={"n": n}) for n in (2**70 + 1, 1, True)])
+    assert sorted(store.find("n", [float(2**70), 1.0])) == ["one", "yes"]
+
+
 @pytest.mark.parametrize("kind", ["embedded", milvus_only(
     "Milvus keeps no order of insertion: /find lists ids in id order")])
 def test_store_finds_documents_in_the_order_they_were_first_stored(kind, request) -> None:

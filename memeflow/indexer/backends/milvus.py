@@ -49,9 +49,9 @@ from memeflow.indexer.backends.base import (
 from memeflow.indexer.backends.checks import id_list, tag_json, unit_vectors, valid_text
 from memeflow.indexer.backends.milvus_where import (
     MilvusFilter,
-    comparable,
     compile_where,
     equals_any,
+    exact_operand,
     filter_fields,
 )
 from memeflow.indexer.filters import Where
@@ -227,7 +227,7 @@ class MilvusCollection(Collection):
         self._check_open()
         parts = []
         if tag is not None:  # the tag's value itself, not a list tag's elements
-            wanted = [value for value in values if comparable(value)]
+            wanted = [value for value in values if exact_operand(value)]
             if not wanted:
                 return []
             parts.append(equals_any(tag, wanted, elements=False))
