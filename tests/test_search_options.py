@@ -27,11 +27,14 @@ def unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 IDS = [f"m{i:03d}" for i in range(600)]
+# Perceptual hashes: m000 and m001 are copies (one hash), m002 and m003... Random 64-bit
+# hashes of different pairs differ in about 32 bits.
+HASHES = [f"{h:016x}" for h in np.random.default_rng(4).integers(0, 2**63, 300)]
 RECORDS = [  # every 97th is `rare`, the others cycle over three folders
     StoredDocument(uri=f"/{i}.jpg", tags={
         "folder": "rare" if i % 97 == 0 else f"f{i % 3}",
         "year": 2000 + i % 25, "keywords": ["cat", "hat"] if i % 2 else ["dog"],
-        "name": f"Meme number {i}",
+        "name": f"Meme number {i}", "phash": HASHES[i // 2],
     })
     for i in range(600)
 ]
@@ -96,6 +99,22 @@ def test_min_score_cuts_and_widens(store) -> None:
     threshold = all_hits[80]["score"]
     (hits,) = search_collection(store, query, SearchOptions(top_k=200, min_score=threshold))
     assert [h["id"] for h in hits] == [h["id"] for h in all_hits if h["score"] >= threshold]
+
+
+def test_collapsing_keeps_the_best_of_each_group_and_pair_of_copies(store) -> None:
+    query = unit_rows(np.random.default_rng(13), 1)
+    everything = exact_order(store, query[0], lambda t: True)
+    (grouped,) = search_collection(store, query, SearchOptions.from_parameters(
+        {"top_k": 10, "group_by": "folder"}))
+    best_of: dict[str, str] = {}  # each folder's best meme, in score order
+    for doc_id in everything:
+        best_of.setdefault(RECORDS[int(doc_id[1:])]["tags"]["folder"], doc_id)
+    assert [h["id"] for h in grouped] == list(best_of.values())  # four folders
+    (deduped,) = search_collection(store, query, SearchOptions.from_parameters(
+        {"top_k": 20, "offset": 5, "dedup": True, "where": {"year": {"$lt": 2010}}}))
+    pairs = dict.fromkeys(int(i[1:]) // 2 for i in exact_order(
+        store, query[0], lambda t: t["year"] < 2010))
+    assert [int(h["id"][1:]) // 2 for h in deduped] == list(pairs)[5:25]
 
 
 def test_bad_filters_name_the_tag_and_the_fix() -> None:
