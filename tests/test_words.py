@@ -161,6 +161,21 @@ def test_a_filter_keeps_the_memes_its_words_find_however_many_others_match(kind,
     assert [doc_id for doc_id, _, phrase in found if phrase] == ["m39"] and done
 
 
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_words_replaced_or_deleted_are_found_no_more(kind, request) -> None:
+    with opened(kind, request) as store:
+        query = fill_captioned(store)
+        store.upsert(["agnes"], query, [StoredDocument(uri=None, tags={},
+                                                       words="ONEDOESNOTSIMPLY")])
+        store.delete(["ackbar"])
+        assert [m.id for m in store.lexical_search("terms and conditions", 5)[0]] == []
+        assert store.lexical_search("it's a trap", 5) == ([], True)
+        found, _ = store.lexical_search("one does not simply", 5)
+        assert [(m.id, m.phrase) for m in found] == [("agnes", True)]
+        (hits,) = search_collection(store, query, SearchOptions(), texts=["one does not simply"])
+        assert hits[0]["id"] == "agnes" and hits[0]["signals"] == {"words": 1, "clip": 1}
+
+
 def test_min_score_bars_pictures_not_memes_found_by_their_words(captioned) -> None:
     store, query = captioned
     everything = ranked(store, query, None, top_k=40)
