@@ -17,8 +17,9 @@ from memeflow.indexer.filters import compile_where
 from tests.backends import BACKENDS, opened
 
 VALUES: list[Any] = [
-    "a", "b", "A", "1", "3", " 4 ", "1e2", "inf", "cat video", "", 0, 1, 2, -3, 2**70, 1.0,
-    2.5, math.nan, True, False, None, ["a", 1, True], ["b", "cat"], [], [["a"]], {"k": 1},
+    "a", "b", "A", "1", "3", " 4 ", "1e2", "inf", "cat video", "", 0, 1, 2, -3, 2**70,
+    2**70 + 1, 1.0, 2.5, math.nan, True, False, None, ["a", 1, True], ["b", "cat"], [], [["a"]],
+    {"k": 1},
 ]
 OPERANDS: list[Any] = [
     "a", "b", "1", "3", "cat", 0, 1, 2, 2.5, -3, 2**70, True, False, None, ["a", 1, True],
