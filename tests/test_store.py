@@ -199,6 +199,29 @@ def test_delete(store: Collection, rng: np.random.Generator) -> None:
         assert_ranking(hits, brute_force(docs, query), 50)
 
 
+# Ids, uris and tags are any text: file names hold quotes, backslashes, control characters.
+ODD_TEXTS = ['say "hi"', "back\\slash", "new\nline", "it's", "tab\tand\x01\x1f\x7f",
+             "\\\"", "猫 🐱", "cr\r"]
+
+
+def test_any_text_is_an_id_a_uri_and_a_tag(store: Collection) -> None:
+    from memeflow.indexer.filters import compile_where
+
+    records = [StoredDocument(uri=f"/m/{text}", tags={"name": text, text: 1}, words=text)
+               for text in ODD_TEXTS]
+    store.upsert(ODD_TEXTS, np.eye(len(ODD_TEXTS), dtype=np.float32), records)
+    assert all(text in store for text in ODD_TEXTS) and store.get(ODD_TEXTS) == records
+    assert store.vectors(ODD_TEXTS).shape == (len(ODD_TEXTS), len(ODD_TEXTS))
+    assert sorted(store.find("name", ODD_TEXTS)) == sorted(ODD_TEXTS)
+    query = np.ones((1, len(ODD_TEXTS)), np.float32)
+    for text in ODD_TEXTS:
+        assert store.find(uri_prefix=f"/m/{text}") == [text]
+        for where in ({"name": text}, {"name": {"$in": [text, "x"]}}, {text: {"$exists": True}}):
+            hits = store.dense_search(query, 3, store.select(compile_where(where)))[0]
+            assert [h["id"] for h in hits] == [text], where
+    assert store.delete(ODD_TEXTS[:4]) == 4 and sorted(store.find()) == sorted(ODD_TEXTS[4:])
+
+
 def test_get_and_vectors_return_copies(store: Collection, rng: np.random.Generator) -> None:
     store.upsert(["a"], np.array([[3.0, 4.0]]), [StoredDocument(uri="u", tags={"k": 1})])
     store.get(["a"])[0]["tags"]["k"] = 99

@@ -53,6 +53,7 @@ from memeflow.indexer.backends.milvus_where import (
     equals_any,
     exact_operand,
     filter_fields,
+    quoted,
 )
 from memeflow.indexer.filters import Where
 from memeflow.indexer.indexes.words import DEFAULT_MIN_COVERAGE, GRAM, grams, normalise
@@ -232,7 +233,7 @@ class MilvusCollection(Collection):
                 return []
             parts.append(equals_any(tag, wanted, elements=False))
         if uri_prefix is not None:
-            low, high = (json.dumps(text, ensure_ascii=False)
+            low, high = (quoted(text)
                          for text in (uri_prefix, uri_prefix + "\U0010ffff"))
             parts.append(f"has_uri == true and uri >= {low} and uri < {high}")
         if not self._exists():
@@ -436,16 +437,20 @@ class MilvusCollection(Collection):
                                               output_fields=fields)}
 
     def _scan(self, expression: str, fields: list[str]) -> list[dict[str, Any]]:
-        """Every row passing `expression` ("" : all), in batches."""
-        iterator = self._client.query_iterator(self.name, batch_size=READ_BATCH,
-                                               filter=expression, output_fields=fields)
+        """Every row passing `expression` ("" : all), READ_BATCH at a time in id order, as
+        pymilvus's query iterator pages; it puts the last id into the next expression
+        unquoted, which an id holding a quote or a backslash breaks, so the paging is here."""
         rows: list[dict[str, Any]] = []
-        try:
-            while batch := iterator.next():
-                rows.extend(batch)
-        finally:
-            iterator.close()
-        return rows
+        while True:
+            after = f"id > {quoted(rows[-1]['id'])}" if rows else ""
+            batch = self._client.query(
+                self.name, filter=" and ".join(f"({part})" for part in (after, expression)
+                                               if part),
+                output_fields=fields, limit=READ_BATCH, iterator="True",
+                reduce_stop_for_best="True")
+            rows.extend(batch)
+            if len(batch) < READ_BATCH:
+                return rows
 
     def _checked(self, where: Where | None, compiled: MilvusFilter) -> MilvusSelection:
         """A selection with conditions Milvus cannot say: the documents the expression
@@ -466,7 +471,7 @@ def _padded(letters: str) -> str:
 
 
 def _ids_in(ids: Iterable[str]) -> str:
-    return f"id in {json.dumps(list(ids), ensure_ascii=False)}"
+    return f"id in [{', '.join(map(quoted, ids))}]"
 
 
 def _chunks(ids: list[str], size: int = READ_BATCH) -> Iterable[list[str]]:

@@ -21,7 +21,6 @@ float from 2**63 up, which such an int kept as a float may equal) is left as a
 leaves (`Where.matches`), as the embedded backend does for what its indexes cannot answer.
 """
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -59,17 +58,26 @@ def exact_operand(value: Any) -> bool:
     return comparable(value) and not (isinstance(value, float) and abs(value) >= 2.0**63)
 
 
+def quoted(text: str) -> str:
+    """`text` as a Milvus string literal: the quote, the backslash and the line breaks
+    escaped, every other character as it is. Milvus reads JSON's `\\u` escapes (of the
+    other control characters), Milvus Lite does not; both read the raw characters."""
+    escaped = (text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+               .replace("\r", "\\r"))
+    return f'"{escaped}"'
+
+
 def literal(value: Any) -> str:
     """A Milvus expression literal for a comparable value (strings JSON-quoted)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
-    return json.dumps(value, ensure_ascii=False)
+    return quoted(value)
 
 
 def _key(field: str, tag: str) -> str:
-    return f"{field}[{json.dumps(tag, ensure_ascii=False)}]"
+    return f"{field}[{quoted(tag)}]"
 
 
 def equals_any(tag: str, wanted: list[Any], *, elements: bool = True) -> str:
