@@ -19,11 +19,12 @@ from memeflow.indexer.backends.embedded import EmbeddedCollection
 BACKENDS = ["embedded", "milvus"]
 
 
-def milvus_only(reason: str) -> Any:
-    """The `milvus` parameter of a behaviour Milvus does not share, expected to fail with
-    `reason` (README, "Documents in Milvus"): strict, so a Milvus that starts to match
-    fails the test until the mark and the README line go."""
-    return pytest.param("milvus", marks=pytest.mark.xfail(strict=True, reason=reason))
+def milvus_only(reason: str, raises: type[Exception] = AssertionError) -> Any:
+    """The `milvus` parameter of a behaviour Milvus does not share (README, "Documents in
+    Milvus"), expected to fail for `reason` by raising `raises`: strict, so a Milvus that
+    starts to match fails the test until the mark and the README line go."""
+    return pytest.param("milvus", marks=pytest.mark.xfail(strict=True, reason=reason,
+                                                          raises=raises))
 
 
 @contextlib.contextmanager
