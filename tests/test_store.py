@@ -27,6 +27,7 @@ from memeflow.indexer.backends.embedded import (
     StoreWriteError,
     WorkspaceInUseError,
 )
+from memeflow.indexer.filters import compile_where
 from memeflow.indexer.storage import journal
 from memeflow.indexer.storage.database import DATABASE
 from memeflow.indexer.storage.legacy import LOG, SNAPSHOT
@@ -205,8 +206,6 @@ ODD_TEXTS = ['say "hi"', "back\\slash", "new\nline", "it's", "tab\tand\x01\x1f\x
 
 
 def test_any_text_is_an_id_a_uri_and_a_tag(store: Collection) -> None:
-    from memeflow.indexer.filters import compile_where
-
     records = [StoredDocument(uri=f"/m/{text}", tags={"name": text, text: 1}, words=text)
                for text in ODD_TEXTS]
     store.upsert(ODD_TEXTS, np.eye(len(ODD_TEXTS), dtype=np.float32), records)
