@@ -15,6 +15,7 @@ from memeflow.indexer.backends import Collection
 from memeflow.indexer.backends.embedded import EmbeddedCollection
 from memeflow.indexer.backends.milvus import MilvusCollection
 from memeflow.indexer.filters import compile_where
+from tests.backends import milvus_only, opened
 from tests.conftest import free_port
 
 BACKENDS = ["embedded", "milvus"]
@@ -216,6 +217,23 @@ def test_bad_input_is_refused_and_changes_nothing(collection, bad) -> None:
     with pytest.raises((ValueError, TypeError)):
         bad(collection)
     assert collection.count() == 3 and "a" not in collection
+
+
+LARGE = {  # what a document may hold on the embedded backend, beyond Milvus's limits
+    "5000-tags": {"uri": None, "tags": {f"t{i}": i for i in range(5_000)}},
+    "2000-byte-tag-name": {"uri": None, "tags": {"n" * 2_000: "long"}},
+    "100000-bytes-of-words": {"uri": None, "tags": {}, "words": "ONE DOES NOT SIMPLY " * 5_000},
+}
+
+
+@pytest.mark.parametrize("kind", ["embedded", milvus_only(
+    "Milvus keeps at most 4,096 tags of names up to 1,024 bytes, and texts up to 65,535 bytes",
+    raises=ValueError)])
+@pytest.mark.parametrize("large", LARGE)
+def test_a_large_document_is_stored_whole(kind, large, request) -> None:
+    with opened(kind, request) as store:
+        store.upsert(["big"], unit(1), [LARGE[large]])
+        assert store.get(["big"]) == [LARGE[large]]
 
 
 def test_a_milvus_that_does_not_answer_is_named_with_the_fix() -> None:

@@ -14,6 +14,7 @@ from memeflow.indexer.filters import compile_where
 # One document per tag value: the value kinds a filter must tell apart.
 VALUES: dict[str, object] = {
     "int1": 1, "int0": 0, "neg": -3, "int2": 2, "float1": 1.0, "half": 1.5, "huge": 2**70,
+    "huge1": 2**70 + 1,  # the same float as 2**70: only its exact tags tell them apart
     "nan": math.nan, "inf": math.inf, "ninf": -math.inf,
     "str1": "1", "strhalf": "1.5", "strnan": "nan", "abc": "abc", "mixed": "Hello World",
     "empty": "", "strtrue": "true", "quote": 'say "hi" \\ there\n', "unicode": "Ünïcødé 猫",
@@ -42,6 +43,7 @@ WHERES = [
     {"x": None}, {"x": [1, 2]}, {"x": {"$eq": {"k": 1}}}, {"x": {"$eq": []}}, {"x": 2**70},
     {"x": {"$ne": None}}, {"x": {"$nin": [None, 1]}}, {"x": {"$in": [{"k": 1}, "abc"]}},
     {"x": {"$contains": "o"}, "other": {"$ne": "mixed"}},
+    {"x": float(2**70)}, {"x": {"$nin": [float(2**70), "abc"]}}, {"x": {"$ne": -(2.0**63)}},
 ]
 # The conditions Milvus cannot express exactly (see milvus_where's docstring).
 NOT_EXPRESSIBLE = WHERES[WHERES.index({"x": {"$contains": "world"}}):]

@@ -14,7 +14,7 @@ from memeflow.client import MemeClient
 from memeflow.client.files import file_id
 from memeflow.documents import MemeDoc
 from memeflow.indexer.backends.milvus import MilvusCollection
-from tests.conftest import serving
+from tests.conftest import post_json, serving
 
 pytestmark = pytest.mark.flow
 
@@ -127,6 +127,24 @@ def test_bad_requests_are_refused_and_bad_documents_fail_alone(client) -> None:
     with pytest.raises(ValueError, match="512"):
         client.search(MemeDoc(embedding=good[0][:100]), top_k=1)
     assert client.delete(["own-0", "own-1"]) == 2
+
+
+def test_min_score_group_by_and_hub_correction_through_the_flow(client, milvus_service
+                                                                ) -> None:
+    """What tests/test_search_features.py asserts through the embedded backend's Flow."""
+    service = milvus_service[0]
+    hits = client.search_text("a dog", top_k=40)
+    cut = hits[3]["score"]
+    kept = client.search_text("a dog", top_k=40, min_score=cut)
+    assert [h["id"] for h in kept] == [h["id"] for h in hits if h["score"] >= cut]
+    reply = post_json(service, "/search", {"data": [{"text": "a dog"}],
+                                           "parameters": {"top_k": 50, "group_by": "folder"}})
+    folders = [m["tags"]["folder"] for m in reply["data"][0]["matches"]]
+    assert folders == list(dict.fromkeys(h["tags"]["folder"] for h in hits))
+    run = service.cli("search", "a dog", "-k", "40", "--hub-correction", "--json")
+    corrected = json.loads(run.stdout)
+    expected = sorted(hits, key=lambda h: (-(h["score"] - h["tags"]["hubness"]), h["id"]))
+    assert [h["id"] for h in corrected] == [h["id"] for h in expected]
 
 
 def test_delete_removes_from_milvus(client, milvus_service, memes) -> None:

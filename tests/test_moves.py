@@ -1,12 +1,18 @@
-"""Which files the index knows by content: moves, copies, and what must be encoded."""
+"""Which files the index knows by content: moves, copies, and what must be encoded; the
+index's side of it (finding by hash and folder, keeping what was derived from the pixels)
+on both backends (tests/backends.py)."""
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from memeflow.client.moves import StoredDoc, plan_reuse
-from memeflow.indexer.backends.embedded import EmbeddedCollection, StoredDocument
+from memeflow.indexer.backends import Collection
+from memeflow.indexer.backends.embedded import StoredDocument
+from tests.backends import BACKENDS, milvus_only, opened
 
 
 def stored(doc_id: str, uri: str) -> StoredDoc:
@@ -64,8 +70,14 @@ def test_a_file_url_whose_file_is_gone_is_a_move(tmp_path) -> None:
     assert not reuses[0].moved
 
 
-def test_store_finds_documents_by_tag_value_and_uri_prefix() -> None:
-    store = EmbeddedCollection()
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest) -> Iterator[Collection]:
+    """An empty collection on each backend."""
+    with opened(request.param, request) as store:
+        yield store
+
+
+def test_store_finds_documents_by_tag_value_and_uri_prefix(store: Collection) -> None:
     records = [StoredDocument(uri="/m/a/1.jpg", tags={"sha256": "x"}),
                StoredDocument(uri="/m/ab/2.jpg", tags={"sha256": "y"}),
                StoredDocument(uri="/n/3.jpg", tags={"sha256": "x"}),
@@ -77,6 +89,25 @@ def test_store_finds_documents_by_tag_value_and_uri_prefix() -> None:
     assert store.find() == ["1", "2", "3", "4"]
     store.delete(["1"])  # the last row moves into its place: found under its new row
     assert store.find("sha256", ["x"]) == ["3"] and store.find(uri_prefix="/m/") == ["2"]
+
+
+def test_store_finds_numbers_as_python_compares_them(store: Collection) -> None:
+    """2.0**70 is not 2**70 + 1, though Milvus keeps that int as the float 2.0**70."""
+    store.upsert(["huge", "one", "yes"], np.eye(3, dtype=np.float32),
+                 [StoredDocument(uri=None, tags={"n": n}) for n in (2**70 + 1, 1, True)])
+    assert sorted(store.find("n", [float(2**70), 1.0])) == ["one", "yes"]
+
+
+@pytest.mark.parametrize("kind", ["embedded", milvus_only(
+    "Milvus keeps no order of insertion: /find lists ids in id order")])
+def test_store_finds_documents_in_the_order_they_were_first_stored(kind, request) -> None:
+    with opened(kind, request) as store:
+        store.upsert(["b", "c", "a"], np.eye(3, dtype=np.float32),
+                     [StoredDocument(uri=f"/m/{i}.jpg", tags={"sha256": "x"}) for i in range(3)])
+        store.upsert(["c"], np.eye(3, dtype=np.float32)[:1], [StoredDocument(uri=None, tags={
+            "sha256": "x"})])  # replaced: keeps its place
+        assert store.find("sha256", ["x"]) == ["b", "c", "a"]
+        assert store.find(uri_prefix="/m/") == ["b", "a"]
 
 
 # --- what was derived from the pixels survives every rewrite ------------------------------
@@ -98,24 +129,24 @@ def test_a_reused_document_carries_the_derived_tags_and_its_own_file_tags(tmp_pa
     assert doc["embedding"] is source.embedding
 
 
-def derived_store() -> EmbeddedCollection:
-    store = EmbeddedCollection()
+def store_derived(store: Collection) -> None:
+    """Two documents with tags derived from their pixels (hash, hubness) and words."""
     store.upsert(["a", "b"], np.eye(4, dtype=np.float32)[:2], [
         StoredDocument(uri="/m/a.jpg", tags={"sha256": "ha", "phash": "0a", "hubness": 0.1},
                        words="hi"),
         StoredDocument(uri=None, tags={"phash": "0b", "hubness": 0.2}, words=None)])
-    return store
 
 
-def stored_of(store: EmbeddedCollection):
+def stored_of(store: Collection):
     return lambda ids: [None if r is None else (r, store.vectors([i])[0])
                         for i, r in zip(ids, store.get(ids), strict=True)]
 
 
-def test_a_document_stored_again_without_its_derived_tags_keeps_them() -> None:
+def test_a_document_stored_again_without_its_derived_tags_keeps_them(store: Collection
+                                                                    ) -> None:
     from memeflow.indexer.derived import keep_derived
 
-    store = derived_store()
+    store_derived(store)
     vectors = np.array([[2, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 3, 0, 0]], np.float32)
     records = [  # a: the same bytes; b: another picture (nothing kept); c: not stored
         # before; b again: the same vector, its own values win

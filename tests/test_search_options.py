@@ -1,5 +1,8 @@
 """Filters, paging, minimum score, collapsing and hub correction over a store of known
-vectors, where the right answer can be computed directly."""
+vectors, where the right answer can be computed directly: the same answers on both
+backends (tests/backends.py)."""
+
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -7,11 +10,13 @@ import pytest
 from memeflow import params
 from memeflow.cli.search_flags import parse_cli_where
 from memeflow.encoder import hubness as hubs
-from memeflow.indexer.backends.embedded import EmbeddedCollection, StoredDocument
+from memeflow.indexer.backends import Collection
+from memeflow.indexer.backends.embedded import StoredDocument
 from memeflow.indexer.filters import FilterError, compile_where
 from memeflow.indexer.search.collapse import collapse, hash_distance
 from memeflow.indexer.search.pipeline import SearchOptions, search_collection
 from memeflow.params import RequestError
+from tests.backends import BACKENDS, opened
 
 DIM = 32
 
@@ -21,27 +26,33 @@ def unit_rows(rng: np.random.Generator, n: int) -> np.ndarray:
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
-@pytest.fixture()
-def store() -> EmbeddedCollection:
-    """600 documents; every 97th is `rare`, the others cycle over three folders."""
-    rng = np.random.default_rng(3)
-    store = EmbeddedCollection(exact_max=100)  # beyond exact_max: unfiltered searches use HNSW
-    records = [
-        StoredDocument(uri=f"/{i}.jpg", tags={
-            "folder": "rare" if i % 97 == 0 else f"f{i % 3}",
-            "year": 2000 + i % 25, "keywords": ["cat", "hat"] if i % 2 else ["dog"],
-            "name": f"Meme number {i}",
-        })
-        for i in range(600)
-    ]
-    store.upsert([f"m{i:03d}" for i in range(600)], unit_rows(rng, 600), records)
-    return store
+IDS = [f"m{i:03d}" for i in range(600)]
+# Perceptual hashes: m000 and m001 are copies (one hash), m002 and m003... Random 64-bit
+# hashes of different pairs differ in about 32 bits.
+HASHES = [f"{h:016x}" for h in np.random.default_rng(4).integers(0, 2**63, 300)]
+RECORDS = [  # every 97th is `rare`, the others cycle over three folders
+    StoredDocument(uri=f"/{i}.jpg", tags={
+        "folder": "rare" if i % 97 == 0 else f"f{i % 3}",
+        "year": 2000 + i % 25, "keywords": ["cat", "hat"] if i % 2 else ["dog"],
+        "name": f"Meme number {i}", "phash": HASHES[i // 2],
+    })
+    for i in range(600)
+]
 
 
-def exact_order(store: EmbeddedCollection, query: np.ndarray, keep) -> list[str]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def store(request) -> Iterator[Collection]:
+    """The 600 documents above, on each backend (searched, never changed)."""
+    # Embedded: beyond exact_max, so unfiltered searches use its HNSW graph.
+    with opened(request.param, request, exact_max=100) as store:
+        store.upsert(IDS, unit_rows(np.random.default_rng(3), 600), RECORDS)
+        yield store
+
+
+def exact_order(store: Collection, query: np.ndarray, keep) -> list[str]:
     """Every matching id by score, computed by hand from the stored vectors."""
-    ids = [i for i in (f"m{n:03d}" for n in range(600)) if keep(store.get([i])[0]["tags"])]
-    scores = store.vectors(ids) @ query
+    ids = [doc_id for doc_id, record in zip(IDS, RECORDS, strict=True) if keep(record["tags"])]
+    scores = store.vectors(ids).astype(np.float64) @ query
     return [ids[i] for i in np.lexsort((np.array(ids), -scores))]
 
 
@@ -88,6 +99,22 @@ def test_min_score_cuts_and_widens(store) -> None:
     threshold = all_hits[80]["score"]
     (hits,) = search_collection(store, query, SearchOptions(top_k=200, min_score=threshold))
     assert [h["id"] for h in hits] == [h["id"] for h in all_hits if h["score"] >= threshold]
+
+
+def test_collapsing_keeps_the_best_of_each_group_and_pair_of_copies(store) -> None:
+    query = unit_rows(np.random.default_rng(13), 1)
+    everything = exact_order(store, query[0], lambda t: True)
+    (grouped,) = search_collection(store, query, SearchOptions.from_parameters(
+        {"top_k": 10, "group_by": "folder"}))
+    best_of: dict[str, str] = {}  # each folder's best meme, in score order
+    for doc_id in everything:
+        best_of.setdefault(RECORDS[int(doc_id[1:])]["tags"]["folder"], doc_id)
+    assert [h["id"] for h in grouped] == list(best_of.values())  # four folders
+    (deduped,) = search_collection(store, query, SearchOptions.from_parameters(
+        {"top_k": 20, "offset": 5, "dedup": True, "where": {"year": {"$lt": 2010}}}))
+    pairs = dict.fromkeys(int(i[1:]) // 2 for i in exact_order(
+        store, query[0], lambda t: t["year"] < 2010))
+    assert [int(h["id"][1:]) // 2 for h in deduped] == list(pairs)[5:25]
 
 
 def test_bad_filters_name_the_tag_and_the_fix() -> None:
@@ -148,7 +175,8 @@ def test_collapse_keeps_the_best_of_each_duplicate_and_group() -> None:
     assert [h["id"] for h in collapse(hits, distance=0, group_by="folder")] == ["a", "b", "d"]
 
 
-def test_hub_correction_stops_a_constructed_hub_from_dominating() -> None:
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_hub_correction_stops_a_constructed_hub_from_dominating(kind, request) -> None:
     """A hub: an image vector near the centre of the query distribution, so it is close to
     every query. Generic prompts come from the same distribution; it is their hub too."""
     rng = np.random.default_rng(5)
@@ -158,17 +186,19 @@ def test_hub_correction_stops_a_constructed_hub_from_dominating() -> None:
         rows = unit_rows(rng, n) + 1.5 * centre
         return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
-    bank, queries = queries_like(64), queries_like(200)
+    bank, queries = queries_like(64), queries_like(100)
     images = unit_rows(rng, 300)
     images[0] = centre  # the hub
-    store = EmbeddedCollection()
-    store.upsert([f"i{n:03d}" for n in range(300)], images, [
-        StoredDocument(uri=None, tags={hubs.HUB_TAG: float(h)}) for h in hubs.hubness(images, bank)
-    ])
+    with opened(kind, request) as store:
+        store.upsert([f"i{n:03d}" for n in range(300)], images, [
+            StoredDocument(uri=None, tags={hubs.HUB_TAG: float(h)})
+            for h in hubs.hubness(images, bank)
+        ])
 
-    def hub_wins(correct: bool) -> int:
-        results = search_collection(store, queries, SearchOptions(top_k=1, hub_correction=correct))
-        return sum(hits[0]["id"] == "i000" for hits in results)
+        def hub_wins(correct: bool) -> int:
+            results = search_collection(store, queries,
+                                        SearchOptions(top_k=1, hub_correction=correct))
+            return sum(hits[0]["id"] == "i000" for hits in results)
 
-    assert hub_wins(False) == 200
-    assert hub_wins(True) < 20
+        assert hub_wins(False) == 100
+        assert hub_wins(True) < 10

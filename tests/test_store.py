@@ -1,5 +1,5 @@
-"""The embedded collection against a numpy brute force, and its persistence against
-crashes and damage."""
+"""Collections against a numpy brute force, the same on both backends (tests/backends.py),
+and the embedded collection's persistence against crashes and damage."""
 
 import itertools
 import json
@@ -9,7 +9,7 @@ import resource
 import shutil
 import signal
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from memeflow.documents import Hit
+from memeflow.indexer.backends import Collection
 from memeflow.indexer.backends.embedded import (
     LOCK,
     CorruptStoreError,
@@ -26,9 +27,11 @@ from memeflow.indexer.backends.embedded import (
     StoreWriteError,
     WorkspaceInUseError,
 )
+from memeflow.indexer.filters import compile_where
 from memeflow.indexer.storage import journal
 from memeflow.indexer.storage.database import DATABASE
 from memeflow.indexer.storage.legacy import LOG, SNAPSHOT
+from tests.backends import BACKENDS, opened
 from tests.conftest import REPO
 
 TOL = 1e-5  # float32 storage against a float64 reference
@@ -86,18 +89,24 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 
 
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest) -> Iterator[Collection]:
+    """An empty collection on each backend: what both must answer alike."""
+    with opened(request.param, request) as store:
+        yield store
+
+
 # --- search ------------------------------------------------------------------------------
 
 
-def test_search_matches_brute_force(rng: np.random.Generator) -> None:
-    store = EmbeddedCollection()
+def test_search_matches_brute_force(store: Collection, rng: np.random.Generator) -> None:
     ids = [f"doc{i:04d}" for i in rng.permutation(600)]
     vectors = rand(rng, 600, 32)
     for start in range(0, 600, 150):  # several calls: the matrix grows by doubling
         sl = slice(start, start + 150)
         store.upsert(ids[sl], vectors[sl], recs(ids[sl]))
     docs = dict(zip(ids, vectors, strict=True))
-    queries = rand(rng, 40, 32)
+    queries = rand(rng, 16, 32)
     for top_k in (1, 5, 64, 599, 600, 10_000):
         results = store.dense_search(queries, top_k)
         assert len(results) == len(queries)
@@ -110,14 +119,14 @@ def test_search_matches_brute_force(rng: np.random.Generator) -> None:
     assert hit["score"] == pytest.approx(1.0, abs=TOL)
 
 
-def test_equal_vectors_tie_exactly_and_order_by_id(rng: np.random.Generator) -> None:
+def test_equal_vectors_tie_exactly_and_order_by_id(store: Collection,
+                                                  rng: np.random.Generator) -> None:
     """BLAS rounds equal rows differently by position: the store must not let that show."""
     ids = [f"doc{i:04d}" for i in rng.permutation(500)]
     vectors = rand(rng, 500, 64)
     twins = rng.choice(500, 40, replace=False)
     vectors[twins] = vectors[twins[0]]
     twin_ids = sorted(ids[row] for row in twins)
-    store = EmbeddedCollection()
     store.upsert(ids, vectors, recs(ids))
     queries = rand(rng, 30, 64)
     queries[:20] = vectors[twins[0]] * 3 + 0.5 * queries[:20]  # twins first, k cuts among them
@@ -132,8 +141,7 @@ def test_equal_vectors_tie_exactly_and_order_by_id(rng: np.random.Generator) -> 
                 assert len({hits[i]["score"] for i in found}) == 1
 
 
-def test_search_edge_cases(rng: np.random.Generator) -> None:
-    store = EmbeddedCollection()
+def test_search_edge_cases(store: Collection, rng: np.random.Generator) -> None:
     assert store.dense_search(rand(rng, 3, 5), 4) == [[], [], []]
     store.upsert(["a", "b"], rand(rng, 2, 5), recs(["a", "b"]))
     with pytest.raises(ValueError, match="top_k"):
@@ -154,8 +162,7 @@ def test_search_edge_cases(rng: np.random.Generator) -> None:
 # --- upsert, delete, get -----------------------------------------------------------------
 
 
-def test_upsert_replaces(rng: np.random.Generator) -> None:
-    store = EmbeddedCollection()
+def test_upsert_replaces(store: Collection, rng: np.random.Generator) -> None:
     old, new = rand(rng, 3, 8), rand(rng, 1, 8)
     store.upsert(["a", "b", "c"], old, recs(["a", "b", "c"]))
     store.upsert(["b"], new, [StoredDocument(uri=None, tags={"v": 2})])
@@ -165,8 +172,7 @@ def test_upsert_replaces(rng: np.random.Generator) -> None:
     assert store.dense_search(new, 1)[0][0]["id"] == "b"
 
 
-def test_duplicate_ids_in_one_call_last_wins(rng: np.random.Generator) -> None:
-    store = EmbeddedCollection()
+def test_duplicate_ids_in_one_call_last_wins(store: Collection, rng: np.random.Generator) -> None:
     vectors = rand(rng, 3, 4)
     store.upsert(["x", "y", "x"], vectors, [StoredDocument(uri=str(i), tags={}) for i in range(3)])
     assert len(store) == 2
@@ -176,8 +182,7 @@ def test_duplicate_ids_in_one_call_last_wins(rng: np.random.Generator) -> None:
                                atol=TOL)
 
 
-def test_delete(rng: np.random.Generator) -> None:
-    store = EmbeddedCollection()
+def test_delete(store: Collection, rng: np.random.Generator) -> None:
     ids = [f"d{i}" for i in range(50)]
     vectors = rand(rng, 50, 6)
     store.upsert(ids, vectors, recs(ids))
@@ -195,8 +200,28 @@ def test_delete(rng: np.random.Generator) -> None:
         assert_ranking(hits, brute_force(docs, query), 50)
 
 
-def test_get_and_vectors_return_copies(rng: np.random.Generator) -> None:
-    store = EmbeddedCollection()
+# Ids, uris and tags are any text: file names hold quotes, backslashes, control characters.
+ODD_TEXTS = ['say "hi"', "back\\slash", "new\nline", "it's", "tab\tand\x01\x1f\x7f",
+             "\\\"", "猫 🐱", "cr\r"]
+
+
+def test_any_text_is_an_id_a_uri_and_a_tag(store: Collection) -> None:
+    records = [StoredDocument(uri=f"/m/{text}", tags={"name": text, text: 1}, words=text)
+               for text in ODD_TEXTS]
+    store.upsert(ODD_TEXTS, np.eye(len(ODD_TEXTS), dtype=np.float32), records)
+    assert all(text in store for text in ODD_TEXTS) and store.get(ODD_TEXTS) == records
+    assert store.vectors(ODD_TEXTS).shape == (len(ODD_TEXTS), len(ODD_TEXTS))
+    assert sorted(store.find("name", ODD_TEXTS)) == sorted(ODD_TEXTS)
+    query = np.ones((1, len(ODD_TEXTS)), np.float32)
+    for text in ODD_TEXTS:
+        assert store.find(uri_prefix=f"/m/{text}") == [text]
+        for where in ({"name": text}, {"name": {"$in": [text, "x"]}}, {text: {"$exists": True}}):
+            hits = store.dense_search(query, 3, store.select(compile_where(where)))[0]
+            assert [h["id"] for h in hits] == [text], where
+    assert store.delete(ODD_TEXTS[:4]) == 4 and sorted(store.find()) == sorted(ODD_TEXTS[4:])
+
+
+def test_get_and_vectors_return_copies(store: Collection, rng: np.random.Generator) -> None:
     store.upsert(["a"], np.array([[3.0, 4.0]]), [StoredDocument(uri="u", tags={"k": 1})])
     store.get(["a"])[0]["tags"]["k"] = 99
     store.vectors(["a"])[0, 0] = 99
@@ -242,8 +267,7 @@ def test_unstorable_input_is_refused(rng: np.random.Generator, tmp_path: Path) -
     assert (len(store), store.dim, store.get(["a"])) == (0, None, [None])
 
 
-def test_clear_forgets_the_dimension(rng: np.random.Generator) -> None:
-    store = EmbeddedCollection()
+def test_clear_forgets_the_dimension(store: Collection, rng: np.random.Generator) -> None:
     store.upsert(["a"], rand(rng, 1, 4), recs(["a"]))
     store.clear()
     assert (len(store), store.dim, "a" in store) == (0, None, False)

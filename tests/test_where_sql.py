@@ -1,20 +1,25 @@
 """Filters answered from the database's indexes give exactly the documents the filter's
-definition (`Where.matches`) gives, and use an index rather than reading every document."""
+definition (`Where.matches`) gives, and use an index rather than reading every document;
+a search filtered on either backend (tests/backends.py) gives those documents too."""
 
 import math
 import random
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 
+from memeflow.indexer.backends import Collection
 from memeflow.indexer.backends.embedded import EmbeddedCollection, StoredDocument
 from memeflow.indexer.filters import compile_where
+from tests.backends import BACKENDS, opened
 
 VALUES: list[Any] = [
-    "a", "b", "A", "1", "3", " 4 ", "1e2", "inf", "cat video", "", 0, 1, 2, -3, 2**70, 1.0,
-    2.5, math.nan, True, False, None, ["a", 1, True], ["b", "cat"], [], [["a"]], {"k": 1},
+    "a", "b", "A", "1", "3", " 4 ", "1e2", "inf", "cat video", "", 0, 1, 2, -3, 2**70,
+    2**70 + 1, 1.0, 2.5, math.nan, True, False, None, ["a", 1, True], ["b", "cat"], [], [["a"]],
+    {"k": 1},
 ]
 OPERANDS: list[Any] = [
     "a", "b", "1", "3", "cat", 0, 1, 2, 2.5, -3, 2**70, True, False, None, ["a", 1, True],
@@ -43,11 +48,10 @@ def random_condition(rng: random.Random) -> dict[str, Any]:
     return {rng.choice(TAGS): {op: operand}}
 
 
-@pytest.fixture
-def documents() -> tuple[EmbeddedCollection, dict[str, dict[str, Any]]]:
+def fill(store: Collection) -> dict[str, dict[str, Any]]:
+    """300 documents of random tags, some deleted, some replaced; returns their tags by id."""
     rng = random.Random(11)
     tags = {f"d{i:03d}": random_tags(rng) for i in range(300)}
-    store = EmbeddedCollection()
     ids = list(tags)
     vectors = np.random.default_rng(0).standard_normal((len(ids), 4)).astype(np.float32)
     store.upsert(ids, vectors, [StoredDocument(uri=None, tags=tags[i]) for i in ids])
@@ -60,7 +64,19 @@ def documents() -> tuple[EmbeddedCollection, dict[str, dict[str, Any]]]:
         tags[doc_id] = random_tags(rng)
     store.upsert(replaced, vectors[: len(replaced)],
                  [StoredDocument(uri=None, tags=tags[i]) for i in replaced])
-    return store, tags
+    return tags
+
+
+@pytest.fixture
+def documents() -> tuple[EmbeddedCollection, dict[str, dict[str, Any]]]:
+    store = EmbeddedCollection()
+    return store, fill(store)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def on_both(request) -> Iterator[tuple[Collection, dict[str, dict[str, Any]]]]:
+    with opened(request.param, request) as store:
+        yield store, fill(store)
 
 
 def test_indexed_filters_give_what_the_definition_gives(documents) -> None:
@@ -93,3 +109,18 @@ def test_an_equality_and_a_range_are_index_look_ups(documents) -> None:
         plan = " ".join(row[-1] for row in connection.execute(f"EXPLAIN QUERY PLAN {statement}"))
         assert "USING COVERING INDEX tag_values_by_" in plan, plan
         assert "SCAN tag_values" not in plan and "documents" not in plan, plan
+
+
+def test_a_filtered_search_finds_what_the_definition_gives(on_both) -> None:
+    """Through `select` and `dense_search`, the path every search takes: Milvus's
+    expressions and what memeflow checks beside them (`milvus_where`) included."""
+    store, tags = on_both
+    rng = random.Random(5)
+    query = np.ones((1, 4), np.float32)
+    for _ in range(150):
+        spec: dict[str, Any] = {}
+        for _ in range(rng.randint(1, 3)):
+            spec.update(random_condition(rng))
+        where = compile_where(spec)
+        hits = store.dense_search(query, len(tags), store.select(where))[0]
+        assert {h["id"] for h in hits} == {i for i in tags if where.matches(tags[i])}, spec

@@ -1,6 +1,8 @@
 """Finding memes by their words: fused with the picture ranking by reciprocal rank fusion,
-through the store and the search path (the word index alone: test_words_index.py)."""
+through the store and the search path (the word index alone: test_words_index.py), with
+the same answers on both backends (tests/backends.py)."""
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -9,12 +11,14 @@ from docarray import DocList
 
 from memeflow.documents import MatchDoc, MemeDoc
 from memeflow.encoder.pipeline import embed_documents
+from memeflow.indexer.backends import Collection
 from memeflow.indexer.backends.embedded import EmbeddedCollection, StoredDocument
 from memeflow.indexer.filters import compile_where
 from memeflow.indexer.search.fusion import reciprocal_rank_fusion
 from memeflow.indexer.search.options import ocr_weight
 from memeflow.indexer.search.pipeline import SearchOptions, search_collection
 from memeflow.indexer.shards import merge_matches
+from tests.backends import BACKENDS, opened
 
 CAPTIONS = {
     "sweet-brown": "MEMES?\nAIN'TNOBODYGOT TIME FO'THAT",  # as OCR reads it: spaces lost
@@ -88,19 +92,24 @@ def test_a_meme_ocr_cannot_read_keeps_its_picture(clip_model, meme_files) -> Non
 DIM = 16
 
 
-@pytest.fixture
-def captioned() -> tuple[EmbeddedCollection, np.ndarray]:
-    """40 memes with random pictures; four carry the captions above, in two folders."""
+def fill_captioned(store: Collection) -> np.ndarray:
+    """40 memes with random pictures; four carry the captions above, in two folders.
+    Returns the query: the text's CLIP vector, (1, DIM)."""
     rng = np.random.default_rng(7)
     vectors = rng.normal(size=(40, DIM)).astype(np.float32)
     names = list(CAPTIONS)
     ids = [names[i] if i < len(names) else f"m{i:02d}" for i in range(40)]
     records = [StoredDocument(uri=None, tags={"folder": "a" if i % 2 else "b"},
                       words=CAPTIONS.get(doc_id)) for i, doc_id in enumerate(ids)]
-    store = EmbeddedCollection()
     store.upsert(ids, vectors, records)
-    query = rng.normal(size=(1, DIM)).astype(np.float32)  # the text's CLIP vector
-    return store, query
+    return rng.normal(size=(1, DIM)).astype(np.float32)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def captioned(request) -> Iterator[tuple[Collection, np.ndarray]]:
+    """The captioned memes on each backend (searched, never changed), and the query."""
+    with opened(request.param, request) as store:
+        yield store, fill_captioned(store)
 
 
 def ranked(store, query, text, **options) -> list[dict]:
@@ -138,16 +147,33 @@ def test_filters_bar_memes_found_by_their_words(captioned) -> None:
     assert len(hits) == 10 and all(h["tags"]["folder"] == other for h in hits)
 
 
-def test_a_filter_keeps_the_memes_its_words_find_however_many_others_match() -> None:
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_a_filter_keeps_the_memes_its_words_find_however_many_others_match(kind, request
+                                                                           ) -> None:
     """Forty memes say the same; the filter admits one: the words still find it."""
-    store = EmbeddedCollection()
-    ids = [f"m{i:02d}" for i in range(40)]
-    store.upsert(ids, np.random.default_rng(1).normal(size=(40, DIM)).astype(np.float32),
-                 [StoredDocument(uri=None, tags={"pick": i == 39}, words="ONE DOES NOT SIMPLY")
-                  for i in range(40)])
-    found, done = store.lexical_search("one does not simply", 5,
-                                       store.select(compile_where({"pick": True})))
+    with opened(kind, request) as store:
+        ids = [f"m{i:02d}" for i in range(40)]
+        store.upsert(ids, np.random.default_rng(1).normal(size=(40, DIM)).astype(np.float32),
+                     [StoredDocument(uri=None, tags={"pick": i == 39},
+                                     words="ONE DOES NOT SIMPLY") for i in range(40)])
+        found, done = store.lexical_search("one does not simply", 5,
+                                           store.select(compile_where({"pick": True})))
     assert [doc_id for doc_id, _, phrase in found if phrase] == ["m39"] and done
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_words_replaced_or_deleted_are_found_no_more(kind, request) -> None:
+    with opened(kind, request) as store:
+        query = fill_captioned(store)
+        store.upsert(["agnes"], query, [StoredDocument(uri=None, tags={},
+                                                       words="ONEDOESNOTSIMPLY")])
+        store.delete(["ackbar"])
+        assert [m.id for m in store.lexical_search("terms and conditions", 5)[0]] == []
+        assert store.lexical_search("it's a trap", 5) == ([], True)
+        found, _ = store.lexical_search("one does not simply", 5)
+        assert [(m.id, m.phrase) for m in found] == [("agnes", True)]
+        (hits,) = search_collection(store, query, SearchOptions(), texts=["one does not simply"])
+        assert hits[0]["id"] == "agnes" and hits[0]["signals"] == {"words": 1, "clip": 1}
 
 
 def test_min_score_bars_pictures_not_memes_found_by_their_words(captioned) -> None:
@@ -169,8 +195,10 @@ def test_pages_of_a_fused_ranking_follow_on(captioned) -> None:
     assert [h["id"] for h in pages] == [h["id"] for h in whole]
 
 
-def test_two_shards_fuse_their_union_again(captioned) -> None:
-    store, query = captioned
+def test_two_shards_fuse_their_union_again() -> None:
+    """Embedded only: memeflow never shards a Milvus collection (Milvus shards itself)."""
+    store = EmbeddedCollection()
+    query = fill_captioned(store)
     text = "it's a trap"
     shards = []
     for shard in range(2):

@@ -54,10 +54,11 @@ from memeflow.indexer.backends.milvus_model import MilvusModelRecord
 from memeflow.indexer.backends.milvus_previews import MilvusPreviews
 from memeflow.indexer.backends.milvus_where import (
     MilvusFilter,
-    comparable,
     compile_where,
     equals_any,
+    exact_operand,
     filter_fields,
+    quoted,
 )
 from memeflow.indexer.filters import Where
 from memeflow.indexer.indexes.words import DEFAULT_MIN_COVERAGE, GRAM, grams, normalise
@@ -232,12 +233,12 @@ class MilvusCollection(Collection):
         self._check_open()
         parts = []
         if tag is not None:  # the tag's value itself, not a list tag's elements
-            wanted = [value for value in values if comparable(value)]
+            wanted = [value for value in values if exact_operand(value)]
             if not wanted:
                 return []
             parts.append(equals_any(tag, wanted, elements=False))
         if uri_prefix is not None:
-            low, high = (json.dumps(text, ensure_ascii=False)
+            low, high = (quoted(text)
                          for text in (uri_prefix, uri_prefix + "\U0010ffff"))
             parts.append(f"has_uri == true and uri >= {low} and uri < {high}")
         if not self._exists():
@@ -265,17 +266,26 @@ class MilvusCollection(Collection):
         if self.dim is not None and matrix.shape[1] != self.dim:
             raise ValueError(f"expected queries of dimension {self.dim}, got {matrix.shape[1]}")
         expression = self._expression(selection)
-        if self.dim is None or expression is False:
-            return [[] for _ in matrix]
-        limit = min(MAX_LIMIT, top_k + CANDIDATE_MARGIN)
-        found = self._client.search(
-            self.name, data=matrix.tolist(), anns_field="vector", limit=limit,
-            filter=expression or "", search_params={"metric_type": "COSINE",
-                                                    "params": {"ef": max(64, limit)}},
-            output_fields=["uri", "has_uri", "tags", "exact_tags", "words", "vector"],
-        )
-        return [_rescored(query, list(hits), top_k) for query, hits
-                in zip(matrix, found, strict=True)]
+        if self.dim is None or expression is False or not len(matrix):
+            return [[] for _ in matrix]  # pymilvus fails on a search of no queries
+        results: list[list[Hit]] = [[] for _ in matrix]
+        pending, limit = list(range(len(matrix))), min(MAX_LIMIT, top_k + CANDIDATE_MARGIN)
+        while pending:
+            found = self._client.search(
+                self.name, data=matrix[pending].tolist(), anns_field="vector", limit=limit,
+                filter=expression or "", search_params={"metric_type": "COSINE",
+                                                        "params": {"ef": max(64, limit)}},
+                output_fields=["uri", "has_uri", "tags", "exact_tags", "words", "vector"],
+            )
+            again = []
+            for row, hits in zip(pending, found, strict=True):
+                results[row], tied = _rescored(matrix[row], list(hits), top_k)
+                # Milvus cuts a tie anywhere, the embedded backend by id: when the weakest
+                # candidate ties the last hit kept, ask for twice as many.
+                if tied and len(hits) == limit < MAX_LIMIT:
+                    again.append(row)
+            pending, limit = again, min(MAX_LIMIT, 2 * limit)
+        return results
 
     def has_lexical(self) -> bool:
         if not self._exists():
@@ -419,16 +429,20 @@ class MilvusCollection(Collection):
                                               output_fields=fields)}
 
     def _scan(self, expression: str, fields: list[str]) -> list[dict[str, Any]]:
-        """Every row passing `expression` ("" : all), in batches."""
-        iterator = self._client.query_iterator(self.name, batch_size=READ_BATCH,
-                                               filter=expression, output_fields=fields)
+        """Every row passing `expression` ("" : all), READ_BATCH at a time in id order, as
+        pymilvus's query iterator pages; it puts the last id into the next expression
+        unquoted, which an id holding a quote or a backslash breaks, so the paging is here."""
         rows: list[dict[str, Any]] = []
-        try:
-            while batch := iterator.next():
-                rows.extend(batch)
-        finally:
-            iterator.close()
-        return rows
+        while True:
+            after = f"id > {quoted(rows[-1]['id'])}" if rows else ""
+            batch = self._client.query(
+                self.name, filter=" and ".join(f"({part})" for part in (after, expression)
+                                               if part),
+                output_fields=fields, limit=READ_BATCH, iterator="True",
+                reduce_stop_for_best="True")
+            rows.extend(batch)
+            if len(batch) < READ_BATCH:
+                return rows
 
     def _checked(self, where: Where | None, compiled: MilvusFilter) -> MilvusSelection:
         """A selection with conditions Milvus cannot say: the documents the expression
@@ -449,7 +463,7 @@ def _padded(letters: str) -> str:
 
 
 def _ids_in(ids: Iterable[str]) -> str:
-    return f"id in {json.dumps(list(ids), ensure_ascii=False)}"
+    return f"id in [{', '.join(map(quoted, ids))}]"
 
 
 def _chunks(ids: list[str], size: int = READ_BATCH) -> Iterable[list[str]]:
@@ -503,14 +517,16 @@ def _document(row: dict[str, Any]) -> StoredDocument:
     return document
 
 
-def _rescored(query: np.ndarray, hits: list[Any], top_k: int) -> list[Hit]:
+def _rescored(query: np.ndarray, hits: list[Any], top_k: int) -> tuple[list[Hit], bool]:
     """The best top_k of Milvus's candidates by exact cosine (float64 from the stored float32
-    vectors, as the embedded backend scores), ties by id."""
+    vectors, as the embedded backend scores), ties by id; and whether the weakest candidate
+    scores exactly as the last one kept (a document Milvus left out may tie them too)."""
     if not hits:
-        return []
+        return [], False
     vectors = np.array([hit["entity"]["vector"] for hit in hits], dtype=np.float32)
     scores = (vectors.astype(np.float64) * query.astype(np.float64)).sum(axis=1)
     order = sorted(range(len(hits)), key=lambda i: (-scores[i], hits[i]["id"]))[:top_k]
+    tied = bool(scores.min() == scores[order[-1]])
     ranked = []
     for i in order:
         entity = hits[i]["entity"]
@@ -519,5 +535,5 @@ def _rescored(query: np.ndarray, hits: list[Any], top_k: int) -> list[Hit]:
         if entity.get("words") is not None:
             hit["words"] = entity["words"]
         ranked.append(hit)
-    return ranked
+    return ranked, tied
 

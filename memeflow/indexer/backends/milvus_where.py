@@ -15,13 +15,12 @@ filters' definition expressible exactly:
 Equality with a string, a bool, a 64-bit int or a finite float is `tags[t] == v` or
 `json_contains_any(tags[t], [v])` (a list tag holds it); 1 and 1.0 equal `true`, and 0 `false`,
 as in Python. What Milvus cannot compare exactly (`$contains`, which is case-insensitive,
-and equality with null, a list, an object, NaN, an infinity or an int beyond 64 bits) is
-left as a `residual`: the backend checks it on the stored tags of the documents the
-expression leaves (`Where.matches`), as the embedded backend does for what its indexes
-cannot answer.
+and equality with null, a list, an object, NaN, an infinity, an int beyond 64 bits or a
+float from 2**63 up, which such an int kept as a float may equal) is left as a
+`residual`: the backend checks it on the stored tags of the documents the expression
+leaves (`Where.matches`), as the embedded backend does for what its indexes cannot answer.
 """
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -52,17 +51,33 @@ def comparable(value: Any) -> bool:
     return isinstance(value, float) and math.isfinite(value)
 
 
+def exact_operand(value: Any) -> bool:
+    """An equality operand Milvus compares with every stored tag as Python does: a comparable
+    value, but no float of magnitude 2**63 or more, which the float Milvus keeps for an int
+    beyond 64 bits may equal though the int does not (2.0**70 against 2**70 + 1)."""
+    return comparable(value) and not (isinstance(value, float) and abs(value) >= 2.0**63)
+
+
+def quoted(text: str) -> str:
+    """`text` as a Milvus string literal: the quote, the backslash and the line breaks
+    escaped, every other character as it is. Milvus reads JSON's `\\u` escapes (of the
+    other control characters), Milvus Lite does not; both read the raw characters."""
+    escaped = (text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+               .replace("\r", "\\r"))
+    return f'"{escaped}"'
+
+
 def literal(value: Any) -> str:
     """A Milvus expression literal for a comparable value (strings JSON-quoted)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
-    return json.dumps(value, ensure_ascii=False)
+    return quoted(value)
 
 
 def _key(field: str, tag: str) -> str:
-    return f"{field}[{json.dumps(tag, ensure_ascii=False)}]"
+    return f"{field}[{quoted(tag)}]"
 
 
 def equals_any(tag: str, wanted: list[Any], *, elements: bool = True) -> str:
@@ -119,7 +134,7 @@ def _expressed(condition: Condition) -> str | None:
     if op == "$contains":
         return None
     wanted = [operand] if op in ("$eq", "$ne") else list(operand)
-    if not all(comparable(value) for value in wanted):
+    if not all(exact_operand(value) for value in wanted):
         return None
     if op in NEGATED:
         if not wanted:
