@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from docarray import DocList
 
-from memeflow import workspace
 from memeflow.documents import MemeDoc
-from memeflow.encoder.identity import check_workspace_model
+from memeflow.encoder.identity import check_model
 from memeflow.indexer.executor import MemeIndexer, QueryDimensionError
+from memeflow.model_record import model_record
 from memeflow.params import RequestError
 from tests.backends import BACKENDS
 
@@ -41,9 +41,11 @@ def indexer(request: pytest.FixtureRequest, tmp_path: Path,
     for name in ("MEMEFLOW_WORKSPACE", "MEMEFLOW_INDEX", "MEMEFLOW_COLLECTION"):
         monkeypatch.delenv(name, raising=False)
     index = request.getfixturevalue("milvus_uri") if request.param == "milvus" else None
-    root = tmp_path / "workspace"
-    check_workspace_model(root, MODEL)  # what the encoder does as it starts
-    opened = MemeIndexer(workspace=str(root), index=index, collection=f"t_{uuid.uuid4().hex}")
+    root, collection = tmp_path / "workspace", f"t_{uuid.uuid4().hex}"
+    record = model_record(root, index, collection)  # the workspace's, or Milvus's own
+    check_model(record, MODEL)  # what the encoder does as it starts
+    record.close()
+    opened = MemeIndexer(workspace=str(root), index=index, collection=collection)
     yield opened
     opened.clear(docs())
     opened.close()
@@ -117,8 +119,8 @@ def test_search_mistakes_are_named_and_spare_the_other_queries(indexer) -> None:
 def test_the_model_is_kept_with_the_first_vectors_and_forgotten_at_clear(indexer) -> None:
     assert indexer.collection.model() is None
     indexer.index(memes(), {})
-    assert indexer.collection.model() == workspace.read_meta(indexer.root)["model"] == MODEL
+    assert indexer.collection.model() == indexer.record.read()["model"] == MODEL
     assert indexer.clear(docs())[0].tags == {"count": 0}
     assert indexer.collection.model() is None and indexer.count(docs())[0].tags == {
         "count": 0, "dim": None}
-    assert workspace.read_meta(indexer.root)["model"] is None
+    assert indexer.record.read()["model"] is None
