@@ -12,7 +12,7 @@ imports this module; this module does not import the client).
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -136,12 +136,31 @@ def index_paths(
         _reuse_batch(client, batch, hashes, report)
         if on_progress:
             on_progress(len(batch))
-    for start in range(0, len(to_encode), batch_size):
-        paths = to_encode[start : start + batch_size]
+    for paths in _request_batches(to_encode, batch_size):
         _index_batch(client, paths, hashes, report)
         if on_progress:
             on_progress(len(paths))
     return report
+
+
+def _request_batches(paths: list[Path], batch_size: int,
+                     max_bytes: int = config.DEFAULT_INDEX_BATCH_BYTES) -> Iterator[list[Path]]:
+    """`paths` in order, in batches of at most `batch_size` files and `max_bytes` bytes (a
+    larger file goes alone): a folder of videos makes requests of megabytes, not gigabytes."""
+    batch: list[Path] = []
+    size = 0
+    for path in paths:
+        try:
+            length = path.stat().st_size
+        except OSError:  # gone since it was hashed: `_index_batch` reports it
+            length = 0
+        if batch and (len(batch) >= batch_size or size + length > max_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(path)
+        size += length
+    if batch:
+        yield batch
 
 
 def reused_doc(reuse: Reuse, digest: str, preview: bytes | None) -> dict[str, Any]:
