@@ -213,7 +213,19 @@ def _show_hits(args: argparse.Namespace, hits: list["Hit"]) -> None:
         print(side_by_side([_local(h["uri"]) for h in best], labels, mode))
     for hit in hits:  # "words" marks a meme found by the words written on it
         found = "words" if "words" in hit["signals"] else ""
-        print(f"{hit['rank']:>3}  {hit['score']:.4f}  {found:<5}  {_path(hit['uri'] or hit['id'])}")
+        at = f"  at {_moment(hit['frame_ms'])}" if hit.get("frame_ms") is not None else ""
+        print(f"{hit['rank']:>3}  {hit['score']:.4f}  {found:<5}  "
+              f"{_path(hit['uri'] or hit['id'])}{at}")
+
+
+def _moment(ms: int | None) -> str:
+    """A time in a video or an animation as people read it: 7.2 s, 1:05.0, 1:02:03.0."""
+    seconds = (ms or 0) / 1000
+    minutes, rest = divmod(seconds, 60)
+    hours, minutes = divmod(int(minutes), 60)
+    if hours:
+        return f"{hours}:{minutes:02d}:{rest:04.1f}"
+    return f"{minutes}:{rest:04.1f}" if minutes else f"{rest:.1f} s"
 
 
 def _local(uri: str | None) -> str | None:
@@ -240,7 +252,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         hits = _asking(lambda: client.search_query(args.text, top_k=args.k, **options))
     if args.json:
         fields: Final = ("rank", "id", "uri", "score", "signals", "words")  # Hit's keys
-        _print_json([{k: h[k] for k in fields} for h in hits])
+        _print_json([{k: h[k] for k in fields}
+                     | ({"frame_ms": h["frame_ms"]} if h.get("frame_ms") is not None else {})
+                     for h in hits])
     elif hits:
         _show_hits(args, hits)
     elif client.count() == 0:
