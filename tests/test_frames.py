@@ -17,8 +17,9 @@ from clips import (
 from PIL import Image
 
 from memeflow.encoder.access import AccessPolicy
+from memeflow.encoder.decode import decode_image
 from memeflow.encoder.frames import FrameLimits, looks_like_video, read_frames
-from memeflow.encoder.frames.limits import CUT_FRAMES, CUT_SECONDS, CUT_TIME
+from memeflow.encoder.frames.limits import CUT_DAMAGED, CUT_FRAMES, CUT_SECONDS, CUT_TIME
 from memeflow.encoder.frames.sampling import FrameSampler, choose_frames
 from memeflow.uris import ImageLoadError
 from tests.conftest import MEMES
@@ -133,6 +134,14 @@ def test_decoding_stops_at_its_time_budget_with_the_frames_it_has() -> None:
     data = video_bytes([(DRAKE, 1.0), (AAG, 1.0)], ".mp4", fps=10)
     sampled = frames_of(data, FrameLimits(budget_seconds=0.0))
     assert sampled is not None and sampled.cut == CUT_TIME and sampled.times_ms == [0]
+
+
+def test_an_animation_that_breaks_off_keeps_the_frames_before_the_break() -> None:
+    whole = (MEMES / "patrick" / "default.gif").read_bytes()  # 91 frames
+    sampled = frames_of(whole[: len(whole) // 2])
+    assert sampled is not None and sampled.cut == CUT_DAMAGED and len(sampled.images) >= 8
+    with pytest.raises(ImageLoadError, match=r"^clip: .*(truncated|corrupt|not an image)"):
+        frames_of(whole[:200]) or decode_image(whole[:200], source="clip")  # as the encoder
 
 
 def broken_videos() -> dict[str, tuple[bytes, str]]:
