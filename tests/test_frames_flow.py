@@ -10,6 +10,7 @@ import pytest
 from clips import animated_bytes, audio_only_bytes, video_bytes
 from PIL import Image
 
+from memeflow.client import MemeClient
 from tests.conftest import MEMES, serving
 
 pytestmark = pytest.mark.flow
@@ -52,3 +53,10 @@ def test_a_folder_of_stills_gifs_and_videos_is_accounted_for_file_by_file(
         again = service.cli("index", "--json", str(folder))  # nothing new: all unchanged
         report = json.loads(again.stdout)
         assert report["unchanged"] == 7 and report["encoded"] == 0
+
+        client = MemeClient(service.env["MEMEFLOW_HOST"])
+        (reply,) = client.post("/index", [{"id": "clip", "blob": mp4}])
+        assert reply.get("error") is None
+        # a reply carries no vectors, nor the frames' vectors and times
+        assert {"embedding", "frames", "frame_ms", "blob", "thumbnail"}.isdisjoint(
+            name for name, value in reply.items() if value is not None)
