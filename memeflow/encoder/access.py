@@ -28,7 +28,7 @@ from memeflow.config import (
     ROOTS_ENV,
 )
 from memeflow.encoder.fetch import read_source
-from memeflow.encoder.frames.video import looks_like_video
+from memeflow.formats import looks_like_video
 from memeflow.params import check_request_size
 from memeflow.uris import ImageLoadError, describe_source, is_fetched, is_local, local_path
 

@@ -10,7 +10,8 @@ import numpy as np
 
 from memeflow.encoder.frames.animated import open_animated, sample_animated
 from memeflow.encoder.frames.limits import FRAMES_CUT_TAG, FrameLimits, Sampled
-from memeflow.encoder.frames.video import looks_like_video, sample_video
+from memeflow.encoder.frames.video import sample_video
+from memeflow.formats import looks_like_video
 
 __all__ = ["FRAMES_CUT_TAG", "FrameLimits", "Sampled", "looks_like_video", "read_frames",
            "representative"]

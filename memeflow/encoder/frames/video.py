@@ -33,25 +33,6 @@ from memeflow.encoder.frames.sampling import SIGNATURE_SIDE, FrameSampler
 from memeflow.formats import VIDEO_FORMAT_NAMES
 from memeflow.uris import ImageLoadError
 
-EBML_MAGIC = b"\x1a\x45\xdf\xa3"  # Matroska and WebM
-# ISO base media files (MP4, MOV) are AVIF and HEIC images too: these brands are images.
-IMAGE_BRANDS = frozenset({b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"hevc",
-                          b"hevx", b"mif1", b"msf1", b"mif2"})
-QUICKTIME_ATOMS = frozenset({b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"})
-
-
-def looks_like_video(data: bytes) -> bool:
-    """Whether `data` starts as a Matroska/WebM file or an MP4/MOV file that is no AVIF or
-    HEIC image (by its `ftyp` brands), or a QuickTime file without `ftyp`."""
-    if data.startswith(EBML_MAGIC):
-        return True
-    box = data[4:8]
-    if box == b"ftyp":
-        size = int.from_bytes(data[:4], "big")
-        brands = data[8:12], *(data[i : i + 4] for i in range(16, min(size, 64), 4))
-        return not any(brand in IMAGE_BRANDS for brand in brands)
-    return box in QUICKTIME_ATOMS
-
 
 def _open(data: bytes, source: str) -> av.container.InputContainer:
     try:
