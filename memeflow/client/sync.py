@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from memeflow import config
 from memeflow.client.files import file_id, file_tags, scan_paths, sha256_file
 from memeflow.client.moves import Reuse, StoredDoc, plan_reuse, stored_path
-from memeflow.fields import derived_tags
+from memeflow.fields import FRAMES_CUT_TAG, derived_tags
 from memeflow.regular_files import NotRegularFile, read_regular
 from memeflow.uris import path_uri
 
@@ -166,11 +166,14 @@ def _request_batches(paths: list[Path], batch_size: int,
 def reused_doc(reuse: Reuse, digest: str, preview: bytes | None) -> dict[str, Any]:
     """The document of a moved or copied file: named by its new path, with its file's tags
     (name, folder, sidecars) and everything the encoder derived from the pixels it shares
-    with the stored document (vector, preview, words, `DERIVED_TAGS`)."""
+    with the stored document (vector, preview, words, `DERIVED_TAGS`; an animated image's
+    or video's frames, their times and `frames_cut`)."""
+    source = reuse.source
+    cut = {FRAMES_CUT_TAG: source.tags[FRAMES_CUT_TAG]} if FRAMES_CUT_TAG in source.tags else {}
     return {"id": file_id(reuse.path), "uri": path_uri(reuse.path),
-            "embedding": reuse.source.embedding, "thumbnail": preview,
-            "words": reuse.source.words,
-            "tags": {**file_tags(reuse.path), **derived_tags(reuse.source.tags),
+            "embedding": source.embedding, "thumbnail": preview,
+            "words": source.words, "frames": source.frames, "frame_ms": source.frame_ms,
+            "tags": {**file_tags(reuse.path), **derived_tags(source.tags), **cut,
                      "sha256": digest}}
 
 

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from PIL import Image
 
 from memeflow.config import DEFAULT_MAX_FRAMES, DEFAULT_MAX_SECONDS
+from memeflow.fields import FRAMES_CUT_TAG
 
-FRAMES_CUT_TAG = "frames_cut"
+__all__ = ["FRAMES_CUT_TAG", "FrameLimits", "Sampled", "fitted"]
 # Its values: which limit stopped the decoding before the end of the file.
 CUT_SECONDS = "seconds"  # only the first `max_seconds` were read (a long video)
 CUT_FRAMES = "frames"  # `max_decoded` frames were decoded (e.g. a GIF of 20,000 frames)
