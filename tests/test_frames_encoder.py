@@ -82,9 +82,9 @@ def test_the_representative_frame_is_the_documents_vector_preview_and_hash(clip_
     assert max(preview.size) <= 256 and preview.format == "JPEG"
     preview_vector = clip_model.embed_images([preview.convert("RGB")])[0]
     assert float(preview_vector @ a) > float(preview_vector @ b)
-    assert doc.tags["phash"] == perceptual_hash(preview.convert("RGB")) or (
-        bin(int(doc.tags["phash"], 16) ^ int(perceptual_hash(preview.convert("RGB")), 16))
-        .count("1") <= 6)  # the preview is a JPEG of the same frame
+    # the hash is of the same frame as the preview (a JPEG of it: a few bits may differ)
+    differing = int(doc.tags["phash"], 16) ^ int(perceptual_hash(preview.convert("RGB")), 16)
+    assert bin(differing).count("1") <= 6
 
 
 def test_stills_keep_one_vector_and_no_frames(clip_model, pool) -> None:
