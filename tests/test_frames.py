@@ -186,3 +186,13 @@ def test_a_video_may_be_larger_than_an_image_but_not_without_limit() -> None:
         policy.read(None, still)
     with pytest.raises(ImageLoadError, match=rf"over the {len(video) - 1}-byte limit"):
         AccessPolicy(max_image_bytes=1000, max_video_bytes=len(video) - 1).read(None, video)
+
+
+def test_a_hit_of_a_video_says_when_its_best_frame_shows() -> None:
+    from memeflow.cli.main import _moment
+    from memeflow.client.client import _hit
+
+    hit = _hit(1, {"id": "a", "uri": "/m/clip.mp4", "score": 0.3, "frame_ms": 7200})
+    assert hit["frame_ms"] == 7200
+    assert "frame_ms" not in _hit(1, {"id": "b", "uri": "/m/still.jpg", "score": 0.3})
+    assert [_moment(ms) for ms in (7200, 65_000, 3_723_000)] == ["7.2 s", "1:05.0", "1:02:03.0"]
