@@ -97,6 +97,9 @@ def host() -> str:
 
 DEFAULT_BIND = "127.0.0.1"
 DEFAULT_INDEX_BATCH = 32  # files per /index request of the client's `index_paths` and the CLI
+# ... and at most this many bytes of files per request (one larger file goes alone): a
+# batch of videos would otherwise make a request of gigabytes.
+DEFAULT_INDEX_BATCH_BYTES = 64 * 2**20
 
 
 def bind_host() -> str:
@@ -252,3 +255,31 @@ def cache_dir() -> Path:
         return Path(chosen).expanduser().resolve()
     cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache_home) / "memeflow"
+
+
+# Animated images and videos (memeflow.encoder.frames): one document with a vector per
+# sampled frame. A larger file than an image's limit may be a video.
+MAX_FRAMES_ENV = "MEMEFLOW_MAX_FRAMES"
+MAX_SECONDS_ENV = "MEMEFLOW_MAX_SECONDS"
+MAX_VIDEO_BYTES_ENV = "MEMEFLOW_MAX_VIDEO_BYTES"
+DEFAULT_MAX_FRAMES = 16
+DEFAULT_MAX_SECONDS = 120.0
+DEFAULT_MAX_VIDEO_BYTES = 100 * 2**20
+
+
+def max_frames(configured: int | None = None) -> int:
+    """MEMEFLOW_MAX_FRAMES overrides the encoder's `max_frames`: the most frames of one
+    animated image or video that are embedded (16)."""
+    return int(_positive_number(MAX_FRAMES_ENV, configured or DEFAULT_MAX_FRAMES))
+
+
+def max_seconds(configured: float | None = None) -> float:
+    """MEMEFLOW_MAX_SECONDS overrides the encoder's `max_seconds`: only the first this many
+    seconds of an animated image or video are read (120); the rest is cut (tag
+    `frames_cut`)."""
+    return _positive_number(MAX_SECONDS_ENV, configured or DEFAULT_MAX_SECONDS)
+
+
+def max_video_bytes() -> int:
+    """MEMEFLOW_MAX_VIDEO_BYTES: the largest video the encoder reads, in bytes (100 MiB)."""
+    return int(_positive_number(MAX_VIDEO_BYTES_ENV, DEFAULT_MAX_VIDEO_BYTES))

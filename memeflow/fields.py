@@ -16,6 +16,9 @@ HUB_TAG = "hubness"  # mean cosine to the nearest generic prompts (memeflow.enco
 # rewritten without its pixels (a moved or copied file, a re-upsert, a migration) keeps
 # these, with its vector, preview and the words read on it.
 DERIVED_TAGS = (HASH_TAG, HUB_TAG)
+# An animated image or video whose decoding a limit stopped early says which
+# (memeflow.encoder.frames.limits); a moved or copied file keeps it with its frames.
+FRAMES_CUT_TAG = "frames_cut"
 THUMBNAIL_TYPE = "image/jpeg"  # what `thumbnail` holds (memeflow.encoder.thumbnail)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from memeflow.encoder.decode import _to_rgb, decode_image
+from memeflow.encoder.decode import decode_image, to_rgb
 from memeflow.encoder.fetch import read_source
 from memeflow.formats import IMAGE_SUFFIXES
 from memeflow.uris import ImageLoadError, describe_source, normalise_uri
@@ -494,9 +494,9 @@ def test_ycbcr_and_lab_become_rgb() -> None:
 
 def test_in_memory_modes_without_a_file_format() -> None:
     """HSV and premultiplied alpha cannot be saved, but decoders can produce them."""
-    assert close(_to_rgb(Image.new("RGB", (2, 2), BLUE).convert("HSV")).getpixel((0, 0)), BLUE)
-    assert _to_rgb(Image.new("La", (1, 1), (90, 0))).getpixel((0, 0)) == WHITE
-    assert _to_rgb(Image.new("RGBa", (1, 1), (0, 0, 0, 0))).getpixel((0, 0)) == WHITE
+    assert close(to_rgb(Image.new("RGB", (2, 2), BLUE).convert("HSV")).getpixel((0, 0)), BLUE)
+    assert to_rgb(Image.new("La", (1, 1), (90, 0))).getpixel((0, 0)) == WHITE
+    assert to_rgb(Image.new("RGBa", (1, 1), (0, 0, 0, 0))).getpixel((0, 0)) == WHITE
 
 
 def test_exif_orientation_is_applied() -> None:

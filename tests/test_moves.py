@@ -127,6 +127,22 @@ def test_a_reused_document_carries_the_derived_tags_and_its_own_file_tags(tmp_pa
                            "hubness": 0.25, "sha256": "h1"}
     assert (doc["words"], doc["thumbnail"], doc["uri"]) == ("words on it", b"jpeg", str(path))
     assert doc["embedding"] is source.embedding
+    assert doc["frames"] is None and doc["frame_ms"] is None  # a still has none
+
+
+def test_a_reused_video_carries_its_frames_their_times_and_its_cut(tmp_path) -> None:
+    from memeflow.client.moves import Reuse
+    from memeflow.client.sync import reused_doc
+
+    path = tmp_path / "film.mp4"
+    path.write_bytes(b"x")
+    frames = np.eye(4, dtype=np.float32)[:3]
+    source = StoredDoc("old", "/old/film.mp4", frames[1], None,
+                       {"phash": "00ff", "frames_cut": "seconds", "sha256": "h1"},
+                       frames, [0, 500, 1000])
+    doc = reused_doc(Reuse(path, source, moved=False), "h1", None)
+    assert doc["frames"] is frames and doc["frame_ms"] == [0, 500, 1000]
+    assert doc["tags"]["frames_cut"] == "seconds" and doc["tags"]["file"] == "film.mp4"
 
 
 def store_derived(store: Collection) -> None:

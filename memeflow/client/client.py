@@ -240,9 +240,12 @@ class MemeClient:
                                 return_embeddings=True)
             for doc in replies:
                 tags = dict(doc.get("tags") or {})
+                frames = doc.get("frames")
                 stored = StoredDoc(doc["id"], doc.get("uri"),
                                    np.asarray(doc["embedding"], dtype=np.float32),
-                                   doc.get("words"), tags)
+                                   doc.get("words"), tags,
+                                   None if frames is None else np.asarray(frames, np.float32),
+                                   doc.get("frame_ms"))
                 found.setdefault(tags["sha256"], []).append(stored)
         return found
 

@@ -1,4 +1,4 @@
-"""Finding image files on disk and describing them: ids, content hashes and tags.
+"""Finding image and video files on disk and describing them: ids, content hashes and tags.
 
 Walking a folder never stops at one file: a folder that cannot be listed, a broken
 link or a file that vanished becomes a failure with its reason, and the walk goes on.
@@ -26,7 +26,7 @@ import pathspec
 import yaml
 
 from memeflow.fields import content_id
-from memeflow.formats import IMAGE_SUFFIXES
+from memeflow.formats import MEDIA_SUFFIXES
 from memeflow.regular_files import file_kind, open_regular, read_regular_text
 from memeflow.uris import path_uri, printable, terminal_safe
 
@@ -47,7 +47,7 @@ Spec = tuple[str, pathspec.GitIgnoreSpec]  # an ignore file's folder and its pat
 
 @dataclass
 class Scan:
-    """What a walk found: image files to index, paths skipped by the rules above (a
+    """What a walk found: image and video files to index, paths skipped by the rules above (a
     skipped folder counts once), and (path, reason) of those that could not be read."""
 
     files: list[Path] = field(default_factory=list)
@@ -95,7 +95,7 @@ def _identity(info: os.stat_result) -> tuple[int, int] | None:
 
 
 def _walk(root: str, scan: Scan, include_hidden: bool, seen: set[tuple[int, int]]) -> None:
-    """Adds the images under `root` to `scan`, depth first, in name order."""
+    """Adds the images and videos under `root` to `scan`, depth first, in name order."""
     found: list[tuple[str, tuple[int, int] | None, bool]] = []  # (path, identity, via a link)
     stack: list[tuple[os.DirEntry | None, str, list[Spec]]] = [(None, root, [])]
     while stack:
@@ -117,8 +117,8 @@ def _walk(root: str, scan: Scan, include_hidden: bool, seen: set[tuple[int, int]
                 is_dir = entry.is_dir()  # follows links
             except OSError:
                 is_dir = False
-            is_image = not is_dir and os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES
-            if not (is_dir or is_image):
+            is_media = not is_dir and os.path.splitext(entry.name)[1].lower() in MEDIA_SUFFIXES
+            if not (is_dir or is_media):
                 continue
             if (not include_hidden and is_hidden(entry.name)) or _ignored(entry.path, is_dir,
                                                                           specs):
@@ -172,7 +172,7 @@ def _add_file(entry: os.DirEntry, found: list, scan: Scan) -> None:
 
 
 def scan_paths(paths: Iterable[str | Path], include_hidden: bool = False) -> Scan:
-    """Image files named directly (always kept, even missing: the indexer reports them),
+    """Image and video files named directly (always kept, even missing: the indexer reports them),
     or found recursively in folders by file type, each folder's in name order; paths
     absolute as the user reached them."""
     scan = Scan()

@@ -12,7 +12,7 @@ imports this module; this module does not import the client).
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from memeflow import config
 from memeflow.client.files import file_id, file_tags, scan_paths, sha256_file
 from memeflow.client.moves import Reuse, StoredDoc, plan_reuse, stored_path
-from memeflow.fields import derived_tags
+from memeflow.fields import FRAMES_CUT_TAG, derived_tags
 from memeflow.regular_files import NotRegularFile, read_regular
 from memeflow.uris import path_uri
 
@@ -136,22 +136,44 @@ def index_paths(
         _reuse_batch(client, batch, hashes, report)
         if on_progress:
             on_progress(len(batch))
-    for start in range(0, len(to_encode), batch_size):
-        paths = to_encode[start : start + batch_size]
+    for paths in _request_batches(to_encode, batch_size):
         _index_batch(client, paths, hashes, report)
         if on_progress:
             on_progress(len(paths))
     return report
 
 
+def _request_batches(paths: list[Path], batch_size: int,
+                     max_bytes: int = config.DEFAULT_INDEX_BATCH_BYTES) -> Iterator[list[Path]]:
+    """`paths` in order, in batches of at most `batch_size` files and `max_bytes` bytes (a
+    larger file goes alone): a folder of videos makes requests of megabytes, not gigabytes."""
+    batch: list[Path] = []
+    size = 0
+    for path in paths:
+        try:
+            length = path.stat().st_size
+        except OSError:  # gone since it was hashed: `_index_batch` reports it
+            length = 0
+        if batch and (len(batch) >= batch_size or size + length > max_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(path)
+        size += length
+    if batch:
+        yield batch
+
+
 def reused_doc(reuse: Reuse, digest: str, preview: bytes | None) -> dict[str, Any]:
     """The document of a moved or copied file: named by its new path, with its file's tags
     (name, folder, sidecars) and everything the encoder derived from the pixels it shares
-    with the stored document (vector, preview, words, `DERIVED_TAGS`)."""
+    with the stored document (vector, preview, words, `DERIVED_TAGS`; an animated image's
+    or video's frames, their times and `frames_cut`)."""
+    source = reuse.source
+    cut = {FRAMES_CUT_TAG: source.tags[FRAMES_CUT_TAG]} if FRAMES_CUT_TAG in source.tags else {}
     return {"id": file_id(reuse.path), "uri": path_uri(reuse.path),
-            "embedding": reuse.source.embedding, "thumbnail": preview,
-            "words": reuse.source.words,
-            "tags": {**file_tags(reuse.path), **derived_tags(reuse.source.tags),
+            "embedding": source.embedding, "thumbnail": preview,
+            "words": source.words, "frames": source.frames, "frame_ms": source.frame_ms,
+            "tags": {**file_tags(reuse.path), **derived_tags(source.tags), **cut,
                      "sha256": digest}}
 
 

@@ -1,5 +1,5 @@
 """Who may make the service read what: local files under configured roots, URLs of allowed
-hosts, and how large a request or an image may be.
+hosts, and how large a request, an image or a video may be.
 
 A search service takes `uri`s from anyone who can reach it. Without a policy an HTTP client
 could ask it to read `/etc/passwd` or to fetch from hosts on the service's private network.
@@ -22,12 +22,15 @@ from memeflow.config import (
     DEFAULT_FETCH_TIMEOUT,
     DEFAULT_MAX_DOCS,
     DEFAULT_MAX_IMAGE_BYTES,
+    DEFAULT_MAX_VIDEO_BYTES,
     FETCH_HOSTS_ENV,
+    MAX_IMAGE_BYTES_ENV,
     ROOTS_ENV,
 )
 from memeflow.encoder.fetch import read_source
+from memeflow.formats import looks_like_video
 from memeflow.params import check_request_size
-from memeflow.uris import ImageLoadError, is_fetched, is_local, local_path
+from memeflow.uris import ImageLoadError, describe_source, is_fetched, is_local, local_path
 
 
 def _host_key(host: str | None, port: int | None) -> tuple[str, int | None]:
@@ -47,6 +50,7 @@ class AccessPolicy:
     fetch_timeout: float = DEFAULT_FETCH_TIMEOUT
     max_docs: int = DEFAULT_MAX_DOCS
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
+    max_video_bytes: int = DEFAULT_MAX_VIDEO_BYTES  # a video may be larger than an image
     max_pixels: int | None = None  # None: Pillow's decompression-bomb limit
 
     @classmethod
@@ -58,6 +62,7 @@ class AccessPolicy:
             fetch_timeout=config.fetch_timeout(),
             max_docs=config.max_docs(),
             max_image_bytes=config.max_image_bytes(),
+            max_video_bytes=config.max_video_bytes(),
             max_pixels=config.max_pixels(),
         )
 
@@ -125,17 +130,27 @@ class AccessPolicy:
         return check
 
     def read(self, uri: str | None, blob: bytes | None) -> bytes:
-        """A document's image bytes, if this policy lets the service read them."""
+        """A document's image or video bytes, if this policy lets the service read them:
+        up to `max_video_bytes` for a video, `max_image_bytes` for anything else."""
+        data = self._read(uri, blob, max(self.max_image_bytes, self.max_video_bytes))
+        if len(data) > self.max_image_bytes and not looks_like_video(data):
+            raise ImageLoadError(
+                f"{describe_source(uri, blob)}: {len(data)} bytes is over the "
+                f"{self.max_image_bytes}-byte limit for one image ({MAX_IMAGE_BYTES_ENV})"
+            )
+        return data
+
+    def _read(self, uri: str | None, blob: bytes | None, max_bytes: int) -> bytes:
         if blob is None and uri:
             if is_fetched(uri):
                 self.check_url(uri)
                 return read_source(
                     uri,
                     None,
-                    max_bytes=self.max_image_bytes,
+                    max_bytes=max_bytes,
                     timeout=self.fetch_timeout,
                     redirect_check=self._same_host(uri),
                 )
             if is_local(uri):
-                return read_source(self.check_path(uri), None, max_bytes=self.max_image_bytes)
-        return read_source(uri, blob, max_bytes=self.max_image_bytes)
+                return read_source(self.check_path(uri), None, max_bytes=max_bytes)
+        return read_source(uri, blob, max_bytes=max_bytes)

@@ -23,7 +23,7 @@ CLIP_SIDE = 224  # the side of CLIP's input square: decoding finer than that is 
 
 # What Pillow raises for broken files: a truncated stream is an OSError, a bad header a
 # SyntaxError, a short field a struct.error, an early end an EOFError.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, struct.error, EOFError, IndexError)
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, struct.error, EOFError, IndexError)
 
 _UNSIGNED_16 = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
@@ -106,7 +106,7 @@ def _flatten(img: Image.Image) -> Image.Image:
     return Image.alpha_composite(background, rgba).convert("RGB")
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
+def to_rgb(img: Image.Image) -> Image.Image:
     """An RGB image from any mode Pillow decodes to."""
     mode = img.mode
     if mode == "CMYK":
@@ -126,7 +126,7 @@ def _orient(img: Image.Image) -> Image.Image:
     """Apply EXIF orientation (phone photos); a broken EXIF block is ignored, not fatal."""
     try:
         return ImageOps.exif_transpose(img)
-    except (*_DECODE_ERRORS, KeyError, TypeError) as exc:
+    except (*DECODE_ERRORS, KeyError, TypeError) as exc:
         logger.debug("ignoring unreadable EXIF orientation: %s", exc)
         return img.copy()
 
@@ -161,10 +161,10 @@ def decode_image(
         raise _not_an_image(data, source) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageLoadError(f"{source}: image too large to decode safely ({exc})") from None
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise ImageLoadError(f"{source}: truncated or corrupt image ({exc})") from None
     try:
-        return _to_rgb(oriented)
+        return to_rgb(oriented)
     except (ValueError, OSError) as exc:
         raise ImageLoadError(
             f"{source}: cannot convert a {oriented.mode} image to RGB ({exc})"

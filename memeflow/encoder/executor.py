@@ -14,6 +14,7 @@ from PIL import Image
 from memeflow import config
 from memeflow.documents import MemeDoc
 from memeflow.encoder.access import AccessPolicy
+from memeflow.encoder.frames import FrameLimits
 from memeflow.encoder.hardware import default_batch_size, default_decode_threads
 from memeflow.encoder.hubness import GENERIC_PROMPTS, tag_hubness
 from memeflow.encoder.identity import (
@@ -76,6 +77,10 @@ class ClipEncoder(RefusingExecutor):
       interop_threads 1.
     - text_cache_size: repeated query texts skip the model (0 turns the cache off).
     - text_model: a separate (e.g. multilingual) text model folder (MEMEFLOW_TEXT_MODEL).
+    - max_frames and max_seconds: an animated image or a video is one document embedded
+      by at most `max_frames` of its frames (16; MEMEFLOW_MAX_FRAMES), scene changes and an
+      even sample, from its first `max_seconds` (120; MEMEFLOW_MAX_SECONDS); a video may
+      be up to MEMEFLOW_MAX_VIDEO_BYTES (memeflow.encoder.frames).
     - ocr: read the words on memes at /index (MEMEFLOW_OCR; needs the `ocr` extra). Off by
       default: it costs more per meme than CLIP on a CPU (BENCHMARKS.md, "Words on memes").
       ocr_engine: auto (OpenVINO when installed), onnxruntime or openvino
@@ -101,6 +106,8 @@ class ClipEncoder(RefusingExecutor):
         ocr_engine: str | None = None,
         index: str | None = None,
         collection: str | None = None,
+        max_frames: int | None = None,
+        max_seconds: float | None = None,
         **kwargs: Any,
     ) -> None:
         """`workspace`, `index` and `collection` are the indexer's (MEMEFLOW_WORKSPACE,
@@ -125,6 +132,8 @@ class ClipEncoder(RefusingExecutor):
         self.batch_size = batch_size or default_batch_size(device_type)
         preprocess_threads = preprocess_threads or default_decode_threads(device_type)
         self.policy = AccessPolicy.from_env()  # roots, fetch hosts, size limits
+        self.frame_limits = FrameLimits(max_frames=config.max_frames(max_frames),
+                                        max_seconds=config.max_seconds(max_seconds))
         # decode_image refuses images over the pixel limit with an error on their document;
         # Pillow's warning about the same image would only add debris to the log.
         warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
@@ -146,8 +155,9 @@ class ClipEncoder(RefusingExecutor):
 
     @requests(on="/index")
     def encode(self, docs: DocList[MemeDoc], **kwargs: Any) -> DocList[MemeDoc]:
-        """Embeds images and texts; keeps a preview and, with OCR on, the words of each image."""
-        self._encode(docs, thumbnails=True, ocr=self.ocr)
+        """Embeds images, videos and texts; keeps a preview and, with OCR on, the words of
+        each image; an animated image or a video keeps the vectors of its frames."""
+        self._encode(docs, thumbnails=True, ocr=self.ocr, keep_frames=True)
         tag_hubness(docs, self.hub_bank)
         return docs
 
@@ -171,7 +181,7 @@ class ClipEncoder(RefusingExecutor):
         with self.monitor("encode_seconds", "Time to read, decode and embed a request"):
             embed_documents(
                 self.model, docs, self.pool, self.batch_size, self.policy, self._phase_timer,
-                **options,
+                limits=self.frame_limits, **options,
             )
         return docs
 

@@ -32,7 +32,7 @@ USER_AGENT = "memeflow/0.1 (+image fetch)"
 
 def _too_large(source: str, size: int, max_bytes: int) -> ImageLoadError:
     return ImageLoadError(
-        f"{source}: {size} bytes is over the {max_bytes}-byte limit for one image"
+        f"{source}: {size} bytes is over the {max_bytes}-byte limit for one image or video"
     )
 
 
@@ -147,7 +147,7 @@ def _fetch(
                 total += len(chunk)
                 if total > max_bytes:
                     raise ImageLoadError(
-                        f"{url}: more than {max_bytes} bytes, over the limit for one image"
+                        f"{url}: more than {max_bytes} bytes, over the limit for one image or video"
                     )
                 chunks.append(chunk)
                 if time.monotonic() > deadline:
@@ -174,7 +174,7 @@ def read_source(
     timeout: float = 10.0,
     redirect_check: Callable[[str], None] | None = None,
 ) -> bytes:
-    """The raw bytes of an image: `blob` if given, else what `uri` points at.
+    """The raw bytes of an image or video: `blob` if given, else what `uri` points at.
 
     `redirect_check(target)` may raise ImageLoadError to refuse an HTTP redirect.
     """

@@ -1,28 +1,38 @@
 """Turn a request's documents into embeddings, one bad document never failing the rest.
 
-Images are read, decoded and preprocessed in worker threads while the model embeds the
-previous batch; texts are embedded in batches; documents that bring their own vector
+Images and videos are read, decoded and preprocessed in worker threads while the model
+embeds the previous batch; texts are embedded in batches; documents that bring their own vector
 are checked and passed through.
 """
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from memeflow.documents import HASH_TAG, MemeDoc, content_id
 from memeflow.encoder.access import AccessPolicy
 from memeflow.encoder.decode import CLIP_SIDE, central_crop, decode_image
 from memeflow.encoder.fetch import read_source
+from memeflow.encoder.frames import (
+    FRAMES_CUT_TAG,
+    FrameLimits,
+    Sampled,
+    read_frames,
+    representative,
+)
 from memeflow.encoder.ocr import OcrReader, read_words
 from memeflow.encoder.phash import perceptual_hash
 from memeflow.encoder.text_model import EncoderModel
-from memeflow.encoder.thumbnail import make_thumbnail
+from memeflow.encoder.thumbnail import THUMBNAIL_SIDE, make_thumbnail
 from memeflow.uris import ImageLoadError, describe_source, is_data_uri, normalise_uri
 from memeflow.vectors import check_own_vector
 
+DEFAULT_LIMITS = FrameLimits()  # of animated images and videos: MEMEFLOW_MAX_FRAMES etc.
 DEFAULT_BATCH_SIZE = 16  # images per model call; chosen by measurement (BENCHMARKS.md, "Encoding")
 # A timer per phase, e.g. an executor's `self.monitor` (Prometheus); no timing by default.
 Timer = Callable[[str], AbstractContextManager[object]]
@@ -46,6 +56,15 @@ def _has_image(doc: MemeDoc) -> bool:
     return doc.blob is not None or bool(doc.uri)
 
 
+@dataclass
+class _Prepared:
+    """One document's preprocessed pixels ((k, 3, side, side): k = 1 for a still) and, for
+    an animated image or a video, its sampled frames and their times (ms)."""
+
+    pixels: torch.Tensor
+    frames: Sampled | None = None
+
+
 def _prepare_image(
     model: EncoderModel,
     doc: MemeDoc,
@@ -53,14 +72,17 @@ def _prepare_image(
     timer: Timer,
     thumbnail: bool = False,
     ocr: OcrReader | None = None,
-) -> torch.Tensor:
-    """Read and preprocess one document's image; names the document's source on failure.
+    limits: FrameLimits = DEFAULT_LIMITS,
+) -> _Prepared:
+    """Read and preprocess one document's image or video; names its source on failure.
 
     With a `policy` the read obeys its roots, hosts and size limits (the service); without
     one any path or URL is read (a library caller reading its own files). With
     `thumbnail`, also keeps a small preview of the decoded image on the document; with
     `ocr`, reads the words on it from the same decoded image (at a resolution fit for
-    reading, not just for CLIP's 224 pixels).
+    reading, not just for CLIP's 224 pixels). An animated image or a video gives the
+    frames `limits` let through (memeflow.encoder.frames); its preview and perceptual hash
+    wait for the embeddings, which pick the frame that stands for it (`_finish_frames`).
     """
     with timer("read_seconds"):  # errors name the uri as sent, not as normalised
         data = policy.read(doc.uri, doc.blob) if policy else read_source(doc.uri, doc.blob)
@@ -73,6 +95,15 @@ def _prepare_image(
         source = describe_source(doc.uri, doc.blob)
         max_pixels = policy.pixel_limit if policy else None
         min_side = ocr.max_side if ocr else CLIP_SIDE
+        sampled = read_frames(data, source=source, limits=limits,
+                              side=max(min_side, THUMBNAIL_SIDE), max_pixels=max_pixels)
+        if sampled is not None:
+            if ocr is not None and doc.words is None:
+                with timer("ocr_seconds"):
+                    doc.words = distinct_words(read_words(ocr, image, source)
+                                               for image in sampled.images)
+            return _Prepared(torch.stack([model.preprocess(central_crop(image))
+                                          for image in sampled.images]), sampled)
         image = decode_image(data, source=source, max_pixels=max_pixels, min_side=min_side)
         if thumbnail:
             doc.thumbnail = make_thumbnail(image)
@@ -80,12 +111,47 @@ def _prepare_image(
     if ocr is not None and doc.words is None:
         with timer("ocr_seconds"):
             doc.words = read_words(ocr, image, source)
-    return model.preprocess(central_crop(image))
+    return _Prepared(model.preprocess(central_crop(image)).unsqueeze(0))
+
+
+def distinct_words(texts: Iterable[str | None]) -> str | None:
+    """The words read on several frames, each once, in the order first seen; "" when the
+    frames were read and showed none, None when the engine failed on every frame (the
+    client then asks for them again)."""
+    read = [text for text in texts if text is not None]
+    if not read:
+        return None
+    return " ".join(dict.fromkeys(word for text in read for word in text.split()))
+
+
+def _finish_frames(doc: MemeDoc, vectors: np.ndarray, sampled: Sampled, thumbnail: bool,
+                   keep_frames: bool) -> None:
+    """A multi-frame document's vector is its representative frame's ((k, dim) unit rows in
+    `vectors`), as are its preview and perceptual hash; `frames`/`frame_ms` kept for /index."""
+    best = representative(vectors)
+    image = sampled.images[best]
+    doc.embedding = vectors[best]
+    if keep_frames:
+        # pydantic validates the assignment: the array becomes an NdArray.
+        doc.frames = np.ascontiguousarray(vectors, dtype=np.float32)  # type: ignore[assignment]
+        doc.frame_ms = list(sampled.times_ms)
+    if thumbnail:
+        doc.thumbnail = make_thumbnail(image)
+    tags = {**doc.tags, HASH_TAG: perceptual_hash(image)}
+    if sampled.cut:
+        tags[FRAMES_CUT_TAG] = sampled.cut
+    doc.tags = tags
 
 
 def _batches(items: Sequence[MemeDoc], size: int) -> Iterator[Sequence[MemeDoc]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _embed_rows(model: EncoderModel, pixels: torch.Tensor, batch_size: int) -> np.ndarray:
+    """Unit vectors of `pixels` ((n, 3, side, side)), `batch_size` images per model call."""
+    return np.concatenate([model.embed_pixels(pixels[start : start + batch_size])
+                           for start in range(0, len(pixels), batch_size)])
 
 
 def embed_images(
@@ -97,15 +163,18 @@ def embed_images(
     timer: Timer = _untimed,
     thumbnails: bool = False,
     ocr: OcrReader | None = None,
+    limits: FrameLimits = DEFAULT_LIMITS,
+    keep_frames: bool = False,
 ) -> None:
     """Embed the images of `docs`, preparing batch i+1 in `pool` while the model runs batch i
-    (and, with `ocr`, reading their words there too)."""
+    (and, with `ocr`, reading their words there too). The frames of animated images and
+    videos go through the model with the rest, `batch_size` images per call."""
     batches = list(_batches(docs, batch_size))
-    pending: list[list[Future[torch.Tensor]]] = []
+    pending: list[list[Future[_Prepared]]] = []
 
     def submit(batch: Sequence[MemeDoc]) -> None:
         pending.append(
-            [pool.submit(_prepare_image, model, doc, policy, timer, thumbnails, ocr)
+            [pool.submit(_prepare_image, model, doc, policy, timer, thumbnails, ocr, limits)
              for doc in batch]
         )
 
@@ -115,21 +184,26 @@ def embed_images(
         futures = pending[index]
         if index + 1 < len(batches):
             submit(batches[index + 1])
-        ready: list[MemeDoc] = []
-        pixels: list[torch.Tensor] = []
+        ready: list[tuple[MemeDoc, _Prepared]] = []
         for doc, future in zip(batch, futures, strict=True):
             try:
-                pixels.append(future.result())
-                ready.append(doc)
+                ready.append((doc, future.result()))
             except ImageLoadError as exc:
                 doc.error = str(exc)
             except Exception as exc:  # a decoder bug must not cost the rest of the request
                 doc.error = f"{describe_source(doc.uri, doc.blob)}: could not read image ({exc!r})"
-        if ready:
-            with timer("embed_images_seconds"):
-                vectors = model.embed_pixels(torch.stack(pixels))
-            for doc, vector in zip(ready, vectors, strict=True):
-                doc.embedding = vector
+        if not ready:
+            continue
+        with timer("embed_images_seconds"):
+            vectors = _embed_rows(model, torch.cat([p.pixels for _, p in ready]), batch_size)
+        at = 0
+        for doc, prepared in ready:
+            rows = vectors[at : at + len(prepared.pixels)]
+            at += len(prepared.pixels)
+            if prepared.frames is None:
+                doc.embedding = rows[0]
+            else:
+                _finish_frames(doc, rows, prepared.frames, thumbnails, keep_frames)
 
 
 def embed_texts(
@@ -161,6 +235,8 @@ def embed_documents(
     thumbnails: bool = False,
     by_id: bool = False,
     ocr: OcrReader | None = None,
+    limits: FrameLimits = DEFAULT_LIMITS,
+    keep_frames: bool = False,
 ) -> None:
     """Give every readable document an embedding and every unreadable one an `error`.
 
@@ -169,6 +245,9 @@ def embed_documents(
     `thumbnails` keeps a preview of each image (for /index); `by_id` lets a document
     with only an id through for the indexer to search with its stored vector (/search);
     `ocr` sets `words` on each image document to the text written on it (/index).
+    An animated image or a video is embedded by the frames `limits` let through; its
+    `embedding` is the frame that stands for it, and with `keep_frames` (/index) `frames`
+    and `frame_ms` hold them all (memeflow.encoder.frames).
     """
     images, texts = [], []
     for doc in docs:
@@ -184,7 +263,8 @@ def embed_documents(
             continue
         else:
             doc.error = NO_INPUT
-    embed_images(model, images, pool, batch_size, policy, timer, thumbnails, ocr)
+    embed_images(model, images, pool, batch_size, policy, timer, thumbnails, ocr, limits,
+                 keep_frames)
     embed_texts(model, texts, batch_size, timer)
     for doc in docs:
         doc.blob = None  # never carried further: the indexer and the client need no bytes

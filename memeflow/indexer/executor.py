@@ -187,7 +187,7 @@ class MemeIndexer(RefusingExecutor):
         for doc in docs:
             doc.thumbnail = None
             if not keep_vectors:
-                doc.embedding = None
+                doc.embedding = doc.frames = doc.frame_ms = None
         return docs
 
     def _use_stored_vector(self, doc: MemeDoc) -> None:
