@@ -97,6 +97,7 @@ def host() -> str:
 
 DEFAULT_BIND = "127.0.0.1"
 DEFAULT_INDEX_BATCH = 32  # files per /index request of the client's `index_paths` and the CLI
+DEFAULT_POLL_INTERVAL = 5.0  # seconds between two looks of `memeflow watch --poll`
 
 
 def bind_host() -> str:
