@@ -144,10 +144,10 @@ class Watcher:
         self.retry_wait = min(max(2 * self.retry_wait, 1.0), MAX_RETRY)
         self.retry_at = time.monotonic() + self.retry_wait
         self.catch_up = True
-        reason = str(error).split("\n")[0] or type(error).__name__
-        if first or self.retry_wait < MAX_RETRY:
+        if first:
+            reason = str(error).split("\n")[0] or type(error).__name__
             self.say(f"{self.host} does not answer ({reason}); trying again in "
-                     f"{self.retry_wait:g} s")
+                     f"{self.retry_wait:g} s, then less and less often")
 
     def _rescan(self) -> None:
         folders = self.settings.folders
