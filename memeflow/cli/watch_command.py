@@ -31,6 +31,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _files(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text}")
+    return value
+
+
 def add_watch_options(parser: argparse.ArgumentParser) -> None:
     """--poll, --interval and --settle, shared by `watch` and `serve --watch`."""
     parser.add_argument("--poll", action="store_true",
@@ -49,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folders", nargs="+", metavar="FOLDER",
                         help="folders to keep indexed, with everything below them")
     add_watch_options(parser)
-    parser.add_argument("--batch-size", type=int, default=config.DEFAULT_INDEX_BATCH,
+    parser.add_argument("--batch-size", type=_files, default=config.DEFAULT_INDEX_BATCH,
                         help=f"files per request (default {config.DEFAULT_INDEX_BATCH})")
     parser.add_argument("--include-hidden", action="store_true",
                         help="also index dot-files and dot-folders and NAS/OS system folders; "

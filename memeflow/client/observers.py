@@ -122,7 +122,9 @@ class LimitAlarm(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         args = record.args if isinstance(record.args, tuple) else ()
-        error = next((a for a in args if isinstance(a, OSError) and is_limit(a)), None)
+        raised = record.exc_info[1] if record.exc_info else None  # rebuilding after an overflow
+        error = next((a for a in (*args, raised) if isinstance(a, OSError) and is_limit(a)),
+                     None)
         if error is not None:
             path = next((a for a in args if isinstance(a, bytes | str)), b"")
             with self._lock:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import EventsLostEvent, FileSystemEvent, FileSystemEventHandler
 from watchdog.observers.api import BaseObserver
 
 from memeflow import config
@@ -117,7 +117,12 @@ class Watcher:
                 root, event = self.events.get_nowait()
             except queue.Empty:
                 return
-            self.pending.add(root, event)
+            if isinstance(event, EventsLostEvent):  # the kernel's queue overflowed
+                if not self.catch_up:
+                    self.say(f"{root}: events were lost (too many at once): rescanning")
+                self.catch_up = True
+            else:
+                self.pending.add(root, event)
 
     def _step(self) -> None:
         """One look at what is pending: a rescan when due, a batch when one is ready."""
