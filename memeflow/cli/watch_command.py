@@ -81,12 +81,15 @@ def settings(args: argparse.Namespace, folders: list[str]) -> "Settings":
 
 
 def run(client: "Service", chosen: "Settings", host: str) -> int:
-    """`memeflow watch`: until Ctrl-C or SIGTERM."""
+    """`memeflow watch`: until Ctrl-C or SIGTERM, after the batch under way (a second one
+    does not wait for it: exit code 130)."""
     from memeflow.client.watch import watch_folders
 
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
+        if stop.is_set():  # a second Ctrl-C: do not wait for the batch under way
+            raise KeyboardInterrupt
         stop.set()
 
     signal.signal(signal.SIGINT, on_signal)
