@@ -100,6 +100,7 @@ DEFAULT_INDEX_BATCH = 32  # files per /index request of the client's `index_path
 # ... and at most this many bytes of files per request (one larger file goes alone): a
 # batch of videos would otherwise make a request of gigabytes.
 DEFAULT_INDEX_BATCH_BYTES = 64 * 2**20
+DEFAULT_POLL_INTERVAL = 5.0  # seconds between two looks of `memeflow watch --poll`
 
 
 def bind_host() -> str:

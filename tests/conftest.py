@@ -86,7 +86,7 @@ def processes_with(marker: str) -> list[int]:
 class Service:
     """`memeflow serve` in the background, as a user runs it, on free ports."""
 
-    def __init__(self, workspace: Path, log: Path) -> None:
+    def __init__(self, workspace: Path, log: Path, serve_args: tuple[str, ...] = ()) -> None:
         self.grpc_port, self.http_port = free_port(), free_port()
         self.marker = f"MEMEFLOW_TEST_RUN={uuid.uuid4().hex}"
         self.env = dict(
@@ -99,6 +99,7 @@ class Service:
         key, value = self.marker.split("=")
         self.env[key] = value
         self.log_path = log
+        self.serve_args = serve_args  # after `memeflow serve`, e.g. ("--watch", FOLDER)
         self.process: subprocess.Popen | None = None
 
     @property
@@ -111,7 +112,8 @@ class Service:
         # the banner's emoji and box lines make it larger than the count of characters)
         self.process = subprocess.Popen(
             # --verbose: the whole log, start-up included, for the tests that read it.
-            [str(Path(sys.executable).parent / "memeflow"), "--verbose", "serve"],
+            [str(Path(sys.executable).parent / "memeflow"), "--verbose", "serve",
+             *self.serve_args],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
         )
         deadline = time.monotonic() + timeout
@@ -135,9 +137,10 @@ class Service:
 
 
 @contextlib.contextmanager
-def serving(folder: Path, **env: str) -> Iterator[Service]:
-    """`memeflow serve` with a fresh workspace in `folder` and `env` on top; stopped after."""
-    running = Service(folder / "workspace", folder / "serve.log")
+def serving(folder: Path, serve_args: tuple[str, ...] = (), **env: str) -> Iterator[Service]:
+    """`memeflow serve SERVE_ARGS` with a fresh workspace in `folder` and `env` on top;
+    stopped after."""
+    running = Service(folder / "workspace", folder / "serve.log", serve_args)
     running.env.update(env)
     try:
         running.start()  # inside: a service that does not get ready in time is stopped too

@@ -138,7 +138,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
                             ("MEMEFLOW_GRPC_PORT", args.port), ("MEMEFLOW_HTTP_PORT", http_port)):
         if value is not None:
             os.environ[variable] = str(value)
-    return serve(Path(args.flow) if args.flow else None, args.ready_timeout, args.verbose)
+    watching = None
+    if args.watch:
+        from memeflow.cli import watch_command
+
+        try:
+            watching = watch_command.settings(args, args.watch)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+    return serve(Path(args.flow) if args.flow else None, args.ready_timeout, args.verbose,
+                 watching)
 
 
 def _port(text: str) -> int:
@@ -199,6 +208,16 @@ def cmd_index(args: argparse.Namespace) -> int:
                f"(e.g. {_path(gone[0])}); `memeflow index --prune {folders_text}` drops "
                "them from the index")
     return EXIT_FAILED if (missing and not args.prune) or report.failed else 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from memeflow.cli import watch_command
+
+    try:
+        chosen = watch_command.settings(args, args.folders)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    return watch_command.run(_client(args), chosen, args.host)
 
 
 def _show_hits(args: argparse.Namespace, hits: list["Hit"]) -> None:
@@ -522,6 +541,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from memeflow.cli.watch_command import add_arguments as add_watch_arguments
+    from memeflow.cli.watch_command import add_watch_options
+
     parser = argparse.ArgumentParser(
         prog="memeflow", description="Neural search for memes: index folders, find by words or "
         "by example.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -558,6 +580,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--flow", help="a Flow YAML of your own (default: the one memeflow ships)")
     serve.add_argument("--ready-timeout", type=float, default=600,
                        help="seconds to wait for the model to load (default 600)")
+    serve.add_argument("--watch", nargs="+", metavar="FOLDER",
+                       help="once ready, keep these folders indexed as `memeflow watch` does")
+    add_watch_options(serve)
 
     index = command("index", cmd_index, "index image files and folders (recursively); moved "
                     "and renamed files are recognised by content", "print the report as JSON")
@@ -611,6 +636,10 @@ def build_parser() -> argparse.ArgumentParser:
     clear.add_argument("--yes", action="store_true", help="confirm")
     command("status", cmd_status, "model, documents, dimension, workspace and ports of the "
             "service, and whether it answers", "print the status as JSON")
+    watch = command("watch", cmd_watch, "keep folders indexed: catch up on what changed, "
+                    "then index new and changed files, re-file moved ones and remove deleted "
+                    "ones as it happens (Ctrl-C stops)")
+    add_watch_arguments(watch)
     reindex = command("reindex", cmd_reindex, "move the service to another model without "
                       "stopping search: encode every document again from its file into a new "
                       "workspace, then switch", "print the report as JSON")

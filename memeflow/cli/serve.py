@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import yaml
 
@@ -44,6 +44,9 @@ from memeflow.model_record import model_record
 from memeflow.moved_workspace import for_serve
 from memeflow.uris import terminal_safe
 from memeflow.workspace import WorkspaceError
+
+if TYPE_CHECKING:
+    from memeflow.client.watch import Settings
 
 LIFELINE_ENV = "MEMEFLOW_LIFELINE_FD"  # the Flow process's read end of the lifeline
 ABORTED = "Flow is aborted"
@@ -369,11 +372,13 @@ def _follow_moves() -> None:
         os.environ["MEMEFLOW_MODEL"] = served.model
 
 
-def serve(flow_file: Path | None = None, ready_timeout: float = 600, verbose: bool = False
-          ) -> int:
+def serve(flow_file: Path | None = None, ready_timeout: float = 600, verbose: bool = False,
+          watch: "Settings | None" = None) -> int:
     """`memeflow serve`: run until Ctrl-C or SIGTERM; non-zero exit if the Flow cannot start.
     It serves where `memeflow reindex` moved the workspace, if it did (`_follow_moves`).
-    While it starts, progress lines; the Flow's own log only with `verbose`, or once ready."""
+    While it starts, progress lines; the Flow's own log only with `verbose`, or once ready.
+    With `watch`, once ready its folders are kept indexed (`memeflow.client.watch`) by a
+    thread stopped with the Flow."""
     try:
         _follow_moves()
         flow = FlowProcess(flow_file, progress=_progress, quiet_start=not verbose).start()
@@ -393,13 +398,30 @@ def serve(flow_file: Path | None = None, ready_timeout: float = 600, verbose: bo
         more = "" if verbose else " (`memeflow --verbose serve` shows the Flow's log)"
         print(f"memeflow: {terminal_safe(exc)}{more}", file=sys.stderr)
         return 1
-    while not stopping.wait(0.5):
-        if flow.process and flow.process.poll() is not None:
-            print("memeflow: the Flow exited unexpectedly", file=sys.stderr)
-            flow.stop()  # its executors, if they outlived it
-            return 1
+    watcher = _watch(watch, stopping) if watch is not None else None
+    try:
+        while not stopping.wait(0.5):
+            if flow.process and flow.process.poll() is not None:
+                print("memeflow: the Flow exited unexpectedly", file=sys.stderr)
+                flow.stop()  # its executors, if they outlived it
+                return 1
+    finally:
+        stopping.set()
+        if watcher is not None:
+            watcher.join(STOP_GRACE_SECONDS)
     flow.stop()
     return 0
+
+
+def _watch(settings: "Settings", stopping: threading.Event) -> threading.Thread:
+    """The watcher of `serve --watch`, on this Flow's gRPC port."""
+    from memeflow.cli.watch_command import in_background
+    from memeflow.client import MemeClient
+
+    bind = config.bind_host()
+    address = "127.0.0.1" if bind in ("0.0.0.0", "::") else bind
+    host = f"grpc://{address}:{config.grpc_port()}"
+    return in_background(MemeClient(host), settings, host, stopping)
 
 
 if __name__ == "__main__":

@@ -60,6 +60,36 @@ def is_hidden(name: str) -> bool:
     return name.startswith(".") or name.casefold() in SYSTEM_FOLDERS
 
 
+def is_collected(name: str) -> bool:
+    """Whether a file of this name is one a folder's walk collects (by its suffix)."""
+    return os.path.splitext(name)[1].lower() in MEDIA_SUFFIXES
+
+
+def selected(path: str | Path, root: str | Path, include_hidden: bool = False) -> bool:
+    """Whether the walk of the folder `root` would collect the file `path` below it: a
+    collected suffix, no hidden or system name on the way down (unless `include_hidden`),
+    and no `.memeflowignore` from `root` down excluding it. For one file that changed,
+    without walking the folder again (`memeflow watch`)."""
+    root, path = os.path.abspath(root), os.path.abspath(path)
+    relative = os.path.relpath(path, root)
+    parts = relative.split(os.sep)
+    if relative.startswith(os.pardir) or not is_collected(parts[-1]):
+        return False
+    if not include_hidden and any(is_hidden(name) for name in parts):
+        return False
+    specs: list[Spec] = []
+    folder = root
+    for name in parts:
+        spec = _load_ignore(folder, Scan())  # an unreadable one is reported by the walks
+        if spec is not None:
+            specs.append((folder, spec))
+        below = os.path.join(folder, name)
+        if _ignored(below, below != path, specs):
+            return False
+        folder = below
+    return True
+
+
 def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
@@ -117,7 +147,7 @@ def _walk(root: str, scan: Scan, include_hidden: bool, seen: set[tuple[int, int]
                 is_dir = entry.is_dir()  # follows links
             except OSError:
                 is_dir = False
-            is_media = not is_dir and os.path.splitext(entry.name)[1].lower() in MEDIA_SUFFIXES
+            is_media = not is_dir and is_collected(entry.name)
             if not (is_dir or is_media):
                 continue
             if (not include_hidden and is_hidden(entry.name)) or _ignored(entry.path, is_dir,
