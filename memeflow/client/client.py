@@ -229,7 +229,8 @@ class MemeClient:
         return {doc["id"]: doc for doc in replies}
 
     def find_by_hash(self, digests: Sequence[str]) -> dict[str, list[StoredDoc]]:
-        """Indexed documents whose `sha256` tag is one of `digests`, with their vectors."""
+        """Indexed documents whose `sha256` tag is one of `digests`, with their vectors (and
+        frames)."""
         found: dict[str, list[StoredDoc]] = {}
         for start in range(0, len(digests), GRPC_REQUEST_MAX):
             batch = [{"tags": {"sha256": d}} for d in digests[start : start + GRPC_REQUEST_MAX]]
@@ -237,9 +238,12 @@ class MemeClient:
                                 return_embeddings=True)
             for doc in replies:
                 tags = dict(doc.get("tags") or {})
+                frames = doc.get("frames")
                 stored = StoredDoc(doc["id"], doc.get("uri"),
                                    np.asarray(doc["embedding"], dtype=np.float32),
-                                   doc.get("words"), tags)
+                                   doc.get("words"), tags,
+                                   None if frames is None else np.asarray(frames, np.float32),
+                                   doc.get("frame_ms"))
                 found.setdefault(tags["sha256"], []).append(stored)
         return found
 

@@ -147,9 +147,10 @@ def index_paths(
 def reused_doc(reuse: Reuse, digest: str, preview: bytes | None) -> dict[str, Any]:
     """The document of a moved or copied file: named by its new path, with its file's tags
     (name, folder, sidecars) and everything the encoder derived from the pixels it shares
-    with the stored document (vector, preview, words, `DERIVED_TAGS`)."""
+    with the stored document (vector, frames, preview, words, `DERIVED_TAGS`)."""
     return {"id": file_id(reuse.path), "uri": path_uri(reuse.path),
             "embedding": reuse.source.embedding, "thumbnail": preview,
+            "frames": reuse.source.frames, "frame_ms": reuse.source.frame_ms,
             "words": reuse.source.words,
             "tags": {**file_tags(reuse.path), **derived_tags(reuse.source.tags),
                      "sha256": digest}}
