@@ -140,3 +140,31 @@ def test_a_workspace_written_before_frames_is_migrated_once_and_reads_the_same(
     store.close()
     with sqlite3.connect(root / DATABASE) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == VERSION == 2
+
+
+def test_frame_ms_goes_through_every_stage_and_a_words_only_hit_has_none() -> None:
+    from memeflow.indexer.search.options import SearchOptions
+    from memeflow.indexer.search.pipeline import search_collection
+
+    rng = np.random.default_rng(8)
+    query = rng.standard_normal(DIM).astype(np.float32)
+    query /= np.linalg.norm(query)
+    near = (query + 0.3 * rng.standard_normal((150, DIM))).astype(np.float32)
+    clip = np.vstack([rng.standard_normal((2, DIM)), query[None, :]]).astype(np.float32)
+    away = np.vstack([-query, -query + 0.1 * rng.standard_normal(DIM)]).astype(np.float32)
+    store = EmbeddedCollection()
+    ids = [f"s{i:03d}" for i in range(150)] + ["clip", "far-clip"]
+    documents = [{"uri": None, "tags": {"group": doc_id, "hubness": 0.01}} for doc_id in ids]
+    documents[-1]["words"] = "SUCH WOW VERY DOGE"
+    store.upsert(ids, np.vstack([near, clip[:1], away[:1]]), documents,  # type: ignore[arg-type]
+                 [None] * 150 + [Frames(clip, [0, 40, 80]), Frames(away, [0, 40])])
+    options = SearchOptions.from_parameters({
+        "top_k": 4, "ocr_weight": 1.0, "hub_correction": True, "dedup": True,
+        "group_by": "group", "min_score": -2.0, "offset": 0})
+    (hits,) = search_collection(store, query[None, :], options, texts=["doge"])
+    by_id = {hit["id"]: hit for hit in hits}
+    assert by_id["clip"]["frame_ms"] == 80 and by_id["clip"]["signals"] == {"clip": 1}
+    assert abs(by_id["clip"]["score"] - (1 - 0.01)) < TOL  # its best frame, hub-corrected
+    assert by_id["far-clip"]["signals"] == {"words": 1} and "frame_ms" not in by_id["far-clip"]
+    assert all("frame_ms" not in hit for hit in hits if hit["id"].startswith("s"))
+    store.close()
