@@ -78,6 +78,13 @@ def test_search_names_the_best_frame_and_sends_no_vectors(indexer) -> None:
     assert (best.id, best.frame_ms) == ("clip", 1500) and abs(best.score - 1) < TOL
     assert (other.id, other.frame_ms) == ("still", None)
     assert best.embedding is None and reply[0].embedding is None
+    # What the client makes of the reply: the clip's hit says when its best frame shows.
+    from memeflow.client.client import _hit
+
+    (wire,) = [codec.decode_doc(proto) for proto in codec.DocListProto.FromString(
+        reply.to_protobuf().SerializeToString()).docs]
+    hits = [_hit(rank, match) for rank, match in enumerate(wire["matches"], start=1)]
+    assert hits[0]["frame_ms"] == 1500 and "frame_ms" not in hits[1]
     # Sharded: the merger keeps each hit's frame_ms.
     merged = merge_matches([reply[0].matches[1:], reply[0].matches[:1]],
                            SearchOptions.from_parameters({"top_k": 2}))

@@ -92,10 +92,13 @@ def as_memedocs(docs: Iterable[WireDoc]) -> DocList[MemeDoc]:
 
 
 def _hit(rank: int, match: WireDoc) -> Hit:
-    return Hit(rank=rank, id=match["id"], uri=match.get("uri"), score=match.get("score") or 0.0,
-               tags=dict(match.get("tags") or {}),
-               signals={name: int(at) for name, at in (match.get("signals") or {}).items()},
-               words=match.get("words"))
+    hit = Hit(rank=rank, id=match["id"], uri=match.get("uri"), score=match.get("score") or 0.0,
+              tags=dict(match.get("tags") or {}),
+              signals={name: int(at) for name, at in (match.get("signals") or {}).items()},
+              words=match.get("words"))
+    if match.get("frame_ms") is not None:  # an animated image or a video: its best frame
+        hit["frame_ms"] = int(match["frame_ms"])
+    return hit
 
 
 class MemeClient:
