@@ -87,22 +87,41 @@ def test_frames_survive_a_restart_and_follow_a_swap_deleted_row(tmp_path) -> Non
     ids, vectors, documents, frames = corpus(40, 4)
     store = EmbeddedCollection(tmp_path)
     store.upsert(ids, vectors, documents, frames)  # type: ignore[arg-type]
+    store.dense_search(vectors[:1], 1)  # the frames as the search scans them, before moves
     last = frames[-10]  # d0030, a clip: deleting d0001 moves d0039 (a still) into its row
     assert last is not None
     store.delete(["d0001", "d0002"])  # the rows of d0039 and d0038 change; clips' stay
     store.delete(["d0010"])  # a clip: the last row (d0037) takes its place
+    store.dense_search(vectors[:1], 1)
     store.upsert(["d0039"], vectors[39:40], documents[39:40], [last])  # now a clip too
+    for restarted in (False, True):
+        if restarted:
+            store.close()
+            store = EmbeddedCollection(tmp_path)  # read back from the database
+        assert store.frames(["d0010", "d0001"]) == [None, None]
+        for entry in store.frames(["d0039", "d0030"]):
+            assert entry is not None and entry.ms == last.ms
+            np.testing.assert_allclose(entry.vectors, last.vectors, atol=TOL)
+        hits = store.dense_search(last.vectors[-1:], 3)[0]
+        assert sorted(hit["id"] for hit in hits[:2]) == ["d0030", "d0039"]
+        assert [hit["frame_ms"] for hit in hits[:2]] == [last.ms[-1]] * 2
+        assert "frame_ms" not in store.dense_search(vectors[37:38], 1)[0][0]  # still a still
+        hits = store.dense_search(frames[20].vectors[:1], 1)[0]  # type: ignore[union-attr]
+        assert hits[0]["id"] == "d0020" and hits[0]["frame_ms"] == 0
     store.close()
-    store = EmbeddedCollection(tmp_path)  # read back from the database
-    assert store.frames(["d0010", "d0001"]) == [None, None]
-    got = store.frames(["d0039", "d0030"])
-    for entry in got:
-        assert entry is not None and entry.ms == last.ms
-        np.testing.assert_allclose(entry.vectors, last.vectors, atol=TOL)
-    hits = store.dense_search(last.vectors[-1:], 3)[0]
-    assert sorted(hit["id"] for hit in hits[:2]) == ["d0030", "d0039"]
-    assert [hit["frame_ms"] for hit in hits[:2]] == [last.ms[-1]] * 2
-    assert "frame_ms" not in store.dense_search(vectors[37:38], 1)[0][0]  # moved, still a still
+
+
+def test_a_clip_moved_into_a_deleted_row_is_searched_at_its_new_row() -> None:
+    _, vectors, _, _ = corpus(10, 2)
+    b, c = Frames(vectors[1:4], [0, 1, 2]), Frames(vectors[6:9], [10, 20, 30])
+    store = EmbeddedCollection()
+    store.upsert(["a", "b", "c"], vectors[[0, 1, 6]], [{"uri": None, "tags": {}}] * 3,
+                 [None, b, c])
+    assert store.dense_search(vectors[8:9], 1)[0][0]["frame_ms"] == 30
+    store.delete(["a"])  # a still: c, the last row, moves into its place
+    for query, doc_id, ms in ((vectors[8:9], "c", 30), (vectors[3:4], "b", 2)):
+        hits = store.dense_search(query, 2)[0]
+        assert (hits[0]["id"], hits[0]["frame_ms"]) == (doc_id, ms)
     store.close()
 
 

@@ -10,7 +10,8 @@ again in float64, frame by frame as `exact_scores` scores rows, so equal vectors
 
 Rows move as the documents' rows do (a deleted row's place takes the last row); the flat
 arrays the search scans are rebuilt from the per-row frames at the first search after a
-write (O(frames * dim), a copy of them all).
+write that changed a frame or moved its owner (O(frames * dim), a copy of them all: about
+1 ms for 2,000 512-d frames); writes of stills leave them as they are.
 """
 
 from typing import NamedTuple
@@ -63,19 +64,20 @@ class FrameIndex:
     def put(self, rows: list[int], frames: list[Frames | None]) -> None:
         """The frames of `rows` (unit vectors): None removes a row's frames (a still)."""
         for row, entry in zip(rows, frames, strict=True):
-            if entry is None:
-                self._by_row.pop(row, None)
-            else:
+            if entry is not None:
                 self._by_row[row] = entry
-        self._flat = None
+                self._flat = None
+            elif self._by_row.pop(row, None) is not None:
+                self._flat = None
 
     def move(self, moves: list[tuple[int, int]]) -> None:
         """Repeats swap-deletes: `row` deleted, then the row `last` moved into its place."""
         for row, last in moves:
-            self._by_row.pop(row, None)
+            if self._by_row.pop(row, None) is not None:
+                self._flat = None
             if last != row and last in self._by_row:
                 self._by_row[row] = self._by_row.pop(last)
-        self._flat = None
+                self._flat = None
 
     def clear(self) -> None:
         self._by_row, self._flat = {}, None
