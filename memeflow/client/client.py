@@ -232,7 +232,8 @@ class MemeClient:
         return {doc["id"]: doc for doc in replies}
 
     def find_by_hash(self, digests: Sequence[str]) -> dict[str, list[StoredDoc]]:
-        """Indexed documents whose `sha256` tag is one of `digests`, with their vectors."""
+        """Indexed documents whose `sha256` tag is one of `digests`, with their vectors (and
+        frames)."""
         found: dict[str, list[StoredDoc]] = {}
         for start in range(0, len(digests), GRPC_REQUEST_MAX):
             batch = [{"tags": {"sha256": d}} for d in digests[start : start + GRPC_REQUEST_MAX]]

@@ -29,7 +29,8 @@ class StoredDoc:
     embedding: np.ndarray
     words: str | None = None  # read on it by OCR: a moved file keeps them too
     tags: dict[str, Any] = field(default_factory=dict)  # with what the encoder derived
-    # An animated image or a video: its frames' vectors and times, when the index gave them.
+    # An animated image or a video: its frames' (k, dim) vectors and times in ms, so that a
+    # moved or copied one keeps every frame without being encoded again.
     frames: np.ndarray | None = None
     frame_ms: list[int] | None = None
 

@@ -3,7 +3,9 @@ them: an `/upsert` (or an `/index` of a document that brings its own vector) of 
 stored, for the same picture, keeps the stored `memeflow.fields.DERIVED_TAGS` (perceptual
 hash, hubness) and words read on it, unless the new document brings its own. Without this,
 re-filing a document would silently drop it from duplicate collapsing and hub correction.
-It asks the collection only through its interface, so every backend keeps them.
+It asks the collection only through its interface, so every backend keeps them. The frames
+of an animated image or a video are kept alike (`keep_frames`): a document re-filed from its
+stored vector alone still scores by its best frame.
 
 "The same picture": both documents carry the same `sha256` tag (the file's bytes), or, when
 either has none, their vectors are the same direction (cosine >= 1 - 1e-6: a vector read back
@@ -15,7 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from memeflow.fields import DERIVED_TAGS, derived_tags
-from memeflow.indexer.backends.base import StoredDocument
+from memeflow.indexer.backends.base import Frames, StoredDocument
 
 SAME_DIRECTION = 1 - 1e-6
 
@@ -60,4 +62,27 @@ def keep_derived(ids: Sequence[str], vectors: np.ndarray, records: Sequence[Stor
     for i, found in zip(asked, stored([ids[i] for i in asked]), strict=True):
         if found is not None and same_picture(records[i], vectors[i], *found):
             out[i] = with_derived(records[i], found[0])
+    return out
+
+
+def keep_frames(ids: Sequence[str], vectors: np.ndarray, records: Sequence[StoredDocument],
+                frames: Sequence[Frames | None],
+                stored_frames: Callable[[list[str]], list[Frames | None]],
+                stored: Callable[[list[str]], list[tuple[StoredDocument, np.ndarray] | None]]
+                ) -> list[Frames | None]:
+    """`frames` to store under `ids` (one per id, None for none brought), each None replaced
+    by the stored frames of its id when it has some and is the same picture (`records` and
+    `vectors` as sent, before `keep_derived`). `stored_frames(ids)` is asked about the ids
+    that bring none; `stored(ids)` (as for `keep_derived`) only about those that have some."""
+    out = list(frames)
+    asked = [i for i, entry in enumerate(frames) if entry is None]
+    if not asked:
+        return out
+    framed = [(i, entry) for i, entry in zip(asked, stored_frames([ids[i] for i in asked]),
+                                             strict=True) if entry is not None]
+    if not framed:
+        return out
+    for (i, entry), found in zip(framed, stored([ids[i] for i, _ in framed]), strict=True):
+        if found is not None and same_picture(records[i], vectors[i], *found):
+            out[i] = entry
     return out

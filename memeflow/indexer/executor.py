@@ -12,9 +12,16 @@ from jina import requests
 
 from memeflow import config, params
 from memeflow.documents import MatchDoc, MemeDoc, TermDoc, is_id_only
-from memeflow.indexer.backends import Collection, StoredDocument, is_milvus, open_collection
+from memeflow.indexer.backends import (
+    Collection,
+    Frames,
+    StoredDocument,
+    is_milvus,
+    open_collection,
+)
+from memeflow.indexer.backends.checks import unit_frames
 from memeflow.indexer.backends.previews import Previews
-from memeflow.indexer.derived import keep_derived
+from memeflow.indexer.derived import keep_derived, keep_frames
 from memeflow.indexer.rank import rank_candidates
 from memeflow.indexer.search.options import SearchOptions
 from memeflow.indexer.search.pipeline import search_collection
@@ -153,7 +160,25 @@ class MemeIndexer(RefusingExecutor):
             )
             return False
         check_own_vector(doc, dim)
+        if doc.error is None and (doc.frames is not None or doc.frame_ms is not None):
+            self._check_frames(doc, dim or np.shape(doc.embedding)[0])
         return doc.error is None
+
+    @staticmethod
+    def _check_frames(doc: MemeDoc, dim: int) -> None:
+        """A document's frames must come with their times, one per frame, and be `dim`-d
+        vectors with a direction; otherwise its `error` says what to send."""
+        if doc.frames is None or doc.frame_ms is None:
+            given, missing = ("frames", "frame_ms") if doc.frame_ms is None else (
+                "frame_ms", "frames")
+            doc.error = (f"document {doc.id}: it has {given} but no {missing}: send both (the "
+                         "(k, dim) frame embeddings and their k times in ms), or neither")
+            return
+        try:
+            unit_frames([Frames(np.asarray(doc.frames), list(doc.frame_ms))], [doc.id or ""],
+                        dim)
+        except ValueError as exc:
+            doc.error = f"{exc}: send the embeddings of its frames as the encoder makes them"
 
     @requests(on=["/index", "/upsert"])
     def index(self, docs: DocList[MemeDoc], parameters: dict, **kwargs: Any) -> DocList[MemeDoc]:
@@ -172,11 +197,14 @@ class MemeIndexer(RefusingExecutor):
             with self.monitor("index_seconds", "Time to store a request's vectors"):
                 ids: list[str] = [doc.id for doc in valid]  # type: ignore[misc]  # asserted above
                 vectors = np.stack([np.asarray(doc.embedding, dtype=np.float32) for doc in valid])
-                records = keep_derived(  # a re-filed picture keeps its hash, hubness, words
-                    ids, vectors,
-                    [StoredDocument(uri=doc.uri, tags=doc.tags, words=doc.words) for doc in valid],
-                    self._stored_records)
-                self.collection.upsert(ids, vectors, records)
+                sent = [StoredDocument(uri=doc.uri, tags=doc.tags, words=doc.words)
+                        for doc in valid]
+                frames = keep_frames(  # a re-filed video keeps its frames
+                    ids, vectors, sent, [_frames(doc) for doc in valid],
+                    self.collection.frames, self._stored_records)
+                # a re-filed picture keeps its hash, hubness, words
+                records = keep_derived(ids, vectors, sent, self._stored_records)
+                self.collection.upsert(ids, vectors, records, frames)
             if self.collection.dim != dim_before:  # the first vectors: the index takes a model
                 self.collection.set_model(self.record.update(bind_running_model).get("model"))
             # A document re-indexed from a bare vector loses its old preview; of one id sent
@@ -234,7 +262,7 @@ class MemeIndexer(RefusingExecutor):
                         match.embedding = vector
         if not with_vectors:
             for doc in docs:
-                doc.embedding = None
+                doc.embedding, doc.frames, doc.frame_ms = None, None, None
         return docs
 
     @requests(on="/rank")
@@ -288,7 +316,8 @@ class MemeIndexer(RefusingExecutor):
     def find(self, docs: DocList[MemeDoc], parameters: dict, **kwargs: Any) -> DocList[MemeDoc]:
         """Stored documents by content instead of id: with `tag`, those whose tag equals that
         tag of one of the given documents (e.g. `sha256`); with `uri_prefix`, those whose uri
-        starts with it. Embeddings only with `return_embeddings`."""
+        starts with it. Embeddings (and frames with their times) only with
+        `return_embeddings`."""
         tag = params.text(parameters, "tag")
         with_vectors = params.flag(parameters, "return_embeddings")
         ids = self.collection.find(tag, [doc.tags.get(tag) for doc in docs] if tag else (),
@@ -299,8 +328,11 @@ class MemeIndexer(RefusingExecutor):
              if r is not None]  # find() returns stored ids only: none is left out
         )
         if ids and with_vectors:
-            for doc, vector in zip(found, self.collection.vectors(ids), strict=True):
+            for doc, vector, frames in zip(found, self.collection.vectors(ids),
+                                           self.collection.frames(ids), strict=True):
                 doc.embedding = vector
+                if frames is not None:
+                    doc.frames, doc.frame_ms = frames.vectors, frames.ms  # type: ignore[assignment]  # pydantic: an NdArray
         return found
 
     @requests(on="/status")
@@ -334,3 +366,10 @@ class MemeIndexer(RefusingExecutor):
         self.collection.close()
         self.record.close()
         super().close()
+
+
+def _frames(doc: MemeDoc) -> Frames | None:
+    """The frames a document brings (checked by `_check_frames`), None for a still."""
+    if doc.frames is None or doc.frame_ms is None:
+        return None
+    return Frames(np.asarray(doc.frames, dtype=np.float32), list(doc.frame_ms))

@@ -13,6 +13,7 @@ from pathlib import Path
 from memeflow.indexer.backends.base import (
     Collection,
     CollectionWriteError,
+    Frames,
     LexicalMatch,
     Selection,
     StoredDocument,
@@ -21,6 +22,7 @@ from memeflow.indexer.backends.base import (
 __all__ = [
     "Collection",
     "CollectionWriteError",
+    "Frames",
     "LexicalMatch",
     "Selection",
     "StoredDocument",

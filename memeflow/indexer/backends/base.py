@@ -2,7 +2,9 @@
 place the documents live, and nothing of how it keeps them.
 
 A collection holds documents by id: a unit-length float32 vector each and a
-`StoredDocument` (uri, tags, the words read on it). It answers two kinds of search over a
+`StoredDocument` (uri, tags, the words read on it); an animated image or a video also
+has `Frames`, the vectors of its sampled frames, and a dense search scores it by its best
+frame (and says that frame's time, `frame_ms`). It answers two kinds of search over a
 candidate set: dense (cosine similarity to query vectors, exact scores, ties by id) and
 lexical (the words on the memes). A candidate set is a `Selection`: a `Where` the backend
 compiled once for its own use (rows of a SQLite index, a Milvus boolean expression), so a
@@ -27,6 +29,7 @@ from memeflow.indexer.filters import Where
 __all__ = [
     "Collection",
     "CollectionWriteError",
+    "Frames",
     "Hit",
     "LexicalMatch",
     "Selection",
@@ -41,6 +44,15 @@ class StoredDocument(TypedDict):
     uri: str | None
     tags: dict[str, Any]
     words: NotRequired[str | None]  # read on the image by OCR
+
+
+class Frames(NamedTuple):
+    """The sampled frames of one document of several frames (an animated image, a video):
+    `vectors` (k, dim) float32, k >= 1 (stored scaled to unit length), and `ms` their k
+    times in milliseconds from the file's start, in the same order."""
+
+    vectors: np.ndarray
+    ms: list[int]
 
 
 class LexicalMatch(NamedTuple):
@@ -102,9 +114,13 @@ class Collection(ABC):
 
     @abstractmethod
     def upsert(self, ids: Sequence[str], vectors: np.ndarray,
-               documents: Sequence[StoredDocument]) -> None:
+               documents: Sequence[StoredDocument],
+               frames: Sequence[Frames | None] | None = None) -> None:
         """Inserts or replaces by id; within one call the last duplicate wins. `vectors`:
-        (n, dim) float32, any length but zero (stored scaled to unit length)."""
+        (n, dim) float32, any length but zero (stored scaled to unit length). `frames`:
+        one per id (None: a still); an id stored again without frames loses its old ones.
+        ValueError for frames of another dimension, NaN, inf, a zero row or times not one
+        per frame, before anything changes."""
 
     @abstractmethod
     def delete(self, ids: Sequence[str]) -> int:
@@ -123,6 +139,11 @@ class Collection(ABC):
     @abstractmethod
     def vectors(self, ids: Sequence[str]) -> np.ndarray:
         """The stored unit vectors, (n, dim) float32; KeyError naming an absent id."""
+
+    @abstractmethod
+    def frames(self, ids: Sequence[str]) -> list[Frames | None]:
+        """The stored frames (unit vectors, times) in the order of `ids`; None for a still
+        or an absent id."""
 
     @abstractmethod
     def find(self, tag: str | None = None, values: Sequence[Any] = (),
@@ -146,8 +167,10 @@ class Collection(ABC):
         """Per query ((q, dim) float32, any length but zero), the best `top_k` documents of
         the selection by cosine similarity, best first, ties by id. `score` is the exact
         cosine (float32 vectors, summed in float64, at most 1.0) whatever index found the
-        candidates; `words` only when the document has some. ValueError for top_k < 1 or
-        a query of another dimension."""
+        candidates; `words` only when the document has some. A document with frames scores
+        its best frame (max of its frames' cosines and its vector's), and its hit says that
+        frame's time (`frame_ms`; a still's hit has no such key). ValueError for top_k < 1
+        or a query of another dimension."""
 
     @abstractmethod
     def has_lexical(self) -> bool:

@@ -2,11 +2,12 @@
 document is refused with a message naming it, whichever backend holds the index."""
 
 import json
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
 
-from memeflow.indexer.backends.base import StoredDocument
+from memeflow.indexer.backends.base import Frames, StoredDocument
 from memeflow.uris import printable
 from memeflow.vectors import unit_rows
 
@@ -52,3 +53,33 @@ def valid_text(ids: Sequence[str], documents: Sequence[StoredDocument]) -> None:
             except UnicodeEncodeError:
                 raise ValueError(f"document {printable(doc_id)}: its {what} is not valid "
                                  f"Unicode: {printable(text or '')}") from None
+
+
+def unit_frames(frames: Sequence[Frames | None] | None, ids: Sequence[str], dim: int
+                ) -> list[Frames | None]:
+    """One entry per id (all None when `frames` is None), each document's frame vectors
+    scaled to unit length ((k, dim) float32) and its times as ints. ValueError naming the
+    document for frames of another dimension, none at all, NaN or inf, a zero row, or
+    times that are not one int per frame."""
+    if frames is None:
+        return [None] * len(ids)
+    if isinstance(frames, Frames) or len(frames) != len(ids):
+        raise ValueError(f"got {len(ids)} ids and {len(frames)} frames: give one entry "
+                         "(None for a still) per id")
+    checked: list[Frames | None] = []
+    for doc_id, entry in zip(ids, frames, strict=True):
+        if entry is None:
+            checked.append(None)
+            continue
+        what = f"document {printable(doc_id)}: its frames"
+        vectors, ms = entry
+        matrix = np.asarray(vectors, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[0] < 1 or matrix.shape[1] != dim:
+            raise ValueError(f"{what} must be a (k, {dim}) array with k >= 1, got shape "
+                             f"{matrix.shape}")
+        if isinstance(ms, str | bytes) or len(ms) != len(matrix) or not all(
+                isinstance(t, numbers.Integral) and not isinstance(t, bool) for t in ms):
+            raise ValueError(f"{what} need one time in ms (an int) per frame: got "
+                             f"{len(matrix)} frames and times {ms!r:.80}")
+        checked.append(Frames(unit_vectors(matrix, what), [int(t) for t in ms]))
+    return checked

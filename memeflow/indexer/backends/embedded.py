@@ -4,7 +4,9 @@ documents, the float32 matrix of their vectors (`memeflow.indexer.indexes.matrix
 exactly; beyond, an HNSW graph over 8-bit copies of them (`memeflow.indexer.indexes.graph`)
 and no float32 copy: the graph (or, for a filtered search, a bounded scan of its 8-bit
 copies) proposes candidates, rescored exactly from the vectors in the database, so the
-scores are exact float32 cosines either way.
+scores are exact float32 cosines either way. The frames of animated images and videos
+are always in memory (`memeflow.indexer.indexes.frames`) and scanned exactly: a document
+scores its best frame, whichever index proposed it.
 
 A write goes to the database first, in one transaction that has committed (and synced its
 log) when the call returns; only then do the matrix and the graph change, so a failed
@@ -26,15 +28,29 @@ from typing import Any
 import numpy as np
 
 from memeflow.documents import Hit
-from memeflow.indexer.backends.base import Collection, LexicalMatch, Selection, StoredDocument
-from memeflow.indexer.backends.checks import id_list, tag_json, unit_vectors, valid_text
+from memeflow.indexer.backends.base import (
+    Collection,
+    Frames,
+    LexicalMatch,
+    Selection,
+    StoredDocument,
+)
+from memeflow.indexer.backends.checks import (
+    id_list,
+    tag_json,
+    unit_frames,
+    unit_vectors,
+    valid_text,
+)
 from memeflow.indexer.filters import Where
 from memeflow.indexer.indexes import where_sql, words
 from memeflow.indexer.indexes.ann import HnswIndex, HnswParams
 from memeflow.indexer.indexes.exact import exact_scores, near_kth, within_bound
+from memeflow.indexer.indexes.frames import BestFrames, FrameIndex
 from memeflow.indexer.indexes.graph import EXACT_MAX, GRAPH, MAX_ANN_K, GraphKeeper
 from memeflow.indexer.indexes.matrix import VectorMatrix
 from memeflow.indexer.storage import database, documents, legacy
+from memeflow.indexer.storage import frames as frame_table
 from memeflow.indexer.storage.database import DocumentRow, get_meta, set_meta, transaction
 from memeflow.indexer.storage.legacy import CorruptStoreError
 from memeflow.indexer.storage.lock import LOCK, WorkspaceInUseError, lock
@@ -81,6 +97,7 @@ class EmbeddedCollection(Collection):
         self._dim: int | None = None
         self._count = 0
         self._matrix: VectorMatrix | None = VectorMatrix()  # None while the graph serves
+        self._frames = FrameIndex()
         self._generation = 0  # committed writes so far: a saved graph names the one it covers
         self._closed = self._loaded = False
         self._dir = None if workspace is None else Path(workspace)
@@ -133,7 +150,8 @@ class EmbeddedCollection(Collection):
     # --- writes --------------------------------------------------------------------------
 
     def upsert(self, ids: Sequence[str], vectors: np.ndarray,
-               documents_: Sequence[StoredDocument]) -> None:
+               documents_: Sequence[StoredDocument],
+               frames: Sequence[Frames | None] | None = None) -> None:
         """Insert or replace by id; within one call the last duplicate wins. Invalid input
         raises ValueError before anything changes; committed to the database on return."""
         self._check_open()
@@ -143,10 +161,12 @@ class EmbeddedCollection(Collection):
         dim = matrix.shape[1]
         if self._dim is not None and dim != self._dim:
             raise ValueError(f"expected vectors of dimension {self._dim}, got dimension {dim}")
+        framed = unit_frames(frames, ids, dim)
         if not ids:
             return
         keep = list({doc_id: i for i, doc_id in enumerate(ids)}.values())
         ids, matrix, stored = [ids[i] for i in keep], matrix[keep], [stored[i] for i in keep]
+        framed = [framed[i] for i in keep]
         tags = tag_json(stored)
         valid_text(ids, stored)
         known = documents.rows_of(self._conn, ids)
@@ -160,11 +180,13 @@ class EmbeddedCollection(Collection):
             if known:
                 documents.forget_tags(conn, known.values())
             documents.insert(conn, rows, ids, stored, tags, matrix)
+            frame_table.put(conn, ids, framed)
             if self._dim is None:
                 set_meta(conn, "dim", dim)
         self._dim, self._count = dim, count + len(new)
         if self._matrix is not None:
             self._matrix.put(rows, matrix, self._count)
+        self._frames.put(rows, framed)
         self._graph.add(np.array(rows), matrix)
         self._settle()
 
@@ -176,8 +198,10 @@ class EmbeddedCollection(Collection):
         if not rows_of:
             return 0
         with self._writing() as conn:
+            frame_table.forget(conn, list(rows_of))
             moves = documents.delete(conn, rows_of, self._count)
         self._count -= len(moves)
+        self._frames.move(moves)
         self._graph.delete(moves)
         if self._matrix is not None:
             self._matrix.move(moves)
@@ -189,8 +213,10 @@ class EmbeddedCollection(Collection):
         self._check_open()
         with self._writing() as conn:
             documents.clear(conn)
+            frame_table.clear(conn)
             set_meta(conn, "dim", None)
         self._dim, self._count, self._graph.graph = None, 0, None
+        self._frames.clear()
         self._matrix = VectorMatrix()
         if self.path is not None:
             try:
@@ -220,6 +246,15 @@ class EmbeddedCollection(Collection):
         ids = id_list(ids)
         found = database.documents_by(self._conn, "id", ids)
         return [None if doc_id not in found else _stored(found[doc_id]) for doc_id in ids]
+
+    def frames(self, ids: Sequence[str]) -> list[Frames | None]:
+        self._check_open()
+        ids = id_list(ids)
+        rows_of = documents.rows_of(self._conn, ids)
+        found = [None if doc_id not in rows_of else self._frames.get(rows_of[doc_id])
+                 for doc_id in ids]
+        return [None if entry is None else Frames(entry.vectors.copy(), list(entry.ms))
+                for entry in found]
 
     def find(self, tag: str | None = None, values: Sequence[Any] = (),
              uri_prefix: str | None = None) -> list[str]:
@@ -255,7 +290,8 @@ class EmbeddedCollection(Collection):
         decide the order: equal vectors are true ties, broken by id
         (`memeflow.indexer.indexes.exact`). Beyond exact_max documents the HNSW graph
         proposes candidates instead (approximate: a true top-k document can be missed),
-        ranked by the same float64 scores."""
+        ranked by the same float64 scores. Either way the frames are scanned exactly too:
+        the documents whose best frame can be in the top k join the candidates."""
         self._check_open()
         if top_k <= 0:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
@@ -266,28 +302,28 @@ class EmbeddedCollection(Collection):
         n = self._count
         if n == 0 or (rows is not None and len(rows) == 0):
             return [[] for _ in queries]
-        k = min(top_k, n)
+        k = min(top_k, n if rows is None else len(rows))
+        framed = self._frames.candidates(queries, k, rows)
         graph = self._graph.graph
         if rows is None and self._graph.serves(n, top_k):
             assert graph is not None  # serves() says so
             candidates = graph.search(queries, 2 * k + 10)  # the margin absorbs quantisation
-            return [self._ranked(query, found, k)
-                    for query, found in zip(queries, candidates, strict=True)]
+            return [self._ranked(query, np.union1d(found, extra), k)
+                    for query, found, extra in zip(queries, candidates, framed, strict=True)]
         if self._matrix is None:  # the graph's 8-bit copies, then exact rescoring
             assert graph is not None  # the matrix goes only while the graph serves
             chosen = np.arange(n, dtype=np.int64) if rows is None else rows
-            k = min(top_k, len(chosen))
             found = []
-            for query in queries:
+            for query, extra in zip(queries, framed, strict=True):
                 approximate, errors = graph.approximate(chosen, query)
                 near = within_bound(approximate, errors, k, queries.shape[1])
-                found.append(self._ranked(query, chosen[near], k))
+                found.append(self._ranked(query, np.union1d(chosen[near], extra), k))
             return found
         matrix = self._matrix.view()
         scores = queries @ (matrix if rows is None else matrix[rows]).T
-        k = min(top_k, scores.shape[1])
-        return [self._ranked(query, near if rows is None else rows[near], k)
-                for query, near in zip(queries, near_kth(queries, scores, k), strict=True)]
+        return [self._ranked(query, np.union1d(near if rows is None else rows[near], extra), k)
+                for query, near, extra in zip(queries, near_kth(queries, scores, k), framed,
+                                              strict=True)]
 
     def has_lexical(self) -> bool:
         self._check_open()
@@ -327,15 +363,26 @@ class EmbeddedCollection(Collection):
     # --- internals -----------------------------------------------------------------------
 
     def _ranked(self, query: np.ndarray, rows: np.ndarray, k: int) -> list[Hit]:
-        """The best k of `rows` by float64 score, then by id: only the rows that can be in
-        the top k (score >= the k-th best) are read from the database."""
-        exact = exact_scores(self._vectors_of, rows, query)
+        """The best k of `rows` by float64 score (a document with frames: its best frame,
+        or its vector if that scores higher), then by id: only the rows that can be in the
+        top k (score >= the k-th best) are read from the database."""
+        rows = np.asarray(rows, np.int64)
+        best = self._frames.best(rows, query)
+        exact = np.maximum(exact_scores(self._vectors_of, rows, query), best.scores)
         if len(rows) > k:
             kth = np.partition(exact, len(exact) - k)[len(exact) - k]
-            rows, exact = rows[exact >= kth], exact[exact >= kth]
+            near = exact >= kth
+            rows, exact = rows[near], exact[near]
+            best = BestFrames(best.has[near], best.scores[near], best.ms[near])
         found = database.documents_by(self._conn, "row", rows.tolist())
         order = sorted(range(len(rows)), key=lambda i: (-exact[i], found[int(rows[i])]["id"]))
-        return [_hit(found[int(rows[i])], float(exact[i])) for i in order[:k]]
+        hits = []
+        for i in order[:k]:
+            hit = _hit(found[int(rows[i])], float(exact[i]))
+            if best.has[i]:
+                hit["frame_ms"] = int(best.ms[i])
+            hits.append(hit)
+        return hits
 
     @contextmanager
     def _writing(self, generation: int | None = None) -> Iterator[sqlite3.Connection]:
@@ -371,6 +418,8 @@ class EmbeddedCollection(Collection):
                 "workspace from a backup, or index your folders again into a new one"
             )
         self._count, self._matrix = count, None
+        if count:
+            self._frames.put(*frame_table.read_all(conn, self._dim or 0))
         why = self._graph.load(count, self._vectors_of, self._all_vectors, self._generation)
         self._settle(why or "the store outgrew exact search")
         graph = "" if self._graph.graph is None else " and its HNSW graph"

@@ -29,6 +29,15 @@ their stored float32 vectors (in float64; ties by id), as the embedded backend s
 The model identity lives in a second, small collection, `<name>_model`
 (`memeflow.indexer.backends.milvus_model`), the previews in a third, `<name>_previews`
 (`memeflow.indexer.backends.milvus_previews`).
+
+The frames of animated images and videos live in a fourth, `<name>_frames` (made at the
+first upsert that brings frames), one row per frame: `key` (its own, made by Milvus), `id`
+(its document's), `n` (its place among them), `ms`, `vector`, and a copy of the document's
+filter fields (`tags`, `tag_names`, `valued_tags`, `numbers`), so the very expression a
+selection compiled to (`id in [...]` included) filters frames as it filters documents,
+while `count`, `find`, `get` and the lexical search never see a frame. A dense search asks
+both collections, takes the union of the documents they propose and scores each by its
+best frame (exactly, from all of its stored frames).
 """
 
 import json
@@ -45,11 +54,18 @@ from memeflow.documents import Hit
 from memeflow.indexer.backends.base import (
     Collection,
     CollectionWriteError,
+    Frames,
     LexicalMatch,
     Selection,
     StoredDocument,
 )
-from memeflow.indexer.backends.checks import id_list, tag_json, unit_vectors, valid_text
+from memeflow.indexer.backends.checks import (
+    id_list,
+    tag_json,
+    unit_frames,
+    unit_vectors,
+    valid_text,
+)
 from memeflow.indexer.backends.milvus_model import MilvusModelRecord
 from memeflow.indexer.backends.milvus_previews import MilvusPreviews
 from memeflow.indexer.backends.milvus_where import (
@@ -70,6 +86,7 @@ MAX_TEXT = 65_535  # bytes in a Milvus VARCHAR
 MAX_TAGS = 4_096  # elements in a Milvus ARRAY
 MAX_TAG_NAME = 1_024
 MAX_LIMIT = 16_384  # Milvus's largest limit (top_k) of one search or query
+FILTER_FIELDS = ("tags", "tag_names", "valued_tags", "numbers")  # what `milvus_where` reads
 CANDIDATE_MARGIN = 10  # candidates beyond top_k: the exact rescoring may reorder the edge
 READ_BATCH = 1_000
 PAD = "_"
@@ -123,6 +140,7 @@ class MilvusCollection(Collection):
         credentials ("user:password" or an API key), if it asks for any. Raises
         ConnectionError naming the uri when no Milvus answers there within `timeout` s."""
         self.uri, self.name, self.model_name = uri, collection, f"{collection}_model"
+        self.frames_name = f"{collection}_frames"
         try:
             self._client = MilvusClient(uri=uri, token=token, timeout=timeout,
                                         grpc_options=KEEPALIVE)
@@ -164,7 +182,10 @@ class MilvusCollection(Collection):
     # --- writes -----------------------------------------------------------------------
 
     def upsert(self, ids: Sequence[str], vectors: np.ndarray,
-               documents: Sequence[StoredDocument]) -> None:
+               documents: Sequence[StoredDocument],
+               frames: Sequence[Frames | None] | None = None) -> None:
+        """See `Collection.upsert`. The documents first, then their frames (the old ones
+        deleted, the new ones inserted): Milvus has no transaction across collections."""
         self._check_open()
         ids, documents = id_list(ids), list(documents)
         matrix = unit_vectors(vectors, "vectors")
@@ -174,6 +195,7 @@ class MilvusCollection(Collection):
         dim = matrix.shape[1]
         if self.dim is not None and dim != self.dim:
             raise ValueError(f"expected vectors of dimension {self.dim}, got dimension {dim}")
+        framed = unit_frames(frames, ids, dim)
         if not ids:
             return
         latest = {doc_id: i for i, doc_id in enumerate(ids)}  # the last duplicate wins
@@ -181,10 +203,21 @@ class MilvusCollection(Collection):
         tag_json(kept)
         valid_text(list(latest), kept)
         rows = [_row(doc_id, matrix[i], documents[i]) for doc_id, i in latest.items()]
+        frame_rows = [
+            {"id": row["id"], "n": n, "ms": ms, "vector": vector.tolist(),
+             **{name: row[name] for name in FILTER_FIELDS}}
+            for row, i in zip(rows, latest.values(), strict=True)
+            if (entry := framed[i]) is not None
+            for n, (ms, vector) in enumerate(zip(entry.ms, entry.vectors, strict=True))]
         if self._dim is None:
             self._create(dim)
         try:
             self._client.upsert(self.name, rows)
+            if frame_rows or self._frames_exist():
+                self._forget_frames(list(latest))
+            if frame_rows:
+                self._create_frames(dim)
+                self._client.insert(self.frames_name, frame_rows)
         except MilvusException as exc:
             raise CollectionWriteError(f"Milvus at {self.uri} refused the upsert: "
                                        f"{exc.message}") from None
@@ -198,12 +231,14 @@ class MilvusCollection(Collection):
             self.name, filter=_ids_in(chunk), output_fields=["id"])]
         for chunk in _chunks(stored):
             self._client.delete(self.name, filter=_ids_in(chunk))
+        self._forget_frames(stored)
         return len(stored)
 
     def clear(self) -> None:
         self._check_open()
-        if self._client.has_collection(self.name):
-            self._client.drop_collection(self.name)
+        for name in (self.name, self.frames_name):
+            if self._client.has_collection(name):
+                self._client.drop_collection(name)
         self.set_model(None)  # the running model stays: the encoders serving it still run
         self._dim = None
         self._loaded.clear()
@@ -225,6 +260,12 @@ class MilvusCollection(Collection):
             raise KeyError(missing)
         return np.array([found[doc_id]["vector"] for doc_id in ids],
                         dtype=np.float32).reshape(len(ids), self.dim or 0)
+
+    def frames(self, ids: Sequence[str]) -> list[Frames | None]:
+        self._check_open()
+        ids = id_list(ids)
+        found = self._frames_of(ids)
+        return [found.get(doc_id) for doc_id in ids]
 
     def find(self, tag: str | None = None, values: Sequence[Any] = (),
              uri_prefix: str | None = None) -> list[str]:
@@ -268,6 +309,8 @@ class MilvusCollection(Collection):
         expression = self._expression(selection)
         if self.dim is None or expression is False or not len(matrix):
             return [[] for _ in matrix]  # pymilvus fails on a search of no queries
+        fields = ["uri", "has_uri", "tags", "exact_tags", "words", "vector"]
+        framed, where = self._frames_exist(), expression if isinstance(expression, str) else ""
         results: list[list[Hit]] = [[] for _ in matrix]
         pending, limit = list(range(len(matrix))), min(MAX_LIMIT, top_k + CANDIDATE_MARGIN)
         while pending:
@@ -275,11 +318,17 @@ class MilvusCollection(Collection):
                 self.name, data=matrix[pending].tolist(), anns_field="vector", limit=limit,
                 filter=expression or "", search_params={"metric_type": "COSINE",
                                                         "params": {"ef": max(64, limit)}},
-                output_fields=["uri", "has_uri", "tags", "exact_tags", "words", "vector"],
+                output_fields=fields,
             )
             again = []
             for row, hits in zip(pending, found, strict=True):
-                results[row], tied = _rescored(matrix[row], list(hits), top_k)
+                known = {hit["id"]: hit["entity"] for hit in hits}
+                frames: dict[str, Frames] = {}
+                if framed:  # documents proposed by one of their frames, scored by the best
+                    proposed = self._framed_candidates(matrix[row], limit, where)
+                    known.update(self._rows([i for i in proposed if i not in known], fields))
+                    frames = self._frames_of(list(known))
+                results[row], tied = _rescored(matrix[row], known, frames, top_k)
                 # Milvus cuts a tie anywhere, the embedded backend by id: when the weakest
                 # candidate ties the last hit kept, ask for twice as many.
                 if tied and len(hits) == limit < MAX_LIMIT:
@@ -372,6 +421,80 @@ class MilvusCollection(Collection):
         if name not in self._loaded:
             self._client.load_collection(name)
             self._loaded.add(name)
+
+    def _frames_exist(self) -> bool:
+        """Whether the frames collection exists (loaded for searches when it does)."""
+        if not self._client.has_collection(self.frames_name):
+            self._loaded.discard(self.frames_name)
+            return False
+        self._load(self.frames_name)
+        return True
+
+    def _create_frames(self, dim: int) -> None:
+        """The frames collection for vectors of `dim` (see the module's docstring)."""
+        client = self._client
+        if client.has_collection(self.frames_name):
+            return
+        schema = client.create_schema(auto_id=True)
+        schema.add_field("key", DataType.INT64, is_primary=True)
+        schema.add_field("id", DataType.VARCHAR, max_length=MAX_TEXT)
+        schema.add_field("n", DataType.INT64)
+        schema.add_field("ms", DataType.INT64)
+        schema.add_field("tags", DataType.JSON)
+        for name in ("tag_names", "valued_tags"):
+            schema.add_field(name, DataType.ARRAY, element_type=DataType.VARCHAR,
+                             max_capacity=MAX_TAGS, max_length=MAX_TAG_NAME)
+        schema.add_field("numbers", DataType.JSON)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        index = client.prepare_index_params()
+        index.add_index("vector", index_type="HNSW", metric_type="COSINE",
+                        params={"M": 16, "efConstruction": 200})
+        try:
+            client.create_collection(self.frames_name, schema=schema, index_params=index,
+                                     consistency_level="Strong")
+        except MilvusException:
+            if not client.has_collection(self.frames_name):  # another indexer made it first
+                raise
+        self._load(self.frames_name)
+
+    def _forget_frames(self, ids: list[str]) -> None:
+        """Deletes the frames of `ids`, if any are stored."""
+        if ids and self._frames_exist():
+            for chunk in _chunks(ids):
+                self._client.delete(self.frames_name, filter=_ids_in(chunk))
+
+    def _frames_of(self, ids: list[str]) -> dict[str, Frames]:
+        """The stored frames of those of `ids` that have some, in their order (`n`)."""
+        if not ids or not self._frames_exist():
+            return {}
+        found: dict[str, list[dict[str, Any]]] = {}
+        for chunk in _chunks(list(dict.fromkeys(ids))):
+            for row in self._client.query(self.frames_name, filter=_ids_in(chunk),
+                                          output_fields=["id", "n", "ms", "vector"]):
+                found.setdefault(row["id"], []).append(row)
+        frames = {}
+        for doc_id, rows in found.items():
+            rows.sort(key=lambda row: row["n"])
+            frames[doc_id] = Frames(np.array([row["vector"] for row in rows], np.float32),
+                                    [int(row["ms"]) for row in rows])
+        return frames
+
+    def _framed_candidates(self, query: np.ndarray, wanted: int, expression: str
+                           ) -> list[str]:
+        """Up to `wanted` documents whose frames come nearest `query` among those passing
+        `expression`, best first: the frame search widens until that many distinct
+        documents are found or no frame is left."""
+        limit = min(MAX_LIMIT, 4 * wanted)
+        while True:
+            hits = self._client.search(
+                self.frames_name, data=[query.tolist()], anns_field="vector", limit=limit,
+                filter=expression, search_params={"metric_type": "COSINE",
+                                                  "params": {"ef": max(64, limit)}},
+                output_fields=["id"])[0]
+            ids = list(dict.fromkeys(hit["entity"]["id"] for hit in hits))
+            if len(ids) >= wanted or len(hits) < limit or limit >= MAX_LIMIT:
+                return ids[:wanted]
+            limit = min(MAX_LIMIT, 2 * limit)
 
     def _create(self, dim: int) -> None:
         """The collection for vectors of `dim` (see the module's docstring)."""
@@ -517,23 +640,37 @@ def _document(row: dict[str, Any]) -> StoredDocument:
     return document
 
 
-def _rescored(query: np.ndarray, hits: list[Any], top_k: int) -> tuple[list[Hit], bool]:
-    """The best top_k of Milvus's candidates by exact cosine (float64 from the stored float32
-    vectors, as the embedded backend scores), ties by id; and whether the weakest candidate
-    scores exactly as the last one kept (a document Milvus left out may tie them too)."""
-    if not hits:
+def _rescored(query: np.ndarray, entities: dict[str, dict[str, Any]],
+              frames: dict[str, Frames], top_k: int) -> tuple[list[Hit], bool]:
+    """The best top_k of the candidates (stored rows by id) by exact cosine (float64 from
+    the stored float32 vectors, as the embedded backend scores; a document with frames
+    scores its best frame, the first of equals), ties by id; and whether the weakest
+    candidate scores exactly as the last one kept (a document Milvus left out may tie them
+    too)."""
+    if not entities:
         return [], False
-    vectors = np.array([hit["entity"]["vector"] for hit in hits], dtype=np.float32)
-    scores = (vectors.astype(np.float64) * query.astype(np.float64)).sum(axis=1)
-    order = sorted(range(len(hits)), key=lambda i: (-scores[i], hits[i]["id"]))[:top_k]
+    ids = list(entities)
+    query64 = query.astype(np.float64)
+    vectors = np.array([entities[doc_id]["vector"] for doc_id in ids], dtype=np.float32)
+    scores = (vectors.astype(np.float64) * query64).sum(axis=1)
+    best_ms: dict[str, int] = {}
+    for i, doc_id in enumerate(ids):
+        if (entry := frames.get(doc_id)) is not None:
+            frame_scores = (entry.vectors.astype(np.float64) * query64).sum(axis=1)
+            best = int(np.argmax(frame_scores))
+            scores[i] = max(scores[i], frame_scores[best])
+            best_ms[doc_id] = entry.ms[best]
+    order = sorted(range(len(ids)), key=lambda i: (-scores[i], ids[i]))[:top_k]
     tied = bool(scores.min() == scores[order[-1]])
     ranked = []
     for i in order:
-        entity = hits[i]["entity"]
-        hit = Hit(id=hits[i]["id"], score=min(float(scores[i]), 1.0),
+        entity = entities[ids[i]]
+        hit = Hit(id=ids[i], score=min(float(scores[i]), 1.0),
                   uri=entity["uri"] if entity.get("has_uri") else None, tags=_tags(entity))
         if entity.get("words") is not None:
             hit["words"] = entity["words"]
+        if ids[i] in best_ms:
+            hit["frame_ms"] = best_ms[ids[i]]
         ranked.append(hit)
     return ranked, tied
 

@@ -18,6 +18,10 @@ count `memeflow count` gives):
 - `tag_values`: the tags again, one row per (document, tag) and one per element of a list
   tag, so that filters are index look-ups (`memeflow.indexer.indexes.where_sql`).
 - `words`: the words read on the memes, in FTS5 (`memeflow.indexer.indexes.words`).
+- `frames` (schema version 2): the sampled frames of each animated image or video, one
+  row per document, keyed by its id (so a swap-delete moves nothing here): `ms`, the
+  frames' times as a JSON list, and `vectors`, their unit float32 vectors, little-endian,
+  one after another (`memeflow.indexer.storage.frames`). A still has no row.
 - `meta`: `dim`, the vectors' dimension; `generation`, a count of committed writes (the
   saved HNSW graph names the one it covers); `model`, a copy of the model identity kept in
   `memeflow.json`; `moved_from_snapshot`, the files a workspace of the older store was
@@ -80,10 +84,19 @@ def _create(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _add_frames(conn: sqlite3.Connection) -> None:
+    """1 -> 2: the frames of documents of several frames (animated images, videos)."""
+    conn.execute("""CREATE TABLE frames (
+        id TEXT PRIMARY KEY,
+        ms TEXT NOT NULL,
+        vectors BLOB NOT NULL
+    )""")
+
+
 # MIGRATIONS[v] turns a version-v database into a version v + 1 one, inside one transaction;
 # never edit a released step (databases in the wild went through it), add the next. SCHEMA
 # (and words.SCHEMA) is version 1's: a later version changes tables in its own step.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _create}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _create, 1: _add_frames}
 VERSION = len(MIGRATIONS)
 
 
