@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clips import video_bytes
 from PIL import Image
 
 from memeflow.encoder.access import AccessPolicy
@@ -22,7 +23,6 @@ from memeflow.gateway.files import (
 from memeflow.gateway.gateway import STATIC
 from memeflow.gateway.page import CHUNK_BYTES, ThumbnailCache, load_assets, search_page
 from tests.conftest import MEMES
-from tests.videos import write_video
 
 
 def png(size: tuple[int, int] = (8, 6)) -> bytes:
@@ -140,8 +140,9 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder of one short video per container memeflow serves, made from two memes."""
     folder = tmp_path_factory.mktemp("videos")
     for suffix in ("webm", "mkv", "mp4", "mov"):
-        write_video(folder / f"clip.{suffix}", [MEMES / "drake" / "default.jpg",
-                                                MEMES / "doge" / "default.jpg"])
+        (folder / f"clip.{suffix}").write_bytes(video_bytes(
+            [(Image.open(MEMES / name / "default.jpg"), 2) for name in ("drake", "doge")],
+            f".{suffix}", side=160))  # over 7,000 bytes: the ranges below fall inside
     (folder / "big.webm").write_bytes((folder / "clip.webm").read_bytes() + b"\0" * 2**20)
     (folder / "fake.mp4").write_bytes(b"not a video at all, whatever the name says")
     return folder

@@ -18,6 +18,8 @@ from urllib.parse import quote
 
 import numpy as np
 import pytest
+from clips import video_bytes
+from PIL import Image
 
 from memeflow.client import MemeClient
 from memeflow.client.files import file_id
@@ -33,7 +35,6 @@ from tests.test_web import (
     http_get,
     wait_for_results,
 )
-from tests.videos import write_video
 
 pytestmark = pytest.mark.flow
 
@@ -49,7 +50,9 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("media")
     shutil.copy(GIF, folder / "rollsafe.gif")
     shutil.copy(STILL, folder / "drake.jpg")
-    write_video(folder / "clip.webm", [STILL, MEMES / "doge" / "default.jpg"], seconds_each=4)
+    (folder / "clip.webm").write_bytes(video_bytes(
+        [(Image.open(STILL), 4), (Image.open(MEMES / "doge" / "default.jpg"), 4)], ".webm",
+        side=96))
     return folder
 
 
