@@ -16,14 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
-import numpy as np
 import pytest
 from clips import video_bytes
 from PIL import Image
 
 from memeflow.client import MemeClient
 from memeflow.client.files import file_id
-from memeflow.documents import MemeDoc
 from tests.conftest import MEMES, Service, serving
 from tests.test_web import (
     CHROMIUM,
@@ -40,8 +38,7 @@ pytestmark = pytest.mark.flow
 
 GIF = MEMES / "rollsafe" / "default.gif"  # 480 x 270, 29 frames: larger than its preview
 STILL = MEMES / "drake" / "default.jpg"
-VIDEO_ID = "video-clip"
-FRAME_MS = 6000  # the moment the reply names: 2 s into the second meme of the video
+DOGE = MEMES / "doge" / "default.jpg"  # the clip's first 4 s; STILL shows from 4 s to 8 s
 LIKE = "results for memes like the one you picked"
 
 
@@ -51,9 +48,12 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy(GIF, folder / "rollsafe.gif")
     shutil.copy(STILL, folder / "drake.jpg")
     (folder / "clip.webm").write_bytes(video_bytes(
-        [(Image.open(STILL), 4), (Image.open(MEMES / "doge" / "default.jpg"), 4)], ".webm",
-        side=96))
+        [(Image.open(DOGE), 4), (Image.open(STILL), 4)], ".webm", side=96))
     return folder
+
+
+def video_id(media: Path) -> str:
+    return file_id(media / "clip.webm")
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +67,7 @@ def indexed(service: Service, media: Path) -> MemeClient:
     run = service.cli("index", str(media))
     assert run.returncode == 0, run.stderr
     client = MemeClient(service.env["MEMEFLOW_HOST"])
-    vector = np.random.default_rng(20).standard_normal(512).astype(np.float32)
-    client.upsert([MemeDoc(id=VIDEO_ID, uri=str(media / "clip.webm"), embedding=vector)])
-    assert client.count() == 3  # the GIF, the JPEG and the video: the .webm is not indexed twice
+    assert client.count() == 3  # the GIF, the JPEG and the video (by its frames)
     return client
 
 
@@ -150,40 +148,39 @@ def test_a_tap_plays_an_animated_gif_and_a_second_shows_more_like_it(page, media
     page.wait_for_url(f"**/?like={quote(gif)}")
 
 
-def test_a_video_opens_at_the_moment_that_matched(page, service: Service) -> None:
-    def with_the_moment(route) -> None:
-        reply = route.fetch()
-        body = reply.json()
-        for match in body["data"][0]["matches"]:
-            if match["id"] == VIDEO_ID:
-                match["frame_ms"] = FRAME_MS
-        route.fulfill(response=reply, json=body)
-
-    page.route("**/search", with_the_moment)
-    page.goto(f"/?like={VIDEO_ID}")
+def test_a_video_opens_at_the_moment_that_matched(page, service: Service, media: Path
+                                                 ) -> None:
+    """Memes like the drake still: the clip, whose drake scene starts at 4 s, is a hit at
+    the moment of its best frame (the real reply's frame_ms), and plays from there."""
+    clip, still = video_id(media), file_id(media / "drake.jpg")
+    with page.expect_response("**/search") as answer:
+        page.goto(f"/?like={quote(still)}")
+    (ms,) = [m["frame_ms"] for m in answer.value.json()["data"][0]["matches"] if m["id"] == clip]
+    assert 4000 <= ms <= 8000
     wait_for_results(page, LIKE)
-    card = card_of(page, VIDEO_ID)
-    assert card.locator(".moment").inner_text() == "▶ 0:06"
+    card = card_of(page, clip)
+    at = f"0:{ms // 1000:02d}"
+    assert card.locator(".moment").inner_text() == f"▶ {at}"
     play = card.locator(".actions button.play")
-    assert play.inner_text() == "Play at 0:06"
+    assert play.inner_text() == f"Play at {at}"
     assert card.locator(".actions .copy").count() == 0  # a clipboard takes pictures only
-    url = f"{service.http}/files/{VIDEO_ID}"
-    assert card.locator("a.open").get_attribute("href") == f"{url}#t=6"
+    url = f"{service.http}/files/{clip}"
+    assert card.locator("a.open").get_attribute("href") == f"{url}#t={ms / 1000:g}"
     play.click()
     player = page.locator("#player")
     caption = player.locator(".caption").inner_text()
-    assert caption == "clip.webm at 0:06, the moment that matched best"
+    assert caption == f"clip.webm at {at}, the moment that matched best"
     page.wait_for_function(  # it plays, in a browser that decodes VP8
         "() => { const v = document.querySelector('#player video');"
         " return !v.paused && v.played.length && v.currentTime > v.played.start(0); }")
     video = player.locator("video")
     assert video.evaluate("v => v.currentSrc") == url
     played = video.evaluate("v => [v.played.length, v.played.start(0)]")
-    assert played[0] == 1 and abs(played[1] - FRAME_MS / 1000) < 1e-3  # from that moment on
+    assert played[0] == 1 and abs(played[1] - ms / 1000) < 1e-3  # from that moment on
     page.keyboard.press("Escape")  # closes the player, and only the player
     page.wait_for_function("() => { const v = document.querySelector('#player video');"
                            " return v.paused && !v.getAttribute('src'); }")
-    assert player.is_hidden() and card.is_visible() and page.url.endswith(f"?like={VIDEO_ID}")
+    assert player.is_hidden() and card.is_visible() and page.url.endswith(f"?like={quote(still)}")
 
 
 def test_the_service_serves_a_video_a_range_at_a_time(service: Service, indexed: MemeClient,
@@ -191,9 +188,11 @@ def test_the_service_serves_a_video_a_range_at_a_time(service: Service, indexed:
     """Through the whole gateway (API key and Host checks, Jina's app): what a browser's
     <video> asks for when it seeks."""
     data = (media / "clip.webm").read_bytes()
-    status, headers, body = http_get(service, f"/files/{VIDEO_ID}", {"Range": "bytes=100-199"})
+    status, headers, body = http_get(service, f"/files/{video_id(media)}",
+                                     {"Range": "bytes=100-199"})
     assert (status, body) == (206, data[100:200])
     assert headers["content-range"] == f"bytes 100-199/{len(data)}"
     assert (headers["content-type"], headers["accept-ranges"]) == ("video/webm", "bytes")
-    status, headers, _ = http_get(service, f"/files/{VIDEO_ID}", {"Range": f"bytes={len(data)}-"})
+    status, headers, _ = http_get(service, f"/files/{video_id(media)}",
+                                  {"Range": f"bytes={len(data)}-"})
     assert (status, headers["content-range"]) == (416, f"bytes */{len(data)}")
