@@ -4,6 +4,7 @@ the model's embedding, and the memory one file takes while it is decoded.
 
     .venv/bin/python benchmarks/bench_frames.py                     # ~3 min on 2 cores
     .venv/bin/python benchmarks/bench_frames.py --rounds 1 --files 2 --seconds 2   # a check
+    .venv/bin/python benchmarks/bench_frames.py --flow   # and through a Flow, as users index
 
 Inputs: real meme JPEGs (the stills, the baseline), the real animated GIFs of the shared
 memes, and MP4 (H.264) and WebM (VP9) clips made from the memes (benchmarks/clips.py),
@@ -119,6 +120,54 @@ def peak_growth(blob: bytes) -> tuple[int, int]:
     return int(out[0]), int(out[1])
 
 
+SUFFIXES = {"still JPEG": ".jpg", "animated GIF": ".gif", "MP4 (H.264)": ".mp4",
+            "WebM (VP9)": ".webm"}
+
+
+def through_the_flow(kinds: dict[str, list[bytes]], rounds: int
+                     ) -> dict[str, list[tuple[float, float]]]:
+    """Per kind and round, (files/s, frames/s) of `memeflow index` on a folder of them through
+    a running Flow (the client sends each file's bytes; the index is cleared before each
+    folder, so every file is encoded). Frames are counted as the encoder chooses them."""
+    from flowrun import running_flow
+
+    from memeflow.client import MemeClient
+
+    frames = {kind: sum(len(sample(blob)) for blob in blobs) for kind, blobs in kinds.items()}
+    speeds: dict[str, list[tuple[float, float]]] = {kind: [] for kind in kinds}
+    with tempfile.TemporaryDirectory() as tmp, running_flow(Path(tmp) / "flow.log") as ports:
+        folders = {}
+        for number, (kind, blobs) in enumerate(kinds.items()):
+            folders[kind] = Path(tmp) / f"kind{number}"
+            folders[kind].mkdir()
+            for index, blob in enumerate(blobs):
+                (folders[kind] / f"{index}{SUFFIXES[kind]}").write_bytes(blob)
+        client = MemeClient(f"grpc://127.0.0.1:{ports.grpc}")
+        client.index_paths([folders["still JPEG"]])  # warm up
+        for round_ in range(rounds):
+            for kind, blobs in kinds.items():
+                client.clear()
+                seconds = timed(lambda kind=kind: client.index_paths([folders[kind]]))
+                assert client.count() == len(blobs), f"{kind}: not all indexed"
+                speeds[kind].append((len(blobs) / seconds, frames[kind] / seconds))
+            print(f"  Flow round {round_ + 1} done ({load()})", flush=True)
+    return speeds
+
+
+def print_speeds(title: str, speeds: dict[str, list[tuple[float, float]]]) -> None:
+    """Medians of files/s and frames/s, and of each round's frames/s against the stills'
+    images/s in the same round (the issue's ratio: 1.0 when a frame costs what a still does)."""
+    print(title)
+    base = speeds["still JPEG"]
+    for kind, values in speeds.items():
+        files = statistics.median(f for f, _ in values)
+        frames = statistics.median(r for _, r in values)
+        ratio = statistics.median(f / b for (f, _), (b, _) in zip(values, base, strict=True))
+        per_frame = statistics.median(r / b for (_, r), (b, _) in zip(values, base, strict=True))
+        print(f"  {kind:14} {files:7.2f} files/s {frames:7.1f} frames/s  files {ratio:5.2f}x, "
+              f"frames {per_frame:5.2f}x the stills' images/s")
+
+
 def cpu_line() -> str:
     flags = " ".join(hardware.cpu_features()) or "none of note"
     return f"CPU {hardware.cpu_name()}, {os.cpu_count()} cores, flags: {flags}"
@@ -131,6 +180,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=6, help="length of each clip")
     parser.add_argument("--fps", type=int, default=15)
     parser.add_argument("--side", type=int, default=320, help="clips' side in pixels")
+    parser.add_argument("--flow", action="store_true",
+                        help="also through a running Flow, as `memeflow index` sends files")
     args = parser.parse_args()
     import av
 
@@ -150,15 +201,8 @@ def main() -> None:
                 speeds[kind].append((len(blobs) / seconds, frames / seconds))
             print(f"  round {round_ + 1} done ({load()})", flush=True)
 
-    base = speeds["still JPEG"]
-    print(f"\nThrough the encoder's pipeline (/index: batches of {batch}, {workers} decode "
-          f"threads), medians of {args.rounds} rounds:")
-    for kind, values in speeds.items():
-        files = statistics.median(f for f, _ in values)
-        frames = statistics.median(r for _, r in values)
-        ratio = statistics.median(f / b for (f, _), (b, _) in zip(values, base, strict=True))
-        print(f"  {kind:14} {files:7.2f} files/s {frames:7.1f} frames/s  {ratio:5.2f}x the "
-              "stills' files/s")
+    print_speeds(f"\nThrough the encoder's pipeline (/index: batches of {batch}, {workers} "
+                 f"decode threads), medians of {args.rounds} rounds:", speeds)
 
     print("\nSampling (decode + choose frames) against embedding those frames, per file:")
     for kind, blobs in kinds.items():
@@ -181,6 +225,9 @@ def main() -> None:
         growth, kept = peak_growth(largest)
         print(f"  {kind:14} {len(largest) / 2**20:6.2f} MiB file: peak +{growth / 2**20:6.1f} "
               f"MiB, frames kept {kept / 2**20:5.1f} MiB")
+    if args.flow:
+        print_speeds(f"\nThrough the Flow (`memeflow index` of a folder of each kind), medians "
+                     f"of {args.rounds} rounds:", through_the_flow(kinds, args.rounds))
     print(f"\ndone ({load()})")
 
 
