@@ -90,6 +90,7 @@ MAX_LIMIT = 16_384  # Milvus's largest limit (top_k) of one search or query
 FILTER_FIELDS = ("tags", "tag_names", "valued_tags", "numbers")  # what `milvus_where` reads
 CANDIDATE_MARGIN = 10  # candidates beyond top_k: the exact rescoring may reorder the edge
 READ_BATCH = 1_000
+FRAME_READ_IDS = MAX_LIMIT // 64  # documents whose frames one query reads
 PAD = "_"
 # pymilvus pings an idle connection every 10 s; a gRPC server left at its defaults (Milvus
 # Lite's) allows one ping per 5 minutes and closes the connection after the third: ping
@@ -469,9 +470,17 @@ class MilvusCollection(Collection):
         if not ids or not self._frames_exist():
             return {}
         found: dict[str, list[dict[str, Any]]] = {}
-        for chunk in _chunks(list(dict.fromkeys(ids))):
-            for row in self._client.query(self.frames_name, filter=ids_in(chunk),
-                                          output_fields=["id", "n", "ms", "vector"]):
+        # A query answers at most MAX_LIMIT rows: a chunk whose frames reach that many (more
+        # than 64 frames a document, MEMEFLOW_MAX_FRAMES) is asked again in halves.
+        pending = list(_chunks(list(dict.fromkeys(ids)), FRAME_READ_IDS))
+        while pending:
+            chunk = pending.pop()
+            rows = self._client.query(self.frames_name, filter=ids_in(chunk), limit=MAX_LIMIT,
+                                      output_fields=["id", "n", "ms", "vector"])
+            if len(rows) >= MAX_LIMIT and len(chunk) > 1:
+                pending += [chunk[: len(chunk) // 2], chunk[len(chunk) // 2 :]]
+                continue
+            for row in rows:
                 found.setdefault(row["id"], []).append(row)
         frames = {}
         for doc_id, rows in found.items():
