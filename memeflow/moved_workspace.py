@@ -49,7 +49,9 @@ class Move:
 def record_move(old: Path, new: Path, model: str) -> Path:
     """Writes (atomically, durably) that `old` moved to `new` with `model`, and drops any
     record of `new` (it serves now; a record left from an earlier move would loop).
-    Returns the record's path. Raises OSError (e.g. a read-only or full disk)."""
+    Returns the record's path. Raises OSError (e.g. a read-only or full disk). Both paths
+    are resolved, as `follow` looks them up: a workspace reached through a link is found."""
+    old, new = old.resolve(), new.resolve()
     path = record_path(old)
     body = {"workspace": str(new), "model": model,
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

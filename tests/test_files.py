@@ -191,3 +191,34 @@ def test_unreadable_sidecars_and_ignore_files_do_not_stop_the_walk(tmp_path, mon
 def test_path_uri_is_absolute_and_keeps_links(tmp_path, monkeypatch, name) -> None:
     monkeypatch.chdir(tmp_path)
     assert local_path(path_uri(name)) == str(tmp_path / name)
+
+
+def test_a_file_over_the_size_limits_fails_unread_and_the_rest_is_sent(tmp_path, monkeypatch
+                                                                       ) -> None:
+    """A file larger than the service would take (the larger of its image and video limits,
+    as set here) fails with a reason naming the settings, before it is read into memory;
+    the other files of the batch go on."""
+    from memeflow.client.sync import IndexReport, _index_batch
+
+    monkeypatch.setenv("MEMEFLOW_MAX_IMAGE_BYTES", "1000")
+    monkeypatch.setenv("MEMEFLOW_MAX_VIDEO_BYTES", "4000")
+    film = tmp_path / "film.mp4"
+    with film.open("wb") as file:
+        file.truncate(3 * 2**30)  # 3 GB, sparse: reading it would take that much memory
+    small = image(tmp_path / "small.png")
+    sent: list[dict] = []
+
+    class Service:
+        def image_fields(self, data: bytes, uri: str | None = None) -> dict:
+            return {"uri": uri}
+
+        def post(self, endpoint: str, docs: list[dict], **parameters: object) -> list[dict]:
+            sent.extend(docs)
+            return [{**doc, "error": None} for doc in docs]
+
+    report = IndexReport()
+    _index_batch(Service(), [film, small], {film: "0" * 64, small: "1" * 64}, report)
+    assert [doc["uri"] for doc in sent] == [path_uri(small)]
+    assert report.failed == [(path_uri(film), (
+        f"{3 * 2**30} bytes is over the 4000-byte limit for one file (MEMEFLOW_MAX_VIDEO_BYTES "
+        "for videos, MEMEFLOW_MAX_IMAGE_BYTES for images): raise it, or leave the file out"))]

@@ -139,3 +139,24 @@ def test_bad_frames_are_refused_before_anything_changes(collection) -> None:
     with pytest.raises(ValueError, match="one entry"):
         collection.upsert(["new"], vector, [{"uri": None, "tags": {}}], [good, None])
     assert collection.count() == 8
+
+
+def test_frames_beyond_one_querys_row_limit_are_all_read(request, tmp_path, monkeypatch
+                                                         ) -> None:
+    """Milvus answers a query with at most MAX_LIMIT rows (16,384): documents whose frames
+    reach that many in one read are asked for again in smaller groups, none cut short.
+    The limit is lowered here so that a few documents reach it."""
+    from memeflow.indexer.backends import milvus
+
+    monkeypatch.setattr(milvus, "MAX_LIMIT", 6)
+    opened = open_backend("milvus", request, tmp_path / "workspace")
+    try:
+        clips = {f"clip-{i}": clip(20 + i, 4) for i in range(3)}  # 12 frames, 6 a read
+        opened.upsert(list(clips), np.vstack([f.vectors[:1] for f in clips.values()]),
+                      [{"uri": None, "tags": {}} for _ in clips], list(clips.values()))
+        for got, want in zip(opened.frames(list(clips)), clips.values(), strict=True):
+            assert got is not None and got.ms == want.ms
+            assert np.allclose(got.vectors, want.vectors, atol=TOL)
+    finally:
+        opened.clear()
+        opened.close()

@@ -235,7 +235,9 @@ def test_the_whole_file_says_it_takes_ranges(app: Any, videos: Path) -> None:
 
 
 @pytest.mark.parametrize("asked",
-                         ["bytes=0-1,5-6", "bytes=abc", "items=0-5", "bytes=9-3", "bytes=-"])
+                         ["bytes=0-1,5-6", "bytes=abc", "items=0-5", "bytes=9-3", "bytes=-",
+                          "bytes=" + "9" * 5000 + "-",  # more digits than int() takes
+                          "bytes=" + " " * 8000 + "5"])
 def test_several_or_malformed_ranges_get_the_whole_file(app: Any, videos: Path, asked: str
                                                        ) -> None:
     status, head, chunks = http_get(app, "/files/clip", {"Range": asked})
@@ -266,6 +268,33 @@ def test_a_large_file_goes_out_in_chunks(app: Any, videos: Path) -> None:
     status, _, chunks = http_get(app, "/files/big")
     assert status == 200 and b"".join(chunks) == data
     assert len(chunks) == -(-len(data) // CHUNK_BYTES) and max(map(len, chunks)) == CHUNK_BYTES
+
+
+def test_a_video_is_held_to_the_video_limit_not_the_image_limit(videos: Path) -> None:
+    """What the encoder indexes, the page can play: a video up to MEMEFLOW_MAX_VIDEO_BYTES
+    is served although it is over the (smaller) limit for one image, and a QuickTime file
+    that starts with its `moov` atom, not `ftyp`, is a video too."""
+    clip = (videos / "clip.webm").read_bytes()
+    quicktime = videos / "atoms.mov"
+    quicktime.write_bytes(b"\0\0\0\x08moov" + b"\0" * 100)
+    stored = {"clip": str(videos / "clip.webm"), "qt": str(quicktime)}
+    roots = (videos.resolve(),)
+    policy = AccessPolicy(roots=roots, max_image_bytes=len(clip) - 1, max_video_bytes=len(clip))
+
+    async def look_up(ids: list[str]) -> dict[str, str | None]:
+        return {doc_id: stored[doc_id] for doc_id in ids if doc_id in stored}
+
+    files = IndexedFiles(look_up, policy)
+    served = asyncio.run(files.file("clip"))
+    assert (served.media_type, whole(served)) == ("video/webm", clip)
+    served = asyncio.run(files.file("qt"))
+    assert served.media_type == "video/quicktime"
+    served.close()
+    smaller = IndexedFiles(look_up, AccessPolicy(roots=roots, max_image_bytes=10,
+                                                 max_video_bytes=len(clip) - 1))
+    assert refusal(smaller, "clip") == (403, f"{videos / 'clip.webm'}: {len(clip)} bytes is "
+                                        f"over the {len(clip) - 1}-byte limit for one video "
+                                        "(MEMEFLOW_MAX_VIDEO_BYTES)")
 
 
 def test_ranges_keep_the_routes_guards(app: Any) -> None:

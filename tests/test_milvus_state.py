@@ -65,6 +65,11 @@ def test_previews_stored_through_one_indexer_are_served_by_the_other(replicas, t
     assert _previews(one, ["b", "huge"]) == {"huge": previews["huge"]}
     one.index(_docs(["c"], {"c": b"jpeg of c"}), {})
     assert _previews(two, ["c"]) == {"c": b"jpeg of c"}
+    odd = 'x\x01"\\y\u00e9'  # a control character, a quote, a backslash: ids may hold any
+    one.index(_docs([odd], {odd: b"jpeg of odd"}), {})
+    assert _previews(two, [odd]) == {odd: b"jpeg of odd"}
+    two.delete(DocList[MemeDoc]([MemeDoc(id=odd)]))
+    assert one.previews.get_many([odd]) == {}
 
     two.clear(DocList[MemeDoc]())
     assert one.previews.get_many(["c", "huge"]) == {} == _previews(one, ["c", "huge"])

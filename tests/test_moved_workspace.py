@@ -40,6 +40,17 @@ def test_serve_follows_a_chain_of_moves_to_the_last_workspace_and_its_model(tmp_
     assert follow(new, "model-x").workspace == new and follow(new, "model-x").moves == ()
 
 
+def test_a_workspace_reached_through_a_link_is_followed(tmp_path) -> None:
+    """The indexer names the workspace as it was configured (a link, say ~/memes-index ->
+    /data/index); serve finds the record whichever way it reaches the same folder."""
+    real, new = workspaces(tmp_path, "index", "index--b")
+    link = tmp_path / "link-to-index"
+    link.symlink_to(real)
+    record_move(link, new, "model-b")
+    for reached in (link, real):
+        assert follow(reached, None).workspace == new
+
+
 def test_another_model_named_on_a_moved_workspace_is_refused_naming_both_and_the_fix(
         tmp_path) -> None:
     old, new = workspaces(tmp_path, "index", "index--b")

@@ -162,3 +162,35 @@ def test_serve_started_again_as_before_serves_the_new_model_and_workspace(indexe
     # The old workspace is kept as it was at the switch (README: how to remove it).
     with contextlib.closing(sqlite3.connect(f"file:{old / 'index.db'}?mode=ro", uri=True)) as db:
         assert db.execute("select count(*) from documents").fetchone() == (261,)
+
+
+def test_reindex_sends_files_in_requests_bounded_in_count_and_bytes(tmp_path, monkeypatch
+                                                                    ) -> None:
+    """As `memeflow index` sends them: a folder of videos never makes one request of
+    gigabytes; a file that is gone fails alone and still counts as done."""
+    from memeflow import config
+    from memeflow.cli.reindex import ReindexReport, encode_again
+    from memeflow.documents import MemeDoc
+
+    monkeypatch.setattr(config, "DEFAULT_INDEX_BATCH_BYTES", 100)
+    docs = []
+    for index, size in enumerate((60, 60, 60, 10, 10)):
+        (tmp_path / f"{index}.mp4").write_bytes(b"x" * size)
+        docs.append(MemeDoc(id=str(index), uri=str(tmp_path / f"{index}.mp4")))
+    docs.insert(3, MemeDoc(id="gone", uri=str(tmp_path / "gone.mp4")))
+    requests: list[list[str]] = []
+    progress: list[int] = []
+
+    class Target:
+        def image_doc(self, data: bytes, **fields: object) -> MemeDoc:
+            return MemeDoc(blob=data, **fields)
+
+        def index(self, batch: list[MemeDoc]) -> list[MemeDoc]:
+            requests.append([str(doc.id) for doc in batch])
+            return batch
+
+    report = ReindexReport(model="new", workspace=str(tmp_path / "new"))
+    encode_again(docs, Target(), 3, report, progress.append)  # type: ignore[arg-type]
+    assert requests == [["0", "1"], ["2", "3", "4"]]  # 120 bytes, then 3 files
+    assert report.encoded == 5 and [name for name, _ in report.failed] == [docs[3].uri]
+    assert sum(progress) == 6

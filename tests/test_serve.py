@@ -26,7 +26,7 @@ def serve(tmp_path: Path, model: str, marker: str, **settings: str
     env.update(settings)
     started = time.monotonic()
     run = subprocess.run([MEMEFLOW, "serve"], env=env, capture_output=True, text=True,
-                         timeout=60, check=False)
+                         timeout=150, check=False)
     return run, time.monotonic() - started
 
 
@@ -113,7 +113,9 @@ def test_a_workspace_refuses_a_model_other_than_its_vectors(tmp_path) -> None:
         assert "Traceback" not in run.stderr, run.stderr
         assert f"holds vectors of {NO_WEIGHTS_MODEL} (512-d, random weights of seed 0)" in last
         assert described in last and "MEMEFLOW_WORKSPACE" in last, last
-        assert seconds < 30
+        # Another dimension is refused before the Flow starts; other weights of the same
+        # architecture only once the encoder has loaded them, well before serving.
+        assert seconds < (30 if seed == "0" else 120)
 
 
 @pytest.mark.flow

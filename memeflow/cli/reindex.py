@@ -110,25 +110,39 @@ def _request_for(client: "MemeClient", doc: "MemeDoc") -> "MemeDoc":
 
 def encode_again(source: Sequence["MemeDoc"], target: "MemeClient", batch_size: int,
                  report: ReindexReport, on_progress: Callable[[int], object] | None) -> None:
-    """Sends each document to `target`'s /index from its file; failures go to the report."""
-    for start in range(0, len(source), batch_size):
-        batch = source[start:start + batch_size]
-        requests, names = [], []
-        for doc in batch:
-            name = doc.uri or str(doc.id)
-            try:
-                requests.append(_request_for(target, doc))
-                names.append(name)
-            except (OSError, ValueError) as exc:
-                report.failed.append((name, getattr(exc, "strerror", None) or str(exc)))
+    """Sends each document to `target`'s /index from its file, at most `batch_size` files
+    and `config.DEFAULT_INDEX_BATCH_BYTES` bytes a request (as `memeflow index` sends
+    them: a folder of videos makes requests of megabytes); failures go to the report."""
+    requests: list[tuple[str, MemeDoc]] = []
+    size = done = 0
+
+    def send() -> None:
+        nonlocal size, done
         if requests:
-            for name, reply in zip(names, target.index(requests), strict=True):
+            replies = target.index([request for _, request in requests])
+            for (name, _), reply in zip(requests, replies, strict=True):
                 if reply.error:
                     report.failed.append((name, reply.error))
                 else:
                     report.encoded += 1
-        if on_progress:
-            on_progress(len(batch))
+        if on_progress and done:
+            on_progress(done)
+        requests.clear()
+        size = done = 0
+
+    for doc in source:
+        name = doc.uri or str(doc.id)
+        try:
+            request = _request_for(target, doc)
+        except (OSError, ValueError) as exc:
+            report.failed.append((name, getattr(exc, "strerror", None) or str(exc)))
+        else:
+            requests.append((name, request))
+            size += len(request.blob or b"")
+        done += 1
+        if len(requests) >= batch_size or size >= config.DEFAULT_INDEX_BATCH_BYTES:
+            send()
+    send()
 
 
 def switch_service(client: "MemeClient", model: str, workspace: Path,

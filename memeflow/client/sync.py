@@ -203,10 +203,19 @@ def _reuse_batch(client: Service, batch: list[Reuse], hashes: dict[Path, str],
 
 def _index_batch(client: Service, batch: list[Path], hashes: dict[Path, str],
                  report: IndexReport) -> None:
-    """Send files to be encoded; each reply says whether that file was stored."""
+    """Send files to be encoded; each reply says whether that file was stored. A file over
+    the larger of the service's size limits (as set here) fails here, unread: a 3 GB film
+    is not read into memory to be refused."""
     docs = []
+    limit = max(config.max_image_bytes(), config.max_video_bytes())
     for path in batch:
         try:
+            if (size := path.stat().st_size) > limit:
+                report.failed.append((path_uri(path), (
+                    f"{size} bytes is over the {limit}-byte limit for one file "
+                    f"({config.MAX_VIDEO_BYTES_ENV} for videos, {config.MAX_IMAGE_BYTES_ENV} "
+                    "for images): raise it, or leave the file out")))
+                continue
             data = read_regular(path)
         except NotRegularFile as exc:
             report.failed.append((path_uri(path), str(exc.strerror)))

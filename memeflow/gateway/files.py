@@ -22,9 +22,10 @@ from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
-from memeflow.config import ROOTS_ENV
+from memeflow.config import MAX_IMAGE_BYTES_ENV, MAX_VIDEO_BYTES_ENV, ROOTS_ENV
 from memeflow.encoder.access import AccessPolicy
 from memeflow.encoder.decode import readable_formats
+from memeflow.formats import EBML_MAGIC, looks_like_video
 from memeflow.regular_files import open_regular
 from memeflow.uris import ImageLoadError, is_local, local_path
 
@@ -34,9 +35,6 @@ MEDIA_TYPES = {
     "WEBP": "image/webp", "BMP": "image/bmp", "TIFF": "image/tiff", "AVIF": "image/avif",
     "HEIF": "image/heif",
 }
-# ISO base media (MP4) brands of still images, which Pillow reads: not videos.
-IMAGE_BRANDS = frozenset({b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"hevc",
-                          b"hevx", b"mif1", b"msf1"})
 HEADER_BYTES = 64  # enough of a file's start to tell a video's container
 MAX_IDS = 100  # ids one availability question may name
 
@@ -83,19 +81,15 @@ def media_type(data: bytes) -> str | None:
 
 
 def video_type(header: bytes) -> str | None:
-    """The media type of a video file from its first bytes (an MP4/QuickTime `ftyp` box,
-    or a Matroska/WebM EBML header naming its DocType), else None."""
-    if header[4:8] == b"ftyp":
-        brand = header[8:12]
-        if brand in IMAGE_BRANDS:
-            return None
-        return "video/quicktime" if brand == b"qt  " else "video/mp4"
-    if header.startswith(b"\x1a\x45\xdf\xa3"):
-        if b"webm" in header:
-            return "video/webm"
-        if b"matroska" in header:
-            return "video/x-matroska"
-    return None
+    """The media type of a video file from its first bytes, else None: what the encoder
+    reads as a video (`memeflow.formats.looks_like_video`), by its container."""
+    if not looks_like_video(header):
+        return None
+    if header.startswith(EBML_MAGIC):
+        return "video/webm" if b"webm" in header else "video/x-matroska"
+    if header[4:8] == b"ftyp" and header[8:12] != b"qt  ":
+        return "video/mp4"
+    return "video/quicktime"  # brand `qt  `, or a QuickTime file without `ftyp`
 
 
 def content_disposition(kind: str, name: str) -> str:
@@ -189,14 +183,17 @@ class IndexedFiles:
             raise
 
     def _served(self, content: BinaryIO, uri: str, name: str) -> ServedFile:
-        """The open file as it may go out: within the size limit, a video or an image."""
+        """The open file as it may go out: a video or an image, within the size limit the
+        encoder reads it under (a video's is the larger: MEMEFLOW_MAX_VIDEO_BYTES)."""
         info = os.fstat(content.fileno())
-        limit = self.policy.max_image_bytes
+        kind = video_type(content.read(HEADER_BYTES))
+        limit, what, setting = ((self.policy.max_video_bytes, "video", MAX_VIDEO_BYTES_ENV)
+                                if kind else
+                                (self.policy.max_image_bytes, "image", MAX_IMAGE_BYTES_ENV))
         if info.st_size > limit:
             raise FileRefused(403, f"{uri}: {info.st_size} bytes is over the {limit}-byte "
-                              f"limit for one image (MEMEFLOW_MAX_IMAGE_BYTES)")
+                              f"limit for one {what} ({setting})")
         etag = f'"{info.st_size:x}-{info.st_mtime_ns:x}-{info.st_ino:x}"'
-        kind = video_type(content.read(HEADER_BYTES))
         if kind is None:  # an image: Pillow reads its header from the whole file
             content.seek(0)
             kind = media_type(content.read(limit + 1))

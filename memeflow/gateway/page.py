@@ -202,7 +202,11 @@ def search_page(assets: dict[str, Asset], thumbnails: ThumbnailCache, files: Ind
         except FileRefused as refusal:
             return _refusal(refusal)
         kind = "attachment" if request.query_params.get("download") else "inline"
-        response = file_response(request, served)
+        try:
+            response = file_response(request, served)
+        except BaseException:  # a fault of ours: the file is not left open until collected
+            served.close()
+            raise
         response.headers["Content-Disposition"] = content_disposition(kind, served.name)
         return response
 

@@ -10,8 +10,10 @@ past the end is unsatisfiable (416, with the file's size in Content-Range).
 import re
 from dataclasses import dataclass
 
-# One range: `first-last`, `first-` (to the end) or `-suffix` (the last `suffix` bytes).
-_ONE_RANGE = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
+# One range: `first-last`, `first-` (to the end) or `-suffix` (the last `suffix` bytes);
+# positions of at most 18 digits (an exabyte): a longer number is a malformed range (and
+# Python refuses int() of more than 4,300 digits).
+_ONE_RANGE = re.compile(r"(\d{0,18})-(\d{0,18})")
 
 
 class RangeNotSatisfiable(Exception):
@@ -44,7 +46,7 @@ def requested_range(header: str | None, size: int) -> ByteRange | None:
     unit, _, spec = header.partition("=")
     if unit.strip().lower() != "bytes" or "," in spec:
         return None
-    found = _ONE_RANGE.match(spec)
+    found = _ONE_RANGE.fullmatch(spec.strip().replace(" ", ""))
     if found is None or found.group(1) == found.group(2) == "":
         return None
     first, last = found.group(1), found.group(2)

@@ -74,6 +74,7 @@ from memeflow.indexer.backends.milvus_where import (
     equals_any,
     exact_operand,
     filter_fields,
+    ids_in,
     quoted,
 )
 from memeflow.indexer.filters import Where
@@ -89,6 +90,7 @@ MAX_LIMIT = 16_384  # Milvus's largest limit (top_k) of one search or query
 FILTER_FIELDS = ("tags", "tag_names", "valued_tags", "numbers")  # what `milvus_where` reads
 CANDIDATE_MARGIN = 10  # candidates beyond top_k: the exact rescoring may reorder the edge
 READ_BATCH = 1_000
+FRAME_READ_IDS = MAX_LIMIT // 64  # documents whose frames one query reads
 PAD = "_"
 # pymilvus pings an idle connection every 10 s; a gRPC server left at its defaults (Milvus
 # Lite's) allows one ping per 5 minutes and closes the connection after the third: ping
@@ -176,7 +178,7 @@ class MilvusCollection(Collection):
     def __contains__(self, doc_id: object) -> bool:
         if not isinstance(doc_id, str) or not self._exists():
             return False
-        return bool(self._client.query(self.name, filter=_ids_in([doc_id]),
+        return bool(self._client.query(self.name, filter=ids_in([doc_id]),
                                        output_fields=["id"]))
 
     # --- writes -----------------------------------------------------------------------
@@ -228,9 +230,9 @@ class MilvusCollection(Collection):
         if not ids or not self._exists():
             return 0
         stored = [row["id"] for chunk in _chunks(ids) for row in self._client.query(
-            self.name, filter=_ids_in(chunk), output_fields=["id"])]
+            self.name, filter=ids_in(chunk), output_fields=["id"])]
         for chunk in _chunks(stored):
-            self._client.delete(self.name, filter=_ids_in(chunk))
+            self._client.delete(self.name, filter=ids_in(chunk))
         self._forget_frames(stored)
         return len(stored)
 
@@ -461,16 +463,24 @@ class MilvusCollection(Collection):
         """Deletes the frames of `ids`, if any are stored."""
         if ids and self._frames_exist():
             for chunk in _chunks(ids):
-                self._client.delete(self.frames_name, filter=_ids_in(chunk))
+                self._client.delete(self.frames_name, filter=ids_in(chunk))
 
     def _frames_of(self, ids: list[str]) -> dict[str, Frames]:
         """The stored frames of those of `ids` that have some, in their order (`n`)."""
         if not ids or not self._frames_exist():
             return {}
         found: dict[str, list[dict[str, Any]]] = {}
-        for chunk in _chunks(list(dict.fromkeys(ids))):
-            for row in self._client.query(self.frames_name, filter=_ids_in(chunk),
-                                          output_fields=["id", "n", "ms", "vector"]):
+        # A query answers at most MAX_LIMIT rows: a chunk whose frames reach that many (more
+        # than 64 frames a document, MEMEFLOW_MAX_FRAMES) is asked again in halves.
+        pending = list(_chunks(list(dict.fromkeys(ids)), FRAME_READ_IDS))
+        while pending:
+            chunk = pending.pop()
+            rows = self._client.query(self.frames_name, filter=ids_in(chunk), limit=MAX_LIMIT,
+                                      output_fields=["id", "n", "ms", "vector"])
+            if len(rows) >= MAX_LIMIT and len(chunk) > 1:
+                pending += [chunk[: len(chunk) // 2], chunk[len(chunk) // 2 :]]
+                continue
+            for row in rows:
                 found.setdefault(row["id"], []).append(row)
         frames = {}
         for doc_id, rows in found.items():
@@ -548,7 +558,7 @@ class MilvusCollection(Collection):
         if not ids or not self._exists():
             return {}
         return {row["id"]: row for chunk in _chunks(list(dict.fromkeys(ids)))
-                for row in self._client.query(self.name, filter=_ids_in(chunk),
+                for row in self._client.query(self.name, filter=ids_in(chunk),
                                               output_fields=fields)}
 
     def _scan(self, expression: str, fields: list[str]) -> list[dict[str, Any]]:
@@ -577,16 +587,12 @@ class MilvusCollection(Collection):
                    if all(c.matches(_tags(row)) for c in compiled.residual)]
         if not passing:
             return MilvusSelection(where, None, empty=True)
-        return MilvusSelection(where, _ids_in(passing))
+        return MilvusSelection(where, ids_in(passing))
 
 
 def _padded(letters: str) -> str:
     """The text the grams are looked for in: short texts padded as they are stored."""
     return letters.rjust(GRAM, PAD) if 0 < len(letters) < GRAM else letters
-
-
-def _ids_in(ids: Iterable[str]) -> str:
-    return f"id in [{', '.join(map(quoted, ids))}]"
 
 
 def _chunks(ids: list[str], size: int = READ_BATCH) -> Iterable[list[str]]:

@@ -19,7 +19,6 @@ piece is ASCII, so its length in characters is its size in bytes.
 """
 
 import base64
-import json
 import logging
 from collections.abc import Iterable, Mapping
 
@@ -27,6 +26,7 @@ from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
 from memeflow.indexer.backends.base import CollectionWriteError
+from memeflow.indexer.backends.milvus_where import ids_in
 from memeflow.indexer.backends.previews import Previews
 from memeflow.uris import printable
 
@@ -78,7 +78,7 @@ class MilvusPreviews(Previews):
             return {}
         found = {}
         for i in range(0, len(ids), READ_BATCH):
-            for row in self._client.query(self.name, filter=_ids_in(ids[i : i + READ_BATCH]),
+            for row in self._client.query(self.name, filter=ids_in(ids[i : i + READ_BATCH]),
                                           output_fields=["jpeg"]):
                 found[row["id"]] = base64.b64decode("".join(row["jpeg"]))
         return found
@@ -88,7 +88,7 @@ class MilvusPreviews(Previews):
         if not ids or not self._exists():
             return
         for i in range(0, len(ids), READ_BATCH):
-            self._client.delete(self.name, filter=_ids_in(ids[i : i + READ_BATCH]))
+            self._client.delete(self.name, filter=ids_in(ids[i : i + READ_BATCH]))
 
     def clear(self) -> None:
         if self._client.has_collection(self.name):
@@ -124,6 +124,4 @@ class MilvusPreviews(Previews):
         self._exists()
 
 
-def _ids_in(ids: list[str]) -> str:
-    return f"id in {json.dumps(ids, ensure_ascii=False)}"
 

@@ -22,6 +22,7 @@ leaves (`Where.matches`), as the embedded backend does for what its indexes cann
 """
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,11 @@ def quoted(text: str) -> str:
     escaped = (text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
                .replace("\r", "\\r"))
     return f'"{escaped}"'
+
+
+def ids_in(ids: Iterable[str]) -> str:
+    """The expression selecting the rows whose `id` is one of `ids` (each `quoted`)."""
+    return f"id in [{', '.join(map(quoted, ids))}]"
 
 
 def literal(value: Any) -> str:
