@@ -16,9 +16,6 @@ from PIL import Image, ImageSequence, UnidentifiedImageError
 from memeflow.encoder.decode import DECODE_ERRORS, to_rgb
 from memeflow.encoder.frames.limits import (
     CUT_DAMAGED,
-    CUT_FRAMES,
-    CUT_SECONDS,
-    CUT_TIME,
     FrameLimits,
     Sampled,
     fitted,
@@ -79,12 +76,7 @@ def sample_animated(image: Image.Image, *, source: str, limits: FrameLimits, sid
     latest: tuple[int, Image.Image] | None = None  # the last frame read
     try:
         for frame in ImageSequence.Iterator(image):
-            if time_ms > limits.max_seconds * 1000:
-                cut = CUT_SECONDS
-            elif decoded >= limits.max_decoded:
-                cut = CUT_FRAMES
-            elif decoded and time.monotonic() - started > limits.budget_seconds:
-                cut = CUT_TIME
+            cut = limits.cut(time_ms, decoded, time.monotonic() - started)
             if cut:
                 break
             decoded += 1

@@ -35,6 +35,18 @@ class FrameLimits:
     max_decoded: int = MAX_DECODED_FRAMES
     budget_seconds: float = DECODE_BUDGET_SECONDS
 
+    def cut(self, time_ms: int, decoded: int, elapsed: float) -> str | None:
+        """Which limit stops the decoding before a frame at `time_ms` (ms from the start),
+        after `decoded` frames and `elapsed` seconds of wall time; None: read it. The first
+        frame is always read, however slow the machine."""
+        if time_ms > self.max_seconds * 1000:
+            return CUT_SECONDS
+        if decoded >= self.max_decoded:
+            return CUT_FRAMES
+        if decoded and elapsed > self.budget_seconds:
+            return CUT_TIME
+        return None
+
 
 @dataclass
 class Sampled:

@@ -21,9 +21,6 @@ from PIL import Image
 
 from memeflow.encoder.frames.limits import (
     CUT_DAMAGED,
-    CUT_FRAMES,
-    CUT_SECONDS,
-    CUT_TIME,
     DECODER_THREADS,
     FrameLimits,
     Sampled,
@@ -98,12 +95,7 @@ def _decode(container: av.container.InputContainer, stream: av.video.stream.Vide
             time_ms = latest[0] if latest else 0
             if seconds is not None:
                 time_ms = max(0, round((seconds - start) * 1000))
-            if time_ms > limits.max_seconds * 1000:
-                cut = CUT_SECONDS
-            elif decoded >= limits.max_decoded:
-                cut = CUT_FRAMES
-            elif decoded and time.monotonic() - started > limits.budget_seconds:
-                cut = CUT_TIME
+            cut = limits.cut(time_ms, decoded, time.monotonic() - started)
             if cut:
                 break
             decoded += 1
