@@ -2,30 +2,17 @@
 same on both backends: stored and read back, scored by their best frame (which a hit names
 by its time, `frame_ms`), filtered as their document, deleted and replaced with it."""
 
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
 from memeflow.indexer.backends import Collection, Frames
 from memeflow.indexer.filters import compile_where
-from tests.test_collection_backends import BACKENDS, open_backend
+from tests import test_collection_backends as backends
+from tests.test_collection_backends import DIM, open_backend, unit
 
-DIM = 8
 TOL = 1e-6
-
-
-@pytest.fixture(params=BACKENDS)
-def collection(request, tmp_path) -> Iterator[Collection]:
-    opened = open_backend(request.param, request, tmp_path / "workspace")
-    yield opened
-    opened.clear()
-    opened.close()
-
-
-def unit(seed: int, n: int = 1) -> np.ndarray:
-    vectors = np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+collection = backends.collection  # the interface suite's fixture: an empty one per backend
 
 
 def clip(seed: int, k: int, step: int = 40) -> Frames:
