@@ -62,6 +62,37 @@ def test_a_failed_write_keeps_the_old_thumbnail_and_leaves_no_temporary_file(
     assert [path.name for path in store.folder.iterdir()] == [store.path("a").name]
 
 
+def test_a_request_of_previews_is_written_with_one_folder_sync(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request's previews are replaced together: each file synced, then the folder once
+    (not once per preview); a failure leaves the old previews and no temporary file."""
+    store = ThumbnailStore(tmp_path / "thumbnails")
+    store.put("a", b"old a")
+    synced: list[bool] = []
+    real_fsync = os.fsync
+
+    def counting(fd: int) -> None:
+        synced.append(os.path.isdir(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting)
+    store.put_many({"a": b"new a", "b": b"b", "c": b"c"})
+    assert [store.get(doc_id) for doc_id in "abc"] == [b"new a", b"b", b"c"]
+    assert synced.count(True) == 1 and synced.count(False) == 3
+
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        store.put_many({"a": b"newer a", "d": b"d"})
+    monkeypatch.undo()
+    assert store.get("a") == b"new a" and store.get("d") is None
+    assert sorted(path.name for path in store.folder.iterdir()) == sorted(
+        store.path(doc_id).name for doc_id in "abc")
+
+
 def test_indexed_images_get_a_thumbnail_and_queries_do_not(clip_model, pool) -> None:
     indexed = MemeDoc(blob=DRAKE.read_bytes())
     embed_documents(clip_model, [indexed], pool, thumbnails=True)

@@ -9,11 +9,11 @@ thumbnail folder.
 import contextlib
 import hashlib
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from memeflow.indexer.backends.previews import Previews
-from memeflow.indexer.storage.atomic import write_bytes
+from memeflow.indexer.storage.atomic import write_bytes, write_many
 
 
 class ThumbnailStore(Previews):
@@ -29,6 +29,11 @@ class ThumbnailStore(Previews):
     def put(self, doc_id: str, data: bytes) -> None:
         """Write atomically: a reader never sees half a file."""
         write_bytes(self.path(doc_id), data)
+
+    def put_many(self, previews: Mapping[str, bytes]) -> None:
+        """All of a request's previews with one fsync of the folder, not one per preview
+        (two fsyncs each made a request of 32 memes wait about 0.3 s)."""
+        write_many({self.path(doc_id): data for doc_id, data in previews.items()})
 
     def get(self, doc_id: str) -> bytes | None:
         try:
