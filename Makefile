@@ -21,7 +21,7 @@ $(VENV)/.core: $(VENV)/.torch
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.torch
-	$(PY) -m pip install --quiet -e '.[test,notebook,onnx,ocr,milvus]'
+	$(PY) -m pip install --quiet -e '.[test,notebook,onnx,ocr,milvus,openclip]'
 	touch $@ $(VENV)/.core
 
 install: $(VENV)/.installed

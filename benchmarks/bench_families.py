@@ -4,6 +4,7 @@ multilingual family against CLIP's and against a separate multilingual text mode
 
     .venv/bin/python benchmarks/bench_families.py            # ~10 min on 2 cores
     .venv/bin/python benchmarks/bench_families.py --rounds 1 --families clip,siglip2
+    .venv/bin/python benchmarks/bench_families.py --flow --runtimes auto --no-multilingual
 
 Each family is its published architecture with seeded random weights, built offline as
 the tests build it (tests/families.py; vocabularies shrunk, which changes no timing but
@@ -15,7 +16,9 @@ time: PIL open -> the family's preprocessing -> its image tower in torch) timed 
 same round, so load from other processes hits both sides alike. Model-only rows time
 the model on preprocessed batches of 16. Text rows time one new query at a time (no
 cache). The multilingual comparison runs the text towers in turns, query by query, so
-each one sees the same load.
+each one sees the same load. `--flow` also serves each family as users run it (runtime
+`auto`): `memeflow index` of the same images through the Flow and new text queries over
+HTTP, each round beside the model-only rate of `auto` in this process (the Flow idle).
 """
 
 import argparse
@@ -162,6 +165,49 @@ def bench_family(label: str, source: str, args: argparse.Namespace, cache: Path)
               f" img/s  {ratio:5.2f}x   text p50 {statistics.median(text_p50[runtime]):6.1f} ms")
 
 
+def bench_flow(label: str, source: str, args: argparse.Namespace, tmp: Path) -> None:
+    """The family through a running Flow (`runtime: auto`): images/s of `memeflow index` of
+    a folder of `--images` memes (cleared before each round, so all are encoded) and the
+    p50 of new text queries over HTTP (top 10), beside the model-only images/s of `auto`
+    in this process in the same round."""
+    import shutil
+
+    from bench_flow import HttpSearch
+    from flowrun import running_flow
+
+    from memeflow.client import MemeClient
+
+    folder = tmp / "flow-images"
+    if not folder.exists():
+        folder.mkdir()
+        for number, path in enumerate(images(args.images)):
+            shutil.copy(path, folder / f"{number}{path.suffix}")
+    model = load_model(source, allow_random=True, runtime="auto", cache=tmp / "cache")
+    pixels = torch.stack([model.preprocess(Image.open(p).convert("RGB"))
+                          for p in sorted(folder.iterdir())])
+    texts = queries(args.queries * (args.rounds + 1))
+    flow_rates, model_rates, text_ms = [], [], []
+    with running_flow(tmp / "flow.log", MEMEFLOW_MODEL=source) as ports:
+        client, http = MemeClient(f"grpc://127.0.0.1:{ports.grpc}"), HttpSearch(ports.http)
+        client.index_paths([folder])  # warm-up: model loaded, pages touched
+        for text in texts[: args.queries]:
+            http.search(text)
+        ran_as = client.status()
+        for round_ in range(args.rounds):
+            client.clear()
+            flow_rates.append(rate(lambda: client.index_paths([folder]), len(pixels)))
+            assert client.count() == len(pixels), "not every image was indexed"
+            model_rates.append(rate(lambda: [model.embed_pixels(b) for b in pixels.split(16)],
+                                    len(pixels)))
+            start = (round_ + 1) * args.queries
+            text_ms.append(p50_ms(http.search, texts[start: start + args.queries]))
+    share = statistics.median(f / m for f, m in zip(flow_rates, model_rates, strict=True))
+    print(f"  through the Flow ({ran_as.get('runtime')} {ran_as.get('precision', '')}): "
+          f"{statistics.median(flow_rates):6.1f} img/s, {share:4.0%} of model-only "
+          f"{statistics.median(model_rates):.1f} img/s; HTTP text p50 "
+          f"{statistics.median(text_ms):6.1f} ms ({load()})", flush=True)
+
+
 def bench_multilingual(sources: dict[str, str], root: Path, args: argparse.Namespace,
                        cache: Path) -> None:
     """New-query p50 of each text path, run in turns query by query."""
@@ -208,6 +254,7 @@ def main() -> None:
     parser.add_argument("--runtimes", default=",".join(RUNTIMES))
     parser.add_argument("--models", default="", help="NAME=ID_OR_FOLDER,... instead")
     parser.add_argument("--no-multilingual", action="store_true")
+    parser.add_argument("--flow", action="store_true", help="also through a running Flow")
     parser.add_argument("--multilingual-runtimes", default="torch",
                         help="runtimes of the family text towers in the multilingual rows")
     args = parser.parse_args()
@@ -227,6 +274,9 @@ def main() -> None:
         for label in chosen:
             bench_family(label, sources[label], args, cache)
             gc.collect()
+            if args.flow:
+                bench_flow(label, sources[label], args, Path(tmp))
+                gc.collect()
     print(f"\ndone ({load()})")
 
 

@@ -43,15 +43,15 @@ def running_flow(log: Path, workspace: Path | None = None, **env: str) -> Iterat
             workspace = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         log_file = stack.enter_context(log.open("a"))
         saved = dict(os.environ)
-        os.environ.update(
-            MEMEFLOW_MODEL=MODEL,
-            MEMEFLOW_ALLOW_RANDOM_WEIGHTS="1",
-            MEMEFLOW_WORKSPACE=str(workspace),
-            MEMEFLOW_GRPC_PORT=str(ports.grpc),
-            MEMEFLOW_HTTP_PORT=str(ports.http),
-            JINA_OPTOUT_TELEMETRY="1",
-            **env,
-        )
+        os.environ.update({
+            "MEMEFLOW_MODEL": MODEL,
+            "MEMEFLOW_ALLOW_RANDOM_WEIGHTS": "1",
+            "MEMEFLOW_WORKSPACE": str(workspace),
+            "MEMEFLOW_GRPC_PORT": str(ports.grpc),
+            "MEMEFLOW_HTTP_PORT": str(ports.http),
+            "JINA_OPTOUT_TELEMETRY": "1",
+            **env,  # may name another model
+        })
         try:
             with FlowProcess(log=log_file):
                 yield ports

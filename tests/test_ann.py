@@ -17,6 +17,7 @@ from memeflow.indexer.backends.embedded import GRAPH, LOCK, EmbeddedCollection, 
 from memeflow.indexer.filters import compile_where
 from memeflow.indexer.indexes.ann import HnswIndex, HnswParams
 from memeflow.indexer.storage.database import DATABASE
+from memeflow.vectors import unit_rows
 
 BUILT = "built the HNSW graph"
 
@@ -428,3 +429,19 @@ def test_the_graph_of_an_old_workspace_moves_with_it(
     assert store.graph is not None and store.graph.loaded_from == tmp_path / GRAPH
     hits = store.dense_search(vectors[[60, 1_100]], 1)
     assert [h[0]["id"] for h in hits] == [ids[60], ids[1_100]]
+
+
+def test_quantised_scores_are_those_of_the_decoded_copies_within_their_bounds(
+        rng: np.random.Generator) -> None:
+    """A filtered search scores the 8-bit codes without decoding them: the scores must be
+    those of faiss's own decoded copies, and each exact score within its row's bound."""
+    matrix = unit_rows(rng.standard_normal((3000, 64)).astype(np.float32))
+    graph = HnswIndex.build(matrix, HnswParams())
+    rows = np.sort(rng.choice(3000, 700, replace=False))
+    query = unit_rows(rng.standard_normal((1, 64)).astype(np.float32))[0]
+    scores, bounds = graph.approximate(rows, query, chunk=256)  # several chunks
+    decoded = graph._storage().reconstruct_batch(np.ascontiguousarray(rows))  # label = row
+    np.testing.assert_allclose(scores, decoded @ query, rtol=0, atol=1e-5)
+    exact = matrix[rows].astype(np.float64) @ query
+    assert np.all(np.abs(exact - scores) <= bounds + 1e-5)
+    assert scores.dtype == np.float32 and len(scores) == len(bounds) == 700

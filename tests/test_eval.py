@@ -5,7 +5,6 @@ CIFAR-10 and Flickr8k from ../shared."""
 import itertools
 import json
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from memeflow.cli.main import main
 from memeflow.evaluation import datasets, metrics
 from memeflow.evaluation.report import table
 
+from . import families
 from .conftest import NO_WEIGHTS_MODEL, SHARED
 
 CIFAR = SHARED / "data" / "cifar10-test" / "test"
@@ -210,8 +210,7 @@ def test_limit_samples_the_same_images_every_time(generated) -> None:
 
 def test_eval_runs_end_to_end_on_cifar10_and_flickr8k_and_says_random_weights_mean_nothing(
         tmp_path, capsys) -> None:
-    other = tmp_path / "second-model"  # a second name for the same architecture
-    shutil.copytree(NO_WEIGHTS_MODEL, other)
+    other = families.open_clip_folder(tmp_path, "MobileCLIP2-S0")  # another family
     common = ["--labelled", str(CIFAR), "--captions", str(FLICKR), "--variants", str(MEMES),
               "--limit", "40", "-q"]
     assert main(["eval", *common]) == 0

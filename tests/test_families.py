@@ -7,6 +7,8 @@ is numerical error only; no quality is measured here.
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,15 +27,6 @@ TRANSFORMERS_FAMILIES = {"siglip": families.siglip_folder, "siglip2": families.s
                          "metaclip2": families.metaclip2_folder}
 SHORT_AND_LONG = ["drake", "a cat sitting at a dinner table refusing to eat a salad",
                   "un chat sur une table"]
-
-
-def open_clip_or_skip() -> None:
-    """OpenCLIP is the optional `openclip` extra; a torchvision built for another torch
-    fails at import with a RuntimeError, which also means it is not usable here."""
-    try:
-        import open_clip  # noqa: F401
-    except (ImportError, RuntimeError) as exc:
-        pytest.skip(f"the optional `openclip` extra is not usable here: {exc}")
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +118,6 @@ def _reference(torch_models, small_vocab, family) -> ClipModel:
 def test_every_runtime_agrees_with_torch(family, runtime, small_vocab, torch_models, samples,
                                          tmp_path) -> None:
     pytest.importorskip("onnxruntime" if runtime == "onnx" else "openvino")
-    if family in families.OPEN_CLIP_FOLDERS:
-        open_clip_or_skip()
     reference = _reference(torch_models, small_vocab, family)
     model = load_model(str(_folder(small_vocab, family)), allow_random=True, runtime=runtime,
                        cache=tmp_path)
@@ -139,7 +130,6 @@ def test_every_runtime_agrees_with_torch(family, runtime, small_vocab, torch_mod
 @pytest.mark.parametrize("arch", list(families.OPEN_CLIP_FOLDERS))
 def test_open_clip_checkpoints_load_with_their_preprocessing(arch, small_vocab, samples
                                                              ) -> None:
-    open_clip_or_skip()
     model = load_model(str(small_vocab / arch), allow_random=True)
     assert (model.family, model.dim, model.encoder.image_size) == ("openclip", 512, (256, 256))
     preprocess = families.OPEN_CLIP_FOLDERS[arch]["preprocess_cfg"]
@@ -200,3 +190,22 @@ def test_an_open_clip_folder_without_weights_needs_random_weights_allowed(small_
         check_model_source(str(small_vocab / "ViT-B-32-256"), allow_random=False)
     config = json.loads((small_vocab / "ViT-B-32-256" / "open_clip_config.json").read_text())
     assert config["model_cfg"]["vision_cfg"]["image_size"] == 256
+
+
+def test_torchvision_imports_whether_or_not_its_compiled_operators_load() -> None:
+    """PyPI's torchvision beside a CPU-only torch cannot load its operators and would fail
+    at import (and with it transformers' image processors and open_clip); memeflow defines
+    the two schemas it needs exactly when the operators are missing, and never otherwise."""
+    script = (
+        "from memeflow.encoder.families.torchvision_ops import "
+        "allow_import_without_compiled_ops as allow\n"
+        "acted = allow()\n"
+        "import torchvision, torchvision.transforms, open_clip, transformers\n"
+        "from transformers import AutoProcessor\n"
+        "print(acted, torchvision.extension._has_ops())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=False, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    acted, has_ops = done.stdout.split()
+    assert acted == str(has_ops == "False")

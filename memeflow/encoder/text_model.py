@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoModel, AutoTokenizer
 
 from memeflow.encoder.model import DEFAULT_TEXT_CACHE_SIZE, ClipModel, TextVectorCache
 from memeflow.encoder.source import ModelLoadError
@@ -73,6 +72,8 @@ class SentenceTextModel:
         settings = transformer / "sentence_bert_config.json"
         self.max_tokens = (json.loads(settings.read_text()).get("max_seq_length", 128)
                            if settings.is_file() else 128)
+        from transformers import AutoModel, AutoTokenizer  # after memeflow.encoder.families
+
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(transformer)
             self.encoder = AutoModel.from_pretrained(transformer).eval()

@@ -11,7 +11,12 @@ OpenCLIP checkpoints (`memeflow.encoder.source.model_format`).
 from pathlib import Path
 
 from memeflow.encoder.families.base import DualEncoder
+from memeflow.encoder.families.torchvision_ops import allow_import_without_compiled_ops
 from memeflow.encoder.source import ModelLoadError, model_format
+
+# Before any family imports transformers or open_clip: both import torchvision when it is
+# installed, and PyPI's torchvision beside a CPU-only torch fails at import without this.
+allow_import_without_compiled_ops()
 
 __all__ = ["DualEncoder", "build_encoder"]
 

@@ -7,8 +7,9 @@ mean and std from the checkpoint's `preprocess_cfg`) and its tokenizer (CLIP's B
 in the wheel, or the one the config names). Texts are padded to the full context length:
 some towers (MobileCLIP2's, with `no_causal_mask`) attend to every position.
 
-open_clip needs torchvision for its transforms; torchvision must be the build that matches
-torch (for a CPU-only torch, PyTorch's CPU wheel index has both). See README, "Models".
+open_clip needs torchvision for its transforms. PyPI's torchvision beside a CPU-only torch
+cannot load its compiled operators; `torchvision_ops` (run when this package is imported)
+lets its transforms import anyway.
 """
 
 import json
@@ -21,19 +22,15 @@ from PIL import Image
 from memeflow.encoder.families.base import DualEncoder
 from memeflow.encoder.source import OPEN_CLIP_PREFIX, ModelLoadError
 
-INSTALL_HINT = (
-    "pip install -e '.[openclip]' (open-clip-torch, timm, and the torchvision build that "
-    "matches your torch; for a CPU-only torch: pip install torch==2.13.0 torchvision==0.28.0 "
-    "--index-url https://download.pytorch.org/whl/cpu)"
-)
+INSTALL_HINT = "pip install 'memeflow[openclip]' (in a clone: pip install -e '.[openclip]')"
 
 
 def _open_clip() -> Any:
     try:
         import open_clip
     except (ImportError, RuntimeError) as exc:
-        # RuntimeError: a torchvision built for another torch fails at import
-        # ("operator torchvision::nms does not exist").
+        # RuntimeError: a torchvision whose operators are built differently from torch's
+        # (another version) fails at import.
         raise ModelLoadError(f"OpenCLIP checkpoints need open_clip_torch ({exc}): "
                              f"{INSTALL_HINT}") from exc
     return open_clip

@@ -175,11 +175,26 @@ class HnswIndex:
         exact score lies within its bound of its quantised one (plus float32 rounding,
         dim * eps at most)."""
         labels = self._row_label[np.asarray(rows, np.int64)]
-        storage, query32 = self._storage(), np.asarray(query, np.float32)
+        codes, weights, offset = self._code_scoring(np.asarray(query, np.float64))
         scores = np.concatenate([
-            storage.reconstruct_batch(np.ascontiguousarray(labels[i : i + chunk])) @ query32
+            codes[labels[i : i + chunk]].astype(np.float32) @ weights + offset
             for i in range(0, len(labels), chunk)] or [np.empty(0, np.float32)])
         return scores, self._label_error[labels]
+
+    def _code_scoring(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.float32]:
+        """(codes, weights, offset) such that `codes[labels] @ weights + offset` are the
+        quantised scores of those labels, without decoding them: faiss's 8-bit quantiser
+        decodes component d of code c as vmin_d + (c + 0.5) / 255 * vdiff_d (its
+        `Codec8bit` and non-uniform `QuantizerTemplate`, `trained` = vmin then vdiff), so
+        q . decoded = sum_d q_d (vmin_d + 0.5 vdiff_d / 255) + sum_d (q_d vdiff_d / 255) c_d.
+        6x faster than decoding for a selection of 2,000 rows (BENCHMARKS.md)."""
+        storage = self._storage()
+        trained = faiss.vector_to_array(storage.sq.trained).astype(np.float64)
+        vmin, vdiff = trained[: self.dim], trained[self.dim :]
+        codes = faiss.rev_swig_ptr(storage.codes.data(), storage.codes.size())
+        weights = (query * vdiff / 255).astype(np.float32)
+        offset = np.float32(query @ (vmin + 0.5 * vdiff / 255))
+        return codes.reshape(-1, storage.code_size), weights, offset
 
     def matches(self, count: int, vectors_of: Callable[[np.ndarray], np.ndarray],
                 samples: int = 64) -> bool:
