@@ -41,14 +41,15 @@ CHUNK = 16 << 20
 @dataclass(frozen=True)
 class HnswParams:
     """Chosen by measurement on 1M 512-d vectors (BENCHMARKS.md): ef_search 256 missed
-    recall@10 0.98 there, 384 reached 0.99; a larger ef_construction would need a smaller
+    recall@10 0.98 there, 384 reached 0.994-0.995, 448 0.9975 for 4% more time, 512 0.998
+    for 17% more (2026-12-07, 200 queries); a larger ef_construction would need a smaller
     ef_search but costs minutes more to build on 2 cores. m and ef_construction shape the
     graph (a saved graph built with others is rebuilt); ef_search is how many candidates a
     search keeps: more is slower and finds more."""
 
     m: int = 32
     ef_construction: int = 40
-    ef_search: int = 384
+    ef_search: int = 448
     rebuild_fraction: float = 0.3  # rebuild when tombstones exceed this share of the labels
 
 
