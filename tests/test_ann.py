@@ -445,3 +445,25 @@ def test_quantised_scores_are_those_of_the_decoded_copies_within_their_bounds(
     exact = matrix[rows].astype(np.float64) @ query
     assert np.all(np.abs(exact - scores) <= bounds + 1e-5)
     assert scores.dtype == np.float32 and len(scores) == len(bounds) == 700
+
+
+def test_rescoring_reads_each_stored_vector_by_row(rng: np.random.Generator,
+                                                   tmp_path: Path) -> None:
+    """Candidates are rescored from the vectors read back by row: blob reads (Python 3.11+)
+    and the one-query read give the stored float32 vectors in the order asked, and a row
+    not stored is a KeyError either way."""
+    from memeflow.indexer.storage import documents
+
+    vectors = unit_rows(rng.standard_normal((50, 16)).astype(np.float32))
+    store = EmbeddedCollection(tmp_path / "ws")
+    upsert(store, [f"d{i}" for i in range(50)], vectors)
+    rows = np.array([49, 0, 7, 7, 23])
+    readers = [documents.vectors_by_row, documents._vectors_by_query]
+    for read in readers:
+        got = read(store._conn, rows if read is documents.vectors_by_row else rows.tolist(), 16)
+        np.testing.assert_array_equal(got, vectors[rows])
+        assert got.dtype == np.float32
+        with pytest.raises(KeyError):
+            read(store._conn, np.array([3, 50]) if read is documents.vectors_by_row else [3, 50],
+                 16)
+    store.close()

@@ -125,9 +125,27 @@ def read_vectors(conn: sqlite3.Connection, count: int, dim: int, chunk: int = 1_
 
 def vectors_by_row(conn: sqlite3.Connection, rows: np.ndarray, dim: int) -> np.ndarray:
     """The stored vectors of `rows`, in their order, (len(rows), dim) float32: what a search
-    rescores exactly when the vectors are not in memory. KeyError for a row not stored."""
+    rescores exactly when the vectors are not in memory. KeyError for a row not stored.
+
+    `row` is the rowid, so each vector is read by SQLite's incremental blob I/O where Python
+    has it (3.11+): 0.13 ms for the 30 candidates of a top-10 search at 1M documents,
+    against 0.61 ms for one `IN (...)` query (BENCHMARKS.md)."""
+    wanted = np.asarray(rows).tolist()
+    if not hasattr(conn, "blobopen"):
+        return _vectors_by_query(conn, wanted, dim)
+    data = bytearray()
+    for row in wanted:
+        try:
+            with conn.blobopen("documents", "vector", row, readonly=True) as blob:
+                data += blob.read()
+        except sqlite3.OperationalError as exc:  # "no such rowid"
+            raise KeyError(row) from exc
+    return np.frombuffer(bytes(data), "<f4").astype(np.float32).reshape(len(wanted), dim)
+
+
+def _vectors_by_query(conn: sqlite3.Connection, rows: list[int], dim: int) -> np.ndarray:
+    """`vectors_by_row` in one query (Python 3.10 has no blob I/O)."""
     found = dict(conn.execute("SELECT row, vector FROM documents WHERE row IN "
-                              "(SELECT value FROM json_each(?))",
-                              (json_list(np.asarray(rows).tolist()),)))
-    data = b"".join(found[int(row)] for row in rows)
+                              "(SELECT value FROM json_each(?))", (json_list(rows),)))
+    data = b"".join(found[row] for row in rows)
     return np.frombuffer(data, "<f4").astype(np.float32).reshape(len(rows), dim)
