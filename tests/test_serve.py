@@ -150,6 +150,10 @@ def test_flow_threads_wait_passively_unless_the_user_chose(monkeypatch) -> None:
     assert _child_env()["OMP_WAIT_POLICY"] == "PASSIVE"
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     assert _child_env()["OMP_WAIT_POLICY"] == "ACTIVE"
+    monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
+    assert _child_env()["OPENBLAS_THREAD_TIMEOUT"] == "4"  # BLAS threads sleep, not spin
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "28")
+    assert _child_env()["OPENBLAS_THREAD_TIMEOUT"] == "28"
 
 
 def test_executor_ports_come_from_outside_the_ephemeral_range(monkeypatch) -> None:
