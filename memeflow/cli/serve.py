@@ -201,7 +201,8 @@ def _child_env() -> dict[str, str]:
     # numpy's OpenBLAS keeps its worker threads spinning for 2^28 cycles (~0.1 s) after each
     # call: the indexer's search then held a core while the encoder ran the next text
     # tower. 2^4 cycles, its minimum, lets them sleep: a new text query over HTTP went from
-    # 34 to 22 ms p50, the indexer's CPU per query from 40 to 5 ms (BENCHMARKS.md).
+    # 30 to 25 ms p50, the indexer's CPU per query from 36 to 6 ms (three runs of each in
+    # turns, BENCHMARKS.md).
     env.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     env.update(exposure.child_env())
     env[leftovers.SUPERVISOR_ENV] = str(os.getpid())  # how a leftover is told from a live one

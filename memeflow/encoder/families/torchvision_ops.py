@@ -19,8 +19,9 @@ _schemas: list[torch.library.Library] = []  # kept alive: a Library unregisters 
 
 
 def allow_import_without_compiled_ops() -> bool:
-    """Before the first import of torchvision: if its compiled library does not load here,
-    define the operator schemas its import registers fakes for. Returns True when it did
+    """Before the first import of torchvision: if its compiled library does not load here
+    because a library it links is missing (a CUDA build beside a CPU-only torch), define the
+    operator schemas its import registers fakes for. Returns True when it did
     (torchvision then works without its operators: transforms yes, detection ops no)."""
     if _schemas or _has_torchvision_ops():
         return bool(_schemas)
@@ -33,8 +34,11 @@ def allow_import_without_compiled_ops() -> bool:
     try:
         torch.ops.load_library(str(library))  # what torchvision's import does first
         return False
-    except OSError:
-        pass
+    except OSError as exc:
+        if "cannot open shared object file" not in str(exc):
+            # e.g. an undefined symbol: a torchvision built for another torch version.
+            # Its import fails then, and memeflow names the install that fixes it.
+            return False
     schemas = torch.library.Library("torchvision", "DEF")
     for op in ("nms", "qnms"):
         schemas.define(op + _SCHEMA)

@@ -173,14 +173,19 @@ class HnswIndex:
     def approximate(self, rows: np.ndarray, query: np.ndarray, chunk: int = 65_536
                     ) -> tuple[np.ndarray, np.ndarray]:
         """(quantised scores, error bounds) of `rows` against a unit `query` ((dim,)): each
-        exact score lies within its bound of its quantised one (plus float32 rounding,
-        dim * eps at most)."""
+        exact score lies within its bound of its quantised one (plus the float32 rounding of
+        an exact score, dim * eps). The bound is the row's quantisation error plus the
+        rounding of the float32 sum over codes: at most dim * eps times the sum of its
+        terms' sizes, |offset| + sum_d |q_d| vdiff_d (Higham, "Accuracy and Stability of
+        Numerical Algorithms", 2nd ed., section 3.1), below 1e-3 for unit queries."""
         labels = self._row_label[np.asarray(rows, np.int64)]
         codes, weights, offset = self._code_scoring(np.asarray(query, np.float64))
         scores = np.concatenate([
             codes[labels[i : i + chunk]].astype(np.float32) @ weights + offset
             for i in range(0, len(labels), chunk)] or [np.empty(0, np.float32)])
-        return scores, self._label_error[labels]
+        terms = abs(float(offset)) + 255 * float(np.abs(weights.astype(np.float64)).sum())
+        rounding = np.float32(2 * (self.dim + 1) * np.finfo(np.float32).eps * terms)
+        return scores, self._label_error[labels] + rounding
 
     def _code_scoring(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.float32]:
         """(codes, weights, offset) such that `codes[labels] @ weights + offset` are the

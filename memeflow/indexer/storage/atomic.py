@@ -54,8 +54,10 @@ def write_many(files: Mapping[Path, bytes]) -> None:
     one fsync of each folder for all of them instead of one per file. Every temporary file
     is written before the first fsync, so the file system can flush them in one journal
     commit (ext4, XFS). On an error (OSError for a full disk) the temporary files left are
-    removed and the error propagates; files already renamed keep their new contents."""
+    removed and the error propagates; files already renamed keep their new contents, their
+    folder synced."""
     pending = [(temporary_path(path), path) for path in files]
+    renamed = False
     try:
         for tmp, path in pending:
             tmp.write_bytes(files[path])
@@ -68,11 +70,14 @@ def write_many(files: Mapping[Path, bytes]) -> None:
         while pending:
             tmp, path = pending[0]
             os.replace(tmp, path)
+            renamed = True
             pending.pop(0)
     except BaseException:
         for tmp, _ in pending:
             with contextlib.suppress(OSError):
                 tmp.unlink()
         raise
-    for folder in {path.parent for path in files}:
-        fsync_dir(folder)
+    finally:
+        if renamed:  # the renames done, durable even when a later one failed
+            for folder in {path.parent for path in files}:
+                fsync_dir(folder)

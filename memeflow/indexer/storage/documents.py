@@ -138,9 +138,11 @@ def vectors_by_row(conn: sqlite3.Connection, rows: np.ndarray, dim: int) -> np.n
         try:
             with conn.blobopen("documents", "vector", row, readonly=True) as blob:
                 data += blob.read()
-        except sqlite3.OperationalError as exc:  # "no such rowid"
+        except sqlite3.OperationalError as exc:
+            if "no such rowid" not in str(exc):
+                raise  # a disk or lock error is not a missing row
             raise KeyError(row) from exc
-    return np.frombuffer(bytes(data), "<f4").astype(np.float32).reshape(len(wanted), dim)
+    return np.frombuffer(data, "<f4").astype(np.float32).reshape(len(wanted), dim)
 
 
 def _vectors_by_query(conn: sqlite3.Connection, rows: list[int], dim: int) -> np.ndarray:
