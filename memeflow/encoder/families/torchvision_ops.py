@@ -35,7 +35,9 @@ def allow_import_without_compiled_ops() -> bool:
         torch.ops.load_library(str(library))  # what torchvision's import does first
         return False
     except OSError as exc:
-        if "cannot open shared object file" not in str(exc):
+        # torch wraps the loader's error ("Could not load this library: ...") around the
+        # dynamic linker's, which names the missing library.
+        if "cannot open shared object file" not in f"{exc} {exc.__cause__}":
             # e.g. an undefined symbol: a torchvision built for another torch version.
             # Its import fails then, and memeflow names the install that fixes it.
             return False
