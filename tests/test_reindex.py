@@ -73,10 +73,10 @@ def test_a_failed_switch_leaves_the_service_serving_its_model(indexed, tmp_path)
     assert len(client.search_text("a cat", top_k=3)) == 3
 
 
-def test_reindex_switches_260_memes_to_another_model_while_search_answers(indexed,
-                                                                          tmp_path) -> None:
+def test_reindex_switches_260_memes_to_another_model_while_search_answers(indexed) -> None:
     service, root = indexed
-    model = model_of_dim(tmp_path / "model-256", 256)
+    # Beside the module's workspace: the restart below serves it after this test's folder goes.
+    model = model_of_dim(root / "model-256", 256)
     client = MemeClient(service.env["MEMEFLOW_HOST"])
     before = client.status()
     assert before["dim"] == 512 and before["count"] == 261
