@@ -26,7 +26,6 @@ Milvus BM25 over the words as Milvus's standard analyser splits them.
 import argparse
 import os
 import random
-import socket
 import statistics
 import string
 import sys
@@ -42,18 +41,13 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 from bench_store import FILTERS, cpu_flags, records  # noqa: E402
 from synthetic import clip_like, doc_ids  # noqa: E402
 
+from memeflow.cli.exposure import free_port_run  # noqa: E402
 from memeflow.indexer.backends.embedded import EmbeddedCollection  # noqa: E402
 from memeflow.indexer.backends.milvus import MilvusCollection  # noqa: E402
 from memeflow.indexer.filters import compile_where  # noqa: E402
 from tests.milvus_lite import milvus_lite_server  # noqa: E402
 
 BATCH, QUERIES = 1_000, 30
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def load() -> str:
@@ -187,7 +181,7 @@ def main() -> None:
           flush=True)
     with tempfile.TemporaryDirectory(prefix="memeflow-bench-milvus-") as tmp:
         folder = Path(tmp)
-        with milvus_lite_server(folder / "milvus", free_port(), folder / "milvus.log") as uri:
+        with milvus_lite_server(folder / "milvus", free_port_run(1), folder / "milvus.log") as uri:
             if args.words:
                 words_run(uri)
             else:

@@ -2,7 +2,6 @@
 
 import contextlib
 import os
-import socket
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,12 +12,6 @@ SHARED = REPO.parent / "shared"
 MODEL = os.environ.get("MEMEFLOW_MODEL") or str(
     SHARED / "models" / "clip-vit-base-patch32-noweights"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def load() -> str:
@@ -35,9 +28,10 @@ class Ports:
 @contextlib.contextmanager
 def running_flow(log: Path, workspace: Path | None = None, **env: str) -> Iterator[Ports]:
     """gateway -> encoder -> indexer on free ports; a temporary workspace unless one is given."""
+    from memeflow.cli.exposure import free_port_run
     from memeflow.cli.serve import FlowProcess
 
-    ports = Ports(free_port(), free_port())
+    ports = Ports(free_port_run(1), free_port_run(1))
     with contextlib.ExitStack() as stack:
         if workspace is None:
             workspace = Path(stack.enter_context(tempfile.TemporaryDirectory()))

@@ -16,7 +16,6 @@ import io
 import json
 import os
 import random
-import socket
 import sys
 import tempfile
 import threading
@@ -31,6 +30,7 @@ import numpy as np
 from docarray import DocList
 from PIL import Image
 
+from memeflow.cli.exposure import free_port_run
 from memeflow.client import MemeClient, parse_host
 from memeflow.documents import MemeDoc
 from memeflow.protocol import client_headers
@@ -59,12 +59,6 @@ class Tally:
                 self.latencies[kind].append(seconds)
             else:
                 self.errors.append(f"{kind}: {error}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def make_images(count: int, seed: int = 0) -> list[bytes]:
@@ -206,8 +200,8 @@ def main() -> int:
     else:
         from memeflow.cli.serve import FlowProcess
 
-        grpc_port = free_port()
-        os.environ.update(MEMEFLOW_GRPC_PORT=str(grpc_port), MEMEFLOW_HTTP_PORT=str(free_port()))
+        grpc_port, http_port = free_port_run(1), free_port_run(1)
+        os.environ.update(MEMEFLOW_GRPC_PORT=str(grpc_port), MEMEFLOW_HTTP_PORT=str(http_port))
         with tempfile.TemporaryDirectory() as workspace:
             os.environ["MEMEFLOW_WORKSPACE"] = workspace
             log = Path(workspace).with_suffix(".log")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from memeflow import config
-from memeflow.indexer.storage.atomic import fsync_dir, write_bytes
+from memeflow.indexer.storage.atomic import fsync_path, write_bytes
 from memeflow.workspace import WorkspaceError
 
 RECORD_SUFFIX = ".moved.json"
@@ -60,7 +60,7 @@ def record_move(old: Path, new: Path, model: str) -> Path:
     stale = record_path(new)
     if stale.exists():
         stale.unlink()
-        fsync_dir(stale.parent)
+        fsync_path(stale.parent)
     return path
 
 

@@ -14,9 +14,10 @@ def temporary_path(path: Path) -> Path:
     return path.with_name(path.name + ".tmp")
 
 
-def fsync_dir(folder: Path) -> None:
-    """Makes a file's creation or rename in `folder` durable, not just its contents."""
-    fd = os.open(folder, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """Flushes `path` to disk. For a folder this makes the creation or rename of a file in
+    it durable, not just the file's contents."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -40,7 +41,7 @@ def atomic_write(path: Path) -> Iterator[BinaryIO]:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    fsync_dir(path.parent)
+    fsync_path(path.parent)
 
 
 def write_bytes(path: Path, data: bytes) -> None:
@@ -62,11 +63,7 @@ def write_many(files: Mapping[Path, bytes]) -> None:
         for tmp, path in pending:
             tmp.write_bytes(files[path])
         for tmp, _ in pending:
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_path(tmp)
         while pending:
             tmp, path = pending[0]
             os.replace(tmp, path)
@@ -80,4 +77,4 @@ def write_many(files: Mapping[Path, bytes]) -> None:
     finally:
         if renamed:  # the renames done, durable even when a later one failed
             for folder in {path.parent for path in files}:
-                fsync_dir(folder)
+                fsync_path(folder)

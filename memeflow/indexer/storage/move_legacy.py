@@ -17,7 +17,7 @@ from memeflow.indexer.backends.base import StoredDocument
 from memeflow.indexer.backends.checks import tag_json, unit_vectors
 from memeflow.indexer.indexes.graph import GRAPH
 from memeflow.indexer.storage import database, documents, legacy
-from memeflow.indexer.storage.atomic import fsync_dir
+from memeflow.indexer.storage.atomic import fsync_path
 from memeflow.indexer.storage.database import get_meta, set_meta
 from memeflow.indexer.storage.legacy import CorruptStoreError
 
@@ -71,4 +71,4 @@ def move_legacy_store(conn: sqlite3.Connection, folder: Path,
 def _remove_legacy_files(folder: Path) -> None:
     for name in legacy.FILES:
         (folder / name).unlink(missing_ok=True)
-    fsync_dir(folder)
+    fsync_path(folder)
