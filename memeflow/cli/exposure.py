@@ -106,7 +106,7 @@ def metrics_collect_fix() -> None:
 
 
 def _listen_port_range() -> tuple[int, int]:
-    """Where tests and benchmarks pick the ports of a Flow they start: below the ephemeral
+    """Where `free_port_run` picks the ports of a Flow started beside others: below the ephemeral
     range when there is room (neither outgoing connections nor executors use it), else
     Jina's executor range."""
     low = (_ephemeral_range() or (32768, 60999))[0]
@@ -120,8 +120,9 @@ _handed_out: set[int] = set()
 
 def free_port_run(count: int) -> int:
     """The first of `count` consecutive free loopback ports, none handed out before by this
-    process, for tests and benchmarks that start a Flow beside others: taken from outside the
-    ephemeral range, so no outgoing connection takes one before the Flow binds it."""
+    process, for a Flow started beside others (`reindex`'s, the tests' and benchmarks'):
+    taken from outside the ephemeral range, so no outgoing connection takes one before the
+    Flow binds it."""
     low, high = _listen_port_range()
     for _ in range(200):
         base = random.randint(low, high - count + 1)

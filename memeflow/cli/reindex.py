@@ -19,7 +19,6 @@ records the move beside it (memeflow.moved_workspace), which `memeflow serve` fo
 import contextlib
 import hashlib
 import re
-import socket
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memeflow import config
+from memeflow.cli.exposure import free_port_run
 from memeflow.moved_workspace import record_path
 
 if TYPE_CHECKING:
@@ -74,12 +74,6 @@ def default_workspace(current: Path, model: str) -> Path:
     while candidate.exists() and any(candidate.iterdir()):
         candidate, number = current.parent / f"{current.name}--{slug}-{number}", number + 1
     return candidate
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _fingerprint(doc: "MemeDoc") -> tuple[Any, ...]:
@@ -207,7 +201,9 @@ def reindex(client: "MemeClient", model: str, workspace: Path | None = None,
     if on_total:
         on_total(len(listed))
     report = ReindexReport(model=model, workspace=str(target), old_workspace=str(current))
-    ports = _free_port(), _free_port()
+    # Outside the ephemeral range: the gateway binds them after the model loads, and an
+    # outgoing connection could take a port the kernel handed out in between.
+    ports = free_port_run(1), free_port_run(1)
     env = {"MEMEFLOW_MODEL": model, "MEMEFLOW_WORKSPACE": str(target),
            "MEMEFLOW_GRPC_PORT": str(ports[0]), "MEMEFLOW_HTTP_PORT": str(ports[1])}
     with tempfile.NamedTemporaryFile("w+", prefix="memeflow-reindex-", suffix=".log",
