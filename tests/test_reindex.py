@@ -75,7 +75,8 @@ def test_a_failed_switch_leaves_the_service_serving_its_model(indexed, tmp_path)
 
 def test_reindex_switches_260_memes_to_another_model_while_search_answers(indexed) -> None:
     service, root = indexed
-    # Beside the module's workspace: the restart below serves it after this test's folder goes.
+    # Beside the module's workspace: the next test restarts the service on it, after this
+    # test's folder is gone.
     model = model_of_dim(root / "model-256", 256)
     client = MemeClient(service.env["MEMEFLOW_HOST"])
     before = client.status()

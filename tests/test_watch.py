@@ -214,8 +214,14 @@ def test_whole_folders_in_and_out_and_a_copy_in_few_requests(service, client, tm
 def test_a_restart_catches_up_without_encoding_again(service, client, tmp_path) -> None:
     root = tmp_path / "memes"
     root.mkdir()
+
+    def add(name: str) -> None:
+        """The meme with bytes no other test's file has (after the JPEG's end): not a move or
+        copy of a document whose file another test indexed and then deleted."""
+        (root / f"{name}.jpg").write_bytes(meme(name).read_bytes() + b"test_a_restart")
+
     for name in ("drake", "aag", "ackbar"):
-        shutil.copy(meme(name), root / f"{name}.jpg")
+        add(name)
     log = tmp_path / "watch.log"
     with watching(service, log, "watch", str(root)) as watch:
         watch.wait_line("caught up")
@@ -223,9 +229,7 @@ def test_a_restart_catches_up_without_encoding_again(service, client, tmp_path) 
         watch.stop()
     (root / "drake.jpg").rename(root / "drake-renamed.jpg")  # while nobody watches
     (root / "aag.jpg").unlink()
-    # Bytes no other test's file has (after the JPEG's end): a new file, not a move or copy
-    # of a document whose file another test indexed and then deleted.
-    (root / "afraid.jpg").write_bytes(meme("afraid").read_bytes() + b"test_a_restart")
+    add("afraid")
     with watching(service, log, "watch", str(root)) as watch:
         line = watch.wait_line("caught up")
         counts = {name: int(n) for n, name in re.findall(r"(\d+) (\w+)", line)}
