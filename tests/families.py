@@ -25,6 +25,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 SENTENCES = [
     "a photo of a cat", "a photo of a dog", "two people arguing at a dinner table",
     "when the code works on the first try", "drake rejecting something",
@@ -163,6 +165,12 @@ def metaclip2_folder(root: Path, *, shrink_vocab: bool = False) -> Path:
                                    crop_size={"height": 224, "width": 224})
     CLIPProcessor(image_processor=images, tokenizer=_t5_tokenizer()).save_pretrained(folder)
     return folder
+
+
+def open_clip_or_skip() -> None:
+    """OpenCLIP is the optional `openclip` extra, which `make test` installs: skipped only
+    where it is not installed. Any other failure to import it fails the test."""
+    pytest.importorskip("open_clip", reason="the optional `openclip` extra is not installed")
 
 
 def open_clip_folder(root: Path, arch: str) -> Path:

@@ -210,7 +210,7 @@ def test_limit_samples_the_same_images_every_time(generated) -> None:
 
 def test_eval_runs_end_to_end_on_cifar10_and_flickr8k_and_says_random_weights_mean_nothing(
         tmp_path, capsys) -> None:
-    pytest.importorskip("open_clip", reason="the optional `openclip` extra is not installed")
+    families.open_clip_or_skip()
     other = families.open_clip_folder(tmp_path, "MobileCLIP2-S0")  # another family
     common = ["--labelled", str(CIFAR), "--captions", str(FLICKR), "--variants", str(MEMES),
               "--limit", "40", "-q"]

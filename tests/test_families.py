@@ -29,12 +29,6 @@ SHORT_AND_LONG = ["drake", "a cat sitting at a dinner table refusing to eat a sa
                   "un chat sur une table"]
 
 
-def open_clip_or_skip() -> None:
-    """OpenCLIP is the optional `openclip` extra, which `make test` installs: skipped only
-    where it is not installed. Any other failure to import it fails the test."""
-    pytest.importorskip("open_clip", reason="the optional `openclip` extra is not installed")
-
-
 @pytest.fixture(scope="module")
 def samples(meme_files) -> tuple[list[Image.Image], list[str]]:
     images = [Image.open(p).convert("RGB") for p in meme_files[:: len(meme_files) // 8][:8]]
@@ -125,7 +119,7 @@ def test_every_runtime_agrees_with_torch(family, runtime, small_vocab, torch_mod
                                          tmp_path) -> None:
     pytest.importorskip("onnxruntime" if runtime == "onnx" else "openvino")
     if family in families.OPEN_CLIP_FOLDERS:
-        open_clip_or_skip()
+        families.open_clip_or_skip()
     reference = _reference(torch_models, small_vocab, family)
     model = load_model(str(_folder(small_vocab, family)), allow_random=True, runtime=runtime,
                        cache=tmp_path)
@@ -138,7 +132,7 @@ def test_every_runtime_agrees_with_torch(family, runtime, small_vocab, torch_mod
 @pytest.mark.parametrize("arch", list(families.OPEN_CLIP_FOLDERS))
 def test_open_clip_checkpoints_load_with_their_preprocessing(arch, small_vocab, samples
                                                              ) -> None:
-    open_clip_or_skip()
+    families.open_clip_or_skip()
     model = load_model(str(small_vocab / arch), allow_random=True)
     assert (model.family, model.dim, model.encoder.image_size) == ("openclip", 512, (256, 256))
     preprocess = families.OPEN_CLIP_FOLDERS[arch]["preprocess_cfg"]
@@ -206,7 +200,7 @@ def test_torchvision_imports_whether_or_not_its_compiled_operators_load() -> Non
     at import (and with it transformers' image processors and open_clip); memeflow defines
     the two schemas it needs exactly when the operators are missing, and never otherwise."""
     pytest.importorskip("torchvision", reason="the optional `openclip` extra is not installed")
-    open_clip_or_skip()
+    families.open_clip_or_skip()
     script = (
         "from memeflow.encoder.families.torchvision_ops import "
         "allow_import_without_compiled_ops as allow\n"

@@ -12,7 +12,6 @@ import pytest
 from memeflow.client import MemeClient
 from tests import families
 from tests.conftest import serving
-from tests.test_families import open_clip_or_skip
 
 pytestmark = pytest.mark.flow
 
@@ -28,7 +27,7 @@ DIMS = {"siglip": 768, "siglip2": 768, "metaclip2": 512, "openclip": 512}
 @pytest.mark.parametrize("family", list(BUILDERS))
 def test_family_serves_through_the_flow(family, tmp_path, meme_files) -> None:
     if family == "openclip":
-        open_clip_or_skip()
+        families.open_clip_or_skip()
     model = BUILDERS[family](tmp_path / "models")
     library = tmp_path / "library"
     library.mkdir()
